@@ -173,8 +173,8 @@ def run_pipeline(
         t0 = time.time()
         try:
             summary = stage.func(cfg, ctx, tmp) or {}
-        except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+        except BaseException as exc:
+            _keep_failed(tmp, final, exc)
             raise
         record = {
             "stage": stage.name,
@@ -193,6 +193,18 @@ def run_pipeline(
         info(f"[{stage.name}] done in {record['seconds']:.1f} s")
         results[stage.name] = summary
     return results
+
+
+def _keep_failed(tmp: Path, final: Path, exc: BaseException) -> None:
+    """Move a failed stage's partial output aside for inspection; the previous result stays."""
+    if isinstance(exc, KeyboardInterrupt) or not tmp.exists() or not any(tmp.iterdir()):
+        shutil.rmtree(tmp, ignore_errors=True)
+        return
+    failed = final.with_name(f"{final.name}.failed")
+    if failed.exists():
+        shutil.rmtree(failed, ignore_errors=True)
+    shutil.move(str(tmp), str(failed))
+    warn(f"[{final.name}] failed; its partial output is kept in {failed} for inspection")
 
 
 def _plain(obj):

@@ -19,7 +19,7 @@ def _lazy(module: str, func: str):
 STAGES: list[Stage] = [
     Stage("data", ("data",), (), _lazy("data", "run_data"), shared=True,
           help="generate (Pythia 8 + FastJet) or load jets; split train/val/test"),
-    Stage("teacher", ("teacher",), ("data",), _lazy("teacher", "run_teacher"), shared=True,
+    Stage("teacher", ("teacher", "checks"), ("data",), _lazy("teacher", "run_teacher"), shared=True,
           help="train the LorentzNet teacher; cache its logits for every jet"),
     Stage("student", ("student", "distill", "checks"), ("data", "teacher"), _lazy("student", "run_student"),
           help="train the quantised student with knowledge distillation, and its float twin"),

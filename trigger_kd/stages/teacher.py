@@ -1,0 +1,56 @@
+"""Stage `teacher`: train LorentzNet, then cache its logits for every jet.
+
+Output (content-addressed cache, linked from ``<run-dir>/teacher``):
+``teacher.pt``, ``history.json``, ``logits_{train,val,test}.npy`` ((N, 2) float32, row
+order of the data files), ``metrics.json`` (test metrics + boost/smearing robustness).
+Students read the cached logits and never rerun the teacher.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config
+from ..console import info
+from ..pipeline import RunContext
+
+
+def teacher_settings(cfg: Config):
+    from ..train.teacher import TeacherSettings
+
+    t = cfg.teacher
+    return TeacherSettings(
+        n_particles=t.n_particles, hidden=t.hidden, layers=t.layers, epochs=t.epochs,
+        batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, dropout=t.dropout,
+        c_weight=t.c_weight, seed=t.seed, threads=t.threads,
+    )
+
+
+def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
+    from ..data.formats import read_canonical
+    from ..train.metrics import binary_metrics, robustness, top_score
+    from ..train.teacher import load_teacher, teacher_logits, train_teacher
+
+    data = ctx.dir("data")
+    settings = teacher_settings(cfg)
+    train_info = train_teacher(data / "train.h5", data / "val.h5", settings, out, progress=ctx.progress)
+    model = load_teacher(out / "teacher.pt")
+    n = settings.n_particles
+    for split in ("train", "val", "test"):
+        constituents, _ = read_canonical(data / f"{split}.h5")
+        logits = teacher_logits(model, constituents, n, progress=ctx.progress)
+        np.save(out / f"logits_{split}.npy", logits.astype(np.float32))
+    constituents, is_top = read_canonical(data / "test.h5")
+    test_logits = np.load(out / "logits_test.npy")
+    metrics = binary_metrics(is_top, top_score(test_logits))
+    rob = robustness(
+        lambda c: top_score(teacher_logits(model, c, n, progress=False)),
+        constituents, is_top, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
+    )
+    result = {"test": metrics, "robustness": rob, "training": train_info,
+              "n_params": int(sum(p.numel() for p in model.parameters()))}
+    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float))
+    info(f"[teacher] test accuracy {metrics['accuracy']:.3f}, AUC {metrics['auc']:.4f} on {metrics['n_jets']} jets")
+    return {"test": metrics, "n_params": result["n_params"]}
