@@ -1,0 +1,198 @@
+"""The report a trigger engineer reads: ``report.json``, ``report.md`` and plots.
+
+Everything comes from files earlier stages wrote; every figure carries its source
+and the number of jets it was measured on. A figure that was not measured is shown
+as "n/a" (JSON null), never guessed.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .plots import resource_bars
+from .tables import fmt, md_table
+
+RESOURCE_KEYS = ("dsp", "lut", "ff", "bram_18k", "uram")
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def find_scratch_twin(run_dir: Path, metrics: dict) -> Path | None:
+    """A sibling run with the same student architecture/framework trained from scratch (alpha 0)."""
+    if metrics.get("distill", {}).get("alpha", 0) == 0:
+        return None
+    for other in sorted(run_dir.resolve().parent.iterdir()):
+        if other.resolve() == run_dir.resolve():
+            continue
+        m = _load(other / "student" / "metrics.json")
+        if (m and m.get("arch") == metrics.get("arch") and m.get("framework") == metrics.get("framework")
+                and m.get("distill", {}).get("alpha", 1) == 0 and m.get("n_test_jets") == metrics.get("n_test_jets")):
+            return other
+    return None
+
+
+def physics_block(run_dir: Path) -> dict:
+    m = _load(run_dir / "student" / "metrics.json") or {}
+    block = {k: m.get(k) for k in ("teacher", "student", "student_float")}
+    block["n_test_jets"] = m.get("n_test_jets")
+    block["robustness"] = m.get("robustness")
+    block["source"] = m.get("source")
+    twin = find_scratch_twin(run_dir, m)
+    if twin is not None:
+        s = _load(twin / "student" / "metrics.json")
+        block["kd_vs_scratch"] = {
+            "scratch_run": str(twin),
+            "scratch": s.get("student"),
+            "kd": m.get("student"),
+            "delta": {k: _delta(m.get("student", {}).get(k), s.get("student", {}).get(k))
+                      for k in ("accuracy", "auc", "rej30", "rej50")},
+        }
+    return block
+
+
+def _delta(a, b):
+    return None if a is None or b is None else a - b
+
+
+def resources_block(run_dir: Path) -> dict | None:
+    res = _load(run_dir / "synth" / "resources.json")
+    if res is None:
+        return None
+    primary = dict(res.get("primary") or {})
+    primary["latency_cycles"] = primary.get("latency_max_cycles", primary.get("latency_cycles"))
+    primary["all_records"] = res.get("records", [])
+    for key in ("rtl_parity", "da4ml_estimate", "notes"):
+        if key in res:
+            primary[key] = res[key]
+    return primary
+
+
+def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") -> dict:
+    run_dir = Path(run_dir)
+    data = _load(run_dir / "data" / "summary.json")
+    report = {
+        "model": model,
+        "config": config_file,
+        "run_dir": str(run_dir),
+        "data": data,
+        "physics": physics_block(run_dir),
+        "parity": _load(run_dir / "firmware" / "parity.json"),
+        "resources": resources_block(run_dir),
+    }
+    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
+    for name in ("roc.png", "robustness.png"):
+        src = run_dir / "student" / name
+        if src.is_file():
+            (out / name).write_bytes(src.read_bytes())
+    if report["resources"]:
+        resource_bars({model: report["resources"]}, out / "resources.png")
+    (out / "report.md").write_text(render_markdown(report, out))
+    return report
+
+
+def model_row(report: dict) -> dict:
+    """One row of the at-a-glance table."""
+    s = (report.get("physics") or {}).get("student") or {}
+    r = report.get("resources") or {}
+    p = report.get("parity") or {}
+    pct = r.get("utilization_pct") or {}
+    return {
+        "model": report["model"],
+        "accuracy": fmt(s.get("accuracy"), ".3f"),
+        "AUC": fmt(s.get("auc"), ".4f"),
+        "1/eB@30%": fmt(s.get("rej30"), ".1f"),
+        "1/eB@50%": fmt(s.get("rej50"), ".1f"),
+        "latency": f"{fmt(r.get('latency_max_ns'), '.1f')} ns / {fmt(r.get('latency_cycles'), 'd')} cyc",
+        "II": fmt(r.get("interval_max"), "d"),
+        "DSP": _with_pct(r.get("dsp"), pct.get("dsp")),
+        "LUT": _with_pct(r.get("lut"), pct.get("lut")),
+        "FF": _with_pct(r.get("ff"), pct.get("ff")),
+        "BRAM18": _with_pct(r.get("bram_18k"), pct.get("bram_18k")),
+        "parity": (f"{p['bit_exact_fraction'] * 100:.2f} % of {p['n_jets']}" if p.get("n_jets") else "n/a"),
+        "resources from": r.get("source", "n/a"),
+    }
+
+
+def _with_pct(value, pct) -> str:
+    if value is None:
+        return "n/a"
+    return f"{fmt(value, 'g')} ({pct:.2f} %)" if pct is not None else fmt(value, "g")
+
+
+def render_markdown(report: dict, out: Path) -> str:
+    phys = report.get("physics") or {}
+    lines = [f"# {report['model']}: trigger_kd report", ""]
+    if report.get("config"):
+        lines += [f"Config: `{report['config']}`. Run directory: `{report['run_dir']}`.", ""]
+    lines += ["## At a glance", "", md_table([model_row(report)]), ""]
+    n = phys.get("n_test_jets")
+    lines += ["## Physics", "", f"Measured on {n if n is not None else 'n/a'} test jets ({phys.get('source') or 'n/a'}).", ""]
+    rows = []
+    for name in ("teacher", "student", "student_float"):
+        m = phys.get(name)
+        if m:
+            rows.append({"model": name, "accuracy": fmt(m.get("accuracy"), ".4f"), "AUC": fmt(m.get("auc"), ".4f"),
+                         "1/eB @ eS=30%": fmt(m.get("rej30"), ".1f"), "1/eB @ eS=50%": fmt(m.get("rej50"), ".1f"),
+                         "jets": fmt(m.get("n_jets"), "d")})
+    lines += [md_table(rows), ""] if rows else ["No physics metrics (student stage not run).", ""]
+    kd = phys.get("kd_vs_scratch")
+    if kd:
+        d = kd["delta"]
+        lines += [f"KD vs scratch (scratch run `{kd['scratch_run']}`, same test jets): "
+                  f"accuracy {fmt(d['accuracy'], '+.4f')}, AUC {fmt(d['auc'], '+.4f')}, "
+                  f"1/eB@30% {fmt(d['rej30'], '+.1f')}, 1/eB@50% {fmt(d['rej50'], '+.1f')}. One seed: see "
+                  "benchmarks/RESULTS.md for the spread over seeds.", ""]
+    rob = phys.get("robustness") or {}
+    if rob:
+        rows = []
+        for name, r in rob.items():
+            for b in (r or {}).get("boost", []):
+                rows.append({"model": name, "boost beta (x)": fmt(b.get("beta"), "g"),
+                             "accuracy": fmt(b.get("accuracy"), ".4f"), "AUC": fmt(b.get("auc"), ".4f")})
+        lines += ["### Robustness to Lorentz boosts", "", md_table(rows), ""]
+    for img, title in (("roc.png", "ROC"), ("robustness.png", "Robustness")):
+        if (out / img).is_file():
+            lines += [f"![{title}]({img})", ""]
+    lines += ["## Firmware parity", ""]
+    p = report.get("parity")
+    if p:
+        lines += [
+            f"C-simulation ({p.get('source', 'hls4ml csim')}) vs the quantised model on {p.get('n_jets')} test jets: "
+            f"**{p.get('bit_exact_fraction', 0) * 100:.3f} % bit-exact**, max |diff| {fmt(p.get('max_abs_diff'), 'g')}, "
+            f"first mismatching layer: {p.get('first_mismatch_layer') or 'none'}.", ""]
+        fa = p.get("float_agreement") or {}
+        if fa:
+            lines += [f"Against the float twin: {fmt(fa.get('decision_agreement'), '.4f')} identical top/QCD decisions "
+                      f"at the working point, max |diff| of the top score {fmt(fa.get('max_score_diff'), '.4f')}, "
+                      f"AUC quantised {fmt(fa.get('auc_quantized'), '.4f')} vs float {fmt(fa.get('auc_float'), '.4f')}.", ""]
+    else:
+        lines += ["Firmware stage not run.", ""]
+    lines += ["## Resources", ""]
+    r = report.get("resources")
+    if r:
+        lines += [f"Source: **{r.get('source')}** ({r.get('kind', 'n/a')}), part {r.get('part') or 'n/a'}, "
+                  f"clock target {fmt(r.get('clock_target_ns'), 'g')} ns.", ""]
+        rows = [{"resource": k.upper(), "used": fmt(r.get(k), "g"),
+                 "available": fmt((r.get("available") or {}).get(k), "g"),
+                 "% of part": fmt((r.get("utilization_pct") or {}).get(k), ".3f")} for k in RESOURCE_KEYS]
+        lines += [md_table(rows), ""]
+        lines += [f"Latency: {fmt(r.get('latency_cycles'), 'd')} cycles = {fmt(r.get('latency_max_ns'), '.1f')} ns; "
+                  f"initiation interval {fmt(r.get('interval_max'), 'd')}.", ""]
+        if r.get("rtl_parity"):
+            rp = r["rtl_parity"]
+            lines += [f"RTL simulation vs the quantised model: {fmt(rp.get('bit_exact_fraction'), '.4f')} bit-exact "
+                      f"on {rp.get('n_jets')} test jets ({rp.get('simulator', '')}).", ""]
+        if r.get("da4ml_estimate") is not None:
+            lines += [f"da4ml's own LUT estimate: {fmt(r.get('da4ml_estimate'), 'g')} (an estimate, beside the measured count).", ""]
+        for note in r.get("notes", []) or []:
+            lines += [f"- {note}"]
+        if (out / "resources.png").is_file():
+            lines += ["", "![Resources](resources.png)", ""]
+    else:
+        lines += ["Synthesis stage not run: no resource figures.", ""]
+    return "\n".join(lines) + "\n"

@@ -1,0 +1,39 @@
+"""`trigger-kd report firmware/*`: several models side by side."""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from ..errors import TriggerKDError
+from .build import model_row
+from .plots import resource_bars
+from .tables import md_table
+
+
+def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
+    reports = []
+    for d in run_dirs:
+        path = Path(d) / "report" / "report.json"
+        if path.is_file():
+            reports.append(json.loads(path.read_text()))
+    if not reports:
+        raise TriggerKDError(
+            f"no report.json under {', '.join(map(str, run_dirs))}; run `trigger-kd run CONFIG` (to the report stage) first"
+        )
+    out = out or Path(run_dirs[0]).resolve().parent / "comparison.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    rows = [model_row(r) for r in reports]
+    res = {r["model"]: r["resources"] for r in reports if r.get("resources")}
+    lines = ["# trigger_kd: models side by side", "", md_table(rows), ""]
+    lines += ["Each row's resource figures come from the source named in its last column; "
+              "physics figures are on each run's own test jets (see each report.md).", ""]
+    if res:
+        bars = out.with_name(out.stem + "_resources.png")
+        resource_bars(res, bars)
+        lines += [f"![Resources]({bars.name})", ""]
+    tmp = out.with_name(f".{out.name}.tmp")
+    tmp.write_text("\n".join(lines) + "\n")
+    os.replace(tmp, out)
+    (out.with_suffix(".json")).write_text(json.dumps({"models": rows}, indent=2))
+    return out

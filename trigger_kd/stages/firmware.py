@@ -1,0 +1,88 @@
+"""Stage `firmware`: the hls4ml project, compiled with g++, C-simulated on every test jet.
+
+Output ``<run-dir>/firmware/``: ``hls4ml_prj/`` (the hls4ml project: firmware sources,
+build scripts, the compiled C-simulation library), ``csim_outputs.npy`` and ``parity.json``
+(bit-exact agreement with the quantised student on every test jet, compared as integers
+on the output grid, and agreement with the float twin).
+If C-simulation is not bit-exact the stage fails naming the first differing layer.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Config
+from ..console import info
+from ..pipeline import RunContext, StageError
+
+
+def hls_settings(cfg: Config):
+    from ..firmware.hls import HLSSettings
+
+    h = cfg.hls
+    return HLSSettings(
+        backend=h.backend, part=h.part, clock_period=h.clock_period, io_type=h.io_type,
+        strategy=h.strategy, reuse_factor=h.reuse_factor,
+        layer_precision={k: dict(v) for k, v in h.layer_precision.items()},
+    )
+
+
+def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
+    from ..firmware.parity import float_agreement, parity_report
+    from .student import TrainedStudent
+
+    sdir = ctx.dir("student")
+    x = np.load(sdir / "test_inputs.npy")
+    q_logits = np.load(sdir / "test_logits.npy")
+    f_logits = np.load(sdir / "test_logits_float.npy")
+    is_top = np.load(sdir / "test_is_top.npy")
+    settings = hls_settings(cfg)
+    prj = out / "hls4ml_prj"
+    trained = TrainedStudent(cfg, sdir)
+    n_particles = cfg.student.n_particles if cfg.student.arch == "deepset" else None
+    if cfg.student.framework == "brevitas":
+        from ..firmware.hls import build_hls_from_qonnx, first_mismatch_layer, hls_predict
+        from ..models.students import output_lsb
+
+        edir = ctx.dir("export")
+        meta = json.loads((edir / "check.json").read_text())
+        onnx_path = edir / "model_clean.onnx"
+        info(f"[firmware] hls4ml {settings.backend} project from {onnx_path}")
+        hls_model = build_hls_from_qonnx(onnx_path, prj, settings, n_particles=n_particles)
+        x_fw = _to_layout(x, meta.get("input_layout"))
+        lsb = output_lsb(trained.quant)
+        mismatch = lambda xs: first_mismatch_layer(hls_model, onnx_path, _to_layout(xs, meta.get("input_layout")))  # noqa: E731
+    else:
+        from ..firmware.hls import hls_predict
+        from ..firmware.hls_keras import build_hls_from_keras, first_mismatch_layer_keras, keras_output_lsb
+
+        hls_model = build_hls_from_keras(trained.quant, prj, settings, n_particles=n_particles)
+        x_fw = x
+        lsb = keras_output_lsb(trained.quant)
+        mismatch = lambda xs: first_mismatch_layer_keras(hls_model, trained.quant, xs)  # noqa: E731
+    info(f"[firmware] C-simulation of {len(x_fw)} test jets")
+    csim = hls_predict(hls_model, x_fw, progress=ctx.progress)
+    np.save(out / "csim_outputs.npy", csim)
+    fa = float_agreement(q_logits, f_logits, is_top, working_point=cfg.checks.working_point)
+    report = parity_report(csim, q_logits, lsb, float_block=fa, backend=settings.backend)
+    if report["bit_exact_fraction"] < 1.0:
+        bad = np.flatnonzero(np.any(np.rint(csim / lsb) != np.rint(q_logits / lsb), axis=1))
+        report["first_mismatch_layer"] = mismatch(x[bad[:64]])
+    (out / "parity.json").write_text(json.dumps(report, indent=2, default=float))
+    info(f"[firmware] bit-exact on {report['bit_exact_fraction'] * 100:.3f} % of {report['n_jets']} test jets")
+    if report["bit_exact_fraction"] < cfg.checks.parity_min_fraction:
+        raise StageError(
+            f"C-simulation is bit-exact on only {report['bit_exact_fraction'] * 100:.3f} % of {report['n_jets']} "
+            f"test jets (required {cfg.checks.parity_min_fraction * 100:g} %); first differing layer: "
+            f"{report.get('first_mismatch_layer')}. Check hls.layer_precision overrides for that layer."
+        )
+    return {k: report[k] for k in ("n_jets", "bit_exact_fraction", "max_abs_diff")}
+
+
+def _to_layout(x: np.ndarray, layout: str | None) -> np.ndarray:
+    """Student input (N, F, P) -> the layout the cleaned QONNX graph expects."""
+    if layout in ("channels_last", "NPF", "NLC") and x.ndim == 3:
+        return np.ascontiguousarray(x.transpose(0, 2, 1))
+    return x
