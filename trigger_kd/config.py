@@ -35,7 +35,7 @@ class DataConfig:
     paths: tuple[str, ...] = ()  # input files for the non-generated sources
     jets_per_class: int = 10000  # generated jets per class; cap per class for file sources (0 = all)
     max_constituents: int = 200
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train, val, test
     seed: int = 1
     workers: int = 0  # 0 = one per core
     shard_size: int = 500
