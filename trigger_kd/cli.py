@@ -58,7 +58,7 @@ def cmd_check_parity(args) -> int:
 def cmd_import_qonnx(args) -> int:
     import numpy as np
 
-    from .firmware.hls import HLSSettings
+    from .firmware.settings import HLSSettings
     from .firmware.import_qonnx import import_qonnx
 
     settings = HLSSettings()

@@ -19,7 +19,7 @@ from ..pipeline import RunContext, StageError
 
 
 def hls_settings(cfg: Config):
-    from ..firmware.hls import HLSSettings
+    from ..firmware.settings import HLSSettings
 
     h = cfg.hls
     return HLSSettings(

@@ -22,7 +22,7 @@ from ..pipeline import RunContext
 
 
 def student_spec(cfg: Config):
-    from ..models.students import StudentSpec
+    from ..models.spec import StudentSpec
 
     s = cfg.student
     return StudentSpec(
@@ -34,7 +34,7 @@ def student_spec(cfg: Config):
 
 
 def train_settings(cfg: Config):
-    from ..train.loops import TrainSettings
+    from ..train.settings import TrainSettings
 
     s, d = cfg.student, cfg.distill
     return TrainSettings(
@@ -126,6 +126,11 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
             histories[name] = train_keras_student(model, x["train"], y["train"], t_train, x["val"], y["val"], settings)
             save_keras_student(model, out / f"{name}.h5")
     trained = TrainedStudent(cfg, out)
+    if s.framework == "brevitas":
+        from ..models.students import quant_layer_table, student_intnet
+
+        student_intnet(trained.quant).save(out / "intnet.json")  # the integer network the RTL route traces
+        (out / "quant_layers.json").write_text(json.dumps(quant_layer_table(trained.quant), indent=2))
     c_test, is_top = splits["test"]
     q_logits = trained.logits(x["test"], quantized=True)
     f_logits = trained.logits(x["test"], quantized=False)

@@ -1,0 +1,83 @@
+"""Jet generation throughput (Pythia 8 + FastJet) on this machine.
+
+    python benchmarks/gen_throughput.py --out benchmarks/out/gen_throughput.json [--jets 1000] [--mpi] [--workers N]
+
+Generates ``--jets`` top and QCD jets per class into a temporary shard pool with the default
+physics settings and writes jets per CPU-second per class, wall time, workers, settings and
+machine info as JSON, plus the jet-mass medians as a sanity check.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+
+from trigger_kd.data.formats import read_canonical  # noqa: E402
+from trigger_kd.data.generate import CLASSES, GenSettings, generate_jets  # noqa: E402
+from trigger_kd.data.physics import jet_kinematics  # noqa: E402
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--out", default="benchmarks/out/gen_throughput.json")
+    ap.add_argument("--jets", type=int, default=1000, help="jets per class")
+    ap.add_argument("--mpi", action="store_true", help="multi-parton interactions on")
+    ap.add_argument("--workers", type=int, default=0, help="0 = one per core")
+    ap.add_argument("--shard-size", type=int, default=250)
+    ap.add_argument("--seed", type=int, default=1)
+    args = ap.parse_args()
+    settings = GenSettings(mpi=args.mpi)
+    with tempfile.TemporaryDirectory(prefix="gen_throughput_") as tmp:
+        pool = Path(tmp) / "pool"
+        t0 = time.time()
+        stats = generate_jets(pool, args.jets, settings, seed=args.seed, workers=args.workers,
+                              shard_size=args.shard_size, progress=True)
+        wall = time.time() - t0
+        medians = {}
+        for cls in CLASSES:
+            c = np.concatenate([read_canonical(p)[0] for p in sorted((pool / cls).glob("shard_*.h5"))])
+            medians[cls] = float(np.median(jet_kinematics(c)["mass"]))
+    result = {
+        "jets_per_class": args.jets,
+        "jets_generated_per_class": {cls: stats[cls]["shards_generated"] * args.shard_size for cls in CLASSES},
+        "jets_per_cpu_second": {cls: stats[cls]["jets_per_cpu_second"] for cls in CLASSES},
+        "cpu_seconds": {cls: stats[cls]["cpu_seconds"] for cls in CLASSES},
+        "events": {cls: stats[cls]["events"] for cls in CLASSES},
+        "jets_per_wall_second": 2 * args.jets / wall if wall > 0 else None,
+        "wall_seconds": wall,
+        "workers": stats["workers"],
+        "shard_size": args.shard_size,
+        "jet_mass_median_gev": medians,
+        "settings": dataclasses.asdict(settings),
+        "machine": {
+            "cpu_count": os.cpu_count(),
+            "python": platform.python_version(),
+            "platform": platform.platform(),
+            "pythia8mc": metadata.version("pythia8mc"),
+            "fastjet": metadata.version("fastjet"),
+        },
+    }
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp_out = out.with_name(f".{out.name}.tmp")
+    tmp_out.write_text(json.dumps(result, indent=2))
+    os.replace(tmp_out, out)
+    print(json.dumps({k: result[k] for k in ("jets_per_cpu_second", "wall_seconds", "workers",
+                                             "jet_mass_median_gev")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

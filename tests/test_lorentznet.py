@@ -1,0 +1,192 @@
+"""LorentzNet: symmetries, masking, input convention.
+
+What is invariant: every LorentzNet input is a Minkowski product or a mass, and the
+coordinate update is equivariant, so the model is invariant under any Lorentz
+transformation applied to all nodes, beams included. In use the beams are fixed at
+(sqrt(2), 0, 0, +-1); the transformations that keep that pair fixed are rotations about
+the beam (z) axis and the pi rotations about a transverse axis (they swap the two beams,
+which the model cannot tell apart). Boosts, even along z, move the beams: with beams the
+output changes under them.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from trigger_kd.data.boost import boost, random_lorentz_transform, rotate
+from trigger_kd.errors import TriggerKDError
+from trigger_kd.models.lorentznet import LorentzNet, prepare_batch
+
+P = 10
+
+
+def jets(n=6, p=P, seed=0):
+    """Jet-like massive constituents (pT 1-60 GeV, pion mass), varied multiplicity, zero-padded."""
+    rng = np.random.default_rng(seed)
+    pt = rng.exponential(15, (n, p)) + 1
+    eta, phi = rng.normal(0.4, 0.4, (n, p)), rng.normal(1.0, 0.4, (n, p))
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    c = np.stack([np.sqrt(px ** 2 + py ** 2 + pz ** 2 + 0.14 ** 2), px, py, pz], -1)
+    for k in range(n):
+        c[k, p - k:] = 0  # jet k has p - k constituents
+    return c
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny graphs: one thread avoids OpenMP stalls on a shared, loaded machine."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(old)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    m = LorentzNet(n_scalar=2, n_hidden=16, n_class=2, n_layers=3, c_weight=0.5, dropout=0.2).double().eval()
+    with torch.no_grad():  # phi_x starts near zero (gain 1e-3): enlarge it so the coordinate update matters
+        for block in m.LGEBs[:-1]:
+            block.phi_x[-1].weight *= 1000
+    return m
+
+
+def test_coordinate_update_matters(model):
+    c = jets()
+    ref = run(model, c)
+    weights = [b.c_weight for b in model.LGEBs]
+    try:
+        for b in model.LGEBs:
+            b.c_weight = 0.0
+        assert_differs(run(model, c), ref)
+    finally:
+        for b, w in zip(model.LGEBs, weights):
+            b.c_weight = w
+
+
+def run(model, c, n=P, beams=True):
+    with torch.no_grad():
+        return model(prepare_batch(c, n, add_beams=beams, dtype=torch.float64)).numpy()
+
+
+def run_x(model, batch, x):
+    with torch.no_grad():
+        return model({**batch, "x": torch.as_tensor(x)}).numpy()
+
+
+def assert_same(a, b):
+    np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+
+
+def assert_differs(a, b):
+    assert np.abs(a - b).max() > 1e-4
+
+
+def test_outputs_depend_on_the_jet(model):
+    out = run(model, jets())
+    assert out.shape == (6, 2) and np.isfinite(out).all()
+    assert np.abs(out - out[0]).max() > 1e-3  # not a constant model
+    assert_differs(run(model, jets() * np.array([1.0, 1.3, 1.3, 1.3])), out)  # not a Lorentz map: changes masses
+
+
+def test_full_lorentz_invariance_without_beams(model):
+    c = jets()
+    ref = run(model, c, beams=False)
+    for seed in range(4):
+        assert_same(run(model, random_lorentz_transform(c, np.random.default_rng(seed), max_beta=0.9), beams=False), ref)
+
+
+def test_full_lorentz_invariance_with_beams_transformed_too(model):
+    batch = prepare_batch(jets(), P, dtype=torch.float64)
+    x = batch["x"].numpy()
+    ref = run_x(model, batch, x)
+    for seed in range(4):
+        assert_same(run_x(model, batch, random_lorentz_transform(x, np.random.default_rng(seed), max_beta=0.9)), ref)
+    assert_differs(run_x(model, batch, x * np.array([1.0, 1.0, 1.0, 1.2])), ref)
+
+
+def test_beam_preserving_symmetries_with_fixed_beams(model):
+    c = jets()
+    ref = run(model, c)
+    for angle in (0.3, 2.0, -1.1):
+        assert_same(run(model, rotate(c, angle, "z")), ref)
+    assert_same(run(model, rotate(c, math.pi, "x")), ref)  # z -> -z swaps the beams
+    assert_same(run(model, rotate(c, math.pi, "y")), ref)
+
+
+def test_fixed_beams_break_other_transformations(model):
+    c = jets()
+    ref = run(model, c)
+    assert_differs(run(model, boost(c, 0.5, "z")), ref)
+    assert_differs(run(model, boost(c, 0.5, "x")), ref)
+    assert_differs(run(model, rotate(c, 0.5, "x")), ref)
+    # the same boost is a symmetry once the beams are not there
+    assert_same(run(model, boost(c, 0.5, "z"), beams=False), run(model, c, beams=False))
+
+
+def test_permutation_invariance(model):
+    c = jets()
+    ref = run(model, c)
+    rng = np.random.default_rng(5)
+    shuffled = c.copy()
+    for k in range(len(c)):
+        n_real = int((c[k, :, 0] != 0).sum())
+        shuffled[k, :n_real] = c[k, rng.permutation(n_real)]
+    assert_same(run(model, shuffled), ref)
+    assert_same(run(model, c[:, ::-1].copy()), ref)  # padding first, particles reversed
+
+
+def test_padding_does_not_change_the_output(model):
+    c = jets()
+    ref = run(model, c)
+    padded = np.concatenate([c, np.zeros((len(c), 7, 4))], axis=1)
+    assert_same(run(model, padded, n=P + 7), ref)
+    for k in range(len(c)):  # each jet alone gives what it gets in the batch
+        assert_same(run(model, c[k:k + 1]), ref[k:k + 1])
+
+
+def test_padding_stays_out_of_batchnorm_in_training():
+    torch.manual_seed(1)
+    m = LorentzNet(n_scalar=2, n_hidden=8, n_class=2, n_layers=2, c_weight=5e-3, dropout=0.0).double().train()
+    c = jets()
+    padded = np.concatenate([c, np.zeros((len(c), 5, 4))], axis=1)
+    a = m(prepare_batch(c, P, dtype=torch.float64))
+    b = m(prepare_batch(padded, P + 5, dtype=torch.float64))
+    np.testing.assert_allclose(a.detach().numpy(), b.detach().numpy(), rtol=1e-9, atol=1e-9)
+    a.sum().backward()
+    assert all(p.grad is not None and torch.isfinite(p.grad).all() for p in m.parameters())
+
+
+def test_prepare_batch_convention():
+    c = jets()
+    batch = prepare_batch(c, 6)
+    x, s, mask = batch["x"], batch["scalars"], batch["node_mask"]
+    assert x.shape == (6, 8, 4) and x.dtype == torch.float32 and s.shape == (6, 8, 2)
+    beam = torch.tensor([math.sqrt(2), 0, 0, 1], dtype=torch.float32)
+    assert torch.equal(x[:, 0], beam.expand(6, 4)) and torch.equal(x[:, 1], (beam * torch.tensor([1, 1, 1, -1.0])).expand(6, 4))
+    np.testing.assert_allclose(x[:, 2:].numpy(), c[:, :6], rtol=1e-6)  # leading 6 constituents, GeV, scale 1
+    np.testing.assert_allclose(s[:, :2, 1].numpy(), math.log(2), rtol=1e-6)  # psi(beam mass 1)
+    assert torch.all(s[:, :2, 0] == 0) and torch.all(s[:, 2:, 1] == 0)
+    real = c[:, :6, 0] != 0
+    np.testing.assert_allclose(s[:, 2:, 0].numpy()[real], math.log1p(0.14), rtol=1e-4)  # psi(particle mass)
+    assert torch.equal(mask[:, 2:], torch.from_numpy(real)) and mask[:, :2].all()
+    n_real = mask.sum(1)
+    assert batch["edges"].shape == (2, int((n_real * (n_real - 1)).sum()))
+    assert torch.equal(batch["edge_mask"].sum((1, 2)), n_real * (n_real - 1))
+    i, j = batch["edges"]
+    assert not torch.any(i == j) and mask.reshape(-1)[i].all() and mask.reshape(-1)[j].all()
+    assert torch.equal(prepare_batch(torch.from_numpy(c), 6)["x"], x)
+    short = prepare_batch(c[:, :3], 6)  # fewer stored constituents than asked: zero-padded
+    assert short["x"].shape == (6, 8, 4) and not short["node_mask"][:, 5:].any()
+    with pytest.raises(TriggerKDError):
+        prepare_batch(c[..., :3], 6)
+
+
+def test_published_size():
+    """The original top-tagging model (72 hidden, 6 LGEBs) has 224,072 parameters (ANCHORS: 224k)."""
+    m = LorentzNet(n_scalar=2, n_hidden=72, n_class=2, n_layers=6, c_weight=5e-3, dropout=0.2)
+    assert sum(p.numel() for p in m.parameters()) == 224_072
+    assert not hasattr(m.LGEBs[-1], "phi_x") and hasattr(m.LGEBs[0], "phi_x")

@@ -1,0 +1,102 @@
+"""Lorentz boosts, rotations and pT smearing of constituent 4-vectors (E, px, py, pz).
+
+All functions take arrays of shape (..., 4), return a new array of the same shape and
+dtype (computed in float64) and keep zero-padded entries at zero.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TriggerKDError
+
+_AXES = {"x": 1, "y": 2, "z": 3}
+
+
+def _check(constituents) -> np.ndarray:
+    c = np.asarray(constituents)
+    if c.ndim < 1 or c.shape[-1] != 4:
+        raise TriggerKDError(f"expected 4-vectors (E, px, py, pz) in the last axis, got shape {c.shape}; "
+                             "pass constituents as an (N, P, 4) array")
+    return c
+
+
+def _axis(axis: str) -> int:
+    if axis not in _AXES:
+        raise TriggerKDError(f"unknown axis {axis!r}: use one of 'x', 'y', 'z'")
+    return _AXES[axis]
+
+
+def apply_matrix(constituents, matrix: np.ndarray) -> np.ndarray:
+    """x'^mu = L^mu_nu x^nu for every 4-vector; dtype kept."""
+    c = _check(constituents)
+    out = np.einsum("ij,...j->...i", np.asarray(matrix, dtype=np.float64), c.astype(np.float64))
+    return out.astype(c.dtype if np.issubdtype(c.dtype, np.floating) else np.float64)
+
+
+def boost_matrix(beta_vec) -> np.ndarray:
+    """4x4 pure boost with velocity vector beta_vec (|beta| < 1), acting on (E, p)."""
+    b = np.asarray(beta_vec, dtype=np.float64).reshape(3)
+    b2 = float(b @ b)
+    if not b2 < 1.0:
+        raise TriggerKDError(f"boost velocity |beta| = {np.sqrt(b2):.4g} must be below 1")
+    gamma = 1.0 / np.sqrt(1.0 - b2)
+    m = np.eye(4)
+    m[0, 0] = gamma
+    m[0, 1:] = m[1:, 0] = -gamma * b
+    if b2 > 0:
+        m[1:, 1:] += (gamma - 1.0) * np.outer(b, b) / b2
+    return m
+
+
+def rotation_matrix(angle: float, axis: str = "z") -> np.ndarray:
+    """4x4 rotation of the 3-momentum by `angle` (radians, right-handed) about `axis`."""
+    k = _axis(axis)
+    i, j = [a for a in (1, 2, 3) if a != k]
+    if k == 2:  # keep the right-handed order (z, x) for rotations about y
+        i, j = 3, 1
+    m = np.eye(4)
+    cos, sin = np.cos(angle), np.sin(angle)
+    m[i, i], m[i, j], m[j, i], m[j, j] = cos, -sin, sin, cos
+    return m
+
+
+def boost(constituents, beta: float, axis: str = "x") -> np.ndarray:
+    """Boost every 4-vector into a frame moving with velocity beta along `axis`:
+    E' = gamma (E - beta p), p' = gamma (p - beta E)."""
+    vec = np.zeros(3)
+    vec[_axis(axis) - 1] = beta
+    return apply_matrix(constituents, boost_matrix(vec))
+
+
+def rotate(constituents, angle: float, axis: str = "z") -> np.ndarray:
+    """Rotate every 3-momentum by `angle` radians about `axis`; E unchanged."""
+    return apply_matrix(constituents, rotation_matrix(angle, axis))
+
+
+def random_lorentz_matrix(rng: np.random.Generator, max_beta: float = 0.5) -> np.ndarray:
+    """A random rotation (uniform on SO(3)) followed by a boost of speed U(0, max_beta) in a random direction."""
+    from scipy.spatial.transform import Rotation
+
+    if not 0.0 <= max_beta < 1.0:
+        raise TriggerKDError(f"max_beta = {max_beta} must be in [0, 1)")
+    rot = np.eye(4)
+    rot[1:, 1:] = Rotation.random(random_state=rng).as_matrix()
+    direction = rng.normal(size=3)
+    direction /= np.linalg.norm(direction)
+    return boost_matrix(rng.uniform(0.0, max_beta) * direction) @ rot
+
+
+def random_lorentz_transform(constituents, rng: np.random.Generator, max_beta: float = 0.5) -> np.ndarray:
+    """Apply one random proper orthochronous Lorentz transformation to every 4-vector."""
+    return apply_matrix(constituents, random_lorentz_matrix(rng, max_beta))
+
+
+def smear_pt(constituents, sigma: float, rng: np.random.Generator) -> np.ndarray:
+    """Scale each constituent's 4-vector by max(1 + sigma * N(0, 1), 0); padded entries stay zero.
+
+    Scaling the whole 4-vector scales pT and E alike and keeps the direction (eta, phi)."""
+    c = _check(constituents)
+    if sigma < 0:
+        raise TriggerKDError(f"smearing sigma = {sigma} must be >= 0")
+    factor = np.clip(1.0 + sigma * rng.standard_normal(c.shape[:-1]), 0.0, None)
+    return (c.astype(np.float64) * factor[..., None]).astype(c.dtype)

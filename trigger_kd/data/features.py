@@ -1,0 +1,66 @@
+"""Student inputs from canonical constituents (after arXiv 2311.14160, scaled for fixed point).
+
+Per constituent, for the ``n_particles`` leading ones (pT order of the input), four features:
+
+====  ==========================  ============================================
+ idx  feature                     typical range
+====  ==========================  ============================================
+ 0    2 * pT / pT_jet             [0, 2)  (pT / pT_jet <= 1)
+ 1    2 * (eta - eta_jet)         about [-1.6, 1.6] for R = 0.8 jets
+ 2    2 * wrap(phi - phi_jet)     about [-1.6, 1.6]; wrap into [-pi, pi) first
+ 3    m / GeV                     [0, 0.94] (photons 0, pions 0.14, kaons 0.49, protons 0.94)
+====  ==========================  ============================================
+
+The factor 2 on the first three spreads them over the signed fixed-point input range
+[-2, 2) (``fixed<10, 2>`` by default) for twice the resolution of the paper's unscaled
+features; the mass is kept in GeV as in the paper (m / pT_jet would round to zero).
+The mass comes from float32 4-vectors: its m^2 carries a rounding error of about
+1e-7 * E^2 GeV^2, so it tells particle species apart only below E of roughly 100 GeV.
+The jet axis is the sum of all constituents. Padded (all-zero) constituents, and slots
+beyond a jet's constituent count, are exactly 0 in every feature.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import TriggerKDError
+from .physics import constituent_kinematics, jet_kinematics
+
+N_FEATURES = 4
+FEATURE_NAMES = ("2*pt/pt_jet", "2*deta", "2*dphi", "mass_gev")
+SCALES = (2.0, 2.0, 2.0, 1.0)
+
+
+def student_features(constituents, n_particles: int) -> np.ndarray:
+    """(N, P, 4) E,px,py,pz -> (N, n_particles, 4) float32 features (see module docstring)."""
+    c = np.asarray(constituents)
+    if c.ndim != 3 or c.shape[-1] != 4:
+        raise TriggerKDError(f"student_features needs constituents of shape (N, P, 4), got {c.shape}")
+    if n_particles <= 0:
+        raise TriggerKDError(f"student.n_particles must be positive, got {n_particles}")
+    jet = jet_kinematics(c)
+    lead = c[:, :n_particles].astype(np.float64)
+    kin = constituent_kinematics(lead)
+    pt_jet = jet["pt"][:, None]
+    pt_rel = np.divide(kin["pt"], pt_jet, out=np.zeros_like(kin["pt"]), where=pt_jet > 0)
+    d_eta = kin["eta"] - jet["eta"][:, None]
+    d_phi = np.mod(kin["phi"] - jet["phi"][:, None] + np.pi, 2 * np.pi) - np.pi
+    e, px, py, pz = np.moveaxis(lead, -1, 0)
+    mass = np.sqrt(np.maximum(e * e - (px * px + py * py + pz * pz), 0.0))
+    feats = np.stack([pt_rel, d_eta, d_phi, mass], axis=-1) * np.asarray(SCALES)
+    feats[~kin["mask"]] = 0.0
+    out = np.zeros((len(c), n_particles, N_FEATURES), np.float32)
+    out[:, : feats.shape[1]] = feats
+    return out
+
+
+def student_input(feats, arch: str) -> np.ndarray:
+    """Features (N, P, F) -> model input: 'mlp' (N, P*F) particle-major, 'deepset' (N, F, P)."""
+    f = np.asarray(feats, dtype=np.float32)
+    if f.ndim != 3:
+        raise TriggerKDError(f"student_input needs features of shape (N, P, F), got {f.shape}")
+    if arch == "mlp":
+        return np.ascontiguousarray(f.reshape(len(f), -1))
+    if arch == "deepset":
+        return np.ascontiguousarray(f.transpose(0, 2, 1))
+    raise TriggerKDError(f"unknown student architecture {arch!r}: use 'mlp' or 'deepset'")

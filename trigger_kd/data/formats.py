@@ -1,0 +1,258 @@
+"""Jet files in and out.
+
+Canonical layout (what every stage reads): HDF5 with ``constituents`` (N, P, 4) float32
+(E, px, py, pz in GeV, sorted by pT descending, zero-padded) and ``is_top`` (N,) int8,
+attribute ``layout = "E,px,py,pz GeV"``.
+
+Public sources read by :func:`load_source`: the top tagging reference dataset
+(``toptagging``), the hls4ml LHC jets 150p files (``hls4ml``), JetClass ROOT files
+(``jetclass``) and canonical files (``canonical``).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Callable
+
+import h5py
+import numpy as np
+
+from ..errors import TriggerKDError
+
+LAYOUT = "E,px,py,pz GeV"
+SOURCES = ("toptagging", "hls4ml", "jetclass", "canonical")
+
+
+class DataFormatError(TriggerKDError):
+    """A jet file that is missing or not in the layout it should have."""
+
+
+# ----------------------------------------------------------------------------- canonical
+def write_canonical(path, constituents, is_top, attrs: dict | None = None) -> Path:
+    """Write jets in the canonical layout atomically (temp file, then rename)."""
+    path = Path(path)
+    c = np.asarray(constituents)
+    y = np.asarray(is_top)
+    if c.ndim != 3 or c.shape[-1] != 4:
+        raise DataFormatError(f"cannot write {path}: constituents must be (N, P, 4), got shape {c.shape}")
+    if y.shape != (c.shape[0],):
+        raise DataFormatError(f"cannot write {path}: is_top must be ({c.shape[0]},), got shape {y.shape}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if len(y) else {}
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("constituents", data=c.astype(np.float32, copy=False), **opts)
+            f.create_dataset("is_top", data=y.astype(np.int8, copy=False), **opts)
+            f.attrs["layout"] = LAYOUT
+            for key, value in (attrs or {}).items():
+                f.attrs[key] = value
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _open_h5(path: Path, what: str) -> h5py.File:
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found; {what}")
+    try:
+        return h5py.File(path, "r")
+    except OSError as exc:
+        raise DataFormatError(f"{path}: not a readable HDF5 file ({exc}); {what}") from None
+
+
+def _check_finite(c: np.ndarray, path: Path, source: str) -> None:
+    bad = ~np.isfinite(c)
+    if bad.any():
+        jets = np.flatnonzero(bad.reshape(len(c), -1).any(axis=1))
+        raise DataFormatError(
+            f"{path}: {int(bad.sum())} NaN/inf values in the constituents of {len(jets)} jets "
+            f"(first: jet {int(jets[0])}); the {source} file is damaged: re-download or regenerate it"
+        )
+
+
+def read_canonical(path) -> tuple[np.ndarray, np.ndarray]:
+    """(constituents (N, P, 4) float32, is_top (N,) int8) from a canonical file."""
+    path = Path(path)
+    with _open_h5(path, "run the data stage first (trigger-kd run <config> --to data) or fix data.paths") as f:
+        for name in ("constituents", "is_top"):
+            if name not in f:
+                raise DataFormatError(
+                    f"{path}: no dataset '{name}' (found {sorted(f.keys())}); "
+                    "this is not a canonical jet file: convert it with data.source set to its format"
+                )
+        c = np.asarray(f["constituents"][...], dtype=np.float32)
+        y = np.asarray(f["is_top"][...])
+    if c.ndim != 3 or c.shape[-1] != 4:
+        raise DataFormatError(f"{path}: 'constituents' must be (N, P, 4) E,px,py,pz, got shape {c.shape}")
+    if y.shape != (c.shape[0],):
+        raise DataFormatError(f"{path}: 'is_top' must be ({c.shape[0]},) to match the constituents, got {y.shape}")
+    if len(y) and not np.isin(y, (0, 1)).all():
+        raise DataFormatError(f"{path}: 'is_top' must hold 0 (QCD) or 1 (top), found {sorted(np.unique(y))[:5]}")
+    _check_finite(c, path, "canonical")
+    return c, y.astype(np.int8)
+
+
+# ----------------------------------------------------------------------------- helpers
+def sort_and_pad(c: np.ndarray, max_constituents: int) -> np.ndarray:
+    """Sort each jet's constituents by pT (descending; padding last), pad/truncate to P."""
+    c = np.asarray(c, dtype=np.float32)
+    pt2 = c[..., 1].astype(np.float64) ** 2 + c[..., 2].astype(np.float64) ** 2
+    order = np.argsort(-pt2, axis=1, kind="stable")
+    c = np.take_along_axis(c, order[..., None], axis=1)[:, :max_constituents]
+    if c.shape[1] < max_constituents:
+        c = np.concatenate([c, np.zeros((len(c), max_constituents - c.shape[1], 4), np.float32)], axis=1)
+    return np.ascontiguousarray(c)
+
+
+def _names(raw) -> list[str]:
+    return [n.decode() if isinstance(n, bytes) else str(n) for n in np.asarray(raw).ravel()]
+
+
+# ----------------------------------------------------------------------------- sources
+def _read_toptagging(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import pandas as pd
+
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found; check data.paths (top tagging files: train.h5, val.h5, test.h5)")
+    try:
+        df = pd.read_hdf(path, key="table")
+    except KeyError:
+        raise DataFormatError(
+            f"{path}: no pandas key 'table'; this is not a top tagging reference file (Zenodo 2603256)"
+        ) from None
+    except (OSError, ValueError, TypeError) as exc:
+        raise DataFormatError(f"{path}: cannot read it as a pandas HDF5 table ({exc})") from None
+    missing = [c for c in ("E_0", "PX_0", "PY_0", "PZ_0", "is_signal_new") if c not in df.columns]
+    if missing:
+        raise DataFormatError(
+            f"{path}: missing columns {missing}; expected the top tagging layout "
+            "E_i, PX_i, PY_i, PZ_i (i = 0..199), truthE..., ttv, is_signal_new"
+        )
+    n = 0
+    while all(f"{k}_{n}" in df.columns for k in ("E", "PX", "PY", "PZ")):
+        n += 1
+    cols = [f"{k}_{i}" for i in range(n) for k in ("E", "PX", "PY", "PZ")]
+    c = df[cols].to_numpy(dtype=np.float32).reshape(len(df), n, 4)
+    y = df["is_signal_new"].to_numpy()
+    if not np.isin(y, (0, 1)).all():
+        raise DataFormatError(f"{path}: 'is_signal_new' must be 0 or 1, found {sorted(np.unique(y))[:5]}")
+    return c, y.astype(np.int8)
+
+
+_HLS4ML_LABELS = ("j_g", "j_q", "j_w", "j_z", "j_t")
+
+
+def _read_hls4ml(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    with _open_h5(path, "check data.paths (hls4ml LHC jets 150p files)") as f:
+        missing = [k for k in ("jets", "jetConstituentList") if k not in f]
+        if missing:
+            raise DataFormatError(
+                f"{path}: missing datasets {missing} (found {sorted(f.keys())}); "
+                "expected the hls4ml LHC jets layout (jets, jetConstituentList, jetFeatureNames, particleFeatureNames)"
+            )
+        jets = np.asarray(f["jets"][...])
+        parts = np.asarray(f["jetConstituentList"][...], dtype=np.float32)
+        jet_names = _names(f["jetFeatureNames"][...]) if "jetFeatureNames" in f else None
+        part_names = _names(f["particleFeatureNames"][...]) if "particleFeatureNames" in f else None
+    if jets.ndim != 2 or parts.ndim != 3 or len(jets) != len(parts):
+        raise DataFormatError(
+            f"{path}: 'jets' must be (N, features) and 'jetConstituentList' (N, particles, features), "
+            f"got {jets.shape} and {parts.shape}"
+        )
+    if jet_names is not None:
+        missing = [n for n in _HLS4ML_LABELS if n not in jet_names]
+        if missing:
+            raise DataFormatError(f"{path}: jetFeatureNames lacks the labels {missing}")
+        lab = [jet_names.index(n) for n in _HLS4ML_LABELS]
+    else:
+        if jets.shape[1] < 6:
+            raise DataFormatError(f"{path}: 'jets' has {jets.shape[1]} columns, too few for labels in columns -6..-2")
+        lab = [jets.shape[1] - 6 + i for i in range(5)]
+    wanted = ("j1_e", "j1_px", "j1_py", "j1_pz")
+    if part_names is not None:
+        missing = [n for n in wanted if n not in part_names]
+        if missing:
+            raise DataFormatError(f"{path}: particleFeatureNames lacks {missing}")
+        cols = [part_names.index(n) for n in wanted]
+    else:
+        if parts.shape[2] < 4:
+            raise DataFormatError(f"{path}: 'jetConstituentList' has {parts.shape[2]} features, need px, py, pz, e")
+        cols = [3, 0, 1, 2]
+    g, q, _, _, t = (jets[:, i] for i in lab)
+    top = t == 1
+    qcd = ((g == 1) | (q == 1)) & ~top
+    keep = top | qcd
+    return parts[keep][:, :, cols], top[keep].astype(np.int8)
+
+
+_JETCLASS_BRANCHES = ("part_px", "part_py", "part_pz", "part_energy", "label_Tbqq", "label_QCD")
+
+
+def _read_jetclass(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    import awkward as ak
+    import uproot
+
+    if not path.is_file():
+        raise DataFormatError(f"{path}: file not found; check data.paths (JetClass ROOT files)")
+    try:
+        f = uproot.open(path)
+    except Exception as exc:  # uproot raises many types for a non-ROOT file
+        raise DataFormatError(f"{path}: not a readable ROOT file ({exc})") from None
+    with f:
+        if "tree" not in f:
+            raise DataFormatError(f"{path}: no TTree 'tree' (found {list(f.keys())}); expected a JetClass file")
+        tree = f["tree"]
+        missing = [b for b in _JETCLASS_BRANCHES if b not in tree.keys()]
+        if missing:
+            raise DataFormatError(f"{path}: tree 'tree' lacks the branches {missing}; expected the JetClass layout")
+        arr = tree.arrays(list(_JETCLASS_BRANCHES), library="ak")
+    top = ak.to_numpy(arr["label_Tbqq"]).astype(bool)
+    qcd = ak.to_numpy(arr["label_QCD"]).astype(bool) & ~top
+    keep = top | qcd
+    arr = arr[keep]
+    n = int(ak.max(ak.num(arr["part_px"]), initial=0)) if len(arr) else 0
+    comps = [
+        ak.to_numpy(ak.fill_none(ak.pad_none(arr[b], n, clip=True), 0.0)).astype(np.float32).reshape(len(arr), n)
+        for b in ("part_energy", "part_px", "part_py", "part_pz")
+    ]
+    return np.stack(comps, axis=-1), top[keep].astype(np.int8)
+
+
+_READERS: dict[str, Callable[[Path], tuple[np.ndarray, np.ndarray]]] = {
+    "toptagging": _read_toptagging,
+    "hls4ml": _read_hls4ml,
+    "jetclass": _read_jetclass,
+    "canonical": read_canonical,
+}
+
+
+def load_source(source: str, paths: list[Path], max_constituents: int) -> tuple[np.ndarray, np.ndarray]:
+    """Read jet files of one public format into (constituents (N, P, 4) float32, is_top int8).
+
+    Constituents come back as E, px, py, pz (GeV), sorted by pT descending and
+    padded/truncated to ``max_constituents``. Only top and QCD jets are kept.
+    """
+    if source not in _READERS:
+        raise DataFormatError(f"unknown data source {source!r}: use one of {list(SOURCES)}")
+    if not paths:
+        raise DataFormatError(f"data source {source!r} needs at least one input file in data.paths")
+    if max_constituents <= 0:
+        raise DataFormatError(f"max_constituents must be positive, got {max_constituents}")
+    cs, ys = [], []
+    for p in map(Path, paths):
+        c, y = _READERS[source](p)
+        _check_finite(c, p, source)
+        cs.append(sort_and_pad(c, max_constituents))
+        ys.append(y)
+    c = np.concatenate(cs)
+    y = np.concatenate(ys)
+    names = ", ".join(str(p) for p in paths)
+    for label, name in ((1, "top"), (0, "QCD")):
+        if not (y == label).any():
+            raise DataFormatError(
+                f"no {name} jets in {names} ({source}); add files that contain {name} jets "
+                "(both classes are needed for training)"
+            )
+    return c, y

@@ -1,0 +1,164 @@
+"""QKeras student -> hls4ml project (g++ C-simulation), with the precision rules that make it bit-exact.
+
+Rules (measured on hls4ml 1.3.0): the model input takes the input QActivation's type (the default
+input type double-rounds); the global average pool's accumulator and result are widened so the
+mean over P particles is exact (hls4ml does not infer them); every other type is inferred from the
+QKeras quantisers. hls4ml parses tf_keras models only when it sees ``tf_keras`` as ``keras``, so
+``sys.modules["keras"]`` is aliased while it parses and restored after.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import sys
+import warnings
+from contextlib import contextmanager
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TriggerKDError
+from ..models.students_keras import QActivation, keras_intnet, quantizer_format, tf_keras
+from .settings import HLSSettings
+
+PRECISION_KEYS = ("result", "accum", "weight", "bias")
+_MISSING = object()
+
+
+@contextmanager
+def keras_is_tf_keras():
+    """Let hls4ml's ``import keras`` see tf_keras (legacy Keras 2) for the duration of the block."""
+    saved = sys.modules.get("keras", _MISSING)
+    sys.modules["keras"] = tf_keras
+    try:
+        with warnings.catch_warnings():  # QKeras quantisers as constraints: harmless serialisation warning
+            warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
+            yield
+    finally:
+        if saved is _MISSING:
+            sys.modules.pop("keras", None)
+        else:
+            sys.modules["keras"] = saved
+
+
+def pool_precision(act_fmt, n_particles: int) -> str:
+    """Signed type holding the sum and the exact mean of ``n_particles`` values of format ``act_fmt``."""
+    extra = int(math.ceil(math.log2(max(n_particles, 1))))
+    int_bits = act_fmt.bits - act_fmt.frac_bits + extra + (0 if act_fmt.signed else 1)
+    frac = act_fmt.frac_bits + extra
+    return f"fixed<{int_bits + frac},{int_bits}>"
+
+
+def hls_config_for_keras(model, settings: HLSSettings, n_particles: int | None = None) -> dict:
+    """hls4ml config (granularity ``name``) with the bit-exact precision rules and the settings' overrides."""
+    import hls4ml
+
+    with keras_is_tf_keras():
+        cfg = hls4ml.utils.config_from_keras_model(
+            model, granularity="name", backend=settings.backend, default_reuse_factor=settings.reuse_factor
+        )
+    layers = cfg["LayerName"]
+    in_name = model.layers[0].name
+    first_q = next((lay for lay in model.layers if isinstance(lay, QActivation)), None)
+    if first_q is None or first_q.name not in layers:
+        raise TriggerKDError(f"model {model.name} has no input QActivation: hls4ml needs the quantised student")
+    layers[in_name]["Precision"]["result"] = layers[first_q.name]["Precision"]["result"]
+    for i, layer in enumerate(model.layers):
+        if isinstance(layer, tf_keras.layers.GlobalAveragePooling1D):
+            n = int(layer.input_shape[1])
+            if n_particles is not None and n != n_particles:
+                raise TriggerKDError(f"model pools over {n} particles but student.n_particles is {n_particles}")
+            prev = model.layers[i - 1]
+            if not isinstance(prev, QActivation):
+                raise TriggerKDError(f"{layer.name} must follow a QActivation (got {prev.name}) to size its precision")
+            t = pool_precision(quantizer_format(prev.quantizer), n)
+            layers[layer.name]["Precision"].update(accum=t, result=t)
+    _apply_overrides(layers, settings.layer_precision)
+    model_cfg = cfg["Model"]
+    model_cfg["Strategy"] = settings.strategy
+    model_cfg["ReuseFactor"] = settings.reuse_factor
+    for lc in layers.values():
+        lc["Trace"] = True
+        if "ReuseFactor" in lc:
+            lc["ReuseFactor"] = settings.reuse_factor
+    return cfg
+
+
+def _apply_overrides(layers: dict, overrides: dict) -> None:
+    for name, prec in (overrides or {}).items():
+        if name not in layers:
+            raise TriggerKDError(
+                f"hls.layer_precision names layer {name!r}, which the model does not have; "
+                f"valid layer names: {', '.join(layers)}"
+            )
+        bad = sorted(set(prec) - set(PRECISION_KEYS))
+        if bad:
+            raise TriggerKDError(
+                f"hls.layer_precision.{name} has unknown keys {bad}; use {', '.join(PRECISION_KEYS)}"
+            )
+        layers[name].setdefault("Precision", {}).update({k: str(v) for k, v in prec.items()})
+
+
+def build_hls_from_keras(model, prj_dir: Path, settings: HLSSettings, n_particles: int | None = None):
+    """Convert the quantised QKeras student into an hls4ml project in ``prj_dir`` and compile it (g++).
+
+    The final hls4ml config is written to ``prj_dir/../hls_config.json``.
+    """
+    import hls4ml
+
+    prj_dir = Path(prj_dir)
+    prj_dir.parent.mkdir(parents=True, exist_ok=True)
+    cfg = hls_config_for_keras(model, settings, n_particles)
+    with keras_is_tf_keras():
+        hls_model = hls4ml.converters.convert_from_keras_model(
+            model, hls_config=copy.deepcopy(cfg), output_dir=str(prj_dir), part=settings.part,
+            clock_period=settings.clock_period, io_type=settings.io_type, backend=settings.backend,
+            project_name="myproject",
+        )
+    _write_json(prj_dir.parent / "hls_config.json", cfg)
+    try:
+        hls_model.compile()
+    except Exception as exc:  # g++ failures come back as CalledProcessError / generic exceptions
+        raise TriggerKDError(
+            f"g++ compilation of the hls4ml project in {prj_dir} failed ({exc}); check that g++ is installed "
+            "and look at the build log in that folder"
+        ) from exc
+    return hls_model
+
+
+def keras_output_lsb(model) -> float:
+    """Output LSB of the quantised student: the last QDense's accumulator grid (logits / lsb are integers)."""
+    return 2.0 ** -keras_intnet(model).output_frac_bits
+
+
+def keras_layer_outputs(model, x: np.ndarray) -> dict[str, np.ndarray]:
+    """Every layer's output (float64, batch-first) on ``x``, keyed by layer name, in model order."""
+    layers = [lay for lay in model.layers if not isinstance(lay, tf_keras.layers.InputLayer)]
+    probe = tf_keras.Model(model.inputs, [lay.output for lay in layers])
+    outs = probe(np.asarray(x, dtype=np.float32), training=False)
+    outs = outs if isinstance(outs, (list, tuple)) else [outs]
+    return {lay.name: np.asarray(o, dtype=np.float64) for lay, o in zip(layers, outs)}
+
+
+def first_mismatch_layer_keras(hls_model, keras_model, x: np.ndarray) -> str | None:
+    """First layer (model order) whose C-simulation trace differs from the QKeras layer output on ``x``."""
+    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
+    if len(x) == 0:
+        return None
+    _, trace = hls_model.trace(x)
+    ref = keras_layer_outputs(keras_model, x)
+    for name, want in ref.items():
+        if name not in trace:
+            continue  # folded into a neighbour by hls4ml (e.g. the input quantiser)
+        got = np.asarray(trace[name], dtype=np.float64).reshape(len(x), -1)
+        if not np.array_equal(got, want.reshape(len(x), -1)):
+            return name
+    return None
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=str))
+    os.replace(tmp, path)

@@ -1,0 +1,99 @@
+"""Bit-exact parity between firmware C-simulation and the quantised model, and agreement with the float twin.
+
+Outputs are compared as integers on the output grid (value / LSB), never with a tolerance:
+a design is exact on a jet when every output integer is equal.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..console import error, info
+from ..errors import TriggerKDError
+
+
+def on_grid(values: np.ndarray, lsb: float) -> np.ndarray:
+    """Values -> integers on the grid; raises if a value is not on the grid (a wrong LSB)."""
+    q = np.asarray(values, dtype=np.float64) / lsb
+    r = np.rint(q)
+    if q.size and np.max(np.abs(q - r)) > 1e-6:
+        raise TriggerKDError(f"values are not on the fixed-point grid with LSB {lsb:g} (max offset "
+                             f"{np.max(np.abs(q - r)):.3g} LSB): the output type does not match the model")
+    return r.astype(np.int64)
+
+
+def compare_fixed(got: np.ndarray, want: np.ndarray, lsb: float) -> dict:
+    """Row-wise integer comparison of two output arrays on the same grid."""
+    got = np.asarray(got, dtype=np.float64).reshape(len(want), -1)
+    want = np.asarray(want, dtype=np.float64).reshape(len(want), -1)
+    gi, wi = on_grid(got, lsb), on_grid(want, lsb)
+    exact = np.all(gi == wi, axis=1)
+    diff = np.abs(got - want)
+    return {
+        "n_jets": int(len(want)),
+        "bit_exact_fraction": float(exact.mean()) if len(exact) else 0.0,
+        "n_mismatched": int((~exact).sum()),
+        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
+        "max_abs_diff_lsb": int(np.abs(gi - wi).max()) if diff.size else 0,
+        "output_lsb": float(lsb),
+        "first_mismatched_jets": [int(i) for i in np.flatnonzero(~exact)[:10]],
+    }
+
+
+def _top_score(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    if z.ndim == 2 and z.shape[1] == 2:
+        return 1.0 / (1.0 + np.exp(-(z[:, 1] - z[:, 0])))
+    return z.reshape(len(z))
+
+
+def float_agreement(q_logits: np.ndarray, f_logits: np.ndarray, is_top: np.ndarray, working_point: float = 0.5) -> dict:
+    """How the quantised model (== firmware when exact) compares with its float twin."""
+    from sklearn.metrics import roc_auc_score
+
+    qs, fs = _top_score(q_logits), _top_score(f_logits)
+    y = np.asarray(is_top).astype(int)
+    both = len(np.unique(y)) == 2
+    return {
+        "n_jets": int(len(y)),
+        "working_point": working_point,
+        "decision_agreement": float(np.mean((qs > working_point) == (fs > working_point))) if len(y) else None,
+        "max_score_diff": float(np.max(np.abs(qs - fs))) if len(y) else None,
+        "mean_score_diff": float(np.mean(np.abs(qs - fs))) if len(y) else None,
+        "auc_quantized": float(roc_auc_score(y, qs)) if both else None,
+        "auc_float": float(roc_auc_score(y, fs)) if both else None,
+    }
+
+
+def parity_report(csim: np.ndarray, q_logits: np.ndarray, lsb: float, float_block: dict | None = None,
+                  backend: str = "", source: str = "hls4ml C-simulation (g++)") -> dict:
+    report = compare_fixed(csim, q_logits, lsb)
+    report.update({
+        "source": f"{source}{', ' + backend + ' backend' if backend else ''}",
+        "compared_with": "quantised model outputs on the same jets",
+        "first_mismatch_layer": None,
+    })
+    if float_block is not None:
+        report["float_agreement"] = float_block
+    return report
+
+
+def check_parity(fw_dir: Path) -> int:
+    """`trigger-kd check-parity`: 0 only when every jet is bit-exact."""
+    path = Path(fw_dir) / "parity.json"
+    if not path.is_file():
+        raise TriggerKDError(f"{path} not found: run the firmware stage first "
+                             "(`trigger-kd run CONFIG --to firmware --run-dir RUN_DIR`)")
+    try:
+        p = json.loads(path.read_text())
+        frac, n = float(p["bit_exact_fraction"]), int(p["n_jets"])
+    except (ValueError, KeyError, TypeError) as exc:
+        raise TriggerKDError(f"{path} is not a parity report ({exc}); rerun the firmware stage") from exc
+    if frac == 1.0 and n > 0:
+        info(f"parity OK: C-simulation bit-exact on all {n} jets ({path})")
+        return 0
+    error(f"parity FAILED: bit-exact on {frac * 100:.3f} % of {n} jets; first differing layer: "
+          f"{p.get('first_mismatch_layer')} ({path})")
+    return 1

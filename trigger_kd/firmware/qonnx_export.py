@@ -1,0 +1,98 @@
+"""Brevitas student -> QONNX (raw) -> qonnx cleanup (clean), checked by executing both graphs.
+
+Export uses ``brevitas.export.export_qonnx`` with the TorchScript exporter (``dynamo=False``:
+clean graphs in under a second; the dynamo path breaks qonnx's GemmToMatMul, see
+TOOLCHAIN_FACTS). Cleanup: qonnx ``cleanup_model``, channels-last conversion for the
+conv-form deep set (its input becomes (N, P, F)), ``GemmToMatMul``, cleanup again.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..errors import TriggerKDError
+
+
+def _atomic_save(model_wrapper, path: Path) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    model_wrapper.save(tmp)
+    os.replace(tmp, path)
+
+
+def clean_qonnx(model_wrapper, channels_last: bool):
+    """qonnx cleanup (+ channels-last for conv graphs) + GemmToMatMul, as hls4ml expects."""
+    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+    from qonnx.util.cleanup import cleanup_model
+
+    m = cleanup_model(model_wrapper)
+    if channels_last:
+        m = m.transform(ConvertToChannelsLastAndClean(make_input_channels_last=True))
+    m = m.transform(GemmToMatMul())
+    return cleanup_model(m)
+
+
+def execute_qonnx(model_wrapper, x: np.ndarray) -> np.ndarray:
+    """Run a QONNX graph (exported for one row) on every row with qonnx's reference executor."""
+    import onnxruntime
+    from qonnx.core.onnx_exec import execute_onnx
+
+    onnxruntime.set_default_logger_severity(3)  # qonnx runs single-node opset-1 models: silence the warnings
+    iname = model_wrapper.graph.input[0].name
+    oname = model_wrapper.graph.output[0].name
+    outs = [execute_onnx(model_wrapper, {iname: np.ascontiguousarray(row[None], dtype=np.float32)})[oname]
+            for row in x]
+    return np.concatenate(outs).astype(np.float64).reshape(len(x), -1) if outs else np.zeros((0, 2))
+
+
+def is_channels_first_conv(x: np.ndarray) -> bool:
+    return x.ndim == 3
+
+
+def export_student(model: torch.nn.Module, x: np.ndarray, out_dir: Path) -> dict:
+    """Export the quantised student; return paths, input layout and the execution check.
+
+    ``x``: student inputs (its own layout) for the check. The clean graph takes (N, P, F)
+    ("channels_last") for the deep set, (N, P*F) ("flat") for the MLP.
+    """
+    from brevitas.export import export_qonnx
+    from qonnx.core.modelwrapper import ModelWrapper
+
+    out_dir = Path(out_dir)
+    raw, clean = out_dir / "model_raw.onnx", out_dir / "model_clean.onnx"
+    model.eval()
+    example = torch.from_numpy(np.ascontiguousarray(x[:1], dtype=np.float32))
+    tmp = out_dir / ".model_raw.export.onnx"
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_qonnx(model, example, export_path=str(tmp), dynamo=False)
+    except Exception as exc:  # brevitas raises many types; say which model failed and why
+        raise TriggerKDError(f"Brevitas QONNX export failed for the {model.spec.arch} student: {exc}") from exc
+    os.replace(tmp, raw)
+    channels_last = is_channels_first_conv(x)
+    cleaned = clean_qonnx(ModelWrapper(str(raw)), channels_last)
+    _atomic_save(cleaned, clean)
+
+    with torch.no_grad():
+        ref = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).double().numpy()
+    from qonnx.transformation.infer_shapes import InferShapes
+
+    got_raw = execute_qonnx(ModelWrapper(str(raw)).transform(InferShapes()), x)
+    x_clean = np.ascontiguousarray(x.transpose(0, 2, 1)) if channels_last else x
+    got_clean = execute_qonnx(ModelWrapper(str(clean)), x_clean)
+    diff_raw = float(np.max(np.abs(got_raw - ref))) if len(x) else 0.0
+    diff_clean = float(np.max(np.abs(got_clean - ref))) if len(x) else 0.0
+    # float32 execution of exact fixed-point values: agreement must be exact on the output grid
+    check = {"n_jets": int(len(x)), "max_abs_diff": max(diff_raw, diff_clean), "max_abs_diff_raw": diff_raw,
+             "max_abs_diff_clean": diff_clean, "exact": diff_raw == 0.0 and diff_clean == 0.0}
+    return {"raw": str(raw), "clean": str(clean), "check": check,
+            "input_layout": "channels_last" if channels_last else "flat",
+            "input_name": cleaned.graph.input[0].name,
+            "input_shape": [d.dim_value for d in cleaned.graph.input[0].type.tensor_type.shape.dim]}

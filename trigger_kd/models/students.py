@@ -1,0 +1,244 @@
+"""Brevitas students: an MLP over flattened constituents and a deep set.
+
+Only power-of-two fixed-point quantisers, quantised biases and an input quantiser, so
+that every value is an integer on a known grid (the condition for bit-exact firmware,
+see TOOLCHAIN_FACTS):
+- input: signed ``fixed<input_bits, input_int_bits+1>``, constant scale, round half to even, saturate;
+- weights: signed ``weight_bits``, per-tensor power-of-two scale from the weights' range;
+- biases: ``bias_bits`` on the accumulator grid (input scale x weight scale);
+- hidden activations: ReLU to unsigned ``ufixed<act_bits, act_int_bits>``, constant scale;
+- deep set pooling: mean over a power-of-two number of particles, kept exact
+  (``ufixed<act_bits + log2 P, act_int_bits>``);
+- output: the last layer's accumulator (logits), no rounding.
+
+The float twin (``quantized=False``) has the same layers with plain PyTorch modules.
+The deep set uses the formulation that converts through QONNX to hls4ml: per-particle
+``QuantConv1d(kernel_size=1)`` on (B, F, P) and ``AdaptiveAvgPool1d(1)``.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+from torch import nn
+
+from .intnet import Dense, FixedFormat, IntNet, MeanPool, Quant
+from .spec import StudentSpec
+
+
+def _check_spec(spec: StudentSpec) -> None:
+    from ..errors import TriggerKDError
+
+    if spec.arch not in ("mlp", "deepset"):
+        raise TriggerKDError(f"student.arch must be 'mlp' or 'deepset', got {spec.arch!r}")
+    if spec.arch == "deepset" and spec.n_particles & (spec.n_particles - 1):
+        raise TriggerKDError(
+            f"student.n_particles = {spec.n_particles}: the deep set needs a power of two "
+            "(its mean pooling is then exact in fixed point)")
+
+
+# ----------------------------------------------------------------------------- quantisers
+def _quantizers():
+    from brevitas.inject.enum import ScalingImplType
+    from brevitas.quant import (Int8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint,
+                                Uint8ActPerTensorFixedPoint)
+    from brevitas.quant.scaled_int import IntBias
+
+    return ScalingImplType, Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint, IntBias
+
+
+def input_quant(spec: StudentSpec):
+    import brevitas.nn as qnn
+
+    const, signed_act, _, _, _ = _quantizers()
+    top = 2.0 ** spec.input_int_bits
+    return qnn.QuantIdentity(act_quant=signed_act, bit_width=spec.input_bits, scaling_impl_type=const.CONST,
+                             max_val=top, min_val=-top, return_quant_tensor=True)
+
+
+def relu_quant(spec: StudentSpec, bits: int | None = None):
+    import brevitas.nn as qnn
+
+    const, _, unsigned_act, _, _ = _quantizers()
+    bits = bits or spec.act_bits
+    # max_val / (2**bits - 1) must be the power of two 2**-frac exactly
+    frac = bits - spec.act_int_bits
+    return qnn.QuantReLU(act_quant=unsigned_act, bit_width=bits, scaling_impl_type=const.CONST,
+                         max_val=(2**bits - 1) * 2.0**-frac, return_quant_tensor=True)
+
+
+def pool_quant(spec: StudentSpec):
+    """Identity on the exact mean of ReLU outputs (log2 P more fractional bits): no rounding."""
+    import brevitas.nn as qnn
+
+    const, _, unsigned_act, _, _ = _quantizers()
+    bits = spec.act_bits + int(math.log2(spec.n_particles))
+    frac = bits - spec.act_int_bits
+    return qnn.QuantIdentity(act_quant=unsigned_act, bit_width=bits, scaling_impl_type=const.CONST,
+                             max_val=(2**bits - 1) * 2.0**-frac, signed=False, return_quant_tensor=True)
+
+
+def qlinear(spec: StudentSpec, n_in: int, n_out: int):
+    import brevitas.nn as qnn
+
+    _, _, _, wq, bq = _quantizers()
+    return qnn.QuantLinear(n_in, n_out, bias=True, weight_quant=wq, weight_bit_width=spec.weight_bits,
+                           bias_quant=bq, bias_bit_width=spec.bias_bits, return_quant_tensor=True)
+
+
+def qconv(spec: StudentSpec, n_in: int, n_out: int):
+    import brevitas.nn as qnn
+
+    _, _, _, wq, bq = _quantizers()
+    return qnn.QuantConv1d(n_in, n_out, kernel_size=1, bias=True, weight_quant=wq, weight_bit_width=spec.weight_bits,
+                           bias_quant=bq, bias_bit_width=spec.bias_bits, return_quant_tensor=True)
+
+
+# ----------------------------------------------------------------------------- models
+class MLPStudent(nn.Module):
+    """(B, P*F) flattened constituents -> hidden layers with ReLU -> 2 logits."""
+
+    def __init__(self, spec: StudentSpec, quantized: bool = True):
+        super().__init__()
+        self.spec, self.quantized = spec, quantized
+        n_in = spec.n_particles * spec.n_features
+        layers: list[nn.Module] = [input_quant(spec) if quantized else nn.Identity()]
+        for width in spec.mlp_hidden:
+            layers += [qlinear(spec, n_in, width) if quantized else nn.Linear(n_in, width),
+                       relu_quant(spec) if quantized else nn.ReLU()]
+            n_in = width
+        layers.append(qlinear(spec, n_in, spec.n_classes) if quantized else nn.Linear(n_in, spec.n_classes))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, x):
+        return _plain(self.net(x))
+
+
+class DeepSetStudent(nn.Module):
+    """(B, F, P) -> per-particle phi (1x1 conv + ReLU) -> mean over particles -> rho -> 2 logits."""
+
+    def __init__(self, spec: StudentSpec, quantized: bool = True):
+        super().__init__()
+        self.spec, self.quantized = spec, quantized
+        n_in = spec.n_features
+        phi: list[nn.Module] = [input_quant(spec) if quantized else nn.Identity()]
+        for width in spec.phi_hidden:
+            phi += [qconv(spec, n_in, width) if quantized else nn.Conv1d(n_in, width, kernel_size=1),
+                    relu_quant(spec) if quantized else nn.ReLU()]
+            n_in = width
+        self.phi = nn.Sequential(*phi)
+        self.pool = nn.AdaptiveAvgPool1d(1)
+        self.pool_q = pool_quant(spec) if quantized else nn.Identity()
+        rho: list[nn.Module] = []
+        for width in spec.rho_hidden:
+            rho += [qlinear(spec, n_in, width) if quantized else nn.Linear(n_in, width),
+                    relu_quant(spec) if quantized else nn.ReLU()]
+            n_in = width
+        rho.append(qlinear(spec, n_in, spec.n_classes) if quantized else nn.Linear(n_in, spec.n_classes))
+        self.rho = nn.Sequential(*rho)
+
+    def forward(self, x):
+        h = self.phi(x)
+        h = self.pool(_plain(h))
+        h = self.pool_q(torch.flatten(h, 1))
+        return _plain(self.rho(h))
+
+
+def _plain(t):
+    return t.value if hasattr(t, "value") and not isinstance(t, torch.Tensor) else t
+
+
+def build_student(spec: StudentSpec, quantized: bool = True) -> nn.Module:
+    _check_spec(spec)
+    return MLPStudent(spec, quantized) if spec.arch == "mlp" else DeepSetStudent(spec, quantized)
+
+
+# ----------------------------------------------------------------------------- fixed-point view
+def _pow2_frac(scale: float, what: str) -> int:
+    f = -math.log2(float(scale))
+    if abs(f - round(f)) > 1e-9:
+        raise ValueError(f"{what}: scale {scale} is not a power of two")
+    return int(round(f))
+
+
+def _act_format(module) -> FixedFormat:
+    proxy = module.act_quant
+    scale = float(proxy.scale().detach())
+    bits = int(proxy.bit_width())
+    return FixedFormat(signed=bool(proxy.is_signed), bits=bits, frac_bits=_pow2_frac(scale, "activation"))
+
+
+def _dense(layer, in_frac: int, per_particle: bool, bias_bits: int) -> Dense:
+    qw = layer.quant_weight()
+    wf = _pow2_frac(float(qw.scale.detach()), "weight")
+    w = qw.int().detach().to(torch.int64).numpy()
+    if w.ndim == 3:  # conv1d kernel 1: (out, in, 1)
+        w = w[:, :, 0]
+    bias, bf = None, 0
+    if layer.bias is not None:
+        bf = in_frac + wf
+        bias = np.rint(layer.bias.detach().double().numpy() * 2.0**bf).astype(np.int64)
+        lim = 2 ** (bias_bits - 1)
+        bias = np.clip(bias, -lim, lim - 1)
+    return Dense(w.astype(np.int64), wf, bias, bf, per_particle)
+
+
+def student_intnet(model: nn.Module) -> IntNet:
+    """The quantised student as an integer network (bit-exact with its forward pass)."""
+    if not getattr(model, "quantized", False):
+        raise ValueError("student_intnet needs the quantised student, not the float twin")
+    spec: StudentSpec = model.spec
+    model.eval()
+    layers = []
+    mods = list(model.net) if spec.arch == "mlp" else list(model.phi)
+    in_fmt = _act_format(mods[0])
+    f = in_fmt.frac_bits
+    per_particle = spec.arch == "deepset"
+
+    def walk(seq, f, per_particle):
+        for m in seq:
+            name = type(m).__name__
+            if name in ("QuantLinear", "QuantConv1d"):
+                d = _dense(m, f, per_particle, spec.bias_bits)
+                layers.append(d)
+                f = f + d.weight_frac_bits
+            elif name in ("QuantReLU", "QuantIdentity"):
+                fmt = _act_format(m)
+                layers.append(Quant(fmt, relu=name == "QuantReLU"))
+                f = fmt.frac_bits
+        return f
+
+    f = walk(mods[1:], f, per_particle)
+    if spec.arch == "deepset":
+        layers.append(MeanPool(spec.n_particles))
+        fmt = _act_format(model.pool_q)
+        layers.append(Quant(fmt, relu=False))
+        walk(list(model.rho), fmt.frac_bits, False)
+    shape = (spec.n_particles * spec.n_features,) if spec.arch == "mlp" else (spec.n_features, spec.n_particles)
+    return IntNet(in_fmt, shape, layers, name=f"{spec.arch}_student")
+
+
+def output_lsb(model: nn.Module) -> float:
+    """Grid of the quantised student's logits (the last layer's accumulator LSB)."""
+    return 2.0 ** -student_intnet(model).output_frac_bits
+
+
+def quant_layer_table(model: nn.Module) -> list[dict]:
+    """Per-layer fixed-point formats of the quantised student, for reports and hls4ml checks."""
+    net = student_intnet(model)
+    rows, f = [{"layer": "input", "type": net.input_format.hls_type}], net.input_format.frac_bits
+    for i, layer in enumerate(net.layers):
+        if isinstance(layer, Quant):
+            rows.append({"layer": f"{i}:quant{'+relu' if layer.relu else ''}", "type": layer.fmt.hls_type})
+            f = layer.fmt.frac_bits
+        elif isinstance(layer, Dense):
+            wmax = int(np.abs(layer.weight).max()) if layer.weight.size else 0
+            rows.append({"layer": f"{i}:dense{'(per particle)' if layer.per_particle else ''}",
+                         "shape": list(layer.weight.shape), "weight_frac_bits": layer.weight_frac_bits,
+                         "max_abs_weight_int": wmax, "zero_weights": float((layer.weight == 0).mean())})
+            f += layer.weight_frac_bits
+        else:
+            rows.append({"layer": f"{i}:mean_pool", "n": layer.n})
+            f += int(math.log2(layer.n))
+    return rows

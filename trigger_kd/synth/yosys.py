@@ -1,0 +1,96 @@
+"""Yosys ``synth_xilinx`` on da4ml's Verilog: cell counts as measured open-source figures."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .tools import require, run_logged, version_of
+
+INSTALL_HINT = ("install it with `make tools` (Debian/Ubuntu: `apt-get install yosys`), "
+                "or use a vendor route (synth.tool: vivado | vitis | docker)")
+
+
+@dataclass
+class YosysResult:
+    version: str | None
+    cells: dict[str, int] = field(default_factory=dict)
+    total_cells: int = 0
+    cpu_s: float | None = None
+    log: str = ""
+
+    def count(self, pattern: str) -> int:
+        return sum(n for name, n in self.cells.items() if re.fullmatch(pattern, name))
+
+    @property
+    def lut(self) -> int:
+        return self.count(r"LUT[1-6]")
+
+    @property
+    def ff(self) -> int:
+        return self.count(r"FD\w*")
+
+    @property
+    def carry(self) -> int:
+        return self.count(r"CARRY[48]")
+
+    @property
+    def dsp(self) -> int:
+        return self.count(r"DSP48\w*")
+
+    @property
+    def bram_18k(self) -> int:
+        """RAMB18* count 1, RAMB36* count 2."""
+        return self.count(r"RAMB18\w*") + 2 * self.count(r"RAMB36\w*")
+
+
+def verilog_sources(rtl_dir: Path) -> list[Path]:
+    """da4ml's design files: ``src/*.v`` (without the I/O wrapper) and ``src/static/*.v``."""
+    src = Path(rtl_dir) / "src"
+    files = [p for p in sorted(src.glob("*.v")) if not p.stem.endswith("_wrapper")]
+    return files + sorted((src / "static").glob("*.v"))
+
+
+def script(files: list[Path], top: str, family: str) -> str:
+    names = " ".join(str(f) for f in files)
+    return f"read_verilog -defer {names}\nsynth_xilinx -family {family} -flatten -top {top}\nstat\n"
+
+
+def parse_stat(log_text: str, top: str) -> tuple[dict[str, int], int]:
+    """Cell counts and total from the last ``stat`` block for ``top`` in a Yosys log."""
+    blocks = re.findall(rf"^=== {re.escape(top)} ===\s*$(.*?)(?=^===|^End of script|\Z)", log_text, flags=re.M | re.S)
+    if not blocks:
+        return {}, 0
+    block = blocks[-1]
+    total = re.search(r"Number of cells:\s+(\d+)", block)
+    cells = {name: int(n) for name, n in re.findall(r"^\s{5,}([A-Za-z_$][\w$]*)\s+(\d+)\s*$", block, flags=re.M)}
+    return cells, int(total.group(1)) if total else sum(cells.values())
+
+
+def run_yosys(rtl_dir: Path, top: str, family: str, log_dir: Path, progress: bool = True) -> YosysResult:
+    """Synthesize ``top`` from ``rtl_dir`` for a Xilinx ``family``; log in ``log_dir/yosys.log``."""
+    exe = require("yosys", INSTALL_HINT)
+    files = verilog_sources(rtl_dir)
+    if not files:
+        raise FileNotFoundError(f"no Verilog sources in {rtl_dir}/src")
+    log_dir = Path(log_dir)
+    log_dir.mkdir(parents=True, exist_ok=True)
+    ys = log_dir / "yosys.ys"
+    ys.write_text(script(files, top, family))
+    log = log_dir / "yosys.log"
+
+    def step(line: str) -> str | None:
+        m = re.match(r"^(\d+\.\d+)\. Executing (.*?)\.?\s*$", line)
+        return f"{m.group(1)} {m.group(2)}" if m and progress else None
+
+    run_logged([exe, "-s", str(ys)], log, cwd=log_dir, label="yosys", progress=step, heartbeat_s=30.0 if progress else 1e9)
+    text = log.read_text(errors="replace")
+    cells, total = parse_stat(text, top)
+    cpu = re.findall(r"CPU: user ([0-9.]+)s system ([0-9.]+)s", text)
+    return YosysResult(
+        version=version_of([exe, "-V"], r"Yosys (\S+)"),
+        cells=cells,
+        total_cells=total,
+        cpu_s=round(float(cpu[-1][0]) + float(cpu[-1][1]), 2) if cpu else None,
+        log=str(log),
+    )

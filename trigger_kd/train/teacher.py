@@ -1,0 +1,295 @@
+"""Train the LorentzNet teacher, on one process or under torchrun (DDP, gloo on CPU).
+
+    python -m trigger_kd.train.teacher --train T.h5 --val V.h5 --out DIR [--epochs N ...]
+    torchrun --nproc_per_node=2 -m trigger_kd.train.teacher --train T.h5 --val V.h5 --out DIR
+
+Under torchrun (WORLD_SIZE > 1) the training jets are sharded with DistributedSampler,
+gradients are averaged by DDP, BatchNorm running statistics are averaged over ranks after
+every epoch (SyncBatchNorm needs a GPU), validation is sharded and summed, and only
+rank 0 writes files.
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import dataclasses
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import nn
+from tqdm.auto import tqdm
+
+from ..console import error, info, progress_enabled
+from ..errors import TriggerKDError
+from ..models.lorentznet import LorentzNet, prepare_batch
+
+CHECKPOINT_FORMAT = "trigger_kd.lorentznet.v1"
+
+
+@dataclass(frozen=True)
+class TeacherSettings:
+    n_particles: int = 32
+    hidden: int = 32
+    layers: int = 3
+    epochs: int = 3
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    dropout: float = 0.2
+    c_weight: float = 5e-3
+    seed: int = 1
+    threads: int = 0  # 0 = torch default
+
+
+def build_teacher(settings: TeacherSettings) -> LorentzNet:
+    return LorentzNet(n_scalar=2, n_hidden=settings.hidden, n_class=2, n_layers=settings.layers,
+                      c_weight=settings.c_weight, dropout=settings.dropout)
+
+
+def _load(path: Path, n_particles: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
+    from ..data.formats import read_canonical
+
+    c, y = read_canonical(path)
+    if len(y) == 0:
+        raise TriggerKDError(f"{path}: no jets in the {what} file; regenerate the data with more jets")
+    return torch.from_numpy(np.ascontiguousarray(c[:, :n_particles])), torch.from_numpy(y.astype(np.int64))
+
+
+def _world() -> tuple[int, int, bool]:
+    """(world_size, rank, whether this call initialised the process group)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return 1, 0, False
+    started = False
+    if not dist.is_initialized():
+        dist.init_process_group(backend="gloo")
+        started = True
+    return dist.get_world_size(), dist.get_rank(), started
+
+
+def _allsum(values: list[float], world: int) -> list[float]:
+    if world == 1:
+        return values
+    t = torch.tensor(values, dtype=torch.float64)
+    dist.all_reduce(t)
+    return t.tolist()
+
+
+def _average_buffers(model: nn.Module, world: int) -> None:
+    """Make BatchNorm running statistics equal on every rank (mean over ranks)."""
+    if world == 1:
+        return
+    for buf in model.buffers():
+        if buf.is_floating_point():
+            dist.all_reduce(buf)
+            buf /= world
+        else:
+            dist.broadcast(buf, src=0)
+
+
+def _cosine(total_steps: int, warmup_frac: float = 0.05):
+    warmup = max(1, int(warmup_frac * total_steps))
+
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / warmup
+        return 0.5 * (1.0 + math.cos(math.pi * (step - warmup) / max(1, total_steps - warmup)))
+
+    return factor
+
+
+@torch.no_grad()
+def _evaluate(model: LorentzNet, c: torch.Tensor, y: torch.Tensor, n_particles: int, batch_size: int):
+    """(correct, summed loss, count) on this rank's jets."""
+    model.eval()
+    correct, loss, count = 0.0, 0.0, 0.0
+    for i in range(0, len(y), batch_size):
+        logits = model(prepare_batch(c[i:i + batch_size], n_particles))
+        yb = y[i:i + batch_size]
+        correct += float((logits.argmax(1) == yb).sum())
+        loss += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
+        count += len(yb)
+    return correct, loss, count
+
+
+def _save_atomic(obj, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    if isinstance(obj, str):
+        tmp.write_text(obj)
+    else:
+        torch.save(obj, tmp)
+    os.replace(tmp, path)
+
+
+def train_teacher(train_h5: Path, val_h5: Path, settings: TeacherSettings, out_dir: Path, progress: bool = True,
+                  save_rank_weights: bool = False) -> dict:
+    """Train LorentzNet (AdamW, warmup + cosine per step, cross-entropy), keep the best-val-accuracy weights.
+
+    Writes out_dir/teacher.pt and out_dir/history.json (rank 0 only); with save_rank_weights
+    every rank also writes its final weights to out_dir/rank{r}_final.pt (a DDP consistency check).
+    """
+    for name in ("n_particles", "hidden", "layers", "epochs", "batch_size"):
+        if getattr(settings, name) < 1:
+            raise TriggerKDError(f"teacher setting {name} = {getattr(settings, name)} must be at least 1")
+    if settings.threads > 0:
+        torch.set_num_threads(settings.threads)
+    out_dir = Path(out_dir)
+    world, rank, started = _world()
+    try:
+        return _train(Path(train_h5), Path(val_h5), settings, out_dir, progress, save_rank_weights, world, rank)
+    finally:
+        if started:
+            dist.destroy_process_group()
+
+
+def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, world, rank) -> dict:
+    n = settings.n_particles
+    c_train, y_train = _load(train_h5, n, "training")
+    c_val, y_val = _load(val_h5, n, "validation")
+    c_val, y_val = c_val[rank::world], y_val[rank::world]
+
+    torch.manual_seed(settings.seed)
+    model = build_teacher(settings)
+    n_params = int(sum(p.numel() for p in model.parameters()))
+    dataset = torch.utils.data.TensorDataset(c_train, y_train)
+    if world > 1:
+        sampler = torch.utils.data.distributed.DistributedSampler(dataset, num_replicas=world, rank=rank,
+                                                                  shuffle=True, seed=settings.seed)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=settings.batch_size, sampler=sampler)
+        net = nn.parallel.DistributedDataParallel(model)
+    else:
+        sampler = None
+        gen = torch.Generator().manual_seed(settings.seed)
+        loader = torch.utils.data.DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, generator=gen)
+        net = model
+    torch.manual_seed(settings.seed + rank)  # dropout differs per rank, as in the original
+    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    total_steps = max(1, settings.epochs * len(loader))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total_steps))
+
+    history, best_acc, best_epoch, best_state = [], -1.0, 0, None
+    train_seconds = 0.0
+    for epoch in range(settings.epochs):
+        if sampler is not None:
+            sampler.set_epoch(epoch)
+        net.train()
+        t0 = time.perf_counter()
+        correct = loss_sum = count = 0.0
+        bar = tqdm(loader, desc=f"teacher epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False,
+                   disable=True if rank else progress_enabled(progress))
+        for xb, yb in bar:
+            logits = net(prepare_batch(xb, n))
+            loss = nn.functional.cross_entropy(logits, yb)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+            correct += float((logits.detach().argmax(1) == yb).sum())
+            loss_sum += float(loss.detach()) * len(yb)
+            count += len(yb)
+            bar.set_postfix(loss=f"{loss_sum / count:.4f}", acc=f"{correct / count:.3f}")
+        bar.close()
+        _average_buffers(model, world)
+        epoch_seconds = time.perf_counter() - t0
+        train_seconds += epoch_seconds
+        t1 = time.perf_counter()
+        val = _allsum(list(_evaluate(model, c_val, y_val, n, max(256, settings.batch_size))), world)
+        tr = _allsum([correct, loss_sum, count], world)
+        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": tr[1] / tr[2],
+               "train_accuracy": tr[0] / tr[2], "val_loss": val[1] / val[2], "val_accuracy": val[0] / val[2],
+               "train_seconds": epoch_seconds, "val_seconds": time.perf_counter() - t1}
+        history.append(row)
+        if rank == 0:
+            info(f"[teacher] epoch {epoch + 1}/{settings.epochs}: train loss {row['train_loss']:.4f} "
+                 f"acc {row['train_accuracy']:.4f}, val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}")
+        if row["val_accuracy"] > best_acc:
+            best_acc, best_epoch = row["val_accuracy"], epoch + 1
+            best_state = copy.deepcopy(model.state_dict()) if rank == 0 else None
+
+    if save_rank_weights:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        _save_atomic(model.state_dict(), out_dir / f"rank{rank}_final.pt")
+    n_jets = len(y_train)
+    result = {"epochs": settings.epochs, "best_epoch": best_epoch, "best_val_accuracy": best_acc,
+              "train_seconds": train_seconds,
+              "jets_per_second": n_jets * settings.epochs / max(train_seconds, 1e-9),
+              "n_params": n_params, "world_size": world, "n_train_jets": n_jets}
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        ckpt = {"format": CHECKPOINT_FORMAT, "model": model.config, "settings": dataclasses.asdict(settings),
+                "best_epoch": best_epoch, "best_val_accuracy": best_acc, "state_dict": best_state}
+        _save_atomic(ckpt, out_dir / "teacher.pt")
+        _save_atomic(json.dumps({"history": history, **result}, indent=2), out_dir / "history.json")
+    if world > 1:
+        dist.barrier()
+    return result
+
+
+def load_teacher(path) -> LorentzNet:
+    """Rebuild the LorentzNet saved by `train_teacher`, in eval mode."""
+    path = Path(path)
+    if not path.is_file():
+        raise TriggerKDError(f"{path}: teacher checkpoint not found; run the teacher stage first "
+                             "(trigger-kd run <config> --to teacher)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several types for a damaged or foreign file
+        raise TriggerKDError(f"{path}: cannot read the teacher checkpoint ({exc}); retrain the teacher") from None
+    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+        raise TriggerKDError(f"{path}: not a trigger_kd LorentzNet checkpoint (no format {CHECKPOINT_FORMAT!r}); "
+                             "retrain the teacher with this version")
+    model = LorentzNet(**ckpt["model"])
+    model.load_state_dict(ckpt["state_dict"])
+    return model.eval()
+
+
+@torch.inference_mode()
+def teacher_logits(model: LorentzNet, constituents: np.ndarray, n_particles: int, batch_size: int = 512,
+                   progress: bool = True) -> np.ndarray:
+    """Logits (N, 2) float32 of the leading n_particles constituents of every jet."""
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    c = np.asarray(constituents)
+    out = [model(prepare_batch(c[i:i + batch_size, :n_particles], n_particles, dtype=dtype))
+           for i in tqdm(range(0, len(c), batch_size), desc="teacher logits", unit="batch", leave=False,
+                         disable=progress_enabled(progress))]
+    return torch.cat(out).float().numpy() if out else np.zeros((0, 2), dtype=np.float32)
+
+
+def _parser() -> argparse.ArgumentParser:
+    d = TeacherSettings()
+    p = argparse.ArgumentParser(prog="python -m trigger_kd.train.teacher", description=__doc__.split("\n")[0])
+    p.add_argument("--train", type=Path, required=True, help="canonical HDF5 training jets")
+    p.add_argument("--val", type=Path, required=True, help="canonical HDF5 validation jets")
+    p.add_argument("--out", type=Path, required=True, help="output directory (teacher.pt, history.json)")
+    for f in dataclasses.fields(TeacherSettings):
+        p.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(d, f.name)), default=getattr(d, f.name))
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--save-rank-weights", action="store_true", help="every rank writes rank{r}_final.pt")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    settings = TeacherSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TeacherSettings)})
+    try:
+        result = train_teacher(args.train, args.val, settings, args.out, progress=not args.no_progress,
+                               save_rank_weights=args.save_rank_weights)
+    except TriggerKDError as exc:
+        error(str(exc))
+        return 2
+    if result["world_size"] == 1 or int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
