@@ -56,7 +56,7 @@ def train_student(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, teacher_
             loss.backward()
             opt.step()
             sched.step()
-            total += float(loss) * len(idx)
+            total += loss.item() * len(idx)
             n += len(idx)
             bar.update(1)
         val_acc = _accuracy(model, x_val, y_val)

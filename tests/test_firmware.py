@@ -1,0 +1,134 @@
+"""Firmware: Brevitas -> QONNX -> hls4ml, compiled with g++, compared bit for bit."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from trigger_kd.cli import main as cli
+from trigger_kd.firmware.hls import FirmwareError, build_hls_from_qonnx, convert_qonnx, first_mismatch_layer, hls_predict
+from trigger_kd.firmware.import_qonnx import import_qonnx
+from trigger_kd.firmware.parity import compare_fixed
+from trigger_kd.firmware.qonnx_export import export_student
+from trigger_kd.firmware.settings import HLSSettings
+from trigger_kd.models.spec import StudentSpec
+from trigger_kd.models.students import build_student, output_lsb
+from trigger_kd.train.loops import predict_logits
+
+pytestmark = pytest.mark.slow
+
+SPECS = {
+    "mlp": StudentSpec(arch="mlp", n_particles=4, mlp_hidden=(8, 8)),
+    "deepset": StudentSpec(arch="deepset", n_particles=4, phi_hidden=(8,), rho_hidden=(8,)),
+}
+
+
+def _model(spec, seed=0):
+    torch.manual_seed(seed)
+    model = build_student(spec, quantized=True)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(torch.randn_like(p) * 0.3)
+    return model.eval()
+
+
+def _inputs(spec, n, seed=1):
+    shape = (spec.n_particles * spec.n_features,) if spec.arch == "mlp" else (spec.n_features, spec.n_particles)
+    return np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
+
+
+@pytest.fixture(scope="module", params=["mlp", "deepset"])
+def exported(request, tmp_path_factory):
+    spec = SPECS[request.param]
+    out = tmp_path_factory.mktemp(f"export_{request.param}")
+    model = _model(spec)
+    x = _inputs(spec, 64)
+    result = export_student(model, x, out)
+    return spec, model, result, out
+
+
+def _layout(x, result):
+    return np.ascontiguousarray(x.transpose(0, 2, 1)) if result["input_layout"] == "channels_last" else x
+
+
+def test_qonnx_execution_equals_brevitas(exported):
+    _, _, result, out = exported
+    assert result["check"]["exact"] and result["check"]["n_jets"] == 64
+    assert (out / "model_raw.onnx").is_file() and (out / "model_clean.onnx").is_file()
+
+
+def test_csim_is_bit_exact(exported):
+    spec, model, result, out = exported
+    hls_model = build_hls_from_qonnx(out / "model_clean.onnx", out / "prj", HLSSettings(),
+                                     n_particles=spec.n_particles if spec.arch == "deepset" else None)
+    x = _inputs(spec, 1000, seed=5)
+    csim = hls_predict(hls_model, _layout(x, result), progress=False)
+    report = compare_fixed(csim, predict_logits(model, x), output_lsb(model))
+    assert report["bit_exact_fraction"] == 1.0, report
+    rules = json.loads((out / "hls_rules.json").read_text())["rules"]
+    assert any(r.startswith("input ") for r in rules)
+    if spec.arch == "deepset":
+        assert any("pooling" in r for r in rules) and any("Transpose" in r for r in rules)
+
+
+def test_narrowed_accumulator_breaks_parity_and_is_named(tmp_path):
+    spec = SPECS["mlp"]
+    model = _model(spec)
+    x = _inputs(spec, 300)
+    result = export_student(model, x[:16], tmp_path)
+    broken = HLSSettings(layer_precision={"Dense_MatMul_1": {"accum": "fixed<8,3>", "result": "fixed<8,3>"}})
+    hls_model = build_hls_from_qonnx(tmp_path / "model_clean.onnx", tmp_path / "prj", broken)
+    csim = hls_predict(hls_model, x, progress=False)
+    report = compare_fixed(csim, predict_logits(model, x), output_lsb(model))
+    assert report["bit_exact_fraction"] < 1.0
+    bad = report["first_mismatched_jets"]
+    assert first_mismatch_layer(hls_model, tmp_path / "model_clean.onnx", x[bad]) == "Dense_MatMul_1"
+    assert result["check"]["exact"]
+
+
+def test_unknown_override_layer_is_named(tmp_path):
+    spec = SPECS["mlp"]
+    export_student(_model(spec), _inputs(spec, 4), tmp_path)
+    with pytest.raises(FirmwareError, match="Dense_Typo.*Dense_MatMul_0"):
+        convert_qonnx(tmp_path / "model_clean.onnx", tmp_path / "prj",
+                      HLSSettings(layer_precision={"Dense_Typo": {"result": "fixed<8,3>"}}))
+
+
+def test_import_qonnx_with_lookup_table_softmax(tmp_path):
+    """A model trained elsewhere, ending in a Softmax (approximate in hls4ml by design)."""
+    from brevitas.export import export_qonnx
+
+    spec = SPECS["mlp"]
+    model = torch.nn.Sequential(_model(spec), torch.nn.Softmax(dim=1)).eval()
+    onnx_path = tmp_path / "foreign.onnx"
+    export_qonnx(model, torch.zeros(1, spec.n_particles * spec.n_features), export_path=str(onnx_path), dynamo=False)
+    result = import_qonnx(onnx_path, tmp_path / "run", HLSSettings(), n=300, seed=2)
+    assert [a["op"] for a in result["approximate_layers"]] == ["Softmax"]
+    assert result["compared_at"] != "output"
+    assert result["bit_exact_fraction"] == 1.0 and result["n_jets"] == 300
+    assert 0.9 <= result["argmax_agreement"] <= 1.0
+    assert (tmp_path / "run" / "parity.json").is_file()
+    assert cli(["check-parity", str(tmp_path / "run")]) == 0
+
+
+def test_import_qonnx_rejects_unsupported_op(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("Cos", ["x"], ["y"], name="my_cosine")
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])])
+    path = tmp_path / "cos.onnx"
+    onnx.save(helper.make_model(graph), str(path))
+    with pytest.raises(FirmwareError, match="my_cosine.*Cos"):
+        import_qonnx(path, tmp_path / "run", HLSSettings(), n=4)
+
+
+def test_check_parity_exit_codes(tmp_path, capsys):
+    (tmp_path / "parity.json").write_text(json.dumps({"n_jets": 10, "bit_exact_fraction": 0.9}))
+    assert cli(["check-parity", str(tmp_path)]) == 1
+    (tmp_path / "parity.json").write_text(json.dumps({"n_jets": 10, "bit_exact_fraction": 1.0}))
+    assert cli(["check-parity", str(tmp_path)]) == 0
+    assert cli(["check-parity", str(tmp_path / "nowhere")]) == 2
