@@ -7,7 +7,7 @@ MODEL  ?= mlp_kd
 PROFILE ?= quick
 SYNTH  ?=
 SET    ?=
-export TF_CPP_MIN_LOG_LEVEL ?= 2
+export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-csim docker-image clean
 

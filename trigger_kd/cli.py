@@ -151,6 +151,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow (imported by hls4ml) is noisy on stderr
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)

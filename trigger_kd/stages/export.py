@@ -29,6 +29,7 @@ def run_export(cfg: Config, ctx: RunContext, out: Path) -> dict:
 
         trained = TrainedStudent(cfg, sdir)
         result = export_student(trained.quant, x, out)
+        result["raw"], result["clean"] = "model_raw.onnx", "model_clean.onnx"  # relative to this stage's directory
         check = result["check"]
         (out / "check.json").write_text(json.dumps(result, indent=2, default=str))
         if not check.get("exact", False):
@@ -36,7 +37,7 @@ def run_export(cfg: Config, ctx: RunContext, out: Path) -> dict:
                 f"QONNX execution differs from the Brevitas student on {check.get('n_jets')} sample jets "
                 f"(max |diff| {check.get('max_abs_diff')}); see {out / 'check.json'}"
             )
-        info(f"[export] QONNX == Brevitas on {check['n_jets']} jets; clean graph {result['clean']}")
+        info(f"[export] QONNX execution == Brevitas on {check['n_jets']} jets (raw and cleaned graphs)")
         return {"check": check, "clean": str(result["clean"])}
     shutil.copy2(sdir / "student.h5", out / "student.h5")
     trained = TrainedStudent(cfg, sdir)
