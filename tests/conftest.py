@@ -8,6 +8,7 @@ import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # QKeras needs tf_keras; set before anything imports TensorFlow
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -13,14 +13,13 @@ import json
 import math
 import os
 import sys
-import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import TriggerKDError
-from ..models.students_keras import QActivation, keras_intnet, quantizer_format, tf_keras
+from ..models.students_keras import QActivation, keras_intnet, quantizer_format, quiet_serialisation, tf_keras
 from .settings import HLSSettings
 
 PRECISION_KEYS = ("result", "accum", "weight", "bias")
@@ -33,8 +32,7 @@ def keras_is_tf_keras():
     saved = sys.modules.get("keras", _MISSING)
     sys.modules["keras"] = tf_keras
     try:
-        with warnings.catch_warnings():  # QKeras quantisers as constraints: harmless serialisation warning
-            warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
+        with quiet_serialisation():
             yield
     finally:
         if saved is _MISSING:
@@ -119,7 +117,8 @@ def build_hls_from_keras(model, prj_dir: Path, settings: HLSSettings, n_particle
         )
     _write_json(prj_dir.parent / "hls_config.json", cfg)
     try:
-        hls_model.compile()
+        with keras_is_tf_keras():  # the project writer saves the Keras model next to its YAML config
+            hls_model.compile()
     except Exception as exc:  # g++ failures come back as CalledProcessError / generic exceptions
         raise TriggerKDError(
             f"g++ compilation of the hls4ml project in {prj_dir} failed ({exc}); check that g++ is installed "
@@ -147,8 +146,17 @@ def first_mismatch_layer_keras(hls_model, keras_model, x: np.ndarray) -> str | N
     x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
     if len(x) == 0:
         return None
-    _, trace = hls_model.trace(x)
+    want_shape = tuple(int(d) for d in keras_model.input_shape[1:])
+    if x.shape[1:] != want_shape:
+        raise TriggerKDError(f"inputs of shape {x.shape[1:]} for a student that takes {want_shape} per jet")
+    with keras_is_tf_keras():  # trace() rewrites and recompiles the project
+        _, trace = hls_model.trace(x)
     ref = keras_layer_outputs(keras_model, x)
+    if not set(ref) & set(trace):
+        raise TriggerKDError(
+            f"the hls4ml trace ({', '.join(trace) or 'empty'}) shares no layer name with the QKeras model "
+            f"({', '.join(ref)}): was the project built by build_hls_from_keras from this model?"
+        )
     for name, want in ref.items():
         if name not in trace:
             continue  # folded into a neighbour by hls4ml (e.g. the input quantiser)

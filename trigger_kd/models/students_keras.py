@@ -21,6 +21,7 @@ import math  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
@@ -223,6 +224,15 @@ def custom_objects() -> dict:
     return co
 
 
+@contextmanager
+def quiet_serialisation():
+    """Hide tf_keras' harmless warnings about HDF5 being legacy and QKeras quantisers used as constraints."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*HDF5 file via `model.save", category=UserWarning)
+        warnings.filterwarnings("ignore", message=".*keras.constraints.serialize", category=UserWarning)
+        yield
+
+
 def save_keras_student(model, path: Path) -> None:
     """Write the model as HDF5 (atomically: temporary name in the same folder, then rename)."""
     path = Path(path)
@@ -230,8 +240,7 @@ def save_keras_student(model, path: Path) -> None:
     fd, tmp = tempfile.mkstemp(suffix=".h5", prefix=f".{path.stem}.", dir=path.parent)
     os.close(fd)
     try:
-        with warnings.catch_warnings():
-            warnings.filterwarnings("ignore", message=".*HDF5 file via `model.save", category=UserWarning)
+        with quiet_serialisation():
             model.save(tmp, save_format="h5", include_optimizer=False)
         os.replace(tmp, path)
     finally:

@@ -131,6 +131,10 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
 
         student_intnet(trained.quant).save(out / "intnet.json")  # the integer network the RTL route traces
         (out / "quant_layers.json").write_text(json.dumps(quant_layer_table(trained.quant), indent=2))
+    elif s.arch == "mlp":  # the QKeras deep set takes (N, P, F); the integer network is (F, P) per jet
+        from ..models.students_keras import keras_intnet
+
+        keras_intnet(trained.quant).save(out / "intnet.json")
     c_test, is_top = splits["test"]
     q_logits = trained.logits(x["test"], quantized=True)
     f_logits = trained.logits(x["test"], quantized=False)
