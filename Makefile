@@ -59,9 +59,10 @@ bench-kd:
 bench-csim:
 	$(PY) benchmarks/csim_throughput.py --out benchmarks/out/csim_throughput.json
 
-## docker-image: the Vivado/Vitis HLS container (see docker/README.md)
+## docker-image: the Vivado/Vitis HLS container (see docker/README.md); XILINX_INSTALLER=DIR installs the tools into the image
+XILINX_INSTALLER ?=
 docker-image:
-	docker build -t trigger-kd-vivado:latest -f docker/Dockerfile .
+	docker build -t trigger-kd-vivado:latest -f docker/Dockerfile $(if $(XILINX_INSTALLER),--build-context xilinx=$(XILINX_INSTALLER)) .
 
 clean:
 	rm -rf firmware/*/ .pytest_cache

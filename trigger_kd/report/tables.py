@@ -9,6 +9,8 @@ def fmt(value, spec: str = "g") -> str:
         return "n/a"
     if spec == "d":
         return str(int(round(value)))
+    if spec == "g" and isinstance(value, (int, float)) and float(value).is_integer() and abs(value) < 1e15:
+        return f"{int(value):,}"  # resource counts: 1,728,000 rather than 1.728e+06
     return format(value, spec)
 
 

@@ -108,7 +108,7 @@ def trace(net: IntNet, latency_cutoff: float) -> Traced:
     shape = tuple(net.input_shape)
     inp = FixedVariableArray.from_kif(np.full(shape, k), np.full(shape, i), np.full(shape, f))
     out = apply_intnet(net, inp)
-    comb = comb_trace(inp, out)
+    comb = comb_trace(inp, out, keep_dead_inputs=True)  # unused inputs keep their port slot
     pipe = to_pipeline(comb, latency_cutoff, verbose=False)
     return Traced(comb=comb, pipeline=pipe, top=verilog_name(net.name))
 

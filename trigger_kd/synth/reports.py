@@ -321,7 +321,11 @@ def parse_report(path: str | Path) -> list[ResourceRecord]:
 
 # ----------------------------------------------------------------------------- text
 def _fmt(v, spec: str = "g") -> str:
-    return "n/a" if v is None else format(v, spec)
+    if v is None:
+        return "n/a"
+    if spec == "g" and float(v).is_integer():
+        return str(int(v))
+    return format(v, spec)
 
 
 def format_record(record: ResourceRecord) -> str:
@@ -337,7 +341,7 @@ def format_record(record: ResourceRecord) -> str:
     if r.interval_max is not None:
         lines.append(f"  interval   {_fmt(r.interval_min)}-{_fmt(r.interval_max)} cycles")
     lines.append(f"  {'resource':<10} {'used':>10} {'available':>11} {'util %':>8}")
-    for key in RESOURCES:
+    for key in ("lut", "ff", "dsp", "bram_18k", "uram"):
         pct = r.utilization_pct.get(key)
         lines.append(f"  {key.upper():<10} {_fmt(getattr(r, key)):>10} {_fmt(r.available.get(key)):>11} "
                      f"{_fmt(pct, '.2f') if pct is not None else 'n/a':>8}")

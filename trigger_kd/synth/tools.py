@@ -2,10 +2,12 @@
 from __future__ import annotations
 
 import os
+import queue
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Callable, Sequence
@@ -59,14 +61,26 @@ def run_logged(
         fh.flush()
         proc = subprocess.Popen(list(map(str, cmd)), cwd=cwd, env=env, stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT, text=True, errors="replace", start_new_session=True)
+        lines: queue.Queue = queue.Queue()
+        reader = threading.Thread(target=_pump, args=(proc.stdout, lines), daemon=True)
+        reader.start()
         try:
-            assert proc.stdout is not None
-            for line in proc.stdout:
-                fh.write(line)
-                msg = progress(line) if progress else None
+            done, current = False, None
+            while not done:
+                try:
+                    line = lines.get(timeout=1.0)
+                except queue.Empty:
+                    line = ""
+                if line is None:
+                    done = True
+                    line = ""
+                if line:
+                    fh.write(line)
+                msg = progress(line) if (progress and line) else None
+                current = msg or current
                 now = time.time()
                 if (msg and now - last >= min_interval_s) or now - last > heartbeat_s:
-                    info(f"  {label}: {msg or 'running'} ({now - t0:.0f} s)")
+                    info(f"  {label}: {msg or f'still running ({current})' if current else 'running'} ({now - t0:.0f} s)")
                     last = now
             rc = proc.wait()
         except BaseException:
@@ -74,6 +88,12 @@ def run_logged(
             raise
     if rc != 0:
         raise ToolError(f"{label} failed (exit {rc}); full log: {log}\n--- last lines ---\n{tail(log)}")
+
+
+def _pump(stream, lines: "queue.Queue") -> None:
+    for line in stream:
+        lines.put(line)
+    lines.put(None)
 
 
 def _kill_group(proc: subprocess.Popen) -> None:

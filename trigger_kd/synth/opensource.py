@@ -1,0 +1,209 @@
+"""The open-source route: real hardware numbers without Vivado.
+
+IntNet -> da4ml trace (bit-exact pipelined Verilog) -> da4ml interpreter check ->
+Yosys ``synth_xilinx`` (LUT/FF/CARRY/DSP counts) -> RTL simulation of test jets
+(Verilator or Icarus) -> one ``open-source-synthesis`` ResourceRecord. Yosys counts are
+not Vivado's (no place and route, CARRY4 rather than CARRY8, INV cells not absorbed);
+latency in cycles is the number of da4ml pipeline stages, at an initiation interval of 1.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..console import info, warn
+from ..errors import TriggerKDError
+from ..models.intnet import IntNet
+from . import da4ml_trace, rtl_sim
+from .reports import ResourceRecord
+from .tools import ToolError, require
+from .yosys import INSTALL_HINT as YOSYS_HINT
+from .yosys import run_yosys
+
+# Resource counts of common parts (AMD/Xilinx data sheets, as csynth reports them).
+PART_RESOURCES = {
+    "xcvu13p": {"lut": 1728000, "ff": 3456000, "dsp": 12288, "bram_18k": 5376, "uram": 1280},
+    "xcvu9p": {"lut": 1182240, "ff": 2364480, "dsp": 6840, "bram_18k": 4320, "uram": 960},
+}
+
+
+class OpenSourceError(TriggerKDError):
+    """The open-source route found a problem (wrong inputs, a mismatch, a missing tool)."""
+
+
+@dataclass
+class OpenSourceResult:
+    record: ResourceRecord
+    rtl_parity: dict | None
+    da4ml_estimate: float
+    notes: list[str] = field(default_factory=list)
+
+
+def part_resources(part: str | None) -> dict:
+    p = (part or "").lower()
+    return dict(next((v for k, v in PART_RESOURCES.items() if p.startswith(k)), {}))
+
+
+def parity(reference: np.ndarray, got: np.ndarray, frac_bits: int, simulator: str) -> dict:
+    """Integer comparison on the output grid (2**-frac_bits) of every jet."""
+    ref_i = np.rint(reference * 2.0**frac_bits)
+    got_i = np.where(np.isfinite(got), np.rint(np.nan_to_num(got) * 2.0**frac_bits), np.nan)
+    same = np.all(ref_i == got_i, axis=1)
+    diff = np.abs(ref_i - got_i)
+    max_lsb = float(np.nanmax(diff)) if np.isfinite(diff).any() else None
+    return {
+        "n_jets": int(len(reference)),
+        "bit_exact_fraction": float(same.mean()) if len(same) else None,
+        "max_abs_diff": None if max_lsb is None else max_lsb * 2.0**-frac_bits,
+        "max_abs_diff_lsb": max_lsb,
+        "undefined_outputs": int(np.isnan(got_i).any(axis=1).sum()),
+        "simulator": simulator,
+    }
+
+
+def _simulate(model, traced, x_grid, simulator: str, log_dir: Path, progress: bool, notes: list[str]):
+    """(outputs per jet, simulator name, measured latency or None)."""
+    if simulator == "verilator":
+        try:
+            out = rtl_sim.simulate_verilator(model, x_grid, log_dir, jobs=min(2, os.cpu_count() or 1), progress=progress)
+            return out, f"verilator {rtl_sim.verilator_version()} (da4ml binder)", None
+        except (ToolError, RuntimeError, AssertionError) as exc:
+            why = (str(exc).splitlines() or [type(exc).__name__])[0]
+            msg = f"Verilator simulation not possible ({why}); Icarus Verilog simulated the RTL instead"
+            warn(msg)
+            notes.append(msg)
+    by_cycle, first = rtl_sim.simulate_iverilog(model, x_grid, log_dir, progress=progress)
+    lat = first if first is not None else traced.stages
+    return by_cycle[lat:lat + len(x_grid)], "icarus verilog", first
+
+
+def check_tools(simulator: str) -> None:
+    """Fail before any work when a tool of the route is missing."""
+    require("yosys", YOSYS_HINT)
+    if simulator == "iverilog":
+        require("iverilog", rtl_sim.IVERILOG_HINT)
+        require("vvp", rtl_sim.IVERILOG_HINT)
+    else:
+        rtl_sim.verilator_env()
+
+
+def run_open_source(
+    net: IntNet,
+    x_test: np.ndarray,
+    out: Path,
+    *,
+    part: str,
+    clock_period: float,
+    latency_cutoff: float = 5.0,
+    family: str = "xcup",
+    simulator: str = "verilator",
+    sim_jets: int = 1000,
+    reference_logits: np.ndarray | None = None,
+    progress: bool = True,
+) -> OpenSourceResult:
+    """Trace, check, synthesize and simulate ``net``; RTL in ``out/rtl``, logs in ``out/logs``."""
+    check_tools(simulator)
+    out = Path(out)
+    logs = out / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    notes: list[str] = []
+    x_test = np.asarray(x_test, dtype=np.float64)
+    flat_ok = len(net.input_shape) == 1 and x_test.ndim >= 2 and int(np.prod(x_test.shape[1:])) == net.input_shape[0]
+    if flat_ok:
+        x_test = x_test.reshape(len(x_test), -1)
+    elif tuple(x_test.shape[1:]) != tuple(net.input_shape):
+        raise OpenSourceError(f"test inputs have shape {x_test.shape}, but the integer network expects "
+                              f"(N, {', '.join(map(str, net.input_shape))}); rerun the student stage")
+
+    info(f"  da4ml: tracing {net.name} (latency cutoff {latency_cutoff} per stage)")
+    t0 = time.time()
+    traced = da4ml_trace.trace(net, latency_cutoff)
+    info(f"  da4ml: {traced.stages} pipeline stages, estimate {traced.cost_lut:.0f} LUT ({time.time() - t0:.1f} s)")
+
+    expected = net.evaluate(x_test)
+    if reference_logits is not None:
+        ref = np.asarray(reference_logits, dtype=np.float64).reshape(expected.shape)
+        same = float(np.mean(np.all(ref == expected, axis=1)))
+        if same < 1.0:
+            notes.append(f"IntNet.evaluate equals the student's saved test logits on {same:.4%} of jets only")
+    interp = da4ml_trace.interpreter_predict(traced, net, x_test)
+    bad = ~np.all(interp == expected, axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise OpenSourceError(
+            f"da4ml's traced circuit differs from the integer network on {int(bad.sum())} of {len(bad)} test jets "
+            f"(first: jet {i}, {interp[i].tolist()} vs {expected[i].tolist()}); the RTL would not be bit-exact")
+    info(f"  da4ml: interpreter equals the integer network on all {len(bad)} test jets")
+
+    rtl_dir = out / "rtl"
+    model = da4ml_trace.write_verilog(traced, rtl_dir, part=part, clock_period=clock_period)
+
+    info(f"  yosys: synth_xilinx -family {family} on {traced.top} (this can take minutes for large designs)")
+    ys = run_yosys(rtl_dir, traced.top, family, logs, progress=progress)
+    info(f"  yosys: {ys.lut} LUT, {ys.ff} FF, {ys.carry} CARRY, {ys.dsp} DSP (CPU {ys.cpu_s} s)")
+
+    n_sim = len(x_test) if sim_jets <= 0 else min(sim_jets, len(x_test))
+    x_grid = da4ml_trace.grid_inputs(net, x_test[:n_sim])
+    info(f"  rtl: simulating {n_sim} test jets with {simulator}")
+    got, sim_name, measured = _simulate(model, traced, x_grid, simulator, logs, progress, notes)
+    rtl_parity = parity(expected[:n_sim], got, net.output_frac_bits, sim_name)
+    if measured is not None:
+        rtl_parity["latency_cycles_measured"] = measured
+        if measured != traced.stages:
+            notes.append(f"simulated latency {measured} cycles differs from da4ml's {traced.stages} stages")
+    info(f"  rtl: {rtl_parity['bit_exact_fraction']:.4%} bit-exact on {n_sim} jets ({sim_name})")
+
+    rec = ResourceRecord(
+        part=part,
+        tool="Yosys",
+        tool_version=ys.version,
+        source=(f"Yosys {ys.version} synth_xilinx -family {family} (open-source, not Vivado); "
+                f"latency from da4ml pipeline"),
+        kind="open-source-synthesis",
+        clock_target_ns=float(clock_period),
+        latency_min_cycles=traced.stages,
+        latency_max_cycles=traced.stages,
+        latency_min_ns=round(traced.stages * clock_period, 6),
+        latency_max_ns=round(traced.stages * clock_period, 6),
+        interval_min=1,
+        interval_max=1,
+        dsp=ys.dsp,
+        lut=ys.lut,
+        ff=ys.ff,
+        bram_18k=ys.bram_18k,
+        uram=ys.count(r"URAM\w*"),
+        available=part_resources(part),
+    )
+    rec.fill_utilization()
+    rec.extra.update({
+        "carry": ys.carry,
+        "cells": ys.cells,
+        "total_cells": ys.total_cells,
+        "yosys_cpu_s": ys.cpu_s,
+        "da4ml_estimate_lut": traced.cost_lut,
+        "da4ml_pipeline_stages": traced.stages,
+        "da4ml_latency_cutoff": latency_cutoff,
+        "da4ml_version": _da4ml_version(),
+        "rtl_dir": str(rtl_dir),
+        "top": traced.top,
+        "yosys_log": ys.log,
+        "latency_convention": "clock edges from the edge that registers the input to the edge that presents the output",
+    })
+    if not rec.available:
+        notes.append(f"no resource counts known for part {part}: utilization not computed")
+    notes.append("LUT/FF counts are Yosys synth_xilinx figures (no place and route); Vivado's usually differ "
+                 "(CARRY8 instead of CARRY4, inverters absorbed into LUTs)")
+    return OpenSourceResult(record=rec, rtl_parity=rtl_parity, da4ml_estimate=traced.cost_lut, notes=notes)
+
+
+def _da4ml_version() -> str | None:
+    try:
+        from importlib.metadata import version
+
+        return version("da4ml")
+    except Exception:  # noqa: BLE001 - metadata may be missing in odd installs
+        return None
