@@ -96,7 +96,8 @@ def test_full_lorentz_invariance_without_beams(model):
     c = jets()
     ref = run(model, c, beams=False)
     for seed in range(4):
-        assert_same(run(model, random_lorentz_transform(c, np.random.default_rng(seed), max_beta=0.9), beams=False), ref)
+        moved = random_lorentz_transform(c, np.random.default_rng(seed), max_beta=0.9)
+        assert_same(run(model, moved, beams=False), ref)
 
 
 def test_full_lorentz_invariance_with_beams_transformed_too(model):
@@ -166,7 +167,8 @@ def test_prepare_batch_convention():
     x, s, mask = batch["x"], batch["scalars"], batch["node_mask"]
     assert x.shape == (6, 8, 4) and x.dtype == torch.float32 and s.shape == (6, 8, 2)
     beam = torch.tensor([math.sqrt(2), 0, 0, 1], dtype=torch.float32)
-    assert torch.equal(x[:, 0], beam.expand(6, 4)) and torch.equal(x[:, 1], (beam * torch.tensor([1, 1, 1, -1.0])).expand(6, 4))
+    assert torch.equal(x[:, 0], beam.expand(6, 4))
+    assert torch.equal(x[:, 1], (beam * torch.tensor([1, 1, 1, -1.0])).expand(6, 4))
     np.testing.assert_allclose(x[:, 2:].numpy(), c[:, :6], rtol=1e-6)  # leading 6 constituents, GeV, scale 1
     np.testing.assert_allclose(s[:, :2, 1].numpy(), math.log(2), rtol=1e-6)  # psi(beam mass 1)
     assert torch.all(s[:, :2, 0] == 0) and torch.all(s[:, 2:, 1] == 0)
