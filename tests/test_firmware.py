@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from student_helpers import perturbed_student, random_inputs
 from trigger_kd.cli import main as cli
 from trigger_kd.firmware.hls import FirmwareError, build_hls_from_qonnx, convert_qonnx, first_mismatch_layer, hls_predict
 from trigger_kd.firmware.import_qonnx import import_qonnx
@@ -14,7 +15,7 @@ from trigger_kd.firmware.parity import compare_fixed
 from trigger_kd.firmware.qonnx_export import export_student
 from trigger_kd.firmware.settings import HLSSettings
 from trigger_kd.models.spec import StudentSpec
-from trigger_kd.models.students import build_student, output_lsb
+from trigger_kd.models.students import output_lsb
 from trigger_kd.train.loops import predict_logits
 
 pytestmark = pytest.mark.slow
@@ -25,26 +26,14 @@ SPECS = {
 }
 
 
-def _model(spec, seed=0):
-    torch.manual_seed(seed)
-    model = build_student(spec, quantized=True)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return model.eval()
-
-
-def _inputs(spec, n, seed=1):
-    shape = (spec.n_particles * spec.n_features,) if spec.arch == "mlp" else (spec.n_features, spec.n_particles)
-    return np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
 
 
 @pytest.fixture(scope="module", params=["mlp", "deepset"])
 def exported(request, tmp_path_factory):
     spec = SPECS[request.param]
     out = tmp_path_factory.mktemp(f"export_{request.param}")
-    model = _model(spec)
-    x = _inputs(spec, 64)
+    model = perturbed_student(spec)
+    x = random_inputs(spec, 64)
     result = export_student(model, x, out)
     return spec, model, result, out
 
@@ -63,7 +52,7 @@ def test_csim_is_bit_exact(exported):
     spec, model, result, out = exported
     hls_model = build_hls_from_qonnx(out / "model_clean.onnx", out / "prj", HLSSettings(),
                                      n_particles=spec.n_particles if spec.arch == "deepset" else None)
-    x = _inputs(spec, 1000, seed=5)
+    x = random_inputs(spec, 1000, seed=5)
     csim = hls_predict(hls_model, _layout(x, result), progress=False)
     report = compare_fixed(csim, predict_logits(model, x), output_lsb(model))
     assert report["bit_exact_fraction"] == 1.0, report
@@ -75,8 +64,8 @@ def test_csim_is_bit_exact(exported):
 
 def test_narrowed_accumulator_breaks_parity_and_is_named(tmp_path):
     spec = SPECS["mlp"]
-    model = _model(spec)
-    x = _inputs(spec, 300)
+    model = perturbed_student(spec)
+    x = random_inputs(spec, 300)
     result = export_student(model, x[:16], tmp_path)
     broken = HLSSettings(layer_precision={"Dense_MatMul_1": {"accum": "fixed<8,3>", "result": "fixed<8,3>"}})
     hls_model = build_hls_from_qonnx(tmp_path / "model_clean.onnx", tmp_path / "prj", broken)
@@ -90,7 +79,7 @@ def test_narrowed_accumulator_breaks_parity_and_is_named(tmp_path):
 
 def test_unknown_override_layer_is_named(tmp_path):
     spec = SPECS["mlp"]
-    export_student(_model(spec), _inputs(spec, 4), tmp_path)
+    export_student(perturbed_student(spec), random_inputs(spec, 4), tmp_path)
     with pytest.raises(FirmwareError, match="Dense_Typo.*Dense_MatMul_0"):
         convert_qonnx(tmp_path / "model_clean.onnx", tmp_path / "prj",
                       HLSSettings(layer_precision={"Dense_Typo": {"result": "fixed<8,3>"}}))
@@ -101,7 +90,7 @@ def test_import_qonnx_with_lookup_table_softmax(tmp_path):
     from brevitas.export import export_qonnx
 
     spec = SPECS["mlp"]
-    model = torch.nn.Sequential(_model(spec), torch.nn.Softmax(dim=1)).eval()
+    model = torch.nn.Sequential(perturbed_student(spec), torch.nn.Softmax(dim=1)).eval()
     onnx_path = tmp_path / "foreign.onnx"
     export_qonnx(model, torch.zeros(1, spec.n_particles * spec.n_features), export_path=str(onnx_path), dynamo=False)
     result = import_qonnx(onnx_path, tmp_path / "run", HLSSettings(), n=300, seed=2)

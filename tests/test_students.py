@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 import torch
 
+from student_helpers import perturbed_student, random_inputs
 from trigger_kd.models.intnet import IntNet
 from trigger_kd.models.spec import StudentSpec
 from trigger_kd.models.students import build_student, output_lsb, quant_layer_table, student_intnet
@@ -13,25 +14,13 @@ from trigger_kd.train.loops import predict_logits, train_student
 from trigger_kd.train.settings import TrainSettings
 
 
-def _perturbed(spec: StudentSpec, seed: int = 0):
-    torch.manual_seed(seed)
-    model = build_student(spec, quantized=True)
-    with torch.no_grad():
-        for p in model.parameters():
-            p.add_(torch.randn_like(p) * 0.3)
-    return model.eval()
-
-
-def _inputs(spec: StudentSpec, n: int, seed: int = 1) -> np.ndarray:
-    shape = (spec.n_particles * spec.n_features,) if spec.arch == "mlp" else (spec.n_features, spec.n_particles)
-    return np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)
 
 
 @pytest.mark.parametrize("arch", ["mlp", "deepset"])
 def test_integer_network_is_bit_exact_with_brevitas(arch, tmp_path):
     spec = StudentSpec(arch=arch, n_particles=8, mlp_hidden=(16, 8), phi_hidden=(8, 8), rho_hidden=(8,))
-    model = _perturbed(spec)
-    x = _inputs(spec, 1000)
+    model = perturbed_student(spec)
+    x = random_inputs(spec, 1000)
     y = predict_logits(model, x)
     net = student_intnet(model)
     net.save(tmp_path / "net.json")
@@ -46,17 +35,17 @@ def test_integer_network_is_bit_exact_with_brevitas(arch, tmp_path):
 
 def test_quantised_output_changes_with_bit_width():
     """The quantisers are live: fewer weight bits give different outputs."""
-    x = _inputs(StudentSpec(), 200)
-    a = predict_logits(_perturbed(StudentSpec(weight_bits=8)), x)
-    b = predict_logits(_perturbed(StudentSpec(weight_bits=3)), x)
+    x = random_inputs(StudentSpec(), 200)
+    a = predict_logits(perturbed_student(StudentSpec(weight_bits=8)), x)
+    b = predict_logits(perturbed_student(StudentSpec(weight_bits=3)), x)
     assert not np.allclose(a, b)
 
 
 @pytest.mark.parametrize("quantized", [True, False])
 def test_deepset_is_permutation_invariant(quantized):
     spec = StudentSpec(arch="deepset", n_particles=8, phi_hidden=(8, 8), rho_hidden=(8,))
-    model = _perturbed(spec) if quantized else build_student(spec, quantized=False).eval()
-    x = _inputs(spec, 300)
+    model = perturbed_student(spec) if quantized else build_student(spec, quantized=False).eval()
+    x = random_inputs(spec, 300)
     perm = np.random.default_rng(3).permutation(spec.n_particles)
     a, b = predict_logits(model, x), predict_logits(model, x[:, :, perm])
     if quantized:
