@@ -7,10 +7,13 @@ The data and teacher stages are shared by every run through the content-addresse
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from trigger_kd.cli import main as cli
+
+REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 
@@ -24,16 +27,16 @@ TINY = [
 
 
 def _run(config: str, run_dir, to: str, extra=()):
-    args = ["run", f"hls_configs/{config}.yml", "--to", to, "--run-dir", str(run_dir), "--no-progress"]
+    args = ["run", str(REPO / "hls_configs" / f"{config}.yml"), "--to", to, "--run-dir", str(run_dir), "--no-progress"]
     for s in TINY + list(extra):
         args += ["--set", s]
     return cli(args)
 
 
-def test_mlp_kd_to_report(tmp_path, repo, monkeypatch):
-    monkeypatch.chdir(repo)
+def test_mlp_kd_to_report(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a relative run directory, as `make synth` uses
+    assert _run("mlp_kd", "mlp_kd", "report") == 0
     run = tmp_path / "mlp_kd"
-    assert _run("mlp_kd", run, "report") == 0
     metrics = json.loads((run / "student" / "metrics.json").read_text())
     for name in ("teacher", "student", "student_float"):
         assert {"accuracy", "auc", "rej30", "rej50", "n_jets"} <= set(metrics[name])
@@ -52,11 +55,10 @@ def test_mlp_kd_to_report(tmp_path, repo, monkeypatch):
         assert (run / "report" / png).stat().st_size > 1000
     assert cli(["check-parity", str(run)]) == 0
     # a rerun skips every stage
-    assert _run("mlp_kd", run, "report") == 0
+    assert _run("mlp_kd", "mlp_kd", "report") == 0
 
 
-def test_deepset_kd_and_scratch_to_firmware(tmp_path, repo, monkeypatch):
-    monkeypatch.chdir(repo)
+def test_deepset_kd_and_scratch_to_firmware(tmp_path):
     for name in ("deepset_kd", "deepset_scratch"):
         assert _run(name, tmp_path / name, "firmware") == 0
         parity = json.loads((tmp_path / name / "firmware" / "parity.json").read_text())
@@ -65,8 +67,7 @@ def test_deepset_kd_and_scratch_to_firmware(tmp_path, repo, monkeypatch):
 
 
 @pytest.mark.qkeras
-def test_qkeras_mlp_to_firmware(tmp_path, repo, monkeypatch):
-    monkeypatch.chdir(repo)
+def test_qkeras_mlp_to_firmware(tmp_path):
     run = tmp_path / "mlp_kd_qkeras"
     assert _run("mlp_kd_qkeras", run, "firmware") == 0
     parity = json.loads((run / "firmware" / "parity.json").read_text())

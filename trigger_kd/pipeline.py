@@ -172,7 +172,7 @@ def run_pipeline(
         info(f"[{stage.name}] running -> {final}")
         t0 = time.time()
         try:
-            summary = stage.func(cfg, ctx, tmp) or {}
+            summary = stage.func(cfg, ctx, tmp.resolve()) or {}  # absolute: tools may run in other directories
         except BaseException as exc:
             _keep_failed(tmp, final, exc)
             raise
