@@ -73,7 +73,8 @@ def resources_block(run_dir: Path) -> dict | None:
 
 
 def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") -> dict:
-    run_dir = Path(run_dir)
+    run_dir, out = Path(run_dir), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
     data = _load(run_dir / "data" / "summary.json")
     report = {
         "model": model,

@@ -1,0 +1,67 @@
+"""The report a trigger engineer reads, from stage outputs (a real Vitis HLS report as the resource record)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from trigger_kd.cli import main as cli
+from trigger_kd.report.build import build_report
+from trigger_kd.synth.reports import parse_report
+
+VITIS_HLS = Path(__file__).parent / "fixtures" / "reports" / "vitis_hls_2022.2_myproject_csynth.xml"
+
+
+def _metrics(acc: float, alpha: float) -> dict:
+    m = {"accuracy": acc, "auc": acc + 0.05, "rej30": 40.0, "rej50": 12.5, "n_jets": 1000}
+    rob = {"boost": [{"beta": b, "accuracy": acc - b / 10, "auc": 0.9} for b in (0.0, 0.1)], "smear": [], "n_jets": 1000}
+    return {"model": "x", "arch": "mlp", "framework": "brevitas", "distill": {"alpha": alpha, "temperature": 3.0},
+            "n_test_jets": 1000, "teacher": {**m, "accuracy": 0.94}, "student": m, "student_float": m,
+            "robustness": {"student": rob}, "source": "1000 test jets"}
+
+
+def _run_dir(root: Path, name: str, acc: float, alpha: float, with_synth: bool) -> Path:
+    run = root / name
+    for d in ("student", "firmware", "synth"):
+        (run / d).mkdir(parents=True)
+    (run / "student" / "metrics.json").write_text(json.dumps(_metrics(acc, alpha)))
+    (run / "firmware" / "parity.json").write_text(json.dumps({
+        "n_jets": 1000, "bit_exact_fraction": 1.0, "max_abs_diff": 0.0, "first_mismatch_layer": None,
+        "float_agreement": {"decision_agreement": 0.98, "max_score_diff": 0.2, "auc_quantized": 0.9, "auc_float": 0.91}}))
+    if with_synth:
+        rec = parse_report(VITIS_HLS)[0].to_dict()
+        (run / "synth" / "resources.json").write_text(json.dumps({"primary": rec, "records": [rec], "notes": []}))
+    return run
+
+
+def test_report_carries_vendor_numbers_and_sources(tmp_path):
+    run = _run_dir(tmp_path, "mlp_kd", 0.88, 0.7, with_synth=True)
+    _run_dir(tmp_path, "mlp_scratch", 0.86, 0.0, with_synth=False)
+    report = build_report(run, run / "report", "mlp_kd")
+    res = report["resources"]
+    assert res["source"] == "Vitis HLS 2022.2 csynth" and res["kind"] == "hls-estimate"
+    assert (res["lut"], res["dsp"], res["latency_cycles"], res["interval_max"]) == (116694, 2557, 15, 1)
+    kd = report["physics"]["kd_vs_scratch"]
+    assert abs(kd["delta"]["accuracy"] - 0.02) < 1e-12
+    md = (run / "report" / "report.md").read_text()
+    assert "116,694" in md and "75.0 ns / 15 cyc" in md and "Vitis HLS 2022.2 csynth" in md
+    assert "100.000 % bit-exact" in md and "KD vs scratch" in md
+    assert (run / "report" / "resources.png").stat().st_size > 1000
+
+
+def test_missing_figures_are_reported_missing(tmp_path):
+    run = _run_dir(tmp_path, "deepset_kd", 0.87, 1.0, with_synth=False)
+    report = build_report(run, run / "report", "deepset_kd")
+    assert report["resources"] is None
+    md = (run / "report" / "report.md").read_text()
+    assert "Synthesis stage not run" in md and "n/a" in md
+
+
+def test_side_by_side_comparison(tmp_path, capsys):
+    runs = [_run_dir(tmp_path, n, a, 0.7, s) for n, a, s in (("mlp_kd", 0.88, True), ("deepset_kd", 0.87, False))]
+    for r in runs:
+        build_report(r, r / "report", r.name)
+    assert cli(["report", *map(str, runs), "--print"]) == 0
+    out = capsys.readouterr().out
+    assert "| mlp_kd | 0.880 |" in out and "| deepset_kd | 0.870 |" in out
+    assert (tmp_path / "comparison.md").is_file() and (tmp_path / "comparison_resources.png").is_file()
+    assert cli(["report", str(tmp_path / "nothing")]) == 2
