@@ -131,7 +131,7 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
 
         student_intnet(trained.quant).save(out / "intnet.json")  # the integer network the RTL route traces
         (out / "quant_layers.json").write_text(json.dumps(quant_layer_table(trained.quant), indent=2))
-    elif s.arch == "mlp":  # the QKeras deep set takes (N, P, F); the integer network is (F, P) per jet
+    else:  # QKeras: the integer network takes (F, P) per jet; the QKeras deep set itself takes (P, F)
         from ..models.students_keras import keras_intnet
 
         keras_intnet(trained.quant).save(out / "intnet.json")
