@@ -25,9 +25,11 @@ def resource_bars(resources: dict[str, dict], path: Path) -> None:
         vals = [((r.get("utilization_pct") or {}).get(k) if use_pct else r.get(k)) for k in KEYS]
         vals = [np.nan if v is None else v for v in vals]
         bars = ax.bar(x + i * width, vals, width, label=name)
-        for b, v in zip(bars, vals):
-            if np.isnan(v):
-                ax.annotate("n/a", (b.get_x() + b.get_width() / 2, 0), ha="center", va="bottom", fontsize=7)
+        for b, v, k in zip(bars, vals, KEYS):
+            count = r.get(k)
+            label = "n/a" if np.isnan(v) or count is None else f"{count:,}"
+            ax.annotate(label, (b.get_x() + b.get_width() / 2, 0 if np.isnan(v) else v), ha="center",
+                        va="bottom", fontsize=7)
     ax.set_xticks(x + width * (len(names) - 1) / 2, [k.upper().replace("_18K", "18k") for k in KEYS])
     ax.set_ylabel("% of part" if use_pct else "count")
     sources = sorted({str(r.get("source", "?")) for r in resources.values()})
