@@ -121,3 +121,20 @@ def test_check_parity_exit_codes(tmp_path, capsys):
     (tmp_path / "parity.json").write_text(json.dumps({"n_jets": 10, "bit_exact_fraction": 1.0}))
     assert cli(["check-parity", str(tmp_path)]) == 0
     assert cli(["check-parity", str(tmp_path / "nowhere")]) == 2
+
+
+@pytest.mark.parametrize("arch,settings", [
+    ("deepset", HLSSettings(io_type="io_stream")),
+    ("mlp", HLSSettings(backend="Vivado", strategy="Resource", reuse_factor=2)),
+])
+def test_other_hls_settings_stay_bit_exact(arch, settings, tmp_path):
+    """io_stream, the Resource strategy with reuse, and the Vivado backend keep exactness."""
+    spec = SPECS[arch]
+    model = perturbed_student(spec)
+    x = random_inputs(spec, 500, seed=4)
+    result = export_student(model, x[:8], tmp_path)
+    hls_model = build_hls_from_qonnx(tmp_path / "model_clean.onnx", tmp_path / "prj", settings,
+                                     n_particles=spec.n_particles if arch == "deepset" else None)
+    assert hls_model.config.get_config_value("IOType") == settings.io_type
+    csim = hls_predict(hls_model, _layout(x, result), progress=False)
+    assert compare_fixed(csim, predict_logits(model, x), output_lsb(model))["bit_exact_fraction"] == 1.0
