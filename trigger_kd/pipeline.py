@@ -41,6 +41,7 @@ class Stage:
     needs: tuple[str, ...]  # upstream stages
     func: Callable[["Config", "RunContext", Path], dict]
     shared: bool = False  # output lives in the content-addressed cache
+    always: bool = False  # also reads outside the run directory (sibling runs): cheap, so rerun every time
     help: str = ""
 
 
@@ -149,7 +150,7 @@ def run_pipeline(
             continue
         forced = first_forced is not None and i >= first_forced
         existing = _read_stamp(final)
-        if not forced and existing and existing.get("stamp") == stamp:
+        if not forced and not stage.always and existing and existing.get("stamp") == stamp:
             info(f"[{stage.name}] up to date (stamp {stamp[:12]}), skipped")
             results[stage.name] = existing.get("summary", {})
             continue

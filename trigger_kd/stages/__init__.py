@@ -30,6 +30,6 @@ STAGES: list[Stage] = [
     Stage("synth", ("synth", "hls"), ("student", "firmware"), _lazy("synth", "run_synth"),
           help="vendor HLS (local or docker) or the open-source route; resources.json"),
     Stage("report", ("checks",), ("data", "teacher", "student", "firmware", "synth"), _lazy("report", "run_report"),
-          help="report.md + report.json + plots"),
+          always=True, help="report.md + report.json + plots (KD vs scratch from a sibling scratch run when there is one)"),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
