@@ -54,7 +54,7 @@ def test_mlp_kd_to_report(tmp_path, monkeypatch):
     for png in ("roc.png", "robustness.png", "resources.png"):
         assert (run / "report" / png).stat().st_size > 1000
     assert cli(["check-parity", str(run)]) == 0
-    # a rerun skips every stage
+    # a rerun skips every stage but the (cheap, always rerun) report
     assert _run("mlp_kd", "mlp_kd", "report") == 0
 
 
