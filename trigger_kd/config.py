@@ -53,7 +53,7 @@ class DataConfig:
 
 @dataclass(frozen=True)
 class TeacherConfig:
-    n_particles: int = 64
+    n_particles: int = 32
     hidden: int = 32
     layers: int = 3
     epochs: int = 3

@@ -17,24 +17,13 @@ from ..console import info
 from ..pipeline import RunContext
 
 
-def teacher_settings(cfg: Config):
-    from ..train.teacher import TeacherSettings
-
-    t = cfg.teacher
-    return TeacherSettings(
-        n_particles=t.n_particles, hidden=t.hidden, layers=t.layers, epochs=t.epochs,
-        batch_size=t.batch_size, lr=t.lr, weight_decay=t.weight_decay, dropout=t.dropout,
-        c_weight=t.c_weight, seed=t.seed, threads=t.threads,
-    )
-
-
 def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..data.formats import read_canonical
     from ..train.metrics import binary_metrics, robustness, top_score
     from ..train.teacher import load_teacher, teacher_logits, train_teacher
 
     data = ctx.dir("data")
-    settings = teacher_settings(cfg)
+    settings = cfg.teacher  # train.teacher.TeacherSettings is the config section itself
     train_info = train_teacher(data / "train.h5", data / "val.h5", settings, out, progress=ctx.progress)
     model = load_teacher(out / "teacher.pt")
     n = settings.n_particles

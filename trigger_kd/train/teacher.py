@@ -18,7 +18,6 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +26,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..config import TeacherConfig
 from ..console import error, info, progress_enabled
 from ..errors import TriggerKDError
 from ..models.lorentznet import LorentzNet, prepare_batch
@@ -34,19 +34,8 @@ from ..models.lorentznet import LorentzNet, prepare_batch
 CHECKPOINT_FORMAT = "trigger_kd.lorentznet.v1"
 
 
-@dataclass(frozen=True)
-class TeacherSettings:
-    n_particles: int = 32
-    hidden: int = 32
-    layers: int = 3
-    epochs: int = 3
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    dropout: float = 0.2
-    c_weight: float = 5e-3
-    seed: int = 1
-    threads: int = 0  # 0 = torch default
+# The teacher's settings are the config's `teacher:` section (also the torchrun entry point's flags).
+TeacherSettings = TeacherConfig
 
 
 def build_teacher(settings: TeacherSettings) -> LorentzNet:
