@@ -96,20 +96,32 @@ def qconv(spec: StudentSpec, n_in: int, n_out: int):
 
 
 # ----------------------------------------------------------------------------- models
+def _stack(spec: StudentSpec, quantized: bool, n_in: int, widths, n_out: int | None = None,
+           per_particle: bool = False) -> tuple[list[nn.Module], int]:
+    """[layer, ReLU] per hidden width (+ a last layer to ``n_out`` logits); 1x1 convolutions per particle."""
+    def layer(a, b):
+        if per_particle:
+            return qconv(spec, a, b) if quantized else nn.Conv1d(a, b, kernel_size=1)
+        return qlinear(spec, a, b) if quantized else nn.Linear(a, b)
+
+    mods: list[nn.Module] = []
+    for width in widths:
+        mods += [layer(n_in, width), relu_quant(spec) if quantized else nn.ReLU()]
+        n_in = width
+    if n_out is not None:
+        mods.append(layer(n_in, n_out))
+    return mods, n_in
+
+
 class MLPStudent(nn.Module):
     """(B, P*F) flattened constituents -> hidden layers with ReLU -> 2 logits."""
 
     def __init__(self, spec: StudentSpec, quantized: bool = True):
         super().__init__()
         self.spec, self.quantized = spec, quantized
-        n_in = spec.n_particles * spec.n_features
-        layers: list[nn.Module] = [input_quant(spec) if quantized else nn.Identity()]
-        for width in spec.mlp_hidden:
-            layers += [qlinear(spec, n_in, width) if quantized else nn.Linear(n_in, width),
-                       relu_quant(spec) if quantized else nn.ReLU()]
-            n_in = width
-        layers.append(qlinear(spec, n_in, spec.n_classes) if quantized else nn.Linear(n_in, spec.n_classes))
-        self.net = nn.Sequential(*layers)
+        first = input_quant(spec) if quantized else nn.Identity()
+        layers, _ = _stack(spec, quantized, spec.n_particles * spec.n_features, spec.mlp_hidden, spec.n_classes)
+        self.net = nn.Sequential(first, *layers)
 
     def forward(self, x):
         return _plain(self.net(x))
@@ -121,21 +133,12 @@ class DeepSetStudent(nn.Module):
     def __init__(self, spec: StudentSpec, quantized: bool = True):
         super().__init__()
         self.spec, self.quantized = spec, quantized
-        n_in = spec.n_features
-        phi: list[nn.Module] = [input_quant(spec) if quantized else nn.Identity()]
-        for width in spec.phi_hidden:
-            phi += [qconv(spec, n_in, width) if quantized else nn.Conv1d(n_in, width, kernel_size=1),
-                    relu_quant(spec) if quantized else nn.ReLU()]
-            n_in = width
-        self.phi = nn.Sequential(*phi)
+        first = input_quant(spec) if quantized else nn.Identity()
+        phi, n_in = _stack(spec, quantized, spec.n_features, spec.phi_hidden, per_particle=True)
+        self.phi = nn.Sequential(first, *phi)
         self.pool = nn.AdaptiveAvgPool1d(1)
         self.pool_q = pool_quant(spec) if quantized else nn.Identity()
-        rho: list[nn.Module] = []
-        for width in spec.rho_hidden:
-            rho += [qlinear(spec, n_in, width) if quantized else nn.Linear(n_in, width),
-                    relu_quant(spec) if quantized else nn.ReLU()]
-            n_in = width
-        rho.append(qlinear(spec, n_in, spec.n_classes) if quantized else nn.Linear(n_in, spec.n_classes))
+        rho, _ = _stack(spec, quantized, n_in, spec.rho_hidden, spec.n_classes)
         self.rho = nn.Sequential(*rho)
 
     def forward(self, x):
