@@ -11,13 +11,13 @@ from __future__ import annotations
 import copy
 import json
 import math
-import os
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_text_atomic
 from ..errors import TriggerKDError
 from ..models.students_keras import QActivation, keras_intnet, quantizer_format, quiet_serialisation, tf_keras
 from .settings import HLSSettings
@@ -115,7 +115,7 @@ def build_hls_from_keras(model, prj_dir: Path, settings: HLSSettings, n_particle
             clock_period=settings.clock_period, io_type=settings.io_type, backend=settings.backend,
             project_name="myproject",
         )
-    _write_json(prj_dir.parent / "hls_config.json", cfg)
+    write_text_atomic(prj_dir.parent / "hls_config.json", json.dumps(cfg, indent=2, default=str))
     try:
         with keras_is_tf_keras():  # the project writer saves the Keras model next to its YAML config
             hls_model.compile()
@@ -164,9 +164,3 @@ def first_mismatch_layer_keras(hls_model, keras_model, x: np.ndarray) -> str | N
         if not np.array_equal(got, want.reshape(len(x), -1)):
             return name
     return None
-
-
-def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=str))
-    os.replace(tmp, path)

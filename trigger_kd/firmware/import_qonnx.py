@@ -10,11 +10,11 @@ output gets its max |diff| and argmax agreement.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import atomic_path, write_text_atomic
 from ..console import info
 from ..errors import TriggerKDError
 from .hls import (FirmwareError, build_hls_from_qonnx, check_ops, first_input_quant, first_mismatch_layer,
@@ -57,9 +57,8 @@ def import_qonnx(model_path: Path, run_dir: Path, settings: HLSSettings, inputs:
     channels_last = len(in_shape) == 3 and any(nd.op_type == "Conv" for nd in mw.graph.node)
     clean = clean_qonnx(mw, channels_last)
     clean_path = run_dir / "model_clean.onnx"
-    tmp = run_dir / ".model_clean.onnx.tmp"
-    clean.save(str(tmp))
-    os.replace(tmp, clean_path)
+    with atomic_path(clean_path) as tmp:
+        clean.save(str(tmp))
     q0 = first_input_quant(clean)
     if q0 is None:
         raise FirmwareError(f"{model_path}: the input is not quantised (no Quant node reads it)")
@@ -108,7 +107,7 @@ def import_qonnx(model_path: Path, run_dir: Path, settings: HLSSettings, inputs:
     if result["bit_exact_fraction"] < 1.0:
         bad = result["first_mismatched_jets"]
         result["first_mismatch_layer"] = first_mismatch_layer(hls_model, clean_path, x[bad])
-    (run_dir / "parity.json").write_text(json.dumps(result, indent=2, default=float))
+    write_text_atomic(run_dir / "parity.json", json.dumps(result, indent=2, default=float))
     info(f"[import-qonnx] bit-exact on {result['bit_exact_fraction'] * 100:.3f} % of {len(x)} inputs "
          f"(at {result['compared_at']}); report {run_dir / 'parity.json'}")
     return result

@@ -7,22 +7,14 @@ conv-form deep set (its input becomes (N, P, F)), ``GemmToMatMul``, cleanup agai
 """
 from __future__ import annotations
 
-import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..atomic import atomic_path
 from ..errors import TriggerKDError
-
-
-def _atomic_save(model_wrapper, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    model_wrapper.save(tmp)
-    os.replace(tmp, path)
 
 
 def clean_qonnx(model_wrapper, channels_last: bool):
@@ -68,17 +60,16 @@ def export_student(model: torch.nn.Module, x: np.ndarray, out_dir: Path) -> dict
     raw, clean = out_dir / "model_raw.onnx", out_dir / "model_clean.onnx"
     model.eval()
     example = torch.from_numpy(np.ascontiguousarray(x[:1], dtype=np.float32))
-    tmp = out_dir / ".model_raw.export.onnx"
     try:
-        with warnings.catch_warnings():
+        with atomic_path(raw) as tmp, warnings.catch_warnings():
             warnings.simplefilter("ignore")
             export_qonnx(model, example, export_path=str(tmp), dynamo=False)
     except Exception as exc:  # brevitas raises many types; say which model failed and why
         raise TriggerKDError(f"Brevitas QONNX export failed for the {model.spec.arch} student: {exc}") from exc
-    os.replace(tmp, raw)
     channels_last = is_channels_first_conv(x)
     cleaned = clean_qonnx(ModelWrapper(str(raw)), channels_last)
-    _atomic_save(cleaned, clean)
+    with atomic_path(clean) as tmp:
+        cleaned.save(str(tmp))
 
     with torch.no_grad():
         ref = model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).double().numpy()

@@ -18,7 +18,6 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import math  # noqa: E402
-import tempfile  # noqa: E402
 import time  # noqa: E402
 import warnings  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
@@ -26,6 +25,7 @@ from pathlib import Path  # noqa: E402
 
 import numpy as np  # noqa: E402
 
+from ..atomic import atomic_path  # noqa: E402
 from ..errors import TriggerKDError  # noqa: E402
 from .intnet import Dense, FixedFormat, IntNet, MeanPool, Quant  # noqa: E402
 from .spec import StudentSpec  # noqa: E402
@@ -235,17 +235,8 @@ def quiet_serialisation():
 
 def save_keras_student(model, path: Path) -> None:
     """Write the model as HDF5 (atomically: temporary name in the same folder, then rename)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(suffix=".h5", prefix=f".{path.stem}.", dir=path.parent)
-    os.close(fd)
-    try:
-        with quiet_serialisation():
-            model.save(tmp, save_format="h5", include_optimizer=False)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with atomic_path(path) as tmp, quiet_serialisation():
+        model.save(str(tmp), save_format="h5", include_optimizer=False)
 
 
 def load_keras_student(path: Path):

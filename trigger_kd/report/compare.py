@@ -2,9 +2,9 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
+from ..atomic import write_text_atomic
 from ..errors import TriggerKDError
 from .build import model_row
 from .plots import resource_bars
@@ -32,8 +32,6 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
         bars = out.with_name(out.stem + "_resources.png")
         resource_bars(res, bars)
         lines += [f"![Resources]({bars.name})", ""]
-    tmp = out.with_name(f".{out.name}.tmp")
-    tmp.write_text("\n".join(lines) + "\n")
-    os.replace(tmp, out)
-    (out.with_suffix(".json")).write_text(json.dumps({"models": rows}, indent=2))
+    write_text_atomic(out, "\n".join(lines) + "\n")
+    write_text_atomic(out.with_suffix(".json"), json.dumps({"models": rows}, indent=2))
     return out

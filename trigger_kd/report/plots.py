@@ -1,7 +1,6 @@
 """Resource bars: % of the part per resource, one group per model, source in the title."""
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import matplotlib
@@ -9,6 +8,8 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+
+from ..atomic import atomic_path  # noqa: E402
 
 KEYS = ("dsp", "lut", "ff", "bram_18k")
 
@@ -36,7 +37,6 @@ def resource_bars(resources: dict[str, dict], path: Path) -> None:
     ax.set_title("; ".join(sources), fontsize=8)
     ax.legend(fontsize=7)
     fig.tight_layout()
-    tmp = Path(path).with_name(f".{Path(path).name}.tmp.png")
-    fig.savefig(tmp, dpi=120)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120)
     plt.close(fig)
-    os.replace(tmp, path)

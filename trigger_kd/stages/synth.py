@@ -9,12 +9,12 @@ Output: ``resources.json`` (primary record, all records, RTL parity, notes, rout
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_text_atomic
 from ..config import Config
 from ..console import info, warn
 from ..pipeline import RunContext, StageError
@@ -35,12 +35,6 @@ def choose_route(cfg: Config) -> tuple[str, list[str]]:
             f"use synth.tool: docker (make docker-image, docker/README.md) or put the AMD/Xilinx tools on PATH.")
     warn(note)
     return "open-source", [note]
-
-
-def _write_json(path: Path, data: dict) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=float))
-    os.replace(tmp, path)
 
 
 def _vendor(cfg: Config, ctx: RunContext, out: Path, route: str, notes: list[str]):
@@ -114,14 +108,14 @@ def run_synth(cfg: Config, ctx: RunContext, out: Path) -> dict:
         primary, records, rtl_parity, estimate = _open_source(cfg, ctx, out, notes)
     else:
         primary, records, rtl_parity, estimate = _vendor(cfg, ctx, out, route, notes)
-    _write_json(out / "resources.json", {
+    write_text_atomic(out / "resources.json", json.dumps({
         "primary": primary.to_dict(),
         "records": [r.to_dict() for r in records],
         "rtl_parity": rtl_parity,
         "da4ml_estimate": estimate,
         "notes": notes,
         "route": route,
-    })
+    }, indent=2, default=float))
     info(f"[synth] {primary.source}: LUT {primary.lut}, FF {primary.ff}, DSP {primary.dsp}, "
          f"BRAM18 {primary.bram_18k}, latency {primary.latency_max_cycles} cycles")
     if rtl_parity is not None and rtl_parity.get("bit_exact_fraction") != 1.0:

@@ -26,6 +26,7 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..atomic import atomic_path, write_text_atomic
 from ..config import TeacherConfig
 from ..console import error, info, progress_enabled
 from ..errors import TriggerKDError
@@ -110,12 +111,11 @@ def _evaluate(model: LorentzNet, c: torch.Tensor, y: torch.Tensor, n_particles: 
 
 
 def _save_atomic(obj, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
     if isinstance(obj, str):
-        tmp.write_text(obj)
-    else:
+        write_text_atomic(path, obj)
+        return
+    with atomic_path(path) as tmp:
         torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 def train_teacher(train_h5: Path, val_h5: Path, settings: TeacherSettings, out_dir: Path, progress: bool = True,
