@@ -9,6 +9,7 @@ an interrupted generation resumes where it stopped.
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
@@ -21,22 +22,10 @@ from ..pipeline import RunContext, StageError
 
 
 def _gen_settings(cfg: Config):
+    """The physics settings of generation: the ``data:`` keys that GenSettings names."""
     from ..data.generate import GenSettings
 
-    d = cfg.data
-    return GenSettings(
-        sqrt_s=d.sqrt_s,
-        pthat_min=d.pthat_min,
-        jet_r=d.jet_r,
-        pt_min=d.pt_min,
-        pt_max=d.pt_max,
-        eta_max=d.eta_max,
-        particle_eta_max=d.particle_eta_max,
-        mpi=d.mpi,
-        hadronization=d.hadronization,
-        max_constituents=d.max_constituents,
-        match_dr=d.match_dr,
-    )
+    return GenSettings(**{f.name: getattr(cfg.data, f.name) for f in dataclasses.fields(GenSettings)})
 
 
 def shard_pool(cfg: Config, cache: Path) -> Path:

@@ -68,8 +68,7 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
     fa = float_agreement(q_logits, f_logits, is_top, working_point=cfg.checks.working_point)
     report = parity_report(csim, q_logits, lsb, float_block=fa, backend=settings.backend)
     if report["bit_exact_fraction"] < 1.0:
-        bad = np.flatnonzero(np.any(np.rint(csim / lsb) != np.rint(q_logits / lsb), axis=1))
-        report["first_mismatch_layer"] = mismatch(x[bad[:64]])
+        report["first_mismatch_layer"] = mismatch(x[report["first_mismatched_jets"]])
     (out / "parity.json").write_text(json.dumps(report, indent=2, default=float))
     info(f"[firmware] bit-exact on {report['bit_exact_fraction'] * 100:.3f} % of {report['n_jets']} test jets")
     if report["bit_exact_fraction"] < cfg.checks.parity_min_fraction:
