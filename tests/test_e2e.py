@@ -56,6 +56,10 @@ def test_mlp_kd_to_report(tmp_path, monkeypatch):
     assert cli(["check-parity", str(run)]) == 0
     # a rerun skips every stage but the (cheap, always rerun) report
     assert _run("mlp_kd", "mlp_kd", "report") == 0
+    assert (run / "firmware" / "config.resolved.yml").is_file() and not (run / "config.resolved.yml").exists()
+    # a new student whose firmware was not rebuilt: parity.json belongs to the old one (issue 11)
+    assert _run("mlp_kd", "mlp_kd", "export", ["student.seed=7"]) == 0
+    assert cli(["check-parity", str(run)]) == 1
 
 
 def test_deepset_kd_and_scratch_to_firmware(tmp_path):

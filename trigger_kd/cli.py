@@ -90,6 +90,26 @@ def cmd_parse_report(args) -> int:
     return 0
 
 
+def cmd_cache(args) -> int:
+    from .cache import format_entries, list_entries, prune
+    from .console import info
+    from .pipeline import cache_root
+
+    cache = cache_root()
+    if args.action == "list":
+        entries = list_entries(cache)
+        print(json.dumps([e.to_dict() for e in entries], indent=2) if args.json else format_entries(entries))
+        return 0
+    if args.older_than is None and not args.unreferenced:
+        raise TriggerKDError("cache prune: say what to remove: --older-than DAYS and/or --unreferenced")
+    removed = prune(cache, args.older_than, args.unreferenced, args.dry_run)
+    verb = "would remove" if args.dry_run else "removed"
+    for e in removed:
+        print(f"{verb} {e.stage}/{e.path.name} ({e.size} bytes; {e.made_from})")
+    info(f"{verb} {len(removed)} entries, {sum(e.size for e in removed)} bytes, from {cache}")
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report.compare import compare_runs
 
@@ -147,27 +167,61 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="output Markdown (default firmware/comparison.md)")
     rp.add_argument("--print", action="store_true", help="print the comparison")
     rp.set_defaults(func=cmd_report)
+
+    ca = sub.add_parser("cache", help="list or prune the dataset/teacher cache ($TRIGGER_KD_CACHE)")
+    ca.add_argument("action", choices=("list", "prune"))
+    ca.add_argument("--json", action="store_true", help="list: JSON instead of a table")
+    ca.add_argument("--older-than", type=float, metavar="DAYS", help="prune: entries not used for DAYS days")
+    ca.add_argument("--unreferenced", action="store_true",
+                    help="prune: entries no run directory links to (jet pools no dataset names)")
+    ca.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
+    ca.set_defaults(func=cmd_cache)
     return p
 
 
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (batch systems, CI timeouts): handled like Ctrl-C."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated()
+
+
 def main(argv: list[str] | None = None) -> int:
+    import errno
     import os
+    import signal
 
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow (imported by hls4ml) is noisy on stderr
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # QKeras needs tf_keras; must be set before TF loads
     args = build_parser().parse_args(argv)
+    from .console import error
+
+    previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return args.func(args)
     except TriggerKDError as exc:
-        from .console import error
-
         error(str(exc))
         return 2
+    except BrokenPipeError:  # `trigger-kd parse-report ... | head`: the reader left; not an error
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+    except Terminated:
+        error("terminated (SIGTERM); completed stages are kept, rerun the same command to resume")
+        return 143
     except KeyboardInterrupt:
-        from .console import error
-
         error("interrupted; completed stages are kept, rerun the same command to resume")
         return 130
+    except OSError as exc:
+        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS,
+                             errno.ENOTDIR, errno.EISDIR):
+            raise
+        error(f"{exc.strerror}: {exc.filename or ''}; free space or fix permissions there (or choose other "
+              f"paths) and rerun")
+        return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

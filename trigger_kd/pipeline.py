@@ -7,27 +7,44 @@ config sections it reads plus the stamps of the stages it needs; a stage whose
 stamp matches the one on disk is skipped. Outputs are swapped in atomically:
 an interrupted or failed stage leaves the previous result untouched.
 
+Stamps also cover the stage's code, the versions of the tools it calls and the
+content of its input files (``trigger_kd/fingerprint.py``). Each completed stage
+directory holds ``stamp.json`` (what it was made from) and ``config.resolved.yml``
+(the full resolved config of the run that made it).
+
 Shared, expensive stages (data, teacher) live in a content-addressed cache
 (``$TRIGGER_KD_CACHE``, default ``~/.cache/trigger_kd``) keyed by their stamp;
 the run directory holds a symlink, so several model configs reuse them.
+A run holds a lock on its run directory and on each cache entry it makes: a second
+run waits, then reuses the result (``trigger_kd/concurrency.py``).
 """
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
-import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
 from . import __version__
+from .atomic import write_text_atomic
+from .cache import note_use
+from .concurrency import remove_dead_leftovers, waiting_lock
 from .config import Config, dump_config, stamp_of
 from .console import info, warn
 from .errors import TriggerKDError
+from .fingerprint import code_fingerprint, file_identity, identity_key, tool_versions
 
 STAMP_FILE = "stamp.json"
+FAILED_FILE = "FAILED.json"  # in <stage>.failed/: the last attempt of that stage failed or was interrupted
+RESOLVED_CONFIG = "config.resolved.yml"
+RUN_LOCK = ".trigger-kd.lock"
+# OS errors that mean "the environment cannot hold the results", reported as messages, not tracebacks
+_ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
 
 
 class StageError(TriggerKDError):
@@ -43,6 +60,14 @@ class Stage:
     shared: bool = False  # output lives in the content-addressed cache
     always: bool = False  # also reads outside the run directory (sibling runs): cheap, so rerun every time
     help: str = ""
+    tools: tuple[str, ...] | Callable[["Config"], tuple[str, ...]] = ()  # fingerprint.TOOLS names it calls
+    inputs: Callable[["Config"], list] | None = None  # input files outside the run directory
+
+    def code_module(self) -> str:
+        return getattr(self.func, "module", None) or self.func.__module__
+
+    def tool_names(self, cfg: "Config") -> tuple[str, ...]:
+        return tuple(self.tools(cfg) if callable(self.tools) else self.tools)
 
 
 def cache_root() -> Path:
@@ -71,20 +96,50 @@ class RunContext:
         return path.resolve()
 
 
-def _read_stamp(path: Path) -> dict | None:
+def read_stamp(path: Path) -> dict | None:
+    """The stamp.json of a completed stage directory, or None."""
     try:
         return json.loads((path / STAMP_FILE).read_text())
     except (OSError, ValueError):
         return None
 
 
-def compute_stamp(stage: Stage, cfg: Config, upstream: dict[str, str]) -> str:
+def stage_dependencies(stage: Stage, cfg: Config, cache: Path | None) -> dict:
+    """What the stage's result depends on besides config and upstream stamps: code, tools, input files."""
+    code = code_fingerprint(stage.code_module())
+    return {
+        "code": code["sha256"],
+        "code_modules": code["modules"],
+        "tools": tool_versions(stage.tool_names(cfg)),
+        "inputs": [file_identity(p, cache) for p in (stage.inputs(cfg) if stage.inputs else [])],
+    }
+
+
+def compute_stamp(stage: Stage, cfg: Config, upstream: dict[str, str], deps: dict | None = None) -> str:
+    deps = deps if deps is not None else stage_dependencies(stage, cfg, None)
     return stamp_of(
         stage.name,
         __version__,
         {s: cfg.section(s) for s in stage.reads},
         {n: upstream[n] for n in stage.needs},
+        deps["code"],
+        deps["tools"],
+        [identity_key(i) for i in deps["inputs"]],
     )
+
+
+def prepare_dir(path: Path, what: str, hint: str) -> Path:
+    """Create ``path`` and prove it can hold files, or raise a StageError saying what is wrong."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise StageError(f"{what} {path} is an existing file, not a directory; {hint}")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as exc:
+        raise StageError(f"cannot write to {what} {path} ({exc.strerror or exc}); {hint}") from None
+    return path
 
 
 def _swap_in(tmp: Path, final: Path) -> None:
@@ -109,6 +164,7 @@ def _link(target: Path, link: Path) -> None:
         os.replace(link, old)
         shutil.rmtree(old, ignore_errors=True)
     os.replace(tmp_link, link)
+    note_use(target, link)
 
 
 def run_pipeline(
@@ -128,84 +184,155 @@ def run_pipeline(
     first_forced = names.index(start) if start else None
     if first_forced is not None and first_forced > last:
         raise StageError(f"--from {start} comes after --to {to}")
-    run_dir = Path(run_dir)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    (run_dir / "config.resolved.yml").write_text(dump_config(cfg))
-    ctx = RunContext(run_dir=run_dir, cache=cache_root(), progress=progress)
+    run_dir = prepare_dir(Path(run_dir), "run directory", "choose another --run-dir")
+    with waiting_lock(run_dir / RUN_LOCK, f"run directory {run_dir}") as waited:
+        if waited:
+            info(f"the other run on {run_dir} finished; continuing (its completed stages are reused)")
+        remove_dead_leftovers(run_dir)
+        ctx = RunContext(run_dir=run_dir, cache=cache_root(), progress=progress)
+        return _run_stages(cfg, stages[: last + 1], ctx, first_forced, start)
+
+
+def _run_stages(cfg: Config, stages: list[Stage], ctx: RunContext, first_forced: int | None,
+                start: str | None) -> dict[str, dict]:
+    run_dir = ctx.run_dir
     results: dict[str, dict] = {}
-    for i, stage in enumerate(stages[: last + 1]):
-        stamp = compute_stamp(stage, cfg, ctx.stamps)
+    for i, stage in enumerate(stages):
+        deps = stage_dependencies(stage, cfg, ctx.cache if stage.inputs else None)
+        stamp = compute_stamp(stage, cfg, ctx.stamps, deps)
         ctx.stamps[stage.name] = stamp
         final = run_dir / stage.name
         if first_forced is not None and i < first_forced:
-            existing = _read_stamp(final)
+            existing = read_stamp(final)
             if existing is None:
                 raise StageError(
                     f"--from {start}: stage '{stage.name}' has no output in {run_dir}; "
                     f"run without --from first"
                 )
             if existing.get("stamp") != stamp:
-                warn(f"{stage.name}: config changed since it ran; using the existing output because of --from")
+                warn(f"{stage.name}: config or code changed since it ran; using the existing output because of --from")
             ctx.stamps[stage.name] = existing["stamp"]
             continue
         forced = first_forced is not None and i >= first_forced
-        existing = _read_stamp(final)
+        existing = read_stamp(final)
         if not forced and not stage.always and existing and existing.get("stamp") == stamp:
             info(f"[{stage.name}] up to date (stamp {stamp[:12]}), skipped")
             results[stage.name] = existing.get("summary", {})
             continue
         if stage.shared:
-            home = ctx.cache / stage.name / stamp[:24]
-            cached = _read_stamp(home)
-            if not forced and cached and cached.get("stamp") == stamp:
-                info(f"[{stage.name}] found in cache {home}, reused")
-                _link(home, final)
-                results[stage.name] = cached.get("summary", {})
-                continue
-            home.parent.mkdir(parents=True, exist_ok=True)
-            dest = home
+            parent = prepare_dir(ctx.cache / stage.name, "cache directory",
+                                 "set TRIGGER_KD_CACHE to a writable directory")
+            remove_dead_leftovers(parent)
+            home = parent / stamp[:24]
+            with waiting_lock(parent / f"{home.name}.lock", f"cache entry {home}") as waited:
+                cached = read_stamp(home)
+                if not forced and cached and cached.get("stamp") == stamp:
+                    how = "made by the run we waited for" if waited else "found in cache"
+                    info(f"[{stage.name}] {how}: {home}, reused")
+                    _link(home, final)
+                    _remove_failed(final)
+                    results[stage.name] = cached.get("summary", {})
+                    continue
+                results[stage.name] = _run_one(stage, cfg, ctx, stamp, deps, home, final)
         else:
-            dest = final
-        tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-        if tmp.exists():
-            shutil.rmtree(tmp)
-        tmp.mkdir(parents=True)
-        info(f"[{stage.name}] running -> {final}")
-        t0 = time.time()
-        try:
-            summary = stage.func(cfg, ctx, tmp.resolve()) or {}  # absolute: tools may run in other directories
-        except BaseException as exc:
-            _keep_failed(tmp, final, exc)
-            raise
+            results[stage.name] = _run_one(stage, cfg, ctx, stamp, deps, final, final)
+    return results
+
+
+def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict, dest: Path, final: Path) -> dict:
+    """Run one stage into a temporary directory, then swap it in at ``dest`` (linked from ``final``)."""
+    tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir(parents=True)
+    info(f"[{stage.name}] running -> {final}")
+    t0 = time.time()
+    try:
+        summary = stage.func(cfg, ctx, tmp.resolve()) or {}  # absolute: tools may run in other directories
         record = {
             "stage": stage.name,
             "stamp": stamp,
             "config": cfg.source_file,
             "sections": {s: json.loads(json.dumps(_plain(cfg.section(s)))) for s in stage.reads},
             "upstream": {n: ctx.stamps[n] for n in stage.needs},
+            **deps,
             "seconds": round(time.time() - t0, 2),
             "finished": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "summary": summary,
         }
+        (tmp / RESOLVED_CONFIG).write_text(dump_config(cfg))
         (tmp / STAMP_FILE).write_text(json.dumps(record, indent=2, default=str))
         _swap_in(tmp, dest)
         if stage.shared:
             _link(dest, final)
-        info(f"[{stage.name}] done in {record['seconds']:.1f} s")
-        results[stage.name] = summary
-    return results
+    except BaseException as exc:
+        _keep_failed(tmp, final, stamp, exc)
+        if isinstance(exc, OSError) and _is_environment_error(exc):
+            raise StageError(_environment_message(stage.name, exc, final)) from None
+        raise
+    _remove_failed(final)
+    info(f"[{stage.name}] done in {record['seconds']:.1f} s")
+    return summary
 
 
-def _keep_failed(tmp: Path, final: Path, exc: BaseException) -> None:
-    """Move a failed stage's partial output aside for inspection; the previous result stays."""
-    if isinstance(exc, KeyboardInterrupt) or not tmp.exists() or not any(tmp.iterdir()):
-        shutil.rmtree(tmp, ignore_errors=True)
-        return
+def _is_environment_error(exc: OSError) -> bool:
+    return exc.errno in _ENV_ERRNOS or "No space left on device" in str(exc)
+
+
+def _environment_message(stage: str, exc: OSError, final: Path) -> str:
+    where = f" ({exc.filename})" if exc.filename else ""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or "No space left" in str(exc):
+        what = "the disk is full"
+        todo = "free space there (or point --run-dir / TRIGGER_KD_CACHE at a bigger file system) and rerun"
+    else:
+        what = f"a file could not be written: {exc.strerror or exc}"
+        todo = "make that location writable (or choose another --run-dir / TRIGGER_KD_CACHE) and rerun"
+    return (f"stage '{stage}' stopped: {what}{where}; {todo}. Earlier results are kept; "
+            f"see {final.with_name(final.name + '.failed')} for what this attempt wrote")
+
+
+def _remove_failed(final: Path) -> None:
+    """A later success makes an old ``<stage>.failed/`` obsolete."""
     failed = final.with_name(f"{final.name}.failed")
     if failed.exists():
         shutil.rmtree(failed, ignore_errors=True)
-    shutil.move(str(tmp), str(failed))
-    warn(f"[{final.name}] failed; its partial output is kept in {failed} for inspection")
+
+
+def _keep_failed(tmp: Path, final: Path, stamp: str, exc: BaseException) -> None:
+    """Move a failed stage's partial output aside for inspection; the previous result stays.
+
+    ``<stage>.failed/FAILED.json`` records that the latest attempt did not finish (also after an
+    interrupt), so ``check-parity`` does not accept the previous result as current.
+    """
+    failed = final.with_name(f"{final.name}.failed")
+    interrupted = isinstance(exc, KeyboardInterrupt)
+    try:
+        if failed.exists():
+            shutil.rmtree(failed, ignore_errors=True)
+        if interrupted or not tmp.exists() or not any(tmp.iterdir()):
+            shutil.rmtree(tmp, ignore_errors=True)
+            failed.mkdir(parents=True, exist_ok=True)
+        else:
+            shutil.move(str(tmp), str(failed))
+            warn(f"[{final.name}] failed; its partial output is kept in {failed} for inspection")
+        write_text_atomic(failed / FAILED_FILE, json.dumps({
+            "stage": final.name,
+            "stamp": stamp,
+            "error": "interrupted" if interrupted else f"{type(exc).__name__}: {exc}",
+            "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            "pid": os.getpid(),
+        }, indent=2))
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)  # e.g. a full disk: do not hide the original error
+
+
+def last_attempt_failed(stage_dir: Path) -> dict | None:
+    """The FAILED.json of ``<stage>.failed/`` next to ``stage_dir`` (None when its last attempt succeeded)."""
+    path = Path(stage_dir).with_name(f"{Path(stage_dir).name}.failed") / FAILED_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return None
 
 
 def _plain(obj):

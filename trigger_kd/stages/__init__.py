@@ -13,22 +13,38 @@ def _lazy(module: str, func: str):
         return getattr(importlib.import_module(f"{__name__}.{module}"), func)(cfg, ctx, out)
 
     call.__name__ = func
+    call.module = f"{__name__}.{module}"  # its code is fingerprinted into the stage's stamp
     return call
+
+
+def _framework_tools(cfg) -> tuple[str, ...]:
+    if cfg.student.framework == "qkeras":
+        return ("tensorflow", "tf-keras", "qkeras")
+    return ("brevitas", "onnx", "onnxruntime", "qonnx")
+
+
+def _data_inputs(cfg) -> list:
+    return [] if cfg.data.source == "pythia" else list(cfg.data.paths)
 
 
 STAGES: list[Stage] = [
     Stage("data", ("data",), (), _lazy("data", "run_data"), shared=True,
-          help="generate (Pythia 8 + FastJet) or load jets; split train/val/test"),
+          help="generate (Pythia 8 + FastJet) or load jets; split train/val/test",
+          tools=("pythia", "fastjet", "numpy", "h5py", "pandas", "tables", "uproot", "awkward"), inputs=_data_inputs),
     Stage("teacher", ("teacher", "checks"), ("data",), _lazy("teacher", "run_teacher"), shared=True,
-          help="train the LorentzNet teacher; cache its logits for every jet"),
+          help="train the LorentzNet teacher; cache its logits for every jet", tools=("torch", "numpy", "scikit-learn")),
     Stage("student", ("student", "distill", "checks"), ("data", "teacher"), _lazy("student", "run_student"),
-          help="train the quantised student with knowledge distillation, and its float twin"),
+          help="train the quantised student with knowledge distillation, and its float twin",
+          tools=lambda cfg: ("torch", "numpy", "scikit-learn") + _framework_tools(cfg)),
     Stage("export", ("export",), ("student",), _lazy("export", "run_export"),
-          help="Brevitas -> QONNX -> cleanup (QKeras: saved model), checked against the student"),
+          help="Brevitas -> QONNX -> cleanup (QKeras: saved model), checked against the student",
+          tools=lambda cfg: ("torch", "numpy") + _framework_tools(cfg)),
     Stage("firmware", ("hls", "checks"), ("student", "export"), _lazy("firmware", "run_firmware"),
-          help="hls4ml project, g++ C-simulation of every test jet, parity.json"),
+          help="hls4ml project, g++ C-simulation of every test jet, parity.json",
+          tools=lambda cfg: ("hls4ml", "g++", "numpy", "scikit-learn") + _framework_tools(cfg)),
     Stage("synth", ("synth", "hls"), ("student", "firmware"), _lazy("synth", "run_synth"),
-          help="vendor HLS (local or docker) or the open-source route; resources.json"),
+          help="vendor HLS (local or docker) or the open-source route; resources.json",
+          tools=("hls4ml", "da4ml", "yosys", "verilator", "numpy")),
     Stage("report", ("checks",), ("data", "teacher", "student", "firmware", "synth"), _lazy("report", "run_report"),
           always=True, help="report.md + report.json + plots (KD vs scratch from a sibling scratch run when there is one)"),
 ]

@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..cache import note_use
+from ..concurrency import waiting_lock
 from ..config import Config, stamp_of
 from ..console import info
 from ..pipeline import RunContext, StageError
@@ -29,9 +31,12 @@ def _gen_settings(cfg: Config):
 
 
 def shard_pool(cfg: Config, cache: Path) -> Path:
-    """Directory of generated shards for these physics settings and seed."""
+    """Directory of generated shards for these physics settings and seed, generation code and tool versions."""
+    from ..fingerprint import code_fingerprint, tool_versions
+
     settings = _gen_settings(cfg)
-    key = stamp_of("jets", settings, cfg.data.seed, cfg.data.shard_size)
+    key = stamp_of("jets", settings, cfg.data.seed, cfg.data.shard_size,
+                   code_fingerprint("trigger_kd.data.generate")["sha256"], tool_versions(("pythia", "fastjet")))
     return cache / "jets" / key[:24]
 
 
@@ -93,14 +98,19 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
         if d.jets_per_class <= 0:
             raise StageError("data.jets_per_class must be positive for generated jets")
         pool = shard_pool(cfg, ctx.cache)
-        info(f"[data] generating {d.jets_per_class} top + {d.jets_per_class} QCD jets "
-             f"(Pythia 8 + FastJet), shards in {pool}")
-        gen = generate_jets(
-            pool, d.jets_per_class, _gen_settings(cfg), seed=d.seed, workers=d.workers,
-            shard_size=d.shard_size, progress=ctx.progress,
-        )
-        summary["generation"] = gen
-        paths = assemble(pool, d.jets_per_class, split=tuple(d.split), seed=d.seed, out_dir=out)
+        pool.parent.mkdir(parents=True, exist_ok=True)
+        with waiting_lock(pool.with_name(f"{pool.name}.lock"), f"jet pool {pool}"):
+            info(f"[data] generating {d.jets_per_class} top + {d.jets_per_class} QCD jets "
+                 f"(Pythia 8 + FastJet), shards in {pool}")
+            gen = generate_jets(
+                pool, d.jets_per_class, _gen_settings(cfg), seed=d.seed, workers=d.workers,
+                shard_size=d.shard_size, progress=ctx.progress,
+            )
+            note_use(pool, made_from={"seed": d.seed, "shard_size": d.shard_size,
+                                      **dataclasses.asdict(_gen_settings(cfg))})
+            summary["generation"] = gen
+            summary["pool"] = str(pool)  # `trigger-kd cache prune` keeps pools a dataset names
+            paths = assemble(pool, d.jets_per_class, split=tuple(d.split), seed=d.seed, out_dir=out)
         for split, path in paths.items():
             if Path(path).resolve().parent != out.resolve():
                 os.replace(path, out / f"{split}.h5")

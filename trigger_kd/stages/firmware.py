@@ -69,6 +69,7 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
     report = parity_report(csim, q_logits, lsb, float_block=fa, backend=settings.backend)
     if report["bit_exact_fraction"] < 1.0:
         report["first_mismatch_layer"] = mismatch(x[report["first_mismatched_jets"]])
+    report["required_fraction"] = cfg.checks.parity_min_fraction  # check-parity applies the same threshold
     (out / "parity.json").write_text(json.dumps(report, indent=2, default=float))
     info(f"[firmware] bit-exact on {report['bit_exact_fraction'] * 100:.3f} % of {report['n_jets']} test jets")
     if report["bit_exact_fraction"] < cfg.checks.parity_min_fraction:
