@@ -54,6 +54,19 @@ def test_unknown_section_and_bad_types(repo):
         load_config(repo / "hls_configs/mlp_kd.yml", ["data.split=[0.5,0.5]"])
 
 
+def test_jet_classes_of_the_task(repo):
+    cfg = load_config(repo / "hls_configs/mlp_kd.yml")
+    assert (cfg.data.signal, cfg.data.background) == (("top",), ("qcd",))
+    cfg = load_config(repo / "hls_configs/mlp_kd.yml", ["data.signal=[w]", "data.background=[gluon, q]"])
+    assert (cfg.data.signal, cfg.data.background) == (("w",), ("gluon", "q"))
+    with pytest.raises(ConfigError, match=r"data.signal: unknown jet class\(es\) \['higgs'\]"):
+        load_config(repo / "hls_configs/mlp_kd.yml", ["data.signal=[higgs]"])
+    with pytest.raises(ConfigError, match="data.background is empty"):
+        load_config(repo / "hls_configs/mlp_kd.yml", ["data.background=[]"])
+    with pytest.raises(ConfigError, match=r"overlap in \['gluon'\]"):
+        load_config(repo / "hls_configs/mlp_kd.yml", ["data.signal=[gluon]"])  # qcd holds gluons
+
+
 def test_layer_precision_override(repo):
     cfg = load_config(repo / "hls_configs/mlp_kd.yml", ["hls.layer_precision.fc1.accum=fixed<8,3>"])
     assert cfg.hls.layer_precision["fc1"]["accum"] == "fixed<8,3>"

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import uproot
 
-from trigger_kd.data.formats import DataFormatError, load_source, read_canonical, write_canonical
+from trigger_kd.data.formats import DataFormatError, load_source, read_canonical, read_jet_classes, write_canonical
 from trigger_kd.errors import TriggerKDError
 
 P = 6  # constituents per jet in the small test files
@@ -48,8 +48,26 @@ def test_canonical_roundtrip_and_layout(tmp_path):
     c2, y2 = read_canonical(path)
     assert np.array_equal(c2, c) and np.array_equal(y2, y)
     assert [p.name for p in tmp_path.iterdir()] == ["x.h5"]  # no temp file left behind
-    c3, y3 = load_source("canonical", [path, path], 4)
+    assert read_jet_classes(path).tolist() == ["top", "qcd", "top", "qcd", "qcd"]  # a file without jet_class
+    c3, y3, n3 = load_source("canonical", [path, path], 4)
     assert c3.shape == (10, 4, 4) and np.array_equal(c3[:5], _sorted(c, 4)) and np.array_equal(y3[5:], y)
+    assert n3[:5].tolist() == ["top", "qcd", "top", "qcd", "qcd"]
+
+
+def test_canonical_records_each_jets_class(tmp_path):
+    c = _jets(5, 1)
+    names = np.array(["w", "gluon", "z", "w", "q"])
+    path = write_canonical(tmp_path / "x.h5", c, np.isin(names, ["w", "z"]), jet_class=names)
+    assert read_jet_classes(path).tolist() == names.tolist()
+    c2, y2, n2 = load_source("canonical", [path], 6, signal=("w",), background=("gluon", "q"))
+    assert n2.tolist() == ["w", "gluon", "w", "q"] and y2.tolist() == [1, 0, 1, 0]
+    assert np.array_equal(c2, _sorted(c[[0, 1, 3, 4]], 6))
+    _, y3, n3 = load_source("canonical", [path], 6, signal=("z",), background=("qcd",))  # qcd takes gluon and q
+    assert n3.tolist() == ["gluon", "z", "q"] and y3.tolist() == [0, 1, 0]
+    with pytest.raises(DataFormatError, match=r"no top jets in .*x\.h5 \(canonical\) for the task top vs qcd"):
+        load_source("canonical", [path], 6)
+    with pytest.raises(DataFormatError, match=r"unknown jet classes \['higgs'\]"):
+        write_canonical(tmp_path / "y.h5", c, np.zeros(5), jet_class=["higgs"] * 5)
 
 
 def test_canonical_errors(tmp_path):
@@ -100,11 +118,12 @@ def test_toptagging(tmp_path):
     c = _jets(7, 2)
     y = np.array([1, 0, 0, 1, 1, 0, 1], np.int8)
     path = _toptagging_file(tmp_path / "train.h5", c, y)
-    c2, y2 = load_source("toptagging", [path], 10)
+    c2, y2, n2 = load_source("toptagging", [path], 10)
+    assert np.array_equal(n2, np.where(y == 1, "top", "qcd"))
     assert c2.shape == (7, 10, 4) and c2.dtype == np.float32 and y2.dtype == np.int8
     assert np.array_equal(c2, _sorted(c, 10)) and np.array_equal(y2, y)
     _check_sorted(c2)
-    c3, _ = load_source("toptagging", [path], 3)
+    c3, _, _ = load_source("toptagging", [path], 3)
     assert np.array_equal(c3, _sorted(c, 3))
 
 
@@ -158,10 +177,15 @@ def test_hls4ml(tmp_path, names):
     c = _jets(6, 5)
     kinds = ["t", "g", "w", "q", "z", "t"]
     path = _hls4ml_file(tmp_path / "jetImage_0_150p.h5", c, kinds, names=names)
-    c2, y2 = load_source("hls4ml", [path], 8)
+    c2, y2, n2 = load_source("hls4ml", [path], 8)
     keep = [0, 1, 3, 5]  # W and Z jets dropped
-    assert np.array_equal(y2, [1, 0, 0, 1])
+    assert np.array_equal(y2, [1, 0, 0, 1]) and n2.tolist() == ["top", "gluon", "q", "top"]
     assert np.array_equal(c2, _sorted(c[keep], 8))
+    c3, y3, n3 = load_source("hls4ml", [path], 8, signal=("w",), background=("gluon",))
+    assert n3.tolist() == ["gluon", "w"] and y3.tolist() == [0, 1]
+    assert np.array_equal(c3, _sorted(c[[1, 2]], 8))
+    _, y4, n4 = load_source("hls4ml", [path], 8, signal=("z", "top"), background=("q",))
+    assert n4.tolist() == ["top", "q", "z", "top"] and y4.tolist() == [1, 0, 1, 1]
 
 
 def test_hls4ml_errors(tmp_path):
@@ -201,7 +225,11 @@ def test_jetclass(tmp_path):
     top = _jetclass_file(tmp_path / "TTBar_120.root", top_c, "label_Tbqq", [6, 5, 4, 6])
     qcd = _jetclass_file(tmp_path / "ZJetsToNuNu_120.root", qcd_c, "label_QCD", [6, 6, 5])
     hbb = _jetclass_file(tmp_path / "HToBB_120.root", qcd_c, "label_Hbb", [6, 6, 5])
-    c2, y2 = load_source("jetclass", [top, qcd, hbb], 5)
+    c2, y2, n2 = load_source("jetclass", [top, qcd, hbb], 5)
+    assert n2.tolist() == ["top"] * 4 + ["qcd"] * 3
+    wqq = _jetclass_file(tmp_path / "WToQQ_120.root", qcd_c, "label_Wqq", [6, 6, 5], extra_label="label_Wqq")
+    _, y3, n3 = load_source("jetclass", [wqq, qcd, top], 5, signal=("w",), background=("qcd",))
+    assert n3.tolist() == ["w"] * 3 + ["qcd"] * 3 and y3.tolist() == [1] * 3 + [0] * 3
     assert np.array_equal(y2, [1, 1, 1, 1, 0, 0, 0])
     top_c[1, 5:] = 0.0
     top_c[2, 4:] = 0.0
@@ -227,7 +255,7 @@ def test_jetclass_errors(tmp_path):
     with pytest.raises(DataFormatError, match=r"nan\.root: 1 NaN/inf"):
         load_source("jetclass", [path], 5)
     path = _jetclass_file(tmp_path / "TTBar_1.root", _jets(2, 11), "label_Tbqq", [6, 6])
-    with pytest.raises(DataFormatError, match=r"no QCD jets in .*TTBar_1\.root"):
+    with pytest.raises(DataFormatError, match=r"no qcd jets in .*TTBar_1\.root"):
         load_source("jetclass", [path], 5)
 
 

@@ -8,10 +8,11 @@ import h5py
 import numpy as np
 import pytest
 
-from trigger_kd.data.formats import read_canonical, write_canonical
+from trigger_kd.data.formats import read_canonical, read_jet_classes, write_canonical
 from trigger_kd.data.generate import (
     GenerationError,
     GenSettings,
+    _boson_partons,
     _top_partons,
     assemble,
     generate_jets,
@@ -19,7 +20,8 @@ from trigger_kd.data.generate import (
     shard_path,
     shard_seed,
 )
-from trigger_kd.data.physics import constituent_kinematics, jet_kinematics
+from trigger_kd.data.physics import constituent_kinematics, jet_kinematics, softdrop_mass
+from trigger_kd.errors import TriggerKDError
 
 SEED = 7
 SETTINGS = GenSettings()
@@ -43,6 +45,12 @@ def test_pythia_commands_follow_settings():
     assert "HardQCD:all = on" in qcd and "PartonLevel:MPI = off" in qcd and "Random:seed = 5" in qcd
     with pytest.raises(GenerationError, match="unknown jet class"):
         pythia_commands(SETTINGS, "wjets", 5)
+    w = pythia_commands(SETTINGS, "w", 5)
+    assert "WeakDoubleBoson:ffbar2WW = on" in w and "24:onIfAny = 1 2 3 4 5" in w
+    z = pythia_commands(SETTINGS, "z", 5)
+    assert "WeakZ0:gmZmode = 2" in z and "23:onIfAny = 1 2 3 4 5" in z
+    assert "HardQCD:gg2gg = on" in pythia_commands(SETTINGS, "gluon", 5)
+    assert "HardQCD:qq2qq = on" in pythia_commands(SETTINGS, "q", 5)
 
 
 def test_top_partons_from_an_event_record():
@@ -55,44 +63,102 @@ def test_top_partons_from_an_event_record():
     assert (out[0, 1] == -1).all()
 
 
-def test_assemble_balances_classes_and_splits(tmp_path):
-    pool = tmp_path / "pool"
+def test_boson_partons_from_an_event_record():
+    # event 0: Z -> b bbar, Z (copy) -> Z -> u ubar ; event 1: Z -> mu mu (no quarks) ; event 2: Z -> d dbar
+    pid = np.array([90, 23, 23, 23, 5, -5, 2, -2, 21, 90, 23, 13, -13, 90, 23, 1, -1])
+    mother = np.array([-1, 0, 0, 2, 1, 1, 3, 3, 4, -1, 9, 10, 10, -1, 13, 14, 14])
+    event = np.array([0] * 9 + [1] * 4 + [2] * 4)
+    out = _boson_partons(pid, mother, event, 3, 23)
+    assert out.shape == (3, 2, 3)
+    assert out[0].tolist() == [[1, 4, 5], [3, 6, 7]]
+    assert (out[1] == -1).all()
+    assert out[2, 0].tolist() == [14, 15, 16] and (out[2, 1] == -1).all()
+    assert (_boson_partons(pid, mother, event, 3, 24) == -1).all()  # no W in these events
+
+
+def _fake_pools(root, classes):
+    """Pools of 3 shards x 10 jets per class, jets tagged by E = 1000 * class index + 100 * shard + jet."""
     rng = np.random.default_rng(0)
-    for cls, label in (("top", 1), ("qcd", 0)):
+    pools = {cls: root / cls for cls in classes}
+    for j, cls in enumerate(classes):
         for k in range(3):
             c = rng.normal(size=(10, 5, 4)).astype(np.float32)
-            c[:, :, 0] = 1000 * label + 100 * k + np.arange(10)[:, None]  # tag jets by E
-            write_canonical(shard_path(pool, cls, k), c, np.full(10, label, np.int8))
-    paths = assemble(pool, 25, (0.6, 0.2, 0.2), seed=3, out_dir=tmp_path / "out")
+            c[:, :, 0] = 1000 * j + 100 * k + np.arange(10)[:, None]
+            write_canonical(shard_path(pools[cls], k), c, np.zeros(10, np.int8), jet_class=np.full(10, cls))
+    return pools
+
+
+def test_softdrop_drops_a_soft_wide_angle_particle():
+    def particle(pt, eta, phi):
+        return [pt * np.cosh(eta), pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)]
+
+    prongs = [particle(300.0, 0.0, 0.0), particle(200.0, 0.15, 0.1)]
+    jet = np.zeros((2, 5, 4))
+    jet[0, :3] = prongs + [particle(2.0, -0.5, 0.5)]  # z = 2/502 < 0.1, dR ~ 0.7: groomed away
+    jet[1, :1] = prongs[:1]
+    plain = jet_kinematics(jet)["mass"]
+    two = jet_kinematics(np.array([prongs]))["mass"][0]
+    sd = softdrop_mass(jet)
+    assert sd[0] == pytest.approx(two, rel=1e-9) and plain[0] > two + 5.0
+    assert sd[1] == pytest.approx(0.0, abs=1e-3)  # a single massless particle
+
+
+def test_assemble_balances_classes_and_splits(tmp_path):
+    pools = _fake_pools(tmp_path / "pool", ["qcd", "top"])
+    paths = assemble(pools, 25, (0.6, 0.2, 0.2), seed=3, out_dir=tmp_path / "out")
     tags = []
     for name, n in (("train", 30), ("val", 10), ("test", 10)):
         c, y = read_canonical(paths[name])
         assert len(y) == n and (y == 1).sum() == n // 2
         assert np.array_equal(y, (c[:, 0, 0] >= 1000).astype(np.int8))
+        assert np.array_equal(read_jet_classes(paths[name]), np.where(y == 1, "top", "qcd"))
         tags.extend(c[:, 0, 0].tolist())
     expected = [1000 * lab + 100 * k + i for lab in (0, 1) for k in range(3) for i in range(10) if 10 * k + i < 25]
     assert sorted(tags) == sorted(expected)  # first 25 jets per class, each once
     with pytest.raises(GenerationError, match="missing"):
-        assemble(pool, 31, (0.6, 0.2, 0.2), seed=3, out_dir=tmp_path / "out2")
+        assemble(pools, 31, (0.6, 0.2, 0.2), seed=3, out_dir=tmp_path / "out2")
     with pytest.raises(GenerationError, match="split"):
-        assemble(pool, 10, (0.6, 0.5, 0.2), seed=3, out_dir=tmp_path / "out3")
+        assemble(pools, 10, (0.6, 0.5, 0.2), seed=3, out_dir=tmp_path / "out3")
 
 
-def test_generate_rejects_bad_sizes(tmp_path):
+def test_assemble_labels_the_signal_classes(tmp_path):
+    pools = _fake_pools(tmp_path / "pool", ["w", "z", "gluon", "q"])
+    paths = assemble(pools, 20, (0.5, 0.25, 0.25), seed=1, out_dir=tmp_path / "out",
+                     signal=("w", "z"), background=("gluon",))
+    c, y = read_canonical(paths["train"])
+    names = read_jet_classes(paths["train"])
+    assert len(y) == 30 and sorted(set(names)) == ["gluon", "w", "z"]
+    assert np.array_equal(y, np.isin(names, ["w", "z"]).astype(np.int8))
+    assert np.array_equal(names, np.array(["w", "z", "gluon"])[(c[:, 0, 0] // 1000).astype(int)])
+    with pytest.raises(TriggerKDError, match="overlap"):
+        assemble(pools, 10, (0.5, 0.25, 0.25), seed=1, out_dir=tmp_path / "o2", signal=("q",), background=("qcd",))
+    with pytest.raises(GenerationError, match=r"no pool given for the jet class\(es\) \['top'\]"):
+        assemble(pools, 10, (0.5, 0.25, 0.25), seed=1, out_dir=tmp_path / "o3", signal=("top",), background=("q",))
+
+
+def test_generate_rejects_bad_sizes_and_classes(tmp_path):
     with pytest.raises(GenerationError, match="positive"):
-        generate_jets(tmp_path, 0, SETTINGS, seed=1, workers=1, progress=False)
+        generate_jets({"top": tmp_path}, 0, SETTINGS, seed=1, workers=1, progress=False)
+    with pytest.raises(GenerationError, match=r"unknown jet class\(es\) \['higgs'\]"):
+        generate_jets({"higgs": tmp_path}, 10, SETTINGS, seed=1, workers=1, progress=False)
 
 
 # ----------------------------------------------------------------------------- real generation
+def _pools(root):
+    return {cls: root / cls for cls in ("top", "qcd")}
+
+
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory):
     path = tmp_path_factory.mktemp("jets") / "pool"
-    stats = generate_jets(path, 300, SETTINGS, seed=SEED, workers=2, shard_size=100, progress=False)
+    stats = generate_jets(_pools(path), 300, SETTINGS, seed=SEED, workers=2, shard_size=100, progress=False)
     return path, stats
 
 
-def _class(pool_dir, cls):
-    parts = [read_canonical(shard_path(pool_dir, cls, k)) for k in range(3)]
+def _class(pool_dir, cls, n_shards=3):
+    parts = [read_canonical(shard_path(pool_dir / cls, k)) for k in range(n_shards)]
+    names = np.concatenate([read_jet_classes(shard_path(pool_dir / cls, k)) for k in range(n_shards)])
+    assert (names == cls).all()
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
@@ -130,16 +196,38 @@ def test_generated_jets_are_physical(pool):
 
 
 @pytest.mark.slow
+def test_w_z_gluon_and_quark_jets_are_physical(tmp_path):
+    classes = ("w", "z", "gluon", "q")
+    stats = generate_jets({cls: tmp_path / cls for cls in classes}, 300, SETTINGS, seed=SEED, workers=2,
+                          shard_size=100, progress=False)
+    mass, groomed, n_const = {}, {}, {}
+    for cls in classes:
+        assert stats[cls]["shards_generated"] == 3 and stats[cls]["jets_per_cpu_second"] > 10
+        c, _ = _class(tmp_path, cls)
+        jet = jet_kinematics(c)
+        assert jet["pt"].min() >= 549.0 and jet["pt"].max() <= 651.0
+        mass[cls] = float(np.median(jet["mass"]))
+        groomed[cls] = float(np.median(softdrop_mass(c)))
+        n_const[cls] = float(np.any(c != 0, axis=-1).sum(axis=1).mean())
+    assert 65.0 < mass["w"] < 95.0 and 70.0 < groomed["w"] < 90.0, (mass, groomed)  # m_W = 80.4 GeV
+    assert 78.0 < mass["z"] < 105.0 and 82.0 < groomed["z"] < 100.0, (mass, groomed)  # m_Z = 91.2 GeV
+    assert mass["z"] > mass["w"] and groomed["z"] > groomed["w"], (mass, groomed)
+    # light-quark jets are lighter than gluon jets; grooming takes both well below the bosons
+    assert mass["q"] < mass["gluon"] and groomed["q"] < groomed["gluon"] < groomed["w"] - 15.0, (mass, groomed)
+    assert n_const["gluon"] > 1.3 * n_const["q"], n_const  # C_A / C_F: gluons radiate more
+
+
+@pytest.mark.slow
 def test_pool_is_reproducible_with_other_worker_count(pool, tmp_path):
     path, _ = pool
     other = tmp_path / "pool1"
-    stats = generate_jets(other, 100, SETTINGS, seed=SEED, workers=1, shard_size=100, progress=False)
+    stats = generate_jets(_pools(other), 100, SETTINGS, seed=SEED, workers=1, shard_size=100, progress=False)
     assert stats["top"]["shards_generated"] == 1 and stats["qcd"]["shards_generated"] == 1
     for cls in ("top", "qcd"):
-        a, _ = read_canonical(shard_path(path, cls, 0))
-        b, _ = read_canonical(shard_path(other, cls, 0))
+        a, _ = read_canonical(shard_path(path / cls, 0))
+        b, _ = read_canonical(shard_path(other / cls, 0))
         assert np.array_equal(a, b)
-    c, _ = read_canonical(shard_path(path, "top", 1))
+    c, _ = read_canonical(shard_path(path / "top", 1))
     assert not np.array_equal(a[:10], c[:10])  # different shards, different events
 
 
@@ -148,24 +236,24 @@ def test_resume_regenerates_only_the_missing_shard(pool, tmp_path):
     src, _ = pool
     path = tmp_path / "pool"
     shutil.copytree(src, path)
-    before = assemble(path, 300, (0.6, 0.2, 0.2), seed=SEED, out_dir=tmp_path / "a")
-    victim = shard_path(path, "top", 1)
+    before = assemble(_pools(path), 300, (0.6, 0.2, 0.2), seed=SEED, out_dir=tmp_path / "a")
+    victim = shard_path(path / "top", 1)
     victim.unlink()
     stale = victim.with_name(f".{victim.name}.999999999.tmp")  # left by a killed process
     stale.write_bytes(b"partial")
     kept = {p: p.stat().st_mtime_ns for p in path.glob("*/shard_*.h5")}
-    stats = generate_jets(path, 300, SETTINGS, seed=SEED, workers=2, shard_size=100, progress=False)
+    stats = generate_jets(_pools(path), 300, SETTINGS, seed=SEED, workers=2, shard_size=100, progress=False)
     assert stats["top"]["shards_generated"] == 1 and stats["top"]["shards_reused"] == 2
     assert stats["qcd"]["shards_generated"] == 0 and stats["qcd"]["shards_reused"] == 3
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     assert victim.is_file() and not stale.exists()
     with h5py.File(victim) as f:
         assert f.attrs["shard"] == 1 and f.attrs["class"] == "top"
-    after = assemble(path, 300, (0.6, 0.2, 0.2), seed=SEED, out_dir=tmp_path / "b")
+    after = assemble(_pools(path), 300, (0.6, 0.2, 0.2), seed=SEED, out_dir=tmp_path / "b")
     for split in ("train", "val", "test"):
         (ca, ya), (cb, yb) = read_canonical(before[split]), read_canonical(after[split])
         assert np.array_equal(ca, cb) and np.array_equal(ya, yb)
-    again = generate_jets(path, 300, SETTINGS, seed=SEED, workers=2, shard_size=100, progress=False)
+    again = generate_jets(_pools(path), 300, SETTINGS, seed=SEED, workers=2, shard_size=100, progress=False)
     assert again["top"]["shards_generated"] == 0 and again["qcd"]["shards_generated"] == 0
     assert not any(p.name.endswith(".tmp") for p in path.rglob("*"))
     assert sorted(os.listdir(path / "top")) == sorted(os.listdir(src / "top"))

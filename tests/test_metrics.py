@@ -135,6 +135,25 @@ def test_smear():
     assert np.all(smear_pt(c, 100.0, np.random.default_rng(0))[..., 0] >= 0)  # clipped, never negative
 
 
+def test_smear_is_pt_times_one_plus_sigma_gaussian_per_constituent():
+    """Glowacki's smearing: p'T = pT (1 + sigma eps), eps ~ N(0, 1) drawn per constituent; eta, phi kept."""
+    from scipy import stats
+
+    from trigger_kd.data.physics import constituent_kinematics
+
+    c = jets(n=4000, seed=5)
+    sigma = 0.2
+    before, after = constituent_kinematics(c), constituent_kinematics(smear_pt(c, sigma, np.random.default_rng(1)))
+    m = before["mask"]
+    eps = (after["pt"][m] / before["pt"][m] - 1.0) / sigma  # 32,000 constituents
+    assert abs(eps.mean()) < 0.03 and abs(eps.std() - 1.0) < 0.02
+    assert stats.kstest(eps, "norm").pvalue > 1e-3
+    per_jet = eps.reshape(len(c), -1)
+    assert abs(np.corrcoef(per_jet[:, 0], per_jet[:, 1])[0, 1]) < 0.05  # independent within a jet
+    np.testing.assert_allclose(after["eta"][m], before["eta"][m], atol=1e-5)
+    np.testing.assert_allclose(after["phi"][m], before["phi"][m], atol=1e-5)
+
+
 def test_robustness_shape_and_sensitivity():
     c = jets(n=200, seed=4)
     y = np.arange(200) % 2

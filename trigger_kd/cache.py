@@ -104,8 +104,9 @@ def list_entries(cache: Path) -> list[Entry]:
         for entry in sorted(p for p in stage_dir.iterdir() if p.is_dir() and not p.name.startswith(".")):
             stamp = read_stamp(entry)
             uses = _uses(entry)
-            if stamp and stamp.get("summary", {}).get("pool"):
-                pools_named.add(str(Path(stamp["summary"]["pool"]).resolve()))
+            summary = (stamp or {}).get("summary", {})
+            named = list(summary.get("pools", {}).values()) + ([summary["pool"]] if summary.get("pool") else [])
+            pools_named.update(str(Path(p).resolve()) for p in named)  # "pool": datasets from before jet classes
             last = uses.get("last_used") or entry.stat().st_mtime
             entries.append(Entry(stage_dir.name, entry, _size(entry), float(last), _made_from(stamp, uses),
                                  referenced=_linked(entry, uses)))

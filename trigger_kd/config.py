@@ -49,6 +49,16 @@ class DataConfig:
     match_dr: float = 0.8
     mpi: bool = False
     hadronization: bool = True
+    signal: tuple[str, ...] = ("top",)  # jet classes labelled 1 (trigger_kd/data/classes.py)
+    background: tuple[str, ...] = ("qcd",)  # jet classes labelled 0
+
+    def __post_init__(self):
+        from .data.classes import check_selection
+
+        try:
+            check_selection(self.signal, self.background)
+        except TriggerKDError as exc:
+            raise ConfigError(str(exc)) from None
 
 
 @dataclass(frozen=True)

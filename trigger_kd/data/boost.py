@@ -94,7 +94,10 @@ def random_lorentz_transform(constituents, rng: np.random.Generator, max_beta: f
 def smear_pt(constituents, sigma: float, rng: np.random.Generator) -> np.ndarray:
     """Scale each constituent's 4-vector by max(1 + sigma * N(0, 1), 0); padded entries stay zero.
 
-    Scaling the whole 4-vector scales pT and E alike and keeps the direction (eta, phi)."""
+    This is the smearing of Glowacki (SEAL): p'T = pT (1 + sigma eps), eps ~ N(0, 1) drawn
+    independently per constituent. Scaling the whole 4-vector scales pT and E alike and keeps
+    the direction (eta, phi); a factor below zero (probability 3e-7 at sigma 0.2) is clipped to
+    zero rather than giving a negative pT."""
     c = _check(constituents)
     if sigma < 0:
         raise TriggerKDError(f"smearing sigma = {sigma} must be >= 0")

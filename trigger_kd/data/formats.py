@@ -1,8 +1,11 @@
 """Jet files in and out.
 
 Canonical layout (what every stage reads): HDF5 with ``constituents`` (N, P, 4) float32
-(E, px, py, pz in GeV, sorted by pT descending, zero-padded) and ``is_top`` (N,) int8,
-attribute ``layout = "E,px,py,pz GeV"``.
+(E, px, py, pz in GeV, sorted by pT descending, zero-padded), ``is_top`` (N,) int8, the
+binary label (1 = signal: top in the default top-vs-QCD task, the dataset keeps its old
+name so old files read unchanged), optionally ``jet_class`` (N,) bytes, each jet's class
+name (``trigger_kd/data/classes.py``; files without it are top/QCD files), and attribute
+``layout = "E,px,py,pz GeV"``.
 
 Public sources read by :func:`load_source`: the top tagging reference dataset
 (``toptagging``), the hls4ml LHC jets 150p files (``hls4ml``), JetClass ROOT files
@@ -18,6 +21,7 @@ import h5py
 import numpy as np
 
 from ..errors import TriggerKDError
+from .classes import JET_CLASSES, describe, select
 
 LAYOUT = "E,px,py,pz GeV"
 SOURCES = ("toptagging", "hls4ml", "jetclass", "canonical")
@@ -28,8 +32,10 @@ class DataFormatError(TriggerKDError):
 
 
 # ----------------------------------------------------------------------------- canonical
-def write_canonical(path, constituents, is_top, attrs: dict | None = None) -> Path:
-    """Write jets in the canonical layout atomically (temp file, then rename)."""
+def write_canonical(path, constituents, is_top, attrs: dict | None = None, jet_class=None) -> Path:
+    """Write jets in the canonical layout atomically (temp file, then rename).
+
+    ``is_top`` is the binary label (1 = signal); ``jet_class`` the per-jet class names."""
     path = Path(path)
     c = np.asarray(constituents)
     y = np.asarray(is_top)
@@ -37,6 +43,14 @@ def write_canonical(path, constituents, is_top, attrs: dict | None = None) -> Pa
         raise DataFormatError(f"cannot write {path}: constituents must be (N, P, 4), got shape {c.shape}")
     if y.shape != (c.shape[0],):
         raise DataFormatError(f"cannot write {path}: is_top must be ({c.shape[0]},), got shape {y.shape}")
+    names = None
+    if jet_class is not None:
+        names = np.asarray(jet_class).astype(str)
+        if names.shape != y.shape:
+            raise DataFormatError(f"cannot write {path}: jet_class must be ({len(y)},), got shape {names.shape}")
+        unknown = sorted(set(names.tolist()) - set(JET_CLASSES))
+        if unknown:
+            raise DataFormatError(f"cannot write {path}: unknown jet classes {unknown}; use {list(JET_CLASSES)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if len(y) else {}
@@ -44,6 +58,8 @@ def write_canonical(path, constituents, is_top, attrs: dict | None = None) -> Pa
         with h5py.File(tmp, "w") as f:
             f.create_dataset("constituents", data=c.astype(np.float32, copy=False), **opts)
             f.create_dataset("is_top", data=y.astype(np.int8, copy=False), **opts)
+            if names is not None:
+                f.create_dataset("jet_class", data=names.astype("S8"), **opts)
             f.attrs["layout"] = LAYOUT
             for key, value in (attrs or {}).items():
                 f.attrs[key] = value
@@ -94,6 +110,23 @@ def read_canonical(path) -> tuple[np.ndarray, np.ndarray]:
     return c, y.astype(np.int8)
 
 
+def read_jet_classes(path) -> np.ndarray:
+    """Per-jet class names (N,) str of a canonical file; files without ``jet_class`` are top vs QCD."""
+    path = Path(path)
+    with _open_h5(path, "run the data stage first (trigger-kd run <config> --to data) or fix data.paths") as f:
+        if "jet_class" in f:
+            names = np.asarray(f["jet_class"][...]).astype(str)
+            if names.shape != f["is_top"].shape:
+                raise DataFormatError(f"{path}: 'jet_class' has shape {names.shape}, 'is_top' {f['is_top'].shape}")
+            return names
+        return np.where(np.asarray(f["is_top"][...]) == 1, "top", "qcd")
+
+
+def _read_canonical_classes(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    c, _ = read_canonical(path)
+    return c, read_jet_classes(path)
+
+
 # ----------------------------------------------------------------------------- helpers
 def sort_and_pad(c: np.ndarray, max_constituents: int) -> np.ndarray:
     """Sort each jet's constituents by pT (descending; padding last), pad/truncate to P."""
@@ -138,10 +171,11 @@ def _read_toptagging(path: Path) -> tuple[np.ndarray, np.ndarray]:
     y = df["is_signal_new"].to_numpy()
     if not np.isin(y, (0, 1)).all():
         raise DataFormatError(f"{path}: 'is_signal_new' must be 0 or 1, found {sorted(np.unique(y))[:5]}")
-    return c, y.astype(np.int8)
+    return c, np.where(y == 1, "top", "qcd")
 
 
 _HLS4ML_LABELS = ("j_g", "j_q", "j_w", "j_z", "j_t")
+_HLS4ML_CLASSES = ("gluon", "q", "w", "z", "top")  # the class name of each label above
 
 
 def _read_hls4ml(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -180,14 +214,14 @@ def _read_hls4ml(path: Path) -> tuple[np.ndarray, np.ndarray]:
         if parts.shape[2] < 4:
             raise DataFormatError(f"{path}: 'jetConstituentList' has {parts.shape[2]} features, need px, py, pz, e")
         cols = [3, 0, 1, 2]
-    g, q, _, _, t = (jets[:, i] for i in lab)
-    top = t == 1
-    qcd = ((g == 1) | (q == 1)) & ~top
-    keep = top | qcd
-    return parts[keep][:, :, cols], top[keep].astype(np.int8)
+    onehot = jets[:, lab] == 1
+    keep = onehot.sum(axis=1) == 1  # jets with exactly one label
+    names = np.asarray(_HLS4ML_CLASSES)[np.argmax(onehot[keep], axis=1)]
+    return parts[keep][:, :, cols], names
 
 
 _JETCLASS_BRANCHES = ("part_px", "part_py", "part_pz", "part_energy", "label_Tbqq", "label_QCD")
+_JETCLASS_LABELS = {"label_Tbqq": "top", "label_QCD": "qcd", "label_Wqq": "w", "label_Zqq": "z"}
 
 
 def _read_jetclass(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -207,32 +241,36 @@ def _read_jetclass(path: Path) -> tuple[np.ndarray, np.ndarray]:
         missing = [b for b in _JETCLASS_BRANCHES if b not in tree.keys()]
         if missing:
             raise DataFormatError(f"{path}: tree 'tree' lacks the branches {missing}; expected the JetClass layout")
-        arr = tree.arrays(list(_JETCLASS_BRANCHES), library="ak")
-    top = ak.to_numpy(arr["label_Tbqq"]).astype(bool)
-    qcd = ak.to_numpy(arr["label_QCD"]).astype(bool) & ~top
-    keep = top | qcd
+        labels = [b for b in _JETCLASS_LABELS if b in tree.keys()]
+        arr = tree.arrays(list(_JETCLASS_BRANCHES[:4]) + labels, library="ak")
+    onehot = np.stack([ak.to_numpy(arr[b]).astype(bool) for b in labels], axis=1)
+    keep = onehot.sum(axis=1) == 1
+    names = np.asarray([_JETCLASS_LABELS[b] for b in labels])[np.argmax(onehot[keep], axis=1)]
     arr = arr[keep]
     n = int(ak.max(ak.num(arr["part_px"]), initial=0)) if len(arr) else 0
     comps = [
         ak.to_numpy(ak.fill_none(ak.pad_none(arr[b], n, clip=True), 0.0)).astype(np.float32).reshape(len(arr), n)
         for b in ("part_energy", "part_px", "part_py", "part_pz")
     ]
-    return np.stack(comps, axis=-1), top[keep].astype(np.int8)
+    return np.stack(comps, axis=-1), names
 
 
 _READERS: dict[str, Callable[[Path], tuple[np.ndarray, np.ndarray]]] = {
     "toptagging": _read_toptagging,
     "hls4ml": _read_hls4ml,
     "jetclass": _read_jetclass,
-    "canonical": read_canonical,
+    "canonical": _read_canonical_classes,
 }
 
 
-def load_source(source: str, paths: list[Path], max_constituents: int) -> tuple[np.ndarray, np.ndarray]:
-    """Read jet files of one public format into (constituents (N, P, 4) float32, is_top int8).
+def load_source(source: str, paths: list[Path], max_constituents: int, signal=("top",),
+                background=("qcd",)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Read jet files of one public format into (constituents (N, P, 4) float32, is_signal int8,
+    class names (N,) str).
 
     Constituents come back as E, px, py, pz (GeV), sorted by pT descending and
-    padded/truncated to ``max_constituents``. Only top and QCD jets are kept.
+    padded/truncated to ``max_constituents``. Only jets of the ``signal`` classes (label 1)
+    and ``background`` classes (label 0) are kept (``qcd`` takes gluon and quark jets too).
     """
     if source not in _READERS:
         raise DataFormatError(f"unknown data source {source!r}: use one of {list(SOURCES)}")
@@ -240,19 +278,22 @@ def load_source(source: str, paths: list[Path], max_constituents: int) -> tuple[
         raise DataFormatError(f"data source {source!r} needs at least one input file in data.paths")
     if max_constituents <= 0:
         raise DataFormatError(f"max_constituents must be positive, got {max_constituents}")
-    cs, ys = [], []
+    cs, ns = [], []
     for p in map(Path, paths):
-        c, y = _READERS[source](p)
+        c, names = _READERS[source](p)
+        keep, _ = select(names, signal, background)
+        c = c[keep]
         _check_finite(c, p, source)
         cs.append(sort_and_pad(c, max_constituents))
-        ys.append(y)
+        ns.append(names[keep])
     c = np.concatenate(cs)
-    y = np.concatenate(ys)
-    names = ", ".join(str(p) for p in paths)
-    for label, name in ((1, "top"), (0, "QCD")):
+    names = np.concatenate(ns)
+    _, y = select(names, signal, background)
+    files = ", ".join(str(p) for p in paths)
+    for label, side in ((1, signal), (0, background)):
         if not (y == label).any():
             raise DataFormatError(
-                f"no {name} jets in {names} ({source}); add files that contain {name} jets "
-                "(both classes are needed for training)"
+                f"no {' or '.join(side)} jets in {files} ({source}) for the task {describe(signal, background)}; "
+                "add files that contain them (both sides are needed)"
             )
-    return c, y
+    return c, y, names

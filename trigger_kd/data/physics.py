@@ -43,3 +43,27 @@ def constituent_kinematics(constituents) -> dict[str, np.ndarray]:
     e, px, py, pz = np.moveaxis(c, -1, 0)
     pt, eta, phi = _pt_eta_phi(px, py, pz)
     return {"pt": pt, "eta": eta, "phi": phi, "mask": np.any(c != 0.0, axis=-1)}
+
+
+def softdrop_mass(constituents, zcut: float = 0.1, beta: float = 0.0, r0: float = 0.8) -> np.ndarray:
+    """(N,) soft-drop groomed jet mass (GeV): constituents reclustered with Cambridge/Aachen
+    (FastJet), soft wide-angle branches dropped until z > zcut (dR / r0)^beta."""
+    import awkward as ak
+    import fastjet
+
+    c = _four(constituents)
+    if c.ndim != 3:
+        raise TriggerKDError(f"expected jets as an (N, P, 4) array, got shape {c.shape}")
+    mask = np.any(c != 0.0, axis=-1)
+    out = jet_kinematics(c)["mass"]  # jets of 0 or 1 constituents: nothing to groom
+    many = mask.sum(axis=1) >= 2
+    if not many.any():
+        return out
+    flat = c[many][mask[many]]
+    parts = ak.unflatten(ak.zip({"px": flat[:, 1], "py": flat[:, 2], "pz": flat[:, 3], "E": flat[:, 0]},
+                                with_name="Momentum4D"), mask[many].sum(axis=1))
+    fastjet._swig.ClusterSequence.set_fastjet_banner_stream(None)
+    cs = fastjet.ClusterSequence(parts, fastjet.JetDefinition(fastjet.cambridge_algorithm, 10.0))
+    groomed = cs.exclusive_jets_softdrop_grooming(njets=1, beta=beta, symmetry_cut=zcut, R0=r0)
+    out[many] = np.nan_to_num(ak.to_numpy(groomed["msoftdrop"]).astype(np.float64))
+    return out

@@ -2,13 +2,16 @@
 
 Output (in the content-addressed cache, linked from ``<run-dir>/data``):
 ``train.h5``, ``val.h5``, ``test.h5`` (``constituents`` (N, P, 4) float32 E,px,py,pz GeV,
-``is_top`` (N,) int8) and ``summary.json`` (counts, jet-mass medians, generation cost).
-Generated jets come from a shard pool keyed by the physics settings (not by the
-number of jets), so asking for more jets later reuses the shards already made and
-an interrupted generation resumes where it stopped.
+``is_top`` (N,) int8 = 1 for the ``data.signal`` classes, ``jet_class`` names) and
+``summary.json`` (counts, per-class jet-mass medians and constituent counts, generation cost).
+Generated jets come from one shard pool per class keyed by the class and the physics
+settings (not by the number of jets), so asking for more jets later, or another task
+using the same class, reuses the shards already made, and an interrupted generation
+resumes where it stopped.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -30,23 +33,24 @@ def _gen_settings(cfg: Config):
     return GenSettings(**{f.name: getattr(cfg.data, f.name) for f in dataclasses.fields(GenSettings)})
 
 
-def shard_pool(cfg: Config, cache: Path) -> Path:
-    """Directory of generated shards for these physics settings and seed, generation code and tool versions."""
+def shard_pool(cfg: Config, cache: Path, cls: str) -> Path:
+    """Directory of generated shards of one jet class for these physics settings and seed,
+    generation code and tool versions."""
     from ..fingerprint import code_fingerprint, tool_versions
 
     settings = _gen_settings(cfg)
-    key = stamp_of("jets", settings, cfg.data.seed, cfg.data.shard_size,
+    key = stamp_of("jets", cls, settings, cfg.data.seed, cfg.data.shard_size,
                    code_fingerprint("trigger_kd.data.generate")["sha256"], tool_versions(("pythia", "fastjet")))
-    return cache / "jets" / key[:24]
+    return cache / "jets" / f"{cls}-{key[:24]}"
 
 
-def _split_arrays(constituents, is_top, split, seed, jets_per_class):
+def _split_arrays(constituents, is_top, names, split, seed, jets_per_class):
     rng = np.random.default_rng(seed)
     keep = []
     for label in (1, 0):
         idx = np.flatnonzero(is_top == label)
         if len(idx) == 0:
-            raise StageError(f"the input has no {'top' if label else 'QCD'} jets")
+            raise StageError(f"the input has no {'signal' if label else 'background'} jets")
         rng.shuffle(idx)
         if jets_per_class > 0:
             idx = idx[:jets_per_class]
@@ -64,70 +68,95 @@ def _split_arrays(constituents, is_top, split, seed, jets_per_class):
         "val": idx[n_train : n_train + n_val],
         "test": idx[n_train + n_val :],
     }
-    return {k: (constituents[v], is_top[v]) for k, v in parts.items()}
+    return {k: (constituents[v], is_top[v], names[v]) for k, v in parts.items()}
 
 
 def data_summary(out: Path) -> dict:
-    from ..data.formats import read_canonical
+    """Per split: jet counts (signal = ``is_top`` 1) and, per jet class, count, jet-mass
+    median (GeV), soft-drop mass median (z_cut 0.1, beta 0, on the first 500 jets) and mean
+    number of constituents."""
+    from ..data.formats import read_canonical, read_jet_classes
     from ..data.physics import jet_kinematics
 
     summary: dict = {}
     for split in ("train", "val", "test"):
         c, y = read_canonical(out / f"{split}.h5")
-        kin = jet_kinematics(c)
+        names = read_jet_classes(out / f"{split}.h5")
+        mass = jet_kinematics(c)["mass"]
         n_const = (np.abs(c).sum(axis=-1) > 0).sum(axis=1)
         summary[split] = {
             "n_jets": int(len(y)),
-            "n_top": int((y == 1).sum()),
-            "n_qcd": int((y == 0).sum()),
-            "top_mass_median_gev": float(np.median(kin["mass"][y == 1])) if (y == 1).any() else None,
-            "qcd_mass_median_gev": float(np.median(kin["mass"][y == 0])) if (y == 0).any() else None,
+            "n_signal": int((y == 1).sum()),
+            "n_background": int((y == 0).sum()),
+            "signal_mass_median_gev": float(np.median(mass[y == 1])) if (y == 1).any() else None,
+            "background_mass_median_gev": float(np.median(mass[y == 0])) if (y == 0).any() else None,
             "mean_constituents": float(n_const.mean()) if len(n_const) else None,
+            "classes": {str(cls): _class_summary(c, mass, n_const, names == cls) for cls in sorted(set(names.tolist()))},
         }
     return summary
+
+
+_SOFTDROP_JETS = 500  # soft-drop grooming costs a few ms per jet: medians from the first jets of a class
+
+
+def _class_summary(c, mass, n_const, sel) -> dict:
+    from ..data.physics import softdrop_mass
+
+    idx = np.flatnonzero(sel)[:_SOFTDROP_JETS]
+    return {"n_jets": int(sel.sum()), "mass_median_gev": float(np.median(mass[sel])),
+            "mean_constituents": float(n_const[sel].mean()),
+            "softdrop_mass_median_gev": float(np.median(softdrop_mass(c[idx]))),
+            "softdrop_jets": int(len(idx))}
 
 
 def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
     d = cfg.data
     from ..data.formats import load_source, write_canonical
 
-    summary: dict = {"source": d.source}
+    summary: dict = {"source": d.source, "signal": list(d.signal), "background": list(d.background)}
     if d.source == "pythia":
         from ..data.generate import assemble, generate_jets
 
         if d.jets_per_class <= 0:
             raise StageError("data.jets_per_class must be positive for generated jets")
-        pool = shard_pool(cfg, ctx.cache)
-        pool.parent.mkdir(parents=True, exist_ok=True)
-        with waiting_lock(pool.with_name(f"{pool.name}.lock"), f"jet pool {pool}"):
-            info(f"[data] generating {d.jets_per_class} top + {d.jets_per_class} QCD jets "
-                 f"(Pythia 8 + FastJet), shards in {pool}")
+        pools = {cls: shard_pool(cfg, ctx.cache, cls) for cls in (*d.signal, *d.background)}
+        made_from = {"seed": d.seed, "shard_size": d.shard_size, **dataclasses.asdict(_gen_settings(cfg))}
+        with contextlib.ExitStack() as held:
+            for cls, pool in sorted(pools.items()):  # always in sorted order: two runs cannot deadlock
+                pool.parent.mkdir(parents=True, exist_ok=True)
+                held.enter_context(waiting_lock(pool.with_name(f"{pool.name}.lock"), f"jet pool {pool}"))
+            info(f"[data] generating {d.jets_per_class} jets per class, signal {'+'.join(d.signal)}, background "
+                 f"{'+'.join(d.background)} (Pythia 8 + FastJet), shards in {ctx.cache / 'jets'}")
             gen = generate_jets(
-                pool, d.jets_per_class, _gen_settings(cfg), seed=d.seed, workers=d.workers,
+                pools, d.jets_per_class, _gen_settings(cfg), seed=d.seed, workers=d.workers,
                 shard_size=d.shard_size, progress=ctx.progress,
             )
-            note_use(pool, made_from={"seed": d.seed, "shard_size": d.shard_size,
-                                      **dataclasses.asdict(_gen_settings(cfg))})
+            for cls, pool in pools.items():
+                note_use(pool, made_from={"class": cls, **made_from})
             summary["generation"] = gen
-            summary["pool"] = str(pool)  # `trigger-kd cache prune` keeps pools a dataset names
-            paths = assemble(pool, d.jets_per_class, split=tuple(d.split), seed=d.seed, out_dir=out)
+            # `trigger-kd cache prune` keeps pools a dataset names
+            summary["pools"] = {cls: str(pool) for cls, pool in pools.items()}
+            paths = assemble(pools, d.jets_per_class, split=tuple(d.split), seed=d.seed, out_dir=out,
+                             signal=d.signal, background=d.background)
         for split, path in paths.items():
             if Path(path).resolve().parent != out.resolve():
                 os.replace(path, out / f"{split}.h5")
     else:
         if not d.paths:
             raise StageError(f"data.source is '{d.source}' but data.paths is empty: list the input files")
-        constituents, is_top = load_source(d.source, [Path(p) for p in d.paths], d.max_constituents)
-        parts = _split_arrays(constituents, is_top, d.split, d.seed, d.jets_per_class)
-        for split, (c, y) in parts.items():
-            write_canonical(out / f"{split}.h5", c, y)
+        constituents, is_top, names = load_source(d.source, [Path(p) for p in d.paths], d.max_constituents,
+                                                  signal=d.signal, background=d.background)
+        parts = _split_arrays(constituents, is_top, names, d.split, d.seed, d.jets_per_class)
+        for split, (c, y, n) in parts.items():
+            write_canonical(out / f"{split}.h5", c, y, jet_class=n)
         summary["paths"] = list(d.paths)
     summary.update(data_summary(out))
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     info(
         "[data] "
         + ", ".join(f"{s}: {summary[s]['n_jets']} jets" for s in ("train", "val", "test"))
-        + f"; top mass median {summary['train']['top_mass_median_gev']:.0f} GeV, "
-        f"QCD {summary['train']['qcd_mass_median_gev']:.0f} GeV"
+        + "; train jet-mass medians "
+        + ", ".join(f"{cls} {v['mass_median_gev']:.0f} GeV (soft drop {v['softdrop_mass_median_gev']:.0f})"
+                    for cls, v in summary["train"]["classes"].items())
     )
     return summary

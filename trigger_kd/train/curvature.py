@@ -1,0 +1,116 @@
+"""Curvature of a training loss: leading Hessian eigenvalue and Hessian trace.
+
+Both come from Hessian-vector products (double backward with ``torch.autograd.grad``), never
+from the Hessian itself, so they scale to any model: the leading eigenvalue (largest in
+magnitude, as in pyhessian) by power iteration, the trace by Hutchinson's estimator
+E[v^T H v] with Rademacher vectors v. The loss is the mean over all jets of the given
+batches; products are accumulated batch by batch, so memory stays that of one batch.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+
+from ..errors import TriggerKDError
+
+LossFn = Callable[[torch.nn.Module, tuple], torch.Tensor]
+
+
+def _params(model: torch.nn.Module) -> list[torch.Tensor]:
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise TriggerKDError("the model has no trainable parameters: nothing to measure the curvature of")
+    return params
+
+
+def _batch_size(batch: tuple) -> int:
+    return int(batch[0].shape[0])
+
+
+def hessian_vector_product(model: torch.nn.Module, batches: Sequence[tuple], loss_fn: LossFn,
+                           vec: list[torch.Tensor]) -> list[torch.Tensor]:
+    """H v for the mean loss over all jets in ``batches`` (``loss_fn(model, batch)`` = batch mean)."""
+    params = _params(model)
+    total = sum(_batch_size(b) for b in batches)
+    if total == 0:
+        raise TriggerKDError("no jets to measure the curvature on: pass at least one non-empty batch")
+    out = [torch.zeros_like(p) for p in params]
+    for batch in batches:
+        loss = loss_fn(model, batch) * (_batch_size(batch) / total)
+        grads = torch.autograd.grad(loss, params, create_graph=True)
+        dot = sum((g * v).sum() for g, v in zip(grads, vec))
+        hv = torch.autograd.grad(dot, params, allow_unused=True)
+        for o, h in zip(out, hv):
+            if h is not None:
+                o.add_(h.detach())
+    return out
+
+
+def _dot(a: list[torch.Tensor], b: list[torch.Tensor]) -> float:
+    return float(sum((x * y).sum() for x, y in zip(a, b)))
+
+
+def _normalised(v: list[torch.Tensor]) -> list[torch.Tensor]:
+    norm = _dot(v, v) ** 0.5
+    if norm == 0.0:
+        raise TriggerKDError("the Hessian-vector product vanished: the loss is flat in every direction tried")
+    return [x / norm for x in v]
+
+
+def leading_eigenvalue(model: torch.nn.Module, batches: Sequence[tuple], loss_fn: LossFn, max_iter: int = 100,
+                       tol: float = 1e-4, seed: int = 0) -> dict:
+    """Largest-magnitude Hessian eigenvalue by power iteration: {eigenvalue, iterations, converged}.
+
+    Stops when the Rayleigh quotient changes by less than ``tol`` (relative) between iterations."""
+    params = _params(model)
+    gen = torch.Generator().manual_seed(seed)
+    v = _normalised([torch.randn(p.shape, generator=gen, dtype=p.dtype).to(p.device) for p in params])
+    eig, converged, it = None, False, 0
+    for it in range(1, max_iter + 1):
+        hv = hessian_vector_product(model, batches, loss_fn, v)
+        new = _dot(hv, v)  # Rayleigh quotient, v normalised
+        v = _normalised(hv)
+        if eig is not None and abs(new - eig) <= tol * max(abs(new), 1e-12):
+            eig, converged = new, True
+            break
+        eig = new
+    return {"eigenvalue": eig, "iterations": it, "converged": converged}
+
+
+def hessian_trace(model: torch.nn.Module, batches: Sequence[tuple], loss_fn: LossFn, samples: int = 100,
+                  seed: int = 0) -> dict:
+    """Hutchinson estimate of tr(H) with Rademacher vectors: {trace, std_error, samples}."""
+    if samples < 2:
+        raise TriggerKDError(f"the trace estimate needs at least 2 samples, got {samples}")
+    params = _params(model)
+    gen = torch.Generator().manual_seed(seed)
+    values = []
+    for _ in range(samples):
+        v = [(torch.randint(0, 2, p.shape, generator=gen) * 2 - 1).to(p.dtype).to(p.device) for p in params]
+        values.append(_dot(hessian_vector_product(model, batches, loss_fn, v), v))
+    t = torch.tensor(values, dtype=torch.float64)
+    return {"trace": float(t.mean()), "std_error": float(t.std() / len(values) ** 0.5), "samples": samples}
+
+
+def loss_curvature(model: torch.nn.Module, batches: Sequence[tuple], loss_fn: LossFn, max_iter: int = 100,
+                   tol: float = 1e-4, trace_samples: int = 100, seed: int = 0) -> dict:
+    """Leading eigenvalue and trace of the Hessian of the mean loss, with the model in eval
+    mode (no dropout); the number of jets and parameters are recorded with them."""
+    was_training = model.training
+    model.eval()
+    try:
+        eig = leading_eigenvalue(model, batches, loss_fn, max_iter=max_iter, tol=tol, seed=seed)
+        tr = hessian_trace(model, batches, loss_fn, samples=trace_samples, seed=seed)
+    finally:
+        model.train(was_training)
+    return {
+        "lambda_max": eig["eigenvalue"],
+        "power_iterations": eig["iterations"],
+        "converged": eig["converged"],
+        "trace": tr["trace"],
+        "trace_std_error": tr["std_error"],
+        "trace_samples": tr["samples"],
+        "n_jets": sum(_batch_size(b) for b in batches),
+        "n_parameters": sum(p.numel() for p in _params(model)),
+    }
