@@ -2,9 +2,10 @@
 
     python benchmarks/gen_throughput.py --out benchmarks/out/gen_throughput.json [--jets 1000] [--mpi] [--workers N]
 
-Generates ``--jets`` jets per class (``--classes``, default top and QCD) into a temporary shard pool with the default
+Generates ``--jets`` jets per class (``--classes``, default top and QCD) into temporary shard pools with the default
 physics settings and writes jets per CPU-second per class, wall time, workers, settings and
-machine info as JSON, plus the jet-mass medians as a sanity check.
+machine info as JSON, plus per class the jet-mass and soft-drop mass medians and the mean
+number of constituents as a sanity check.
 """
 from __future__ import annotations
 
@@ -26,7 +27,7 @@ sys.path.insert(0, str(REPO))
 
 from trigger_kd.data.formats import read_canonical  # noqa: E402
 from trigger_kd.data.generate import CLASSES, GenSettings, generate_jets  # noqa: E402
-from trigger_kd.data.physics import jet_kinematics  # noqa: E402
+from trigger_kd.data.physics import jet_kinematics, softdrop_mass  # noqa: E402
 
 
 def main() -> int:
@@ -48,10 +49,12 @@ def main() -> int:
                               workers=args.workers,
                               shard_size=args.shard_size, progress=True)
         wall = time.time() - t0
-        medians = {}
+        medians, groomed, n_const = {}, {}, {}
         for cls in classes:
             c = np.concatenate([read_canonical(p)[0] for p in sorted((pool / cls).glob("shard_*.h5"))])
             medians[cls] = float(np.median(jet_kinematics(c)["mass"]))
+            groomed[cls] = float(np.median(softdrop_mass(c)))
+            n_const[cls] = float(np.any(c != 0, axis=-1).sum(axis=1).mean())
     result = {
         "jets_per_class": args.jets,
         "jets_generated_per_class": {cls: stats[cls]["shards_generated"] * args.shard_size for cls in classes},
@@ -63,6 +66,8 @@ def main() -> int:
         "workers": stats["workers"],
         "shard_size": args.shard_size,
         "jet_mass_median_gev": medians,
+        "softdrop_mass_median_gev": groomed,
+        "mean_constituents": n_const,
         "settings": dataclasses.asdict(settings),
         "machine": {
             "cpu_count": os.cpu_count(),
@@ -78,7 +83,8 @@ def main() -> int:
     tmp_out.write_text(json.dumps(result, indent=2))
     os.replace(tmp_out, out)
     print(json.dumps({k: result[k] for k in ("jets_per_cpu_second", "wall_seconds", "workers",
-                                             "jet_mass_median_gev")}, indent=2))
+                                             "jet_mass_median_gev", "softdrop_mass_median_gev",
+                                             "mean_constituents")}, indent=2))
     return 0
 
 
