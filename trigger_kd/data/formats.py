@@ -149,13 +149,16 @@ def _read_toptagging(path: Path) -> tuple[np.ndarray, np.ndarray]:
 
     if not path.is_file():
         raise DataFormatError(f"{path}: file not found; check data.paths (top tagging files: train.h5, val.h5, test.h5)")
+    if not h5py.is_hdf5(path):
+        raise DataFormatError(f"{path}: not an HDF5 file (no HDF5 signature); the top tagging reference files "
+                              "(Zenodo 2603256) are pandas HDF5 tables: check data.paths and the download")
     try:
         df = pd.read_hdf(path, key="table")
     except KeyError:
         raise DataFormatError(
             f"{path}: no pandas key 'table'; this is not a top tagging reference file (Zenodo 2603256)"
         ) from None
-    except (OSError, ValueError, TypeError) as exc:
+    except (OSError, ValueError, TypeError, RuntimeError) as exc:  # tables' HDF5ExtError is a RuntimeError
         raise DataFormatError(f"{path}: cannot read it as a pandas HDF5 table ({exc})") from None
     missing = [c for c in ("E_0", "PX_0", "PY_0", "PZ_0", "is_signal_new") if c not in df.columns]
     if missing:
@@ -264,28 +267,34 @@ _READERS: dict[str, Callable[[Path], tuple[np.ndarray, np.ndarray]]] = {
 
 
 def load_source(source: str, paths: list[Path], max_constituents: int, signal=("top",),
-                background=("qcd",)) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                background=("qcd",), with_origin: bool = False):
     """Read jet files of one public format into (constituents (N, P, 4) float32, is_signal int8,
     class names (N,) str).
 
     Constituents come back as E, px, py, pz (GeV), sorted by pT descending and
     padded/truncated to ``max_constituents``. Only jets of the ``signal`` classes (label 1)
     and ``background`` classes (label 0) are kept (``qcd`` takes gluon and quark jets too).
+    Each file's 4-vectors are checked for physics sanity (``data.sanity.check_physics``). With
+    ``with_origin`` a fourth array gives each jet's index into ``paths``.
     """
+    from .sanity import check_physics
+
     if source not in _READERS:
         raise DataFormatError(f"unknown data source {source!r}: use one of {list(SOURCES)}")
     if not paths:
         raise DataFormatError(f"data source {source!r} needs at least one input file in data.paths")
     if max_constituents <= 0:
         raise DataFormatError(f"max_constituents must be positive, got {max_constituents}")
-    cs, ns = [], []
-    for p in map(Path, paths):
+    cs, ns, origin = [], [], []
+    for i, p in enumerate(map(Path, paths)):
         c, names = _READERS[source](p)
         keep, _ = select(names, signal, background)
         c = c[keep]
         _check_finite(c, p, source)
+        check_physics(c, f"{p} ({source})")
         cs.append(sort_and_pad(c, max_constituents))
         ns.append(names[keep])
+        origin.append(np.full(len(c), i, np.int32))
     c = np.concatenate(cs)
     names = np.concatenate(ns)
     _, y = select(names, signal, background)
@@ -296,4 +305,4 @@ def load_source(source: str, paths: list[Path], max_constituents: int, signal=("
                 f"no {' or '.join(side)} jets in {files} ({source}) for the task {describe(signal, background)}; "
                 "add files that contain them (both sides are needed)"
             )
-    return c, y, names
+    return (c, y, names, np.concatenate(origin)) if with_origin else (c, y, names)

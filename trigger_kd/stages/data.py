@@ -44,7 +44,7 @@ def shard_pool(cfg: Config, cache: Path, cls: str) -> Path:
     return cache / "jets" / f"{cls}-{key[:24]}"
 
 
-def _split_arrays(constituents, is_top, names, split, seed, jets_per_class):
+def _split_arrays(constituents, is_top, names, origin, split, seed, jets_per_class):
     rng = np.random.default_rng(seed)
     keep = []
     for label in (1, 0):
@@ -68,7 +68,7 @@ def _split_arrays(constituents, is_top, names, split, seed, jets_per_class):
         "val": idx[n_train : n_train + n_val],
         "test": idx[n_train + n_val :],
     }
-    return {k: (constituents[v], is_top[v], names[v]) for k, v in parts.items()}
+    return {k: (constituents[v], is_top[v], names[v], origin[v]) for k, v in parts.items()}
 
 
 def data_summary(out: Path) -> dict:
@@ -144,10 +144,16 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
     else:
         if not d.paths:
             raise StageError(f"data.source is '{d.source}' but data.paths is empty: list the input files")
-        constituents, is_top, names = load_source(d.source, [Path(p) for p in d.paths], d.max_constituents,
-                                                  signal=d.signal, background=d.background)
-        parts = _split_arrays(constituents, is_top, names, d.split, d.seed, d.jets_per_class)
-        for split, (c, y, n) in parts.items():
+        from ..data.sanity import check_distinct_paths, check_no_leaks
+
+        check_distinct_paths(d.paths)
+        constituents, is_top, names, origin = load_source(
+            d.source, [Path(p) for p in d.paths], d.max_constituents, signal=d.signal, background=d.background,
+            with_origin=True)
+        parts = _split_arrays(constituents, is_top, names, origin, d.split, d.seed, d.jets_per_class)
+        check_no_leaks({k: v[0] for k, v in parts.items()}, {k: v[3] for k, v in parts.items()},
+                       [str(p) for p in d.paths])
+        for split, (c, y, n, _) in parts.items():
             write_canonical(out / f"{split}.h5", c, y, jet_class=n)
         summary["paths"] = list(d.paths)
     summary.update(data_summary(out))

@@ -1,0 +1,80 @@
+"""Jets that would give a silently wrong result are refused: wrong component order, wrong units,
+random bytes, the same jets in training and test (issue 11)."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from trigger_kd.config import load_config
+from trigger_kd.data.formats import DataFormatError, load_source, read_canonical, write_canonical
+from trigger_kd.data.sanity import DataSanityError
+from trigger_kd.pipeline import run_pipeline
+from trigger_kd.stages import STAGES
+
+
+def _jets(n: int, seed: int, p: int = 10) -> np.ndarray:
+    """(n, p, 4) massless constituents E,px,py,pz (GeV) in a cone around +x: jet masses of tens of GeV."""
+    rng = np.random.default_rng(seed)
+    p3 = rng.normal(scale=5.0, size=(n, p, 3)) + np.array([40.0, 0.0, 0.0])
+    return np.concatenate([np.linalg.norm(p3, axis=-1, keepdims=True), p3], axis=-1).astype(np.float32)
+
+
+def _labels(n: int) -> np.ndarray:
+    return (np.arange(n) % 2).astype(np.int8)
+
+
+def test_component_order_px_py_pz_e_is_refused(tmp_path):
+    c = _jets(50, 0)
+    write_canonical(tmp_path / "ok.h5", c, _labels(50))
+    load_source("canonical", [tmp_path / "ok.h5"], 10)  # physical jets pass
+    write_canonical(tmp_path / "swapped.h5", c[..., [1, 2, 3, 0]], _labels(50))
+    with pytest.raises(DataSanityError, match=r"swapped\.h5 .*E < \|p\|.*seems to store \(px, py, pz, E\)"):
+        load_source("canonical", [tmp_path / "swapped.h5"], 10)
+
+
+def test_mev_units_are_refused(tmp_path):
+    write_canonical(tmp_path / "mev.h5", _jets(50, 1) * 1000.0, _labels(50))
+    with pytest.raises(DataSanityError, match="implausible jet mass spectrum.*MeV"):
+        load_source("canonical", [tmp_path / "mev.h5"], 10)
+
+
+def test_toptagging_file_of_random_bytes(tmp_path):
+    path = tmp_path / "train.h5"
+    path.write_bytes(np.random.default_rng(0).bytes(20000))
+    with pytest.raises(DataFormatError, match=r"train\.h5: not an HDF5 file"):
+        load_source("toptagging", [path], 10)
+
+
+def _data_cfg(repo, *paths):
+    listed = ", ".join(f"'{p}'" for p in paths)
+    return load_config(repo / "hls_configs/mlp_kd.yml",
+                       ["data.source=canonical", f"data.paths=[{listed}]", "data.jets_per_class=0",
+                        "data.max_constituents=10"])
+
+
+def test_same_file_twice_is_refused(tmp_path, repo):
+    a = write_canonical(tmp_path / "a.h5", _jets(60, 2), _labels(60))
+    with pytest.raises(DataSanityError, match=r"lists the same file twice .*a\.h5"):
+        run_pipeline(_data_cfg(repo, a, tmp_path / "." / "a.h5"), STAGES[:1], tmp_path / "run")
+
+
+def test_overlapping_files_are_refused_naming_them(tmp_path, repo):
+    c = _jets(400, 3)
+    a = write_canonical(tmp_path / "a.h5", c[:300], _labels(300))
+    b = write_canonical(tmp_path / "b.h5", c[200:], _labels(200))  # 100 jets in both files
+    with pytest.raises(DataSanityError, match=r"also in the .* split .*a\.h5 and .*b\.h5"):
+        run_pipeline(_data_cfg(repo, a, b), STAGES[:1], tmp_path / "run")
+    b = write_canonical(tmp_path / "b.h5", _jets(200, 4), _labels(200))  # disjoint: fine
+    run_pipeline(_data_cfg(repo, a, b), STAGES[:1], tmp_path / "run")
+    assert sum(len(read_canonical(tmp_path / "run" / "data" / f"{s}.h5")[1]) for s in ("train", "val", "test")) == 500
+
+
+def test_file_replaced_at_the_same_path_is_not_served_from_the_cache(tmp_path, repo):
+    path = tmp_path / "jets.h5"
+    write_canonical(path, _jets(100, 5), _labels(100))
+    run_pipeline(_data_cfg(repo, path), STAGES[:1], tmp_path / "run1")
+    write_canonical(path, _jets(140, 6), _labels(140))  # same path, other jets
+    run_pipeline(_data_cfg(repo, path), STAGES[:1], tmp_path / "run2")
+    n = [sum(len(read_canonical(tmp_path / r / "data" / f"{s}.h5")[1]) for s in ("train", "val", "test"))
+         for r in ("run1", "run2")]
+    assert n == [100, 140]
