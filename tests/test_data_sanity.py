@@ -78,3 +78,20 @@ def test_file_replaced_at_the_same_path_is_not_served_from_the_cache(tmp_path, r
     n = [sum(len(read_canonical(tmp_path / r / "data" / f"{s}.h5")[1]) for s in ("train", "val", "test"))
          for r in ("run1", "run2")]
     assert n == [100, 140]
+
+
+def test_huge_request_states_its_cost_and_is_refused_before_starting(tmp_path, repo, capsys):
+    from trigger_kd.cli import main as cli
+
+    rc = cli(["run", str(repo / "hls_configs/mlp_kd.yml"), "--to", "data", "--run-dir", str(tmp_path / "run"),
+              "--set", "data.jets_per_class=1000000000", "--no-progress"])
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert "estimate" in err and "of disk" in err and "of memory" in err and "days" in err
+    assert "does not fit" in err and "Traceback" not in err
+    from trigger_kd.pipeline import cache_root
+    from trigger_kd.stages.data import shard_pool
+
+    cfg = load_config(repo / "hls_configs/mlp_kd.yml", ["data.jets_per_class=1000000000"])
+    assert not shard_pool(cfg, cache_root()).exists()  # nothing generated
+    assert not (tmp_path / "run" / "data").exists()

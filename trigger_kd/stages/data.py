@@ -109,6 +109,19 @@ def _class_summary(c, mass, n_const, sel) -> dict:
             "softdrop_jets": int(len(idx))}
 
 
+def _say_budget(cfg: Config, pools: dict[str, Path]) -> None:
+    """Print the expected time, disk and memory of this request; refuse it when it cannot fit."""
+    from ..data.budget import check_budget, generation_budget
+
+    d = cfg.data
+    existing = {cls: min(sum(1 for _ in pool.glob("shard_*.h5")) * d.shard_size, d.jets_per_class)
+                if pool.is_dir() else 0 for cls, pool in pools.items()}
+    budget = generation_budget(d.jets_per_class, existing, d.mpi, d.workers, d.max_constituents,
+                               next(iter(pools.values())))
+    info(f"[data] {budget.describe()}")
+    check_budget(budget)
+
+
 def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
     d = cfg.data
     from ..data.formats import load_source, write_canonical
@@ -120,6 +133,7 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
         if d.jets_per_class <= 0:
             raise StageError("data.jets_per_class must be positive for generated jets")
         pools = {cls: shard_pool(cfg, ctx.cache, cls) for cls in (*d.signal, *d.background)}
+        _say_budget(cfg, pools)
         made_from = {"seed": d.seed, "shard_size": d.shard_size, **dataclasses.asdict(_gen_settings(cfg))}
         with contextlib.ExitStack() as held:
             for cls, pool in sorted(pools.items()):  # always in sorted order: two runs cannot deadlock
