@@ -336,3 +336,32 @@ def test_cache_list_and_prune(tmp_path, repo, capsys):
     assert cli(["cache", "prune", "--older-than", "0"]) == 0  # unused for more than 0 days: everything
     assert not [p for p in (tmp_path / "cache" / "a").iterdir() if p.is_dir()]
     assert cli(["cache", "prune"]) == 2  # says what to remove
+
+
+def test_full_file_system_during_the_data_stage(tmp_path, repo):
+    """ENOSPC from a real, tiny file system (a 256 kB tmpfs holding the cache), through the CLI."""
+    import numpy as np
+
+    from trigger_kd.data.formats import write_canonical
+
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small tmpfs needs root; the /dev/full test covers ENOSPC handling")
+    tiny = tmp_path / "tiny"
+    tiny.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(tiny)], capture_output=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
+    _MOUNTS.append(tiny)
+    rng = np.random.default_rng(0)
+    p3 = rng.normal(scale=5.0, size=(3000, 40, 3)) + np.array([40.0, 0.0, 0.0])
+    c = np.concatenate([np.linalg.norm(p3, axis=-1, keepdims=True), p3], axis=-1)
+    src = write_canonical(tmp_path / "jets.h5", c, (np.arange(3000) % 2).astype(np.int8))  # ~1.5 MB
+    env = {**os.environ, "TRIGGER_KD_CACHE": str(tiny / "cache"), "PYTHONPATH": str(repo)}
+    done = subprocess.run(  # a subprocess: HDF5 hitting ENOSPC itself used to crash the interpreter at exit
+        [sys.executable, "-m", "trigger_kd.cli", "run", str(repo / "hls_configs/mlp_kd.yml"), "--to", "data",
+         "--run-dir", str(tmp_path / "run"), "--set", "data.source=canonical", "--set", f"data.paths=['{src}']",
+         "--set", "data.jets_per_class=0", "--set", "data.max_constituents=40", "--no-progress"],
+        env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 2, done.stderr
+    assert "the disk is full" in done.stderr and "Traceback" not in done.stderr, done.stderr
+    assert not (tmp_path / "run" / "data").exists()

@@ -187,6 +187,30 @@ def _on_sigterm(signum, frame):
     raise Terminated()
 
 
+def _quiet_full_disk_hooks():
+    """h5py reports a full disk again while it frees file handles (Cython prints a traceback through
+    sys.excepthook, then calls sys.unraisablehook); the stage error already says the disk is full, so
+    those echoes are dropped. Anything else passes on. Returns a function that restores the hooks."""
+    from .pipeline import is_environment_error
+
+    old_unraisable, old_except = sys.unraisablehook, sys.excepthook
+
+    def unraisable(u):
+        if not (u.exc_value is not None and is_environment_error(u.exc_value)):
+            old_unraisable(u)
+
+    def excepthook(tp, value, tb):
+        if not (value is not None and is_environment_error(value)):
+            old_except(tp, value, tb)
+
+    sys.unraisablehook, sys.excepthook = unraisable, excepthook
+
+    def restore():
+        sys.unraisablehook, sys.excepthook = old_unraisable, old_except
+
+    return restore
+
+
 def main(argv: list[str] | None = None) -> int:
     import errno
     import os
@@ -198,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     from .console import error
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
+    restore_hooks = _quiet_full_disk_hooks()
     try:
         return args.func(args)
     except TriggerKDError as exc:
@@ -222,6 +247,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     finally:
         signal.signal(signal.SIGTERM, previous)
+        restore_hooks()
 
 
 if __name__ == "__main__":

@@ -267,7 +267,7 @@ def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict,
             _link(dest, final)
     except BaseException as exc:
         _keep_failed(tmp, final, stamp, exc)
-        if isinstance(exc, OSError) and _is_environment_error(exc):
+        if is_environment_error(exc):
             raise StageError(_environment_message(stage.name, exc, final)) from None
         raise
     _remove_failed(final)
@@ -275,17 +275,29 @@ def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict,
     return summary
 
 
-def _is_environment_error(exc: OSError) -> bool:
-    return exc.errno in _ENV_ERRNOS or "No space left on device" in str(exc)
+_FULL = ("No space left on device", "Disk quota exceeded", "errno = 28,")  # h5py/HDF5 put errno in the text
 
 
-def _environment_message(stage: str, exc: OSError, final: Path) -> str:
-    where = f" ({exc.filename})" if exc.filename else ""
-    if exc.errno in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or "No space left" in str(exc):
+def is_environment_error(exc: BaseException) -> bool:
+    """A full disk or a write refused by the file system (HDF5 reports these as RuntimeError text)."""
+    if isinstance(exc, OSError) and exc.errno in _ENV_ERRNOS:
+        return True
+    return isinstance(exc, (OSError, RuntimeError)) and any(t in str(exc) for t in _FULL)
+
+
+def _environment_message(stage: str, exc: BaseException, final: Path) -> str:
+    import re
+
+    filename = getattr(exc, "filename", None)
+    if filename is None:
+        m = re.search(r"filename = '([^']+)'", str(exc))
+        filename = m.group(1) if m else None
+    where = f" ({filename})" if filename else ""
+    if getattr(exc, "errno", None) in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG) or any(t in str(exc) for t in _FULL):
         what = "the disk is full"
         todo = "free space there (or point --run-dir / TRIGGER_KD_CACHE at a bigger file system) and rerun"
     else:
-        what = f"a file could not be written: {exc.strerror or exc}"
+        what = f"a file could not be written: {getattr(exc, 'strerror', None) or exc}"
         todo = "make that location writable (or choose another --run-dir / TRIGGER_KD_CACHE) and rerun"
     return (f"stage '{stage}' stopped: {what}{where}; {todo}. Earlier results are kept; "
             f"see {final.with_name(final.name + '.failed')} for what this attempt wrote")

@@ -13,7 +13,9 @@ Public sources read by :func:`load_source`: the top tagging reference dataset
 """
 from __future__ import annotations
 
+import io
 import os
+import shutil
 from pathlib import Path
 from typing import Callable
 
@@ -54,15 +56,32 @@ def write_canonical(path, constituents, is_top, attrs: dict | None = None, jet_c
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if len(y) else {}
+
+    def fill(f: h5py.File) -> None:
+        f.create_dataset("constituents", data=c.astype(np.float32, copy=False), **opts)
+        f.create_dataset("is_top", data=y.astype(np.int8, copy=False), **opts)
+        if names is not None:
+            f.create_dataset("jet_class", data=names.astype("S8"), **opts)
+        f.attrs["layout"] = LAYOUT
+        for key, value in (attrs or {}).items():
+            f.attrs[key] = value
+
     try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("constituents", data=c.astype(np.float32, copy=False), **opts)
-            f.create_dataset("is_top", data=y.astype(np.int8, copy=False), **opts)
-            if names is not None:
-                f.create_dataset("jet_class", data=names.astype("S8"), **opts)
-            f.attrs["layout"] = LAYOUT
-            for key, value in (attrs or {}).items():
-                f.attrs[key] = value
+        if shutil.disk_usage(path.parent).free > 2 * (c.nbytes + y.nbytes) + (1 << 20):
+            with h5py.File(tmp, "w") as f:
+                fill(f)
+        else:
+            # Little room left: build the file in memory and write its bytes with Python, so a full disk is a
+            # plain OSError (ENOSPC). HDF5 that hits ENOSPC itself leaves a half-closed file behind and the
+            # interpreter crashes (segmentation fault) at exit.
+            buf = io.BytesIO()
+            with h5py.File(buf, "w") as f:
+                fill(f)
+            try:
+                with open(tmp, "wb") as out:
+                    out.write(buf.getbuffer())
+            except OSError as exc:
+                raise OSError(exc.errno, exc.strerror, str(path)) from None
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
