@@ -12,7 +12,7 @@ from trigger_kd.errors import TriggerKDError
 from trigger_kd.models.intnet import Dense, FixedFormat, IntNet, MeanPool, Quant
 from trigger_kd.pipeline import STAMP_FILE, RunContext
 from trigger_kd.synth import da4ml_trace
-from trigger_kd.synth.opensource import parity, run_open_source
+from trigger_kd.synth.opensource import LATENCY_LABEL, parity, run_open_source, stage_cutoff
 
 PART = "xcvu13p-flga2577-2-e"
 
@@ -126,6 +126,8 @@ def test_open_source_mlp_verilator(tmp_path):
     assert r.lut > 0 and r.ff > 0 and r.dsp == 0 and r.interval_max == 1
     stages = r.extra["da4ml_pipeline_stages"]
     assert r.latency_max_cycles == stages and r.latency_max_ns == stages * 5.0
+    assert r.extra["latency_label"] == LATENCY_LABEL and LATENCY_LABEL in r.source
+    assert any("timing not closed" in n for n in res.notes)
     assert r.available["lut"] == 1728000 and 0 < r.utilization_pct["lut"] < 1
     assert res.da4ml_estimate > 0 and r.extra["carry"] > 0
     assert res.rtl_parity["n_jets"] == 300 and res.rtl_parity["bit_exact_fraction"] == 1.0
@@ -201,3 +203,24 @@ def test_wide_outputs_fall_back_to_iverilog(tmp_path):
     assert res.rtl_parity["simulator"] == "icarus verilog" and res.rtl_parity["bit_exact_fraction"] == 1.0
     assert any("32-bit" in n for n in res.notes)
     assert res.record.available["lut"] == 1182240
+
+
+def test_integer_network_disagreeing_with_saved_logits_is_an_error(tmp_path):
+    """RTL parity against an integer network that is not the student would prove nothing (issue 11)."""
+    net = tiny_mlp()
+    x = grid_inputs(net, 40, seed=3)
+    saved = net.evaluate(x)
+    saved[7, 1] += 2.0 ** -net.output_frac_bits  # one LSB on one jet
+    with pytest.raises(TriggerKDError, match=r"disagrees with the student's saved test logits on 1 of 40 jets \(first: jet 7"):
+        run_open_source(net, x, tmp_path, part=PART, clock_period=5.0, reference_logits=saved)
+
+
+def test_stage_cut_follows_the_clock():
+    """Latency in ns = stages x clock: a slower clock takes more logic per stage, so fewer stages."""
+    assert stage_cutoff(5.0, 5.0) == 5.0 and stage_cutoff(5.0, 10.0) == 10.0 and stage_cutoff(4.0, 2.5) == 2.0
+    net = tiny_mlp(w_bits=6)
+    fast = da4ml_trace.trace(net, stage_cutoff(5.0, 1.25)).stages
+    slow = da4ml_trace.trace(net, stage_cutoff(5.0, 20.0)).stages
+    assert fast > slow >= 1
+    with pytest.raises(TriggerKDError, match="must be positive"):
+        stage_cutoff(5.0, -5.0)

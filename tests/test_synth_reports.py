@@ -208,3 +208,24 @@ def test_failed_vendor_build_keeps_logs(tmp_path, monkeypatch):
         VivadoHLS().run(_hls4ml_like(tmp_path, vitis=False), tmp_path / "logs")
     assert "exit 3" in str(exc.value) and "license checkout failed" in str(exc.value)
     assert "license checkout failed" in (tmp_path / "logs" / "vivado_hls.stderr.log").read_text()
+
+
+def test_truncated_reports_name_the_missing_fields(tmp_path, capsys):
+    """A report cut short (a full disk, a killed run) is parsed with a warning naming what it lacks (issue 11)."""
+    lines = RPT_2022.read_text().splitlines(keepends=True)
+    cut = tmp_path / "vivado_synth.rpt"
+    cut.write_text("".join(lines[:74]))  # ends after the CLB Logic tables: no BLOCKRAM, no DSP section
+    rec = parse_vivado_synth_rpt(cut)
+    assert rec.lut == 179437 and rec.dsp is None
+    assert rec.extra["missing_fields"] == ["DSPs", "Block RAM Tile"]
+    assert "lacks DSPs, Block RAM Tile" in capsys.readouterr().err
+    assert "missing    DSPs, Block RAM Tile" in format_record(rec)
+    text = VITIS_HLS.read_text()
+    import re
+
+    damaged = tmp_path / "myproject_csynth.xml"
+    damaged.write_text(re.sub(r"<Worst-caseLatency>.*?</Worst-caseLatency>", "", re.sub(r"<LUT>.*?</LUT>", "", text, count=1)))
+    rec = parse_csynth_xml(damaged)
+    assert rec.extra["missing_fields"] == ["Worst-caseLatency", "LUT"]
+    assert "Worst-caseLatency, LUT" in capsys.readouterr().err
+    assert "missing_fields" not in parse_csynth_xml(VITIS_HLS).extra  # complete reports: no warning

@@ -182,8 +182,9 @@ def render_markdown(report: dict, out: Path) -> str:
                  "available": fmt((r.get("available") or {}).get(k), "g"),
                  "% of part": fmt((r.get("utilization_pct") or {}).get(k), ".3f")} for k in RESOURCE_KEYS]
         lines += [md_table(rows), ""]
-        lines += [f"Latency: {fmt(r.get('latency_cycles'), 'd')} cycles = {fmt(r.get('latency_max_ns'), '.1f')} ns; "
-                  f"initiation interval {fmt(r.get('interval_max'), 'd')}.", ""]
+        label = (r.get("extra") or {}).get("latency_label")
+        lines += [f"Latency: {fmt(r.get('latency_cycles'), 'd')} cycles = {fmt(r.get('latency_max_ns'), '.1f')} ns"
+                  f"{f' ({label})' if label else ''}; initiation interval {fmt(r.get('interval_max'), 'd')}.", ""]
         if r.get("rtl_parity"):
             rp = r["rtl_parity"]
             lines += [f"RTL simulation vs the quantised model: {fmt(rp.get('bit_exact_fraction'), '.4f')} bit-exact "

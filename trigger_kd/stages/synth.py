@@ -50,6 +50,8 @@ def _vendor(cfg: Config, ctx: RunContext, out: Path, route: str, notes: list[str
     info(f"[synth] copying {src} -> {prj}")
     shutil.copytree(src, prj, symlinks=True, ignore=shutil.ignore_patterns("*.so", "*.o"))
     records = backend.run(prj, out / "logs", vivado_synth=cfg.synth.vivado_synth)
+    notes += [f"{r.extra.get('report', r.source)} lacks {', '.join(r.extra['missing_fields'])} (truncated or "
+              f"incomplete report): those figures are n/a" for r in records if r.extra.get("missing_fields")]
     hls = next((r for r in records if r.kind == "hls-estimate"), None)
     post = next((r for r in records if r.kind == "post-synthesis"), None)
     if post is not None and hls is not None:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..console import warn
 from ..errors import TriggerKDError
 
 RESOURCES = ("dsp", "lut", "ff", "bram_18k", "uram")
@@ -92,6 +93,15 @@ def _text(node: ET.Element | None, path: str) -> str | None:
     return found.text.strip() if found is not None and found.text is not None else None
 
 
+def _note_missing(rec: ResourceRecord, path: Path, expected: dict[str, Any]) -> None:
+    """Name the fields a complete report has but this one lacks (a truncated file, an incomplete run)."""
+    missing = [name for name, value in expected.items() if value in (None, {}, "")]
+    if missing:
+        rec.extra["missing_fields"] = missing
+        warn(f"{path}: the report lacks {', '.join(missing)} (truncated, or from an incomplete run?); "
+             f"those figures are n/a")
+
+
 # ----------------------------------------------------------------------------- csynth.xml
 _XML_RESOURCES = {"bram_18k": ("BRAM_18K",), "dsp": ("DSP", "DSP48E"), "ff": ("FF",), "lut": ("LUT",), "uram": ("URAM",)}
 
@@ -155,6 +165,11 @@ def parse_csynth_xml(path: str | Path) -> ResourceRecord:
     if avg is not None:
         rec.extra["latency_average_cycles"] = avg
     rec.extra["report"] = str(path)
+    _note_missing(rec, path, {
+        "Part": rec.part, "TargetClockPeriod": rec.clock_target_ns, "Best-caseLatency": rec.latency_min_cycles,
+        "Worst-caseLatency": rec.latency_max_cycles, "Interval-min": rec.interval_min,
+        "Interval-max": rec.interval_max, "LUT": rec.lut, "FF": rec.ff, "DSP": rec.dsp, "BRAM_18K": rec.bram_18k,
+        "AvailableResources": rec.available})
     return rec
 
 
@@ -261,6 +276,8 @@ def parse_vivado_synth_rpt(path: str | Path) -> ResourceRecord:
         if header.get(name):
             rec.extra[key] = header[name]
     rec.extra["report"] = str(path)
+    _note_missing(rec, path, {"Device": rec.part, "Tool Version": rec.tool_version, "LUTs": rec.lut,
+                              "Registers": rec.ff, "DSPs": rec.dsp, "Block RAM Tile": rec.bram_18k})
     return rec
 
 
@@ -348,4 +365,6 @@ def format_record(record: ResourceRecord) -> str:
     for key in ("carry8", "carry4", "latency_ns_from", "report"):
         if key in r.extra:
             lines.append(f"  {key:<10} {r.extra[key]}")
+    if r.extra.get("missing_fields"):
+        lines.append(f"  missing    {', '.join(r.extra['missing_fields'])} (not in the report: truncated?)")
     return "\n".join(lines)
