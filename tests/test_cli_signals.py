@@ -42,9 +42,9 @@ def test_sigterm_during_generation_is_handled_like_ctrl_c(tmp_path):
     pool = None
     deadline = time.time() + 180
     while time.time() < deadline:  # wait until some shards exist: generation is under way
-        pools = list((tmp_path / "cache" / "jets").glob("*/top/shard_*.h5"))
-        if pools:
-            pool = pools[0].parent.parent
+        shards = list((tmp_path / "cache" / "jets").glob("*/shard_*.h5"))
+        if shards:
+            pool = shards[0].parent
             break
         time.sleep(0.5)
     assert pool is not None, "".join(lines)
@@ -54,6 +54,6 @@ def test_sigterm_during_generation_is_handled_like_ctrl_c(tmp_path):
     err = "".join(lines)
     assert p.returncode == 143, err
     assert "terminated (SIGTERM)" in err and "Traceback" not in err
-    assert list(pool.glob("top/shard_*.h5"))  # earlier results kept
+    assert list(pool.glob("shard_*.h5"))  # earlier results kept
     assert not list((tmp_path / "cache" / "data").glob(".*.tmp-*"))  # no half-written stage output
     assert not (tmp_path / "run" / "data").exists()

@@ -93,5 +93,5 @@ def test_huge_request_states_its_cost_and_is_refused_before_starting(tmp_path, r
     from trigger_kd.stages.data import shard_pool
 
     cfg = load_config(repo / "hls_configs/mlp_kd.yml", ["data.jets_per_class=1000000000"])
-    assert not shard_pool(cfg, cache_root()).exists()  # nothing generated
+    assert not any(shard_pool(cfg, cache_root(), cls).exists() for cls in ("top", "qcd"))  # nothing generated
     assert not (tmp_path / "run" / "data").exists()
