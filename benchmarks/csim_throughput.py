@@ -23,10 +23,10 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from trigger_kd.config import HLSConfig  # noqa: E402
 from trigger_kd.firmware.hls import build_hls_from_qonnx, hls_predict  # noqa: E402
 from trigger_kd.firmware.parity import compare_fixed  # noqa: E402
 from trigger_kd.firmware.qonnx_export import export_student  # noqa: E402
-from trigger_kd.firmware.settings import HLSSettings  # noqa: E402
 from trigger_kd.models.spec import StudentSpec  # noqa: E402
 from trigger_kd.models.students import build_student, output_lsb  # noqa: E402
 from trigger_kd.train.loops import predict_logits  # noqa: E402
@@ -44,7 +44,7 @@ def measure(name: str, model, x: np.ndarray, work: Path) -> dict:
     torch.set_num_threads(1)
     spec = model.spec
     res, t_export, _ = _timed(export_student, model, x[:64], work)
-    hls_model, t_build, _ = _timed(build_hls_from_qonnx, work / "model_clean.onnx", work / "prj", HLSSettings(),
+    hls_model, t_build, _ = _timed(build_hls_from_qonnx, work / "model_clean.onnx", work / "prj", HLSConfig(),
                                    n_particles=spec.n_particles if spec.arch == "deepset" else None)
     x_fw = np.ascontiguousarray(x.transpose(0, 2, 1)) if res["input_layout"] == "channels_last" else x
     csim, t_csim, _ = _timed(hls_predict, hls_model, x_fw, progress=False)

@@ -10,7 +10,6 @@ number of constituents as a sanity check.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -25,8 +24,9 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from trigger_kd.config import DataConfig  # noqa: E402
 from trigger_kd.data.formats import read_canonical  # noqa: E402
-from trigger_kd.data.generate import CLASSES, GenSettings, generate_jets  # noqa: E402
+from trigger_kd.data.generate import CLASSES, generate_jets  # noqa: E402
 from trigger_kd.data.physics import jet_kinematics, softdrop_mass  # noqa: E402
 
 
@@ -41,13 +41,12 @@ def main() -> int:
     ap.add_argument("--classes", nargs="+", default=["top", "qcd"], choices=CLASSES)
     args = ap.parse_args()
     classes = args.classes
-    settings = GenSettings(mpi=args.mpi)
+    settings = DataConfig(mpi=args.mpi, jets_per_class=args.jets, seed=args.seed, workers=args.workers,
+                          shard_size=args.shard_size)
     with tempfile.TemporaryDirectory(prefix="gen_throughput_") as tmp:
         pool = Path(tmp) / "pool"
         t0 = time.time()
-        stats = generate_jets({cls: pool / cls for cls in classes}, args.jets, settings, seed=args.seed,
-                              workers=args.workers,
-                              shard_size=args.shard_size, progress=True)
+        stats = generate_jets({cls: pool / cls for cls in classes}, settings, progress=True)
         wall = time.time() - t0
         medians, groomed, n_const = {}, {}, {}
         for cls in classes:
@@ -68,7 +67,7 @@ def main() -> int:
         "jet_mass_median_gev": medians,
         "softdrop_mass_median_gev": groomed,
         "mean_constituents": n_const,
-        "settings": dataclasses.asdict(settings),
+        "settings": settings.physics(),
         "machine": {
             "cpu_count": os.cpu_count(),
             "python": platform.python_version(),

@@ -85,3 +85,117 @@ def test_cli_names_misspelled_key(capsys, repo):
     assert rc == 2
     assert "jets_per_clas" in capsys.readouterr().err
     assert not Path("/nonexistent/should/not/be/created").exists()
+
+
+# ----------------------------------------------------------------------------- ranges, checked at load time
+OUT_OF_RANGE = [
+    ("mlp_kd", "hls.clock_period=-5"), ("mlp_kd", "hls.clock_period=0"), ("mlp_kd", "hls.reuse_factor=0"),
+    ("mlp_kd", "student.weight_bits=0"), ("mlp_kd", "student.act_bits=0"), ("mlp_kd", "student.input_bits=0"),
+    ("mlp_kd", "student.bias_bits=-2"), ("mlp_kd", "student.act_int_bits=9"), ("mlp_kd", "student.act_int_bits=-1"),
+    ("mlp_kd", "student.input_int_bits=10"), ("mlp_kd", "student.batch_size=0"), ("mlp_kd", "student.epochs=0"),
+    ("mlp_kd", "student.lr=0"), ("mlp_kd", "student.mlp_hidden=[32,0]"), ("deepset_kd", "student.n_particles=12"),
+    ("mlp_kd", "teacher.epochs=0"), ("mlp_kd", "teacher.batch_size=0"), ("mlp_kd", "teacher.lr=-1e-3"),
+    ("mlp_kd", "teacher.dropout=1"), ("mlp_kd", "data.jets_per_class=0"), ("mlp_kd", "data.jets_per_class=-5"),
+    ("mlp_kd", "data.split=[0.5,0.3,0.3]"), ("mlp_kd", "data.split=[1.2,-0.1,-0.1]"), ("mlp_kd", "data.shard_size=0"),
+    ("mlp_kd", "data.pt_max=500"), ("mlp_kd", "data.jet_r=0"), ("mlp_kd", "data.max_constituents=0"),
+    ("mlp_kd", "distill.alpha=1.5"), ("mlp_kd", "distill.temperature=0"), ("mlp_kd", "export.check_jets=0"),
+    ("mlp_kd", "synth.latency_cutoff=0"), ("mlp_kd", "synth.sim_jets=-1"), ("mlp_kd", "checks.parity_min_fraction=0"),
+    ("mlp_kd", "checks.parity_min_fraction=1.01"), ("mlp_kd", "checks.working_point=1"),
+    ("mlp_kd", "checks.boost_betas=[0.0,1.0]"), ("mlp_kd", "checks.smear_sigmas=[-0.1]"),
+]
+
+
+@pytest.mark.parametrize("model,expr", OUT_OF_RANGE, ids=lambda v: v)
+def test_out_of_range_values_are_refused_at_load(model, expr, repo):
+    key = expr.split("=")[0]
+    with pytest.raises(ConfigError) as exc:
+        load_config(repo / f"hls_configs/{model}.yml", [expr])
+    assert f"'{key}" in str(exc.value) and "(--set)" in str(exc.value)
+
+
+@pytest.mark.parametrize("exprs", [
+    ["checks.parity_min_fraction=1", "distill.alpha=0", "distill.alpha=1", "synth.sim_jets=0"],
+    ["student.n_particles=12"],  # any particle count for an MLP; powers of two only for deep sets
+    ["student.act_int_bits=8", "student.input_int_bits=9", "student.weight_bits=1"],
+    ["data.source=canonical", "data.paths=[a.h5]", "data.jets_per_class=0"],  # 0 = all jets of a file source
+])
+def test_values_at_the_edge_of_their_range_load(exprs, repo):
+    load_config(repo / "hls_configs/mlp_kd.yml", exprs)
+
+
+def test_file_source_without_paths_is_refused_at_load(repo):
+    with pytest.raises(ConfigError, match=r"'data.paths'.*list the input files"):
+        load_config(repo / "hls_configs/mlp_kd.yml", ["data.source=toptagging"])
+
+
+def test_range_error_names_the_file(tmp_path, repo):
+    bad = tmp_path / "bad.yml"
+    bad.write_text("name: bad\nhls:\n  clock_period: -5\n")
+    with pytest.raises(ConfigError) as exc:
+        load_config(bad)
+    assert "'hls.clock_period'" in str(exc.value) and str(bad) in str(exc.value) and "greater than 0" in str(exc.value)
+
+
+def test_empty_yaml_is_refused(tmp_path):
+    for text in ("", "# only a comment\n", "{}\n"):
+        empty = tmp_path / "empty.yml"
+        empty.write_text(text)
+        with pytest.raises(ConfigError, match="empty"):
+            load_config(empty)
+
+
+@pytest.mark.parametrize("args,words", [
+    (["--set", "hls.clock_period=-5"], ["'hls.clock_period'", "--set", "greater than 0"]),
+    (["--set", "student.weight_bits=0"], ["'student.weight_bits'", "--set"]),
+    (["--set", "student.batch_size=0"], ["'student.batch_size'", "--set"]),
+    (["--set", "data.split=[0.7,0.2,0.2]"], ["'data.split'", "--set", "add up to 1"]),
+])
+def test_cli_refuses_out_of_range_values_before_any_work(args, words, tmp_path, repo):
+    import subprocess
+    import sys
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-m", "trigger_kd.cli", "run", str(repo / "hls_configs/mlp_kd.yml"),
+                           "--run-dir", str(run_dir), *args], capture_output=True, text=True, cwd=repo)
+    assert proc.returncode == 2, proc.stderr
+    lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:") and "Traceback" not in proc.stderr, proc.stderr
+    assert all(w in lines[0] for w in words), lines[0]
+    assert not run_dir.exists()
+
+
+def test_cli_refuses_empty_yaml(tmp_path, repo):
+    import subprocess
+    import sys
+
+    (tmp_path / "empty.yml").write_text("")
+    proc = subprocess.run([sys.executable, "-m", "trigger_kd.cli", "show-config", str(tmp_path / "empty.yml")],
+                          capture_output=True, text=True, cwd=repo)
+    assert proc.returncode == 2 and proc.stderr.startswith("error:") and "empty" in proc.stderr, proc.stderr
+    assert proc.stdout == ""
+
+
+def test_show_config_round_trips(tmp_path, repo, capsys):
+    assert main(["show-config", str(repo / "hls_configs/deepset_kd.yml"), "--set", "hls.clock_period=4"]) == 0
+    resolved = tmp_path / "resolved.yml"
+    resolved.write_text(capsys.readouterr().out)
+    again = load_config(resolved, profile="quick")
+    assert again == load_config(repo / "hls_configs/deepset_kd.yml", ["hls.clock_period=4"]).model_copy(
+        update={"source_file": str(resolved)})
+
+
+def test_shard_pool_depends_on_physics_seed_and_shard_size_only(tmp_path, repo):
+    from trigger_kd.stages.data import shard_pool
+
+    path = repo / "hls_configs/mlp_kd.yml"
+    base = shard_pool(load_config(path), tmp_path, "top")
+    for same in ("data.jets_per_class=77", "data.split=[0.5,0.25,0.25]", "data.workers=3", "teacher.epochs=9",
+                 "data.background=[gluon]"):
+        assert shard_pool(load_config(path, [same]), tmp_path, "top") == base, same
+    for other in ("data.pt_min=500", "data.mpi=true", "data.seed=2", "data.shard_size=100", "data.max_constituents=50"):
+        assert shard_pool(load_config(path, [other]), tmp_path, "top") != base, other
+    assert shard_pool(load_config(path), tmp_path, "qcd") != base
+    assert set(load_config(path).data.physics()) == {  # what Pythia + FastJet generation reads
+        "sqrt_s", "pthat_min", "jet_r", "pt_min", "pt_max", "eta_max", "particle_eta_max", "match_dr", "mpi",
+        "hadronization", "max_constituents"}
+

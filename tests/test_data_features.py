@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from trigger_kd.data.features import FEATURE_NAMES, student_features, student_input
-from trigger_kd.data.generate import GenSettings, generate_shard
+from trigger_kd.config import DataConfig
+from trigger_kd.data.generate import generate_shard
 from trigger_kd.data.physics import constituent_kinematics, jet_kinematics
 from trigger_kd.errors import TriggerKDError
 
@@ -75,7 +76,7 @@ def test_student_input_layouts():
 
 
 def test_features_of_generated_jets_fit_the_fixed_point_range():
-    c, _ = generate_shard(GenSettings(), "qcd", 60, seed=11)
+    c, _ = generate_shard(DataConfig(), "qcd", 60, seed=11)
     f = student_features(c, 16)
     inside = (f >= -2.0) & (f < 2.0)
     assert inside.mean() > 0.999

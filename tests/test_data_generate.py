@@ -8,10 +8,10 @@ import h5py
 import numpy as np
 import pytest
 
+from trigger_kd.config import DataConfig
 from trigger_kd.data.formats import read_canonical, read_jet_classes, write_canonical
 from trigger_kd.data.generate import (
     GenerationError,
-    GenSettings,
     _boson_partons,
     _top_partons,
     assemble,
@@ -21,10 +21,10 @@ from trigger_kd.data.generate import (
     shard_seed,
 )
 from trigger_kd.data.physics import constituent_kinematics, jet_kinematics, softdrop_mass
-from trigger_kd.errors import TriggerKDError
 
 SEED = 7
-SETTINGS = GenSettings()
+SETTINGS = DataConfig()
+GEN = DataConfig(jets_per_class=300, seed=SEED, workers=2, shard_size=100)  # the generation tests' pools
 
 
 # ----------------------------------------------------------------------------- fast unit tests
@@ -37,7 +37,7 @@ def test_shard_seeds_are_stable_distinct_and_in_pythia_range():
 
 
 def test_pythia_commands_follow_settings():
-    top = pythia_commands(GenSettings(mpi=True, hadronization=False, pthat_min=400.0), "top", 5)
+    top = pythia_commands(DataConfig(mpi=True, hadronization=False, pthat_min=400.0), "top", 5)
     assert "Top:gg2ttbar = on" in top and "Top:qqbar2ttbar = on" in top
     assert "24:onIfAny = 1 2 3 4 5" in top and "PartonLevel:MPI = on" in top
     assert "HadronLevel:all = off" in top and "PhaseSpace:pTHatMin = 400.0" in top
@@ -105,7 +105,7 @@ def test_softdrop_drops_a_soft_wide_angle_particle():
 
 def test_assemble_balances_classes_and_splits(tmp_path):
     pools = _fake_pools(tmp_path / "pool", ["qcd", "top"])
-    paths = assemble(pools, 25, (0.6, 0.2, 0.2), seed=3, out_dir=tmp_path / "out")
+    paths = assemble(pools, DataConfig(jets_per_class=25, seed=3), out_dir=tmp_path / "out")
     tags = []
     for name, n in (("train", 30), ("val", 10), ("test", 10)):
         c, y = read_canonical(paths[name])
@@ -116,31 +116,30 @@ def test_assemble_balances_classes_and_splits(tmp_path):
     expected = [1000 * lab + 100 * k + i for lab in (0, 1) for k in range(3) for i in range(10) if 10 * k + i < 25]
     assert sorted(tags) == sorted(expected)  # first 25 jets per class, each once
     with pytest.raises(GenerationError, match="missing"):
-        assemble(pools, 31, (0.6, 0.2, 0.2), seed=3, out_dir=tmp_path / "out2")
-    with pytest.raises(GenerationError, match="split"):
-        assemble(pools, 10, (0.6, 0.5, 0.2), seed=3, out_dir=tmp_path / "out3")
+        assemble(pools, DataConfig(jets_per_class=31, seed=3), out_dir=tmp_path / "out2")
 
 
 def test_assemble_labels_the_signal_classes(tmp_path):
     pools = _fake_pools(tmp_path / "pool", ["w", "z", "gluon", "q"])
-    paths = assemble(pools, 20, (0.5, 0.25, 0.25), seed=1, out_dir=tmp_path / "out",
-                     signal=("w", "z"), background=("gluon",))
+    paths = assemble(pools, DataConfig(jets_per_class=20, split=(0.5, 0.25, 0.25), signal=("w", "z"),
+                                       background=("gluon",)), out_dir=tmp_path / "out")
     c, y = read_canonical(paths["train"])
     names = read_jet_classes(paths["train"])
     assert len(y) == 30 and sorted(set(names)) == ["gluon", "w", "z"]
     assert np.array_equal(y, np.isin(names, ["w", "z"]).astype(np.int8))
     assert np.array_equal(names, np.array(["w", "z", "gluon"])[(c[:, 0, 0] // 1000).astype(int)])
-    with pytest.raises(TriggerKDError, match="overlap"):
-        assemble(pools, 10, (0.5, 0.25, 0.25), seed=1, out_dir=tmp_path / "o2", signal=("q",), background=("qcd",))
+    with pytest.raises(ValueError, match="overlap"):  # the data section refuses the task when it is made
+        DataConfig(signal=("q",), background=("qcd",))
     with pytest.raises(GenerationError, match=r"no pool given for the jet class\(es\) \['top'\]"):
-        assemble(pools, 10, (0.5, 0.25, 0.25), seed=1, out_dir=tmp_path / "o3", signal=("top",), background=("q",))
+        assemble(pools, DataConfig(jets_per_class=10, signal=("top",), background=("q",)), out_dir=tmp_path / "o3")
 
 
 def test_generate_rejects_bad_sizes_and_classes(tmp_path):
-    with pytest.raises(GenerationError, match="positive"):
-        generate_jets({"top": tmp_path}, 0, SETTINGS, seed=1, workers=1, progress=False)
+    for bad in ({"jets_per_class": 0}, {"shard_size": 0}, {"split": (0.6, 0.5, 0.2)}):  # refused when made
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            DataConfig(**bad)
     with pytest.raises(GenerationError, match=r"unknown jet class\(es\) \['higgs'\]"):
-        generate_jets({"higgs": tmp_path}, 10, SETTINGS, seed=1, workers=1, progress=False)
+        generate_jets({"higgs": tmp_path}, DataConfig(jets_per_class=10, workers=1), progress=False)
 
 
 # ----------------------------------------------------------------------------- real generation
@@ -151,7 +150,7 @@ def _pools(root):
 @pytest.fixture(scope="module")
 def pool(tmp_path_factory):
     path = tmp_path_factory.mktemp("jets") / "pool"
-    stats = generate_jets(_pools(path), 300, SETTINGS, seed=SEED, workers=2, shard_size=100, progress=False)
+    stats = generate_jets(_pools(path), GEN, progress=False)
     return path, stats
 
 
@@ -198,8 +197,7 @@ def test_generated_jets_are_physical(pool):
 @pytest.mark.slow
 def test_w_z_gluon_and_quark_jets_are_physical(tmp_path):
     classes = ("w", "z", "gluon", "q")
-    stats = generate_jets({cls: tmp_path / cls for cls in classes}, 300, SETTINGS, seed=SEED, workers=2,
-                          shard_size=100, progress=False)
+    stats = generate_jets({cls: tmp_path / cls for cls in classes}, GEN, progress=False)
     mass, groomed, n_const = {}, {}, {}
     for cls in classes:
         assert stats[cls]["shards_generated"] == 3 and stats[cls]["jets_per_cpu_second"] > 10
@@ -221,7 +219,7 @@ def test_w_z_gluon_and_quark_jets_are_physical(tmp_path):
 def test_pool_is_reproducible_with_other_worker_count(pool, tmp_path):
     path, _ = pool
     other = tmp_path / "pool1"
-    stats = generate_jets(_pools(other), 100, SETTINGS, seed=SEED, workers=1, shard_size=100, progress=False)
+    stats = generate_jets(_pools(other), GEN.model_copy(update={"jets_per_class": 100, "workers": 1}), progress=False)
     assert stats["top"]["shards_generated"] == 1 and stats["qcd"]["shards_generated"] == 1
     for cls in ("top", "qcd"):
         a, _ = read_canonical(shard_path(path / cls, 0))
@@ -236,24 +234,24 @@ def test_resume_regenerates_only_the_missing_shard(pool, tmp_path):
     src, _ = pool
     path = tmp_path / "pool"
     shutil.copytree(src, path)
-    before = assemble(_pools(path), 300, (0.6, 0.2, 0.2), seed=SEED, out_dir=tmp_path / "a")
+    before = assemble(_pools(path), GEN, out_dir=tmp_path / "a")
     victim = shard_path(path / "top", 1)
     victim.unlink()
     stale = victim.with_name(f".{victim.name}.999999999.tmp")  # left by a killed process
     stale.write_bytes(b"partial")
     kept = {p: p.stat().st_mtime_ns for p in path.glob("*/shard_*.h5")}
-    stats = generate_jets(_pools(path), 300, SETTINGS, seed=SEED, workers=2, shard_size=100, progress=False)
+    stats = generate_jets(_pools(path), GEN, progress=False)
     assert stats["top"]["shards_generated"] == 1 and stats["top"]["shards_reused"] == 2
     assert stats["qcd"]["shards_generated"] == 0 and stats["qcd"]["shards_reused"] == 3
     assert {p: p.stat().st_mtime_ns for p in kept} == kept
     assert victim.is_file() and not stale.exists()
     with h5py.File(victim) as f:
         assert f.attrs["shard"] == 1 and f.attrs["class"] == "top"
-    after = assemble(_pools(path), 300, (0.6, 0.2, 0.2), seed=SEED, out_dir=tmp_path / "b")
+    after = assemble(_pools(path), GEN, out_dir=tmp_path / "b")
     for split in ("train", "val", "test"):
         (ca, ya), (cb, yb) = read_canonical(before[split]), read_canonical(after[split])
         assert np.array_equal(ca, cb) and np.array_equal(ya, yb)
-    again = generate_jets(_pools(path), 300, SETTINGS, seed=SEED, workers=2, shard_size=100, progress=False)
+    again = generate_jets(_pools(path), GEN, progress=False)
     assert again["top"]["shards_generated"] == 0 and again["qcd"]["shards_generated"] == 0
     assert not any(p.name.endswith(".tmp") for p in path.rglob("*"))
     assert sorted(os.listdir(path / "top")) == sorted(os.listdir(src / "top"))

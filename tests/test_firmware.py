@@ -9,11 +9,11 @@ import torch
 
 from student_helpers import perturbed_student, random_inputs
 from trigger_kd.cli import main as cli
+from trigger_kd.config import HLSConfig
 from trigger_kd.firmware.hls import FirmwareError, build_hls_from_qonnx, convert_qonnx, first_mismatch_layer, hls_predict
 from trigger_kd.firmware.import_qonnx import import_qonnx
 from trigger_kd.firmware.parity import compare_fixed
 from trigger_kd.firmware.qonnx_export import export_student
-from trigger_kd.firmware.settings import HLSSettings
 from trigger_kd.models.spec import StudentSpec
 from trigger_kd.models.students import output_lsb
 from trigger_kd.train.loops import predict_logits
@@ -50,7 +50,7 @@ def test_qonnx_execution_equals_brevitas(exported):
 
 def test_csim_is_bit_exact(exported):
     spec, model, result, out = exported
-    hls_model = build_hls_from_qonnx(out / "model_clean.onnx", out / "prj", HLSSettings(),
+    hls_model = build_hls_from_qonnx(out / "model_clean.onnx", out / "prj", HLSConfig(),
                                      n_particles=spec.n_particles if spec.arch == "deepset" else None)
     x = random_inputs(spec, 1000, seed=5)
     csim = hls_predict(hls_model, _layout(x, result), progress=False)
@@ -67,7 +67,7 @@ def test_narrowed_accumulator_breaks_parity_and_is_named(tmp_path):
     model = perturbed_student(spec)
     x = random_inputs(spec, 300)
     result = export_student(model, x[:16], tmp_path)
-    broken = HLSSettings(layer_precision={"Dense_MatMul_1": {"accum": "fixed<8,3>", "result": "fixed<8,3>"}})
+    broken = HLSConfig(layer_precision={"Dense_MatMul_1": {"accum": "fixed<8,3>", "result": "fixed<8,3>"}})
     hls_model = build_hls_from_qonnx(tmp_path / "model_clean.onnx", tmp_path / "prj", broken)
     csim = hls_predict(hls_model, x, progress=False)
     report = compare_fixed(csim, predict_logits(model, x), output_lsb(model))
@@ -82,7 +82,7 @@ def test_unknown_override_layer_is_named(tmp_path):
     export_student(perturbed_student(spec), random_inputs(spec, 4), tmp_path)
     with pytest.raises(FirmwareError, match="Dense_Typo.*Dense_MatMul_0"):
         convert_qonnx(tmp_path / "model_clean.onnx", tmp_path / "prj",
-                      HLSSettings(layer_precision={"Dense_Typo": {"result": "fixed<8,3>"}}))
+                      HLSConfig(layer_precision={"Dense_Typo": {"result": "fixed<8,3>"}}))
 
 
 def test_import_qonnx_with_lookup_table_softmax(tmp_path):
@@ -93,7 +93,7 @@ def test_import_qonnx_with_lookup_table_softmax(tmp_path):
     model = torch.nn.Sequential(perturbed_student(spec), torch.nn.Softmax(dim=1)).eval()
     onnx_path = tmp_path / "foreign.onnx"
     export_qonnx(model, torch.zeros(1, spec.n_particles * spec.n_features), export_path=str(onnx_path), dynamo=False)
-    result = import_qonnx(onnx_path, tmp_path / "run", HLSSettings(), n=300, seed=2)
+    result = import_qonnx(onnx_path, tmp_path / "run", HLSConfig(), n=300, seed=2)
     assert [a["op"] for a in result["approximate_layers"]] == ["Softmax"]
     assert result["compared_at"] != "output"
     assert result["bit_exact_fraction"] == 1.0 and result["n_jets"] == 300
@@ -112,7 +112,7 @@ def test_import_qonnx_rejects_unsupported_op(tmp_path):
     path = tmp_path / "cos.onnx"
     onnx.save(helper.make_model(graph), str(path))
     with pytest.raises(FirmwareError, match="my_cosine.*Cos"):
-        import_qonnx(path, tmp_path / "run", HLSSettings(), n=4)
+        import_qonnx(path, tmp_path / "run", HLSConfig(), n=4)
 
 
 def test_check_parity_exit_codes(tmp_path, capsys):
@@ -124,8 +124,8 @@ def test_check_parity_exit_codes(tmp_path, capsys):
 
 
 @pytest.mark.parametrize("arch,settings", [
-    ("deepset", HLSSettings(io_type="io_stream")),
-    ("mlp", HLSSettings(backend="Vivado", strategy="Resource", reuse_factor=2)),
+    ("deepset", HLSConfig(io_type="io_stream")),
+    ("mlp", HLSConfig(backend="Vivado", strategy="Resource", reuse_factor=2)),
 ])
 def test_other_hls_settings_stay_bit_exact(arch, settings, tmp_path):
     """io_stream, the Resource strategy with reuse, and the Vivado backend keep exactness."""

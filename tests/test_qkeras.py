@@ -11,7 +11,7 @@ if importlib.util.find_spec("qkeras") is None:  # find_spec: importing qkeras he
     pytest.skip("the QKeras extra is not installed", allow_module_level=True)
 
 from trigger_kd.errors import TriggerKDError  # noqa: E402
-from trigger_kd.firmware.settings import HLSSettings  # noqa: E402
+from trigger_kd.config import HLSConfig  # noqa: E402
 from trigger_kd.models.intnet import FixedFormat  # noqa: E402
 from trigger_kd.models.spec import StudentSpec  # noqa: E402
 from trigger_kd.models.students_keras import (  # noqa: E402
@@ -137,11 +137,11 @@ def test_non_power_of_two_deepset_refused():
 def test_unknown_layer_override_lists_names(students):
     from trigger_kd.firmware.hls_keras import hls_config_for_keras
 
-    settings = HLSSettings(layer_precision={"fc9": {"result": "fixed<8,3>"}})
+    settings = HLSConfig(layer_precision={"fc9": {"result": "fixed<8,3>"}})
     with pytest.raises(TriggerKDError, match="fc9.*fc1.*relu1.*logits"):
         hls_config_for_keras(students["mlp"], settings)
     with pytest.raises(TriggerKDError, match="unknown keys"):
-        hls_config_for_keras(students["mlp"], HLSSettings(layer_precision={"fc1": {"width": "8"}}))
+        hls_config_for_keras(students["mlp"], HLSConfig(layer_precision={"fc1": {"width": "8"}}))
 
 
 def test_pool_precision_rule():
@@ -160,7 +160,7 @@ def hls_models(students, tmp_path_factory):
     out = {}
     for arch, model in students.items():
         root = tmp_path_factory.mktemp(f"fw_{arch}")
-        out[arch] = build_hls_from_keras(model, root / "hls4ml_prj", HLSSettings(),
+        out[arch] = build_hls_from_keras(model, root / "hls4ml_prj", HLSConfig(),
                                          n_particles=P if arch == "deepset" else None)
         assert (root / "hls_config.json").is_file()
     return out
@@ -189,7 +189,7 @@ def test_broken_precision_named(students, tmp_path):
     from trigger_kd.firmware.hls_keras import build_hls_from_keras, first_mismatch_layer_keras, keras_output_lsb
 
     model = students["mlp"]
-    settings = HLSSettings(layer_precision={"fc1": {"result": "fixed<6,2>"}})
+    settings = HLSConfig(layer_precision={"fc1": {"result": "fixed<6,2>"}})
     hls_model = build_hls_from_keras(model, tmp_path / "hls4ml_prj", settings)
     x = grid_inputs("mlp", n=200)
     lsb = keras_output_lsb(model)

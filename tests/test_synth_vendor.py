@@ -16,7 +16,6 @@ from student_helpers import perturbed_student, random_inputs
 from trigger_kd.config import Config, HLSConfig, SynthConfig
 from trigger_kd.firmware.hls import convert_qonnx
 from trigger_kd.firmware.qonnx_export import export_student
-from trigger_kd.firmware.settings import HLSSettings
 from trigger_kd.models.spec import StudentSpec
 from trigger_kd.errors import TriggerKDError
 from trigger_kd.pipeline import STAMP_FILE, RunContext
@@ -31,7 +30,7 @@ def run_with_project(tmp_path):
     fw = tmp_path / "run" / "firmware"
     fw.mkdir(parents=True)
     (fw / STAMP_FILE).write_text("{}")
-    hls_model, _ = convert_qonnx(tmp_path / "model_clean.onnx", fw / "hls4ml_prj", HLSSettings(backend="Vitis"))
+    hls_model, _ = convert_qonnx(tmp_path / "model_clean.onnx", fw / "hls4ml_prj", HLSConfig(backend="Vitis"))
     hls_model.write()
     return RunContext(run_dir=tmp_path / "run", cache=tmp_path / "cache", progress=False), fw / "hls4ml_prj"
 

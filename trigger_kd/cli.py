@@ -58,15 +58,12 @@ def cmd_check_parity(args) -> int:
 def cmd_import_qonnx(args) -> int:
     import numpy as np
 
-    from .firmware.settings import HLSSettings
+    from .config import HLSConfig, load_config
     from .firmware.import_qonnx import import_qonnx
 
-    settings = HLSSettings()
-    if args.config:
-        from .config import load_config
-        from .stages.firmware import hls_settings
-
-        settings = hls_settings(load_config(args.config, args.set or []))
+    if args.set and not args.config:
+        raise TriggerKDError("import-qonnx: --set applies to a model YAML; give it with --config")
+    settings = load_config(args.config, args.set or []).hls if args.config else HLSConfig()
     inputs = None
     if args.inputs:
         path = Path(args.inputs)

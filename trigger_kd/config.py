@@ -1,24 +1,21 @@
-"""Typed, strict configuration.
+"""Typed, strict configuration: pydantic models, one per YAML section.
 
-One YAML file per model in ``hls_configs/`` is loaded into frozen dataclasses.
-Layering (later wins): dataclass defaults < profile overlay
-(``hls_configs/profiles/<profile>.yml``) < the model file < ``--set`` overrides.
-Any key that is not a field of its section is an error naming the key and
-where it came from; values are type-checked.
+One YAML file per model in ``hls_configs/``. Layering (later wins): the models' defaults <
+profile overlay (``hls_configs/profiles/<profile>.yml``) < the model file < ``--set``
+overrides. Types are strict, unknown keys are refused, and every value's range is checked
+at load time, before any work; a problem is one ConfigError naming the key and the file it
+came from. Adding a key is one line in its section below; stages read their section directly.
 """
 from __future__ import annotations
 
-import collections.abc
-import dataclasses
+import difflib
 import hashlib
 import json
-import types
-import typing
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Annotated, Any, Literal, Mapping
 
 import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
 
 from .errors import TriggerKDError
 
@@ -29,119 +26,193 @@ class ConfigError(TriggerKDError):
     """A configuration problem, worded for the person who wrote the YAML."""
 
 
-@dataclass(frozen=True)
-class DataConfig:
-    source: str = "pythia"  # pythia | toptagging | hls4ml | jetclass | canonical
+Count = Annotated[int, Field(ge=1)]
+NonNeg = Annotated[int, Field(ge=0)]
+Positive = Annotated[float, Field(gt=0)]
+Bits = Annotated[int, Field(ge=1)]
+
+
+class Section(BaseModel):
+    """Strict (no coercion), closed (unknown keys refused), frozen, defaults validated too."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True, validate_default=True)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _lists_as_tuples(cls, raw: Any) -> Any:  # YAML lists -> the tuples the fields hold
+        return {k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()} if isinstance(raw, dict) else raw
+
+
+def _earlier(info: ValidationInfo, key: str, default: Any) -> Any:
+    """A field validated before this one (cross-field rules), or its default if it was invalid."""
+    return info.data.get(key, default)
+
+
+class DataConfig(Section):
+    source: Literal["pythia", "toptagging", "hls4ml", "jetclass", "canonical"] = "pythia"
     paths: tuple[str, ...] = ()  # input files for the non-generated sources
-    jets_per_class: int = 10000  # generated jets per class; cap per class for file sources (0 = all)
-    max_constituents: int = 200
-    split: tuple[float, float, float] = (0.6, 0.2, 0.2)  # train, val, test
-    seed: int = 1
-    workers: int = 0  # 0 = one per core
-    shard_size: int = 500
-    sqrt_s: float = 14000.0
-    pthat_min: float = 500.0
-    jet_r: float = 0.8
-    pt_min: float = 550.0
-    pt_max: float = 650.0
-    eta_max: float = 2.0
-    particle_eta_max: float = 2.5
-    match_dr: float = 0.8
+    jets_per_class: NonNeg = 10000  # generated jets per class; cap per class for file sources (0 = all)
+    max_constituents: Count = 200
+    split: Annotated[tuple[Positive, ...], Field(min_length=3, max_length=3)] = (0.6, 0.2, 0.2)  # train, val, test
+    seed: NonNeg = 1
+    workers: NonNeg = 0  # 0 = one per core
+    shard_size: Count = 500
+    sqrt_s: Positive = 14000.0
+    pthat_min: Annotated[float, Field(ge=0)] = 500.0
+    jet_r: Positive = 0.8
+    pt_min: Annotated[float, Field(ge=0)] = 550.0
+    pt_max: Positive = 650.0
+    eta_max: Positive = 2.0
+    particle_eta_max: Positive = 2.5
+    match_dr: Positive = 0.8
     mpi: bool = False
     hadronization: bool = True
     signal: tuple[str, ...] = ("top",)  # jet classes labelled 1 (trigger_kd/data/classes.py)
     background: tuple[str, ...] = ("qcd",)  # jet classes labelled 0
 
-    def __post_init__(self):
+    @field_validator("background")
+    @classmethod
+    def _task(cls, v: tuple, info: ValidationInfo) -> tuple:
         from .data.classes import check_selection
 
-        try:
-            check_selection(self.signal, self.background)
-        except TriggerKDError as exc:
-            raise ConfigError(str(exc)) from None
+        if "signal" in info.data:
+            try:
+                check_selection(info.data["signal"], v)
+            except TriggerKDError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("paths")
+    @classmethod
+    def _paths_for_files(cls, v: tuple, info: ValidationInfo) -> tuple:
+        if _earlier(info, "source", "pythia") != "pythia" and not v:
+            raise ValueError(f"data.source is '{info.data['source']}' but no paths are given: list the input files")
+        return v
+
+    @field_validator("jets_per_class")
+    @classmethod
+    def _jets_to_generate(cls, v: int, info: ValidationInfo) -> int:
+        if v == 0 and _earlier(info, "source", "pythia") == "pythia":
+            raise ValueError("must be at least 1 for generated jets (0 = all jets applies to file sources)")
+        return v
+
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, v: tuple) -> tuple:
+        if abs(sum(v) - 1.0) > 1e-6:
+            raise ValueError(f"train, val and test fractions must add up to 1, got {list(v)} (sum {sum(v):g})")
+        return v
+
+    @field_validator("pt_max")
+    @classmethod
+    def _pt_window(cls, v: float, info: ValidationInfo) -> float:
+        if v <= _earlier(info, "pt_min", 0.0):
+            raise ValueError(f"must be above data.pt_min ({info.data['pt_min']:g}), got {v:g}")
+        return v
+
+    def physics(self) -> dict:
+        """What generated jets of a class depend on (with class, seed and shard_size: the shard pool's key).
+        A new ``data`` key counts as physics unless it is excluded here."""
+        return self.model_dump(exclude={"source", "paths", "jets_per_class", "split", "seed", "workers", "shard_size",
+                                      "signal", "background"})
 
 
-@dataclass(frozen=True)
-class TeacherConfig:
-    n_particles: int = 32
-    hidden: int = 32
-    layers: int = 3
-    epochs: int = 3
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    dropout: float = 0.2
-    c_weight: float = 5e-3
-    seed: int = 1
-    threads: int = 0
+class TeacherConfig(Section):
+    n_particles: Count = 32
+    hidden: Count = 32
+    layers: Count = 3
+    epochs: Count = 3
+    batch_size: Count = 64
+    lr: Positive = 1e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    c_weight: Annotated[float, Field(ge=0)] = 5e-3
+    seed: NonNeg = 1
+    threads: NonNeg = 0
 
 
-@dataclass(frozen=True)
-class StudentConfig:
-    arch: str = "mlp"  # mlp | deepset
-    framework: str = "brevitas"  # brevitas | qkeras
-    n_particles: int = 16
-    mlp_hidden: tuple[int, ...] = (32, 16)
-    phi_hidden: tuple[int, ...] = (16, 16)
-    rho_hidden: tuple[int, ...] = (16,)
-    weight_bits: int = 6
-    act_bits: int = 8
-    act_int_bits: int = 3
-    input_bits: int = 10
-    input_int_bits: int = 1
-    bias_bits: int = 16
-    epochs: int = 10
-    batch_size: int = 256
-    lr: float = 3e-3
-    weight_decay: float = 1e-4
-    seed: int = 1
-    threads: int = 0
+class StudentConfig(Section):
+    arch: Literal["mlp", "deepset"] = "mlp"
+    framework: Literal["brevitas", "qkeras"] = "brevitas"
+    n_particles: Count = 16
+    mlp_hidden: tuple[Count, ...] = (32, 16)
+    phi_hidden: tuple[Count, ...] = (16, 16)
+    rho_hidden: tuple[Count, ...] = (16,)
+    weight_bits: Bits = 6  # signed, power-of-two scale per tensor
+    act_bits: Bits = 8  # unsigned ReLU outputs ufixed<act_bits, act_int_bits>
+    act_int_bits: NonNeg = 3
+    input_bits: Bits = 10  # signed input fixed<input_bits, input_int_bits + 1>
+    input_int_bits: NonNeg = 1
+    bias_bits: Bits = 16
+    epochs: Count = 10
+    batch_size: Count = 256
+    lr: Positive = 3e-3
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4
+    seed: NonNeg = 1
+    threads: NonNeg = 0
+
+    @field_validator("n_particles")
+    @classmethod
+    def _pooling_exact(cls, v: int, info: ValidationInfo) -> int:
+        if _earlier(info, "arch", "mlp") == "deepset" and v & (v - 1):
+            raise ValueError(f"the deep set averages over {v} particles, which is exact in fixed point only "
+                             "for a power of two (8, 16, 32, ...)")
+        return v
+
+    @field_validator("act_int_bits")
+    @classmethod
+    def _act_format(cls, v: int, info: ValidationInfo) -> int:
+        if v > _earlier(info, "act_bits", v):
+            raise ValueError(f"must not exceed student.act_bits ({info.data['act_bits']}), got {v}")
+        return v
+
+    @field_validator("input_int_bits")
+    @classmethod
+    def _input_format(cls, v: int, info: ValidationInfo) -> int:
+        if v + 1 > _earlier(info, "input_bits", v + 1):
+            raise ValueError(f"must be below student.input_bits ({info.data['input_bits']}; one bit is the sign), got {v}")
+        return v
 
 
-@dataclass(frozen=True)
-class DistillConfig:
-    alpha: float = 0.7  # weight of the soft-target term; 0 = trained from scratch
-    temperature: float = 3.0
+class DistillConfig(Section):
+    alpha: Annotated[float, Field(ge=0, le=1)] = 0.7  # weight of the soft-target term; 0 = trained from scratch
+    temperature: Positive = 3.0
 
 
-@dataclass(frozen=True)
-class ExportConfig:
-    check_jets: int = 512  # jets on which QONNX execution is compared with the student
+class ExportConfig(Section):
+    check_jets: Count = 512  # jets on which QONNX execution is compared with the student
 
 
-@dataclass(frozen=True)
-class HLSConfig:
-    backend: str = "Vitis"
-    part: str = "xcvu13p-flga2577-2-e"
-    clock_period: float = 5.0
-    io_type: str = "io_parallel"
-    strategy: str = "Latency"
-    reuse_factor: int = 1
-    layer_precision: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+class HLSConfig(Section):
+    backend: Literal["Vivado", "Vitis"] = "Vitis"
+    part: Annotated[str, Field(min_length=1)] = "xcvu13p-flga2577-2-e"
+    clock_period: Positive = 5.0  # ns
+    io_type: Literal["io_parallel", "io_stream"] = "io_parallel"
+    strategy: Literal["Latency", "Resource"] = "Latency"
+    reuse_factor: Count = 1
+    # per-layer overrides: {layer name: {"result": "fixed<16,6>", "accum": ..., "weight": ..., "bias": ...}}
+    layer_precision: dict[str, dict[str, str]] = {}
 
 
-@dataclass(frozen=True)
-class SynthConfig:
-    tool: str = "auto"  # auto | vivado | vitis | docker | open-source
+class SynthConfig(Section):
+    tool: Literal["auto", "vivado", "vitis", "docker", "open-source"] = "auto"
     docker_image: str = "trigger-kd-vivado:latest"
     vivado_synth: bool = False  # also run Vivado logic synthesis after HLS
-    latency_cutoff: float = 5.0  # ns of combinational logic per pipeline stage (open-source route)
-    simulator: str = "verilator"  # verilator | iverilog (open-source route RTL simulation)
-    sim_jets: int = 1000  # test jets simulated on the RTL (0 = all)
+    latency_cutoff: Positive = 5.0  # ns of combinational logic per pipeline stage (open-source route)
+    simulator: Literal["verilator", "iverilog"] = "verilator"  # open-source route RTL simulation
+    sim_jets: NonNeg = 1000  # test jets simulated on the RTL (0 = all)
     family: str = "xcup"  # Yosys synth_xilinx family
 
 
-@dataclass(frozen=True)
-class ChecksConfig:
-    parity_min_fraction: float = 1.0
-    working_point: float = 0.5  # top-score threshold for decisions
-    boost_betas: tuple[float, ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
-    smear_sigmas: tuple[float, ...] = (0.0, 0.05, 0.1, 0.2)
+class ChecksConfig(Section):
+    parity_min_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
+    working_point: Annotated[float, Field(gt=0, lt=1)] = 0.5  # top-score threshold for decisions
+    boost_betas: tuple[Annotated[float, Field(ge=0, lt=1)], ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
+    smear_sigmas: tuple[Annotated[float, Field(ge=0)], ...] = (0.0, 0.05, 0.1, 0.2)
 
 
-@dataclass(frozen=True)
-class Config:
-    name: str
+class Config(Section):
+    name: Annotated[str, Field(min_length=1)]
     profile: str = "quick"
     description: str = ""
     data: DataConfig = DataConfig()
@@ -159,112 +230,59 @@ class Config:
 
 
 SECTIONS = ("data", "teacher", "student", "distill", "export", "hls", "synth", "checks")
-_CHOICES = {
-    ("data", "source"): {"pythia", "toptagging", "hls4ml", "jetclass", "canonical"},
-    ("student", "arch"): {"mlp", "deepset"},
-    ("student", "framework"): {"brevitas", "qkeras"},
-    ("hls", "io_type"): {"io_parallel", "io_stream"},
-    ("hls", "strategy"): {"Latency", "Resource"},
-    ("hls", "backend"): {"Vivado", "Vitis"},
-    ("synth", "tool"): {"auto", "vivado", "vitis", "docker", "open-source"},
-    ("synth", "simulator"): {"verilator", "iverilog"},
+
+
+# ----------------------------------------------------------------------------- errors for people
+_WORDING = {
+    "int_type": "expected an integer", "float_type": "expected a number", "bool_type": "expected true/false",
+    "string_type": "expected a string", "tuple_type": "expected a list", "dict_type": "expected a mapping",
+    "model_type": "expected a section (mapping)",
 }
 
 
-# ----------------------------------------------------------------------------- typing
-def _check_value(value: Any, tp: Any, where: str) -> Any:
-    """Return ``value`` converted to ``tp`` or raise ConfigError naming ``where``."""
-    origin = typing.get_origin(tp)
-    if tp is Any:
-        return value
-    if origin in (typing.Union, types.UnionType):
-        errors = []
-        for arg in typing.get_args(tp):
-            try:
-                return _check_value(value, arg, where)
-            except ConfigError as exc:
-                errors.append(str(exc))
-        raise ConfigError(f"{where}: {value!r} does not match {tp}")
-    if tp is type(None):
-        if value is None:
+def _model_at(cls: Any, loc: tuple) -> type[BaseModel] | None:
+    for part in loc:
+        field = cls.model_fields.get(part) if isinstance(part, str) else None
+        if field is None or not (isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)):
             return None
-        raise ConfigError(f"{where}: expected null, got {value!r}")
-    if tp is bool:
-        if isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected true/false, got {value!r}")
-    if tp is int:
-        if isinstance(value, int) and not isinstance(value, bool):
-            return value
-        raise ConfigError(f"{where}: expected an integer, got {value!r}")
-    if tp is float:
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
-            return float(value)
-        raise ConfigError(f"{where}: expected a number, got {value!r}")
-    if tp is str:
-        if isinstance(value, str):
-            return value
-        raise ConfigError(f"{where}: expected a string, got {value!r}")
-    if origin is tuple:
-        args = typing.get_args(tp)
-        if not isinstance(value, (list, tuple)):
-            raise ConfigError(f"{where}: expected a list, got {value!r}")
-        if len(args) == 2 and args[1] is Ellipsis:
-            return tuple(_check_value(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
-        if len(value) != len(args):
-            raise ConfigError(f"{where}: expected a list of {len(args)} values, got {value!r}")
-        return tuple(_check_value(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
-    if origin in (collections.abc.Mapping, dict) or tp is dict:
-        args = typing.get_args(tp) or (str, Any)
-        if value is None:
-            value = {}
-        if not isinstance(value, Mapping):
-            raise ConfigError(f"{where}: expected a mapping, got {value!r}")
-        return types.MappingProxyType(
-            {
-                _check_value(k, args[0], f"{where} key"): _check_value(v, args[1], f"{where}.{k}")
-                for k, v in value.items()
-            }
-        )
-    raise ConfigError(f"{where}: unsupported type {tp}")  # pragma: no cover
+        cls = field.annotation
+    return cls
 
 
-def _build(cls: type, raw: Mapping[str, Any], origins: Mapping[str, str], prefix: str) -> Any:
-    hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    kwargs = {}
-    for key, value in raw.items():
-        dotted = f"{prefix}{key}"
-        if key not in names or key == "source_file":
-            close = _closest(key, names - {"source_file"})
-            hint = f" (did you mean '{close}'?)" if close else ""
-            known = ", ".join(sorted(names - {"source_file"}))
-            raise ConfigError(
-                f"unknown config key '{dotted}' in {origins.get(dotted, '?')}{hint}; "
-                f"known keys{' in ' + prefix[:-1] if prefix else ''}: {known}"
-            )
-        tp = hints[key]
-        where = f"'{dotted}' ({origins.get(dotted, '?')})"
-        if dataclasses.is_dataclass(tp):
-            if not isinstance(value, Mapping):
-                raise ConfigError(f"{where}: expected a section (mapping), got {value!r}")
-            kwargs[key] = _build(tp, value, origins, f"{dotted}.")
-        else:
-            kwargs[key] = _check_value(value, tp, where)
-            choices = _CHOICES.get(tuple(dotted.split(".")))
-            if choices and kwargs[key] not in choices:
-                raise ConfigError(f"{where}: {kwargs[key]!r} is not one of {sorted(choices)}")
+def _message(root: type[BaseModel], err: dict, origins: Mapping[str, str], default: str) -> str:
+    loc = err["loc"]
+    dotted = ".".join(str(p) for p in loc if isinstance(p, str)) + "".join(f"[{p}]" for p in loc if isinstance(p, int))
+    origin = origins.get(".".join(str(p) for p in loc if isinstance(p, str)), default)
+    if err["type"] == "extra_forbidden":
+        names = set((_model_at(root, loc[:-1]) or root).model_fields) - {"source_file"}
+        close = difflib.get_close_matches(str(loc[-1]), sorted(names), n=1, cutoff=0.6)
+        hint = f" (did you mean '{close[0]}'?)" if close else ""
+        section = ".".join(map(str, loc[:-1]))
+        return (f"unknown config key '{dotted}' in {origin}{hint}; "
+                f"known keys{' in ' + section if section else ''}: {', '.join(sorted(names))}")
+    got = err.get("input")
+    if err["type"] == "literal_error":
+        what = f"{got!r} is not one of {err['ctx']['expected']}"
+    elif err["type"] in ("too_short", "too_long"):
+        what = f"expected a list of {err['ctx'].get('max_length', err['ctx'].get('min_length'))} values, got {list(got)!r}"
+    elif err["type"] == "missing":
+        what = "missing required key"
+    elif err["type"] in _WORDING:
+        what = f"{_WORDING[err['type']]}, got {got!r}"
+    else:  # range and cross-field rules
+        what = err["msg"].removeprefix("Value error, ")
+        what = what[0].lower() + what[1:] + ("" if err["type"] == "value_error" else f", got {got!r}")
+    return f"'{dotted}' ({origin}): {what}"
+
+
+def validated(cls: type[Section], raw: Mapping[str, Any], origins: Mapping[str, str] = {}, default: str = "default value"):
+    """``cls`` built from ``raw``, or a ConfigError naming the key and where it came from (``origins``)."""
     try:
-        return cls(**kwargs)
-    except TypeError as exc:
-        raise ConfigError(f"missing required key in {prefix or 'top level'}: {exc}") from None
-
-
-def _closest(key: str, names: set[str]) -> str | None:
-    import difflib
-
-    match = difflib.get_close_matches(key, sorted(names), n=1, cutoff=0.6)
-    return match[0] if match else None
+        return cls.model_validate(raw)
+    except ValidationError as exc:
+        errors = exc.errors()
+        more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
+        raise ConfigError(_message(cls, errors[0], origins, default) + more) from None
 
 
 # ----------------------------------------------------------------------------- merging
@@ -291,9 +309,11 @@ def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text()) or {}
+        data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not data:
+        raise ConfigError(f"{path} is empty: a model file names at least its student (see hls_configs/mlp_kd.yml)")
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the top level must be a mapping of sections")
     return data
@@ -344,17 +364,17 @@ def load_config(
     raw = _merge(raw, _read_yaml(prof_path), origins, f"profile {prof_path}")
     raw = _merge(raw, model, origins, str(path))
     raw = _merge(raw, set_tree, origins, "--set")
-    raw["profile"] = prof
-    raw.setdefault("name", path.stem)
-    cfg = _build(Config, raw, origins, "")
-    return dataclasses.replace(cfg, source_file=str(path))
+    if "source_file" in raw:
+        raise ConfigError(f"unknown config key 'source_file' in {origins['source_file']}")
+    return validated(Config, {**raw, "profile": prof, "name": raw.get("name", path.stem), "source_file": str(path)},
+                     origins)
 
 
 # ----------------------------------------------------------------------------- stamps
 def to_plain(obj: Any) -> Any:
-    """Dataclasses / mappings / tuples -> JSON-able plain data."""
-    if dataclasses.is_dataclass(obj):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    """Config models / mappings / tuples -> JSON-able plain data."""
+    if isinstance(obj, BaseModel):
+        return {name: to_plain(getattr(obj, name)) for name in type(obj).model_fields}
     if isinstance(obj, Mapping):
         return {str(k): to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

@@ -16,6 +16,9 @@ flavour; ``qcd`` HardQCD:all, no matching.
 
 Events come in batches (``Pythia.nextBatch``, awkward arrays) and are clustered with
 FastJet's multi-event interface; jet selection, truth matching and padding are numpy.
+Settings are the config's ``data`` section (``trigger_kd.config.DataConfig``), named in the
+annotations only: importing the config module would put it in this module's code
+fingerprint, which keys the jet pools (see ``stages/data.py``).
 """
 from __future__ import annotations
 
@@ -25,7 +28,6 @@ import multiprocessing as mp
 import os
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import h5py
@@ -33,7 +35,7 @@ import numpy as np
 
 from ..console import info, warn
 from ..errors import TriggerKDError
-from .classes import JET_CLASSES, check_selection
+from .classes import JET_CLASSES
 from .formats import read_canonical, write_canonical
 
 CLASSES = JET_CLASSES
@@ -53,21 +55,6 @@ _NEUTRINOS = (12, 14, 16)
 _MAX_SEED = 900_000_000  # Pythia's Random:seed range is 0..900000000
 
 
-@dataclass(frozen=True)
-class GenSettings:
-    sqrt_s: float = 14000.0
-    pthat_min: float = 500.0
-    jet_r: float = 0.8
-    pt_min: float = 550.0
-    pt_max: float = 650.0
-    eta_max: float = 2.0
-    particle_eta_max: float = 2.5
-    mpi: bool = False
-    hadronization: bool = True
-    max_constituents: int = 200
-    match_dr: float = 0.8
-
-
 class GenerationError(TriggerKDError):
     """Event generation could not produce the requested jets."""
 
@@ -83,7 +70,7 @@ def shard_path(pool: Path, k: int) -> Path:
     return Path(pool) / f"shard_{k:05d}.h5"
 
 
-def pythia_commands(settings: GenSettings, cls: str, seed: int) -> list[str]:
+def pythia_commands(settings: "DataConfig", cls: str, seed: int) -> list[str]:
     """Pythia settings for one class (processes in ``_PROCESSES``)."""
     if cls not in CLASSES:
         raise GenerationError(f"unknown jet class {cls!r}: use one of {CLASSES}")
@@ -170,7 +157,7 @@ def _nearest_hard_parton(batch, jet_event, jeta, jphi, dr_max) -> np.ndarray:
     return np.where(dr[rows, best] < dr_max, batch.pid[pe[rows, best]], 0)
 
 
-def _truth_match(batch, cls: str, settings: GenSettings, jet_event, jeta, jphi) -> np.ndarray:
+def _truth_match(batch, cls: str, settings: "DataConfig", jet_event, jeta, jphi) -> np.ndarray:
     """(J,) True for jets that are of class cls by the generator record (all True for qcd)."""
     if cls == "top":
         partons = _top_partons(batch.pid, batch.mother, batch.event, batch.n_events)
@@ -207,7 +194,7 @@ class _Batch:
         self.p4 = np.stack([col(mom[k], np.float64) for k in ("e", "px", "py", "pz")], axis=1)
 
 
-def _jets_from_batch(batch: _Batch, settings: GenSettings, cls: str) -> np.ndarray:
+def _jets_from_batch(batch: _Batch, settings: "DataConfig", cls: str) -> np.ndarray:
     """Selected jets of one batch: (n, P, 4) float32 constituents in event order."""
     import awkward as ak
     import fastjet
@@ -259,7 +246,7 @@ def _jets_from_batch(batch: _Batch, settings: GenSettings, cls: str) -> np.ndarr
     return out
 
 
-def generate_shard(settings: GenSettings, cls: str, n_jets: int, seed: int) -> tuple[np.ndarray, dict]:
+def generate_shard(settings: "DataConfig", cls: str, n_jets: int, seed: int) -> tuple[np.ndarray, dict]:
     """Exactly n_jets jets of one class from a fresh Pythia; (constituents, stats)."""
     import pythia8mc
 
@@ -294,7 +281,7 @@ def _make_shard(task: tuple) -> dict:
     c, stats = generate_shard(settings, cls, shard_size, s)
     y = np.full(len(c), 1 if cls == "top" else 0, np.int8)  # a label for old readers; assemble relabels
     attrs = {"class": cls, "shard": k, "seed": seed, "pythia_seed": s, "events": stats["events"],
-             "cpu_seconds": stats["cpu_seconds"], "settings": repr(asdict(settings))}
+             "cpu_seconds": stats["cpu_seconds"], "settings": repr(settings.physics())}
     write_canonical(shard_path(pool, k), c, y, attrs=attrs, jet_class=np.full(len(c), cls))
     return {"class": cls, "shard": k, "jets": len(c), **stats}
 
@@ -332,12 +319,11 @@ def _check_pools(pools: Mapping[str, Path]) -> dict[str, Path]:
     return {cls: Path(p) for cls, p in pools.items()}
 
 
-def generate_jets(pools: Mapping[str, Path], jets_per_class: int, settings: GenSettings, seed: int,
-                  workers: int = 0, shard_size: int = 500, progress: bool = True) -> dict:
+def generate_jets(pools: Mapping[str, Path], data: "DataConfig", progress: bool = True) -> dict:
     """Make sure each class's pool directory (``pools``: class name -> directory) holds at
-    least ``jets_per_class`` jets.
+    least ``data.jets_per_class`` jets.
 
-    Only missing shards are generated (``workers`` processes, 0 = one per core). Returns
+    Only missing shards are generated (``data.workers`` processes, 0 = one per core). Returns
     JSON-able statistics: per class ``available_jets``, ``shards_generated``,
     ``shards_reused``, ``events``, ``cpu_seconds``, ``jets_per_cpu_second`` (new shards
     only, None when nothing was generated) and ``pool``, plus ``workers`` and ``wall_seconds``.
@@ -346,8 +332,7 @@ def generate_jets(pools: Mapping[str, Path], jets_per_class: int, settings: GenS
 
     from ..console import progress_enabled
 
-    if jets_per_class <= 0 or shard_size <= 0:
-        raise GenerationError(f"jets_per_class and shard_size must be positive, got {jets_per_class}, {shard_size}")
+    jets_per_class, seed, shard_size = data.jets_per_class, data.seed, data.shard_size
     pools = _check_pools(pools)
     for pool in pools.values():
         pool.mkdir(parents=True, exist_ok=True)
@@ -356,7 +341,7 @@ def generate_jets(pools: Mapping[str, Path], jets_per_class: int, settings: GenS
     missing = [(cls, k) for cls, pool in pools.items() for k in range(n_shards)
                if not _shard_ok(shard_path(pool, k), shard_size, cls)]
     reused = {cls: n_shards - sum(1 for c, _ in missing if c == cls) for cls in pools}
-    workers = min(workers or os.cpu_count() or 1, max(len(missing), 1))
+    workers = min(data.workers or os.cpu_count() or 1, max(len(missing), 1))
     t0 = time.time()
     results = []
     if not missing:
@@ -365,7 +350,7 @@ def generate_jets(pools: Mapping[str, Path], jets_per_class: int, settings: GenS
     else:
         info(f"[data] generating {len(missing)} shards of {shard_size} jets with {workers} worker(s); "
              f"reusing {sum(reused.values())}")
-        tasks = [(str(pools[cls]), cls, k, settings, seed, shard_size) for cls, k in missing]
+        tasks = [(str(pools[cls]), cls, k, data, seed, shard_size) for cls, k in missing]
         bar = tqdm(total=len(tasks) * shard_size, unit="jet", desc="jets", disable=progress_enabled(progress))
         try:
             if workers == 1:
@@ -397,26 +382,24 @@ def generate_jets(pools: Mapping[str, Path], jets_per_class: int, settings: GenS
     return stats
 
 
-def _split_counts(n: int, split: tuple[float, float, float]) -> list[int]:
+def split_counts(n: int, split: tuple[float, ...]) -> list[int]:
+    """Train / val / test sizes of ``n`` jets."""
     n_train = int(round(split[0] * n))
     n_val = int(round(split[1] * n))
     return [n_train, n_val, n - n_train - n_val]
 
 
-def assemble(pools: Mapping[str, Path], jets_per_class: int, split: tuple[float, float, float], seed: int,
-             out_dir: Path, signal=("top",), background=("qcd",)) -> dict[str, Path]:
-    """First ``jets_per_class`` jets of each signal and background class from its pool
-    (``pools``: class -> directory) -> shuffled splits, each class split in the same fractions.
+def assemble(pools: Mapping[str, Path], data: "DataConfig", out_dir: Path) -> dict[str, Path]:
+    """First ``data.jets_per_class`` jets of each ``data.signal`` and ``data.background`` class
+    from its pool (``pools``: class -> directory) -> shuffled splits, each class split in the
+    ``data.split`` fractions.
 
     ``is_top`` in the output is 1 for the signal classes; ``jet_class`` names each jet's class."""
-    fr = np.asarray(split, dtype=float)
-    if fr.shape != (3,) or np.any(fr <= 0) or abs(fr.sum() - 1.0) > 1e-6:
-        raise GenerationError(f"data.split must be three positive fractions adding up to 1, got {list(split)}")
-    check_selection(signal, background)
+    jets_per_class, signal, background = data.jets_per_class, data.signal, data.background
     missing = [c for c in (*signal, *background) if c not in pools]
     if missing:
         raise GenerationError(f"no pool given for the jet class(es) {missing}")
-    rng = np.random.default_rng(seed)
+    rng = np.random.default_rng(data.seed)
     parts: dict[str, list] = {"train": [], "val": [], "test": []}
     for cls in (*signal, *background):
         chunks, have, k = [], 0, 0
@@ -432,7 +415,7 @@ def assemble(pools: Mapping[str, Path], jets_per_class: int, split: tuple[float,
         c = np.concatenate(chunks)
         c = c[rng.permutation(len(c))]
         start = 0
-        for name, n in zip(parts, _split_counts(len(c), tuple(fr))):
+        for name, n in zip(parts, split_counts(len(c), data.split)):
             parts[name].append((c[start:start + n], np.full(n, int(cls in signal), np.int8), np.full(n, cls)))
             start += n
     out_dir = Path(out_dir)

@@ -22,8 +22,8 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..config import HLSConfig
 from ..errors import TriggerKDError
-from .settings import HLSSettings
 
 SUPPORTED_OPS = {"Quant", "MatMul", "Add", "Relu", "Conv", "GlobalAveragePool", "Transpose", "Reshape",
                  "Flatten", "Gemm", "Mul", "Sub", "BatchNormalization", "Softmax", "Sigmoid", "Identity",
@@ -98,7 +98,7 @@ def _quant_before(model_wrapper, tensor: str):
 
 
 # ----------------------------------------------------------------------------- config
-def hls_config_for(model_wrapper, settings: HLSSettings, source: Path, n_particles: int | None = None) -> tuple[dict, list[str]]:
+def hls_config_for(model_wrapper, settings: HLSConfig, source: Path, n_particles: int | None = None) -> tuple[dict, list[str]]:
     """hls4ml config with the exactness rules applied; also the list of rules applied (for the record)."""
     import hls4ml
 
@@ -166,7 +166,7 @@ def _remove_pool_transposes(hls_model) -> list[str]:
     return removed
 
 
-def convert_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSSettings, n_particles: int | None = None):
+def convert_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None):
     """Convert (not compile) a cleaned QONNX graph; returns (hls_model, rules applied)."""
     import hls4ml
     from qonnx.core.modelwrapper import ModelWrapper
@@ -218,7 +218,7 @@ def _set_layer_type(layer, key: str, value: str) -> None:
         raise FirmwareError(f"hls.layer_precision key '{key}' for layer {layer.name}: use result, accum, weight or bias")
 
 
-def build_hls_from_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSSettings, n_particles: int | None = None):
+def build_hls_from_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None):
     """Convert, write and compile (g++) the hls4ml project; record the rules in ``hls_rules.json``."""
     hls_model, rules = convert_qonnx(onnx_path, prj_dir, settings, n_particles)
     compile_model(hls_model)

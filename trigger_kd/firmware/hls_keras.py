@@ -18,9 +18,9 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import write_text_atomic
+from ..config import HLSConfig
 from ..errors import TriggerKDError
 from ..models.students_keras import QActivation, keras_intnet, quantizer_format, quiet_serialisation, tf_keras
-from .settings import HLSSettings
 
 PRECISION_KEYS = ("result", "accum", "weight", "bias")
 _MISSING = object()
@@ -49,7 +49,7 @@ def pool_precision(act_fmt, n_particles: int) -> str:
     return f"fixed<{int_bits + frac},{int_bits}>"
 
 
-def hls_config_for_keras(model, settings: HLSSettings, n_particles: int | None = None) -> dict:
+def hls_config_for_keras(model, settings: HLSConfig, n_particles: int | None = None) -> dict:
     """hls4ml config (granularity ``name``) with the bit-exact precision rules and the settings' overrides."""
     import hls4ml
 
@@ -99,7 +99,7 @@ def _apply_overrides(layers: dict, overrides: dict) -> None:
         layers[name].setdefault("Precision", {}).update({k: str(v) for k, v in prec.items()})
 
 
-def build_hls_from_keras(model, prj_dir: Path, settings: HLSSettings, n_particles: int | None = None):
+def build_hls_from_keras(model, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None):
     """Convert the quantised QKeras student into an hls4ml project in ``prj_dir`` and compile it (g++).
 
     The final hls4ml config is written to ``prj_dir/../hls_config.json``.

@@ -15,13 +15,13 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic import atomic_path, write_text_atomic
+from ..config import HLSConfig
 from ..console import info
 from ..errors import TriggerKDError
 from .hls import (FirmwareError, build_hls_from_qonnx, check_ops, first_input_quant, first_mismatch_layer,
                   hls_predict, quant_format, reference_tensors)
 from .parity import compare_fixed
 from .qonnx_export import clean_qonnx, execute_qonnx
-from .settings import HLSSettings
 
 APPROXIMATE_OPS = {"Softmax": "lookup-table softmax", "Sigmoid": "lookup-table sigmoid", "Tanh": "lookup-table tanh"}
 
@@ -40,7 +40,7 @@ def random_grid_inputs(fmt: dict, shape: tuple[int, ...], n: int, seed: int) -> 
     return rng.integers(lo, hi + 1, size=(n, *shape)).astype(np.float64) * 2.0 ** -fmt["frac_bits"]
 
 
-def import_qonnx(model_path: Path, run_dir: Path, settings: HLSSettings, inputs: np.ndarray | None = None,
+def import_qonnx(model_path: Path, run_dir: Path, settings: HLSConfig, inputs: np.ndarray | None = None,
                  n: int = 1000, seed: int = 0) -> dict:
     from qonnx.core.modelwrapper import ModelWrapper
 

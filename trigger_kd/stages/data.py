@@ -12,7 +12,6 @@ resumes where it stopped.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -26,43 +25,32 @@ from ..console import info
 from ..pipeline import RunContext, StageError
 
 
-def _gen_settings(cfg: Config):
-    """The physics settings of generation: the ``data:`` keys that GenSettings names."""
-    from ..data.generate import GenSettings
-
-    return GenSettings(**{f.name: getattr(cfg.data, f.name) for f in dataclasses.fields(GenSettings)})
-
-
 def shard_pool(cfg: Config, cache: Path, cls: str) -> Path:
     """Directory of generated shards of one jet class for these physics settings and seed,
     generation code and tool versions."""
     from ..fingerprint import code_fingerprint, tool_versions
 
-    settings = _gen_settings(cfg)
-    key = stamp_of("jets", cls, settings, cfg.data.seed, cfg.data.shard_size,
+    key = stamp_of("jets", cls, cfg.data.physics(), cfg.data.seed, cfg.data.shard_size,
                    code_fingerprint("trigger_kd.data.generate")["sha256"], tool_versions(("pythia", "fastjet")))
     return cache / "jets" / f"{cls}-{key[:24]}"
 
 
-def _split_arrays(constituents, is_top, names, origin, split, seed, jets_per_class):
-    rng = np.random.default_rng(seed)
+def _split_arrays(constituents, is_top, names, origin, data):
+    from ..data.generate import split_counts
+
+    rng = np.random.default_rng(data.seed)
     keep = []
     for label in (1, 0):
         idx = np.flatnonzero(is_top == label)
         if len(idx) == 0:
             raise StageError(f"the input has no {'signal' if label else 'background'} jets")
         rng.shuffle(idx)
-        if jets_per_class > 0:
-            idx = idx[:jets_per_class]
+        if data.jets_per_class > 0:
+            idx = idx[:data.jets_per_class]
         keep.append(idx)
     idx = np.concatenate(keep)
     rng.shuffle(idx)
-    n = len(idx)
-    fractions = np.asarray(split, dtype=float)
-    if np.any(fractions <= 0) or abs(fractions.sum() - 1.0) > 1e-6:
-        raise StageError(f"data.split must be three positive fractions adding up to 1, got {list(split)}")
-    n_train = int(round(fractions[0] * n))
-    n_val = int(round(fractions[1] * n))
+    n_train, n_val, _ = split_counts(len(idx), data.split)
     parts = {
         "train": idx[:n_train],
         "val": idx[n_train : n_train + n_val],
@@ -130,41 +118,33 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
     if d.source == "pythia":
         from ..data.generate import assemble, generate_jets
 
-        if d.jets_per_class <= 0:
-            raise StageError("data.jets_per_class must be positive for generated jets")
         pools = {cls: shard_pool(cfg, ctx.cache, cls) for cls in (*d.signal, *d.background)}
         _say_budget(cfg, pools)
-        made_from = {"seed": d.seed, "shard_size": d.shard_size, **dataclasses.asdict(_gen_settings(cfg))}
+        made_from = {"seed": d.seed, "shard_size": d.shard_size, **d.physics()}
         with contextlib.ExitStack() as held:
             for cls, pool in sorted(pools.items()):  # always in sorted order: two runs cannot deadlock
                 pool.parent.mkdir(parents=True, exist_ok=True)
                 held.enter_context(waiting_lock(pool.with_name(f"{pool.name}.lock"), f"jet pool {pool}"))
             info(f"[data] generating {d.jets_per_class} jets per class, signal {'+'.join(d.signal)}, background "
                  f"{'+'.join(d.background)} (Pythia 8 + FastJet), shards in {ctx.cache / 'jets'}")
-            gen = generate_jets(
-                pools, d.jets_per_class, _gen_settings(cfg), seed=d.seed, workers=d.workers,
-                shard_size=d.shard_size, progress=ctx.progress,
-            )
+            gen = generate_jets(pools, d, progress=ctx.progress)
             for cls, pool in pools.items():
                 note_use(pool, made_from={"class": cls, **made_from})
             summary["generation"] = gen
             # `trigger-kd cache prune` keeps pools a dataset names
             summary["pools"] = {cls: str(pool) for cls, pool in pools.items()}
-            paths = assemble(pools, d.jets_per_class, split=tuple(d.split), seed=d.seed, out_dir=out,
-                             signal=d.signal, background=d.background)
+            paths = assemble(pools, d, out_dir=out)
         for split, path in paths.items():
             if Path(path).resolve().parent != out.resolve():
                 os.replace(path, out / f"{split}.h5")
     else:
-        if not d.paths:
-            raise StageError(f"data.source is '{d.source}' but data.paths is empty: list the input files")
         from ..data.sanity import check_distinct_paths, check_no_leaks
 
         check_distinct_paths(d.paths)
         constituents, is_top, names, origin = load_source(
             d.source, [Path(p) for p in d.paths], d.max_constituents, signal=d.signal, background=d.background,
             with_origin=True)
-        parts = _split_arrays(constituents, is_top, names, origin, d.split, d.seed, d.jets_per_class)
+        parts = _split_arrays(constituents, is_top, names, origin, d)
         check_no_leaks({k: v[0] for k, v in parts.items()}, {k: v[3] for k, v in parts.items()},
                        [str(p) for p in d.paths])
         for split, (c, y, n, _) in parts.items():

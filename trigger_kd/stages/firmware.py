@@ -18,17 +18,6 @@ from ..console import info
 from ..pipeline import RunContext, StageError
 
 
-def hls_settings(cfg: Config):
-    from ..firmware.settings import HLSSettings
-
-    h = cfg.hls
-    return HLSSettings(
-        backend=h.backend, part=h.part, clock_period=h.clock_period, io_type=h.io_type,
-        strategy=h.strategy, reuse_factor=h.reuse_factor,
-        layer_precision={k: dict(v) for k, v in h.layer_precision.items()},
-    )
-
-
 def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..firmware.parity import float_agreement, parity_report
     from .student import TrainedStudent
@@ -38,7 +27,7 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
     q_logits = np.load(sdir / "test_logits.npy")
     f_logits = np.load(sdir / "test_logits_float.npy")
     is_top = np.load(sdir / "test_is_top.npy")
-    settings = hls_settings(cfg)
+    settings = cfg.hls
     prj = out / "hls4ml_prj"
     trained = TrainedStudent(cfg, sdir)
     n_particles = cfg.student.n_particles if cfg.student.arch == "deepset" else None

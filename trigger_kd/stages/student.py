@@ -10,7 +10,6 @@ Output ``<run-dir>/student/``:
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 from pathlib import Path
 
@@ -156,7 +155,7 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         "model": cfg.name,
         "framework": s.framework,
         "arch": s.arch,
-        "distill": dataclasses.asdict(cfg.distill),
+        "distill": cfg.distill.model_dump(),
         "n_test_jets": int(len(is_top)),
         **metrics,
         "robustness": rob,

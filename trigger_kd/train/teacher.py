@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import dataclasses
 import json
 import math
 import os
@@ -27,7 +26,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from ..atomic import atomic_path, write_text_atomic
-from ..config import TeacherConfig
+from ..config import TeacherConfig, validated
 from ..console import error, info, progress_enabled
 from ..errors import TriggerKDError
 from ..models.lorentznet import LorentzNet, prepare_batch
@@ -125,9 +124,6 @@ def train_teacher(train_h5: Path, val_h5: Path, settings: TeacherSettings, out_d
     Writes out_dir/teacher.pt and out_dir/history.json (rank 0 only); with save_rank_weights
     every rank also writes its final weights to out_dir/rank{r}_final.pt (a DDP consistency check).
     """
-    for name in ("n_particles", "hidden", "layers", "epochs", "batch_size"):
-        if getattr(settings, name) < 1:
-            raise TriggerKDError(f"teacher setting {name} = {getattr(settings, name)} must be at least 1")
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     out_dir = Path(out_dir)
@@ -213,7 +209,7 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
               "n_params": n_params, "world_size": world, "n_train_jets": n_jets}
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt = {"format": CHECKPOINT_FORMAT, "model": model.config, "settings": dataclasses.asdict(settings),
+        ckpt = {"format": CHECKPOINT_FORMAT, "model": model.config, "settings": settings.model_dump(),
                 "best_epoch": best_epoch, "best_val_accuracy": best_acc, "state_dict": best_state}
         _save_atomic(ckpt, out_dir / "teacher.pt")
         _save_atomic(json.dumps({"history": history, **result}, indent=2), out_dir / "history.json")
@@ -259,8 +255,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--train", type=Path, required=True, help="canonical HDF5 training jets")
     p.add_argument("--val", type=Path, required=True, help="canonical HDF5 validation jets")
     p.add_argument("--out", type=Path, required=True, help="output directory (teacher.pt, history.json)")
-    for f in dataclasses.fields(TeacherSettings):
-        p.add_argument("--" + f.name.replace("_", "-"), type=type(getattr(d, f.name)), default=getattr(d, f.name))
+    for name in TeacherSettings.model_fields:
+        p.add_argument("--" + name.replace("_", "-"), type=type(getattr(d, name)), default=getattr(d, name))
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--save-rank-weights", action="store_true", help="every rank writes rank{r}_final.pt")
     return p
@@ -268,8 +264,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    settings = TeacherSettings(**{f.name: getattr(args, f.name) for f in dataclasses.fields(TeacherSettings)})
     try:
+        settings = validated(TeacherSettings, {n: getattr(args, n) for n in TeacherSettings.model_fields}, default="command line")
         result = train_teacher(args.train, args.val, settings, args.out, progress=not args.no_progress,
                                save_rank_weights=args.save_rank_weights)
     except TriggerKDError as exc:
