@@ -84,6 +84,13 @@ def test_check_parity_refuses_parity_left_by_a_failed_firmware_run(tmp_path, rep
     run_pipeline(_cfg(repo, "hls.reuse_factor=2"), _toy(calls), run)
     assert not (run / "firmware.failed").exists()  # a later success removes the failed attempt
     assert check_parity(run / "firmware") == 0
+    with pytest.raises(StageError):
+        run_pipeline(_cfg(repo, "hls.reuse_factor=4"), _toy(calls, fail_firmware=True), run)
+    assert check_parity(run / "firmware") == 1
+    before = len(calls)
+    run_pipeline(_cfg(repo, "hls.reuse_factor=2"), _toy(calls), run)  # back to the settings it was built with
+    assert len(calls) == before  # up to date: not rerun ...
+    assert check_parity(run / "firmware") == 0  # ... and its parity is current again
 
 
 def test_check_parity_applies_the_stage_threshold(tmp_path, repo, capsys):
