@@ -218,6 +218,8 @@ def _run_stages(cfg: Config, stages: list[Stage], ctx: RunContext, first_forced:
         if not forced and not stage.always and existing and existing.get("stamp") == stamp:
             info(f"[{stage.name}] up to date (stamp {stamp[:12]}), skipped")
             _remove_failed(final)  # a failed attempt at other settings no longer describes this run
+            if final.is_symlink():
+                note_use(final.resolve(), final)  # `cache prune --older-than` counts this as a use
             results[stage.name] = existing.get("summary", {})
             continue
         if stage.shared:
