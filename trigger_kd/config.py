@@ -198,7 +198,7 @@ class SynthConfig(Section):
     tool: Literal["auto", "vivado", "vitis", "docker", "open-source"] = "auto"
     docker_image: str = "trigger-kd-vivado:latest"
     vivado_synth: bool = False  # also run Vivado logic synthesis after HLS
-    latency_cutoff: Positive = 5.0  # da4ml delay units per pipeline stage at a 5 ns clock, scaled with hls.clock_period (open-source route; not ns)
+    latency_cutoff: Positive = 5.0  # da4ml delay units per stage at a 5 ns clock, scaled with hls.clock_period (not ns)
     simulator: Literal["verilator", "iverilog"] = "verilator"  # open-source route RTL simulation
     sim_jets: NonNeg = 1000  # test jets simulated on the RTL (0 = all)
     family: str = "xcup"  # Yosys synth_xilinx family

@@ -19,7 +19,6 @@ import ast
 import functools
 import hashlib
 import json
-import os
 import shutil
 import subprocess
 import sys
