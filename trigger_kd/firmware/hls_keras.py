@@ -1,16 +1,13 @@
 """QKeras student -> hls4ml project (g++ C-simulation), with the precision rules that make it bit-exact.
 
-Rules (measured on hls4ml 1.3.0): the model input takes the input QActivation's type (the default
-input type double-rounds); the global average pool's accumulator and result are widened so the
-mean over P particles is exact (hls4ml does not infer them); every other type is inferred from the
-QKeras quantisers. hls4ml parses tf_keras models only when it sees ``tf_keras`` as ``keras``, so
-``sys.modules["keras"]`` is aliased while it parses and restored after.
+The same rules as the QONNX route (``rules.py``), as config entries: input type = the input
+QActivation's type, pooling types = ``FixedFormat.pool``; hls4ml infers the rest from the quantisers.
+hls4ml parses tf_keras models only when it sees ``tf_keras`` as ``keras`` (aliased while it parses).
 """
 from __future__ import annotations
 
 import copy
 import json
-import math
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -20,9 +17,11 @@ import numpy as np
 from ..atomic import write_text_atomic
 from ..config import HLSConfig
 from ..errors import TriggerKDError
-from ..models.students_keras import QActivation, keras_intnet, quantizer_format, quiet_serialisation, tf_keras
+from ..fixedpoint import FixedFormat
+from ..models.students_keras import QActivation, keras_intnet, quiet_serialisation, tf_keras
+from .hls import compile_model
+from .rules import check_precision_keys
 
-PRECISION_KEYS = ("result", "accum", "weight", "bias")
 _MISSING = object()
 
 
@@ -39,14 +38,6 @@ def keras_is_tf_keras():
             sys.modules.pop("keras", None)
         else:
             sys.modules["keras"] = saved
-
-
-def pool_precision(act_fmt, n_particles: int) -> str:
-    """Signed type holding the sum and the exact mean of ``n_particles`` values of format ``act_fmt``."""
-    extra = int(math.ceil(math.log2(max(n_particles, 1))))
-    int_bits = act_fmt.bits - act_fmt.frac_bits + extra + (0 if act_fmt.signed else 1)
-    frac = act_fmt.frac_bits + extra
-    return f"fixed<{int_bits + frac},{int_bits}>"
 
 
 def hls_config_for_keras(model, settings: HLSConfig, n_particles: int | None = None) -> dict:
@@ -71,12 +62,10 @@ def hls_config_for_keras(model, settings: HLSConfig, n_particles: int | None = N
             prev = model.layers[i - 1]
             if not isinstance(prev, QActivation):
                 raise TriggerKDError(f"{layer.name} must follow a QActivation (got {prev.name}) to size its precision")
-            t = pool_precision(quantizer_format(prev.quantizer), n)
+            t = FixedFormat.from_qkeras(prev.quantizer).pool(n).hls_type
             layers[layer.name]["Precision"].update(accum=t, result=t)
     _apply_overrides(layers, settings.layer_precision)
-    model_cfg = cfg["Model"]
-    model_cfg["Strategy"] = settings.strategy
-    model_cfg["ReuseFactor"] = settings.reuse_factor
+    cfg["Model"].update(Strategy=settings.strategy, ReuseFactor=settings.reuse_factor)
     for lc in layers.values():
         lc["Trace"] = True
         if "ReuseFactor" in lc:
@@ -85,17 +74,11 @@ def hls_config_for_keras(model, settings: HLSConfig, n_particles: int | None = N
 
 
 def _apply_overrides(layers: dict, overrides: dict) -> None:
+    check_precision_keys(overrides)
     for name, prec in (overrides or {}).items():
         if name not in layers:
-            raise TriggerKDError(
-                f"hls.layer_precision names layer {name!r}, which the model does not have; "
-                f"valid layer names: {', '.join(layers)}"
-            )
-        bad = sorted(set(prec) - set(PRECISION_KEYS))
-        if bad:
-            raise TriggerKDError(
-                f"hls.layer_precision.{name} has unknown keys {bad}; use {', '.join(PRECISION_KEYS)}"
-            )
+            raise TriggerKDError(f"hls.layer_precision names layer {name!r}, which the model does not have; "
+                                 f"valid layer names: {', '.join(layers)}")
         layers[name].setdefault("Precision", {}).update({k: str(v) for k, v in prec.items()})
 
 
@@ -116,14 +99,8 @@ def build_hls_from_keras(model, prj_dir: Path, settings: HLSConfig, n_particles:
             project_name="myproject",
         )
     write_text_atomic(prj_dir.parent / "hls_config.json", json.dumps(cfg, indent=2, default=str))
-    try:
-        with keras_is_tf_keras():  # the project writer saves the Keras model next to its YAML config
-            hls_model.compile()
-    except Exception as exc:  # g++ failures come back as CalledProcessError / generic exceptions
-        raise TriggerKDError(
-            f"g++ compilation of the hls4ml project in {prj_dir} failed ({exc}); check that g++ is installed "
-            "and look at the build log in that folder"
-        ) from exc
+    with keras_is_tf_keras():  # the project writer saves the Keras model next to its YAML config
+        compile_model(hls_model)
     return hls_model
 
 

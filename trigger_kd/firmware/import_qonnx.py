@@ -18,10 +18,11 @@ from ..atomic import atomic_path, write_text_atomic
 from ..config import HLSConfig
 from ..console import info
 from ..errors import TriggerKDError
-from .hls import (FirmwareError, build_hls_from_qonnx, check_ops, first_input_quant, first_mismatch_layer,
-                  hls_predict, quant_format, reference_tensors)
+from ..fixedpoint import FixedFormat
+from .hls import FirmwareError, build_hls_from_qonnx, check_ops, first_mismatch_layer, hls_predict, reference_tensors
 from .parity import compare_fixed
 from .qonnx_export import clean_qonnx, execute_qonnx
+from .rules import first_input_quant
 
 APPROXIMATE_OPS = {"Softmax": "lookup-table softmax", "Sigmoid": "lookup-table sigmoid", "Tanh": "lookup-table tanh"}
 
@@ -30,14 +31,6 @@ def _lsb_of(precision) -> float:
     width = int(precision.width)
     integer = int(precision.integer)
     return 2.0 ** -(width - integer)
-
-
-def random_grid_inputs(fmt: dict, shape: tuple[int, ...], n: int, seed: int) -> np.ndarray:
-    """N inputs drawn uniformly from every value of the input quantiser's grid."""
-    rng = np.random.default_rng(seed)
-    lo = -(1 << (fmt["bits"] - 1)) if fmt["signed"] else 0
-    hi = (1 << (fmt["bits"] - 1)) - 1 if fmt["signed"] else (1 << fmt["bits"]) - 1
-    return rng.integers(lo, hi + 1, size=(n, *shape)).astype(np.float64) * 2.0 ** -fmt["frac_bits"]
 
 
 def import_qonnx(model_path: Path, run_dir: Path, settings: HLSConfig, inputs: np.ndarray | None = None,
@@ -62,12 +55,12 @@ def import_qonnx(model_path: Path, run_dir: Path, settings: HLSConfig, inputs: n
     q0 = first_input_quant(clean)
     if q0 is None:
         raise FirmwareError(f"{model_path}: the input is not quantised (no Quant node reads it)")
-    fmt = quant_format(clean, q0)
+    fmt = FixedFormat.from_quant(clean, q0)
     clean_shape = tuple(d.dim_value for d in clean.graph.input[0].type.tensor_type.shape.dim)[1:]
 
     if inputs is None:
-        x = random_grid_inputs(fmt, clean_shape, n, seed)
-        input_source = f"{n} random inputs on the input grid {fmt['bits']} bits, 2^-{fmt['frac_bits']} (seed {seed})"
+        x = fmt.grid(np.random.default_rng(seed), (n, *clean_shape))
+        input_source = f"{n} random inputs on the input grid {fmt.hls} (seed {seed})"
     else:
         x = np.asarray(inputs, dtype=np.float64)
         if channels_last and x.ndim == 3:

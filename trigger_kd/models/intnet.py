@@ -16,26 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-
-@dataclass(frozen=True)
-class FixedFormat:
-    signed: bool
-    bits: int  # total bits, sign included
-    frac_bits: int  # value = integer * 2**-frac_bits
-
-    @property
-    def int_min(self) -> int:
-        return -(1 << (self.bits - 1)) if self.signed else 0
-
-    @property
-    def int_max(self) -> int:
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
-
-    @property
-    def hls_type(self) -> str:
-        """The same format as an ap_fixed type string (integer bits include the sign)."""
-        prefix = "fixed" if self.signed else "ufixed"
-        return f"{prefix}<{self.bits},{self.bits - self.frac_bits}>"
+from ..errors import TriggerKDError
+from ..fixedpoint import FixedFormat
 
 
 @dataclass
@@ -57,8 +39,12 @@ class Dense:
 
 @dataclass
 class MeanPool:
-    n: int  # particles averaged (a power of two)
+    n: int  # particles averaged (a power of two: the mean is then exact, it only adds fractional bits)
     kind: str = "mean_pool"
+
+    def __post_init__(self):
+        if self.n < 1 or self.n & (self.n - 1):
+            raise TriggerKDError(f"mean over {self.n} particles is not exact in fixed point: use a power of two")
 
 
 @dataclass
@@ -175,8 +161,5 @@ def _apply(layer, q: np.ndarray, f: int) -> tuple[np.ndarray, int]:
             acc = acc + (b[None, :, None] if layer.per_particle else b[None, :])
         return acc, fa
     if isinstance(layer, MeanPool):
-        n = layer.n
-        if n & (n - 1):
-            raise ValueError(f"mean over {n} particles is not exact: use a power of two")
-        return q.sum(axis=-1), f + int(np.log2(n))
+        return q.sum(axis=-1), f + int(np.log2(layer.n))
     raise TypeError(f"unknown layer {layer!r}")

@@ -158,23 +158,14 @@ def build_student(spec: StudentSpec, quantized: bool = True) -> nn.Module:
 
 
 # ----------------------------------------------------------------------------- fixed-point view
-def _pow2_frac(scale: float, what: str) -> int:
-    f = -math.log2(float(scale))
-    if abs(f - round(f)) > 1e-9:
-        raise ValueError(f"{what}: scale {scale} is not a power of two")
-    return int(round(f))
-
-
 def _act_format(module) -> FixedFormat:
     proxy = module.act_quant
-    scale = float(proxy.scale().detach())
-    bits = int(proxy.bit_width())
-    return FixedFormat(signed=bool(proxy.is_signed), bits=bits, frac_bits=_pow2_frac(scale, "activation"))
+    return FixedFormat.from_scale(proxy.is_signed, int(proxy.bit_width()), float(proxy.scale().detach()), "activation")
 
 
 def _dense(layer, in_frac: int, per_particle: bool, bias_bits: int) -> Dense:
     qw = layer.quant_weight()
-    wf = _pow2_frac(float(qw.scale.detach()), "weight")
+    wf = FixedFormat.from_scale(True, int(qw.bit_width), qw.scale.detach().numpy(), "weight").frac_bits
     w = qw.int().detach().to(torch.int64).numpy()
     if w.ndim == 3:  # conv1d kernel 1: (out, in, 1)
         w = w[:, :, 0]
@@ -230,18 +221,15 @@ def output_lsb(model: nn.Module) -> float:
 def quant_layer_table(model: nn.Module) -> list[dict]:
     """Per-layer fixed-point formats of the quantised student, for reports and hls4ml checks."""
     net = student_intnet(model)
-    rows, f = [{"layer": "input", "type": net.input_format.hls_type}], net.input_format.frac_bits
+    rows = [{"layer": "input", "type": net.input_format.hls_type}]
     for i, layer in enumerate(net.layers):
         if isinstance(layer, Quant):
             rows.append({"layer": f"{i}:quant{'+relu' if layer.relu else ''}", "type": layer.fmt.hls_type})
-            f = layer.fmt.frac_bits
         elif isinstance(layer, Dense):
             wmax = int(np.abs(layer.weight).max()) if layer.weight.size else 0
             rows.append({"layer": f"{i}:dense{'(per particle)' if layer.per_particle else ''}",
                          "shape": list(layer.weight.shape), "weight_frac_bits": layer.weight_frac_bits,
                          "max_abs_weight_int": wmax, "zero_weights": float((layer.weight == 0).mean())})
-            f += layer.weight_frac_bits
         else:
             rows.append({"layer": f"{i}:mean_pool", "n": layer.n})
-            f += int(math.log2(layer.n))
     return rows

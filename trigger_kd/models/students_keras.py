@@ -68,22 +68,6 @@ def bias_quantizer(spec: StudentSpec, acc_frac_bits: int):
     return quantized_bits(spec.bias_bits, integer, alpha=1)
 
 
-def quantizer_format(q) -> FixedFormat:
-    """``quantized_bits`` / ``quantized_relu`` (alpha 1, no sigmoid) -> its fixed-point format."""
-    cfg = q.get_config()
-    bits, integer = int(cfg["bits"]), int(cfg["integer"])
-    name = type(q).__name__
-    if name == "quantized_bits":
-        if cfg.get("alpha") not in (None, 1, 1.0) or cfg.get("symmetric") or not cfg.get("keep_negative", True):
-            raise TriggerKDError(f"quantiser {q} is not a plain signed fixed-point type (use alpha=1, symmetric=0)")
-        return FixedFormat(True, bits, bits - 1 - integer)
-    if name == "quantized_relu":
-        if cfg.get("use_sigmoid") or cfg.get("negative_slope"):
-            raise TriggerKDError(f"quantiser {q} is not a plain quantised ReLU")
-        return FixedFormat(False, bits, bits - integer)
-    raise TriggerKDError(f"quantiser {name} has no fixed-point form here (use quantized_bits or quantized_relu)")
-
-
 # ----------------------------------------------------------------------------- models
 def build_keras_student(spec: StudentSpec, quantized: bool, seed: int = 0):
     """The QKeras student (``quantized=True``) or its float twin (same layers, no quantisers).
@@ -258,7 +242,7 @@ def keras_intnet(model) -> IntNet:
         if isinstance(layer, tf_keras.layers.InputLayer):
             continue
         if isinstance(layer, QActivation):
-            fmt = quantizer_format(layer.quantizer)
+            fmt = FixedFormat.from_qkeras(layer.quantizer)
             if input_format is None:
                 if fmt.signed is False:
                     raise TriggerKDError("the first QActivation must quantise the input (quantized_bits)")
@@ -272,11 +256,8 @@ def keras_intnet(model) -> IntNet:
             layers.append(_int_dense(layer, frac))
             frac = frac + layers[-1].weight_frac_bits
         elif isinstance(layer, tf_keras.layers.GlobalAveragePooling1D):
-            n = int(layer.input_shape[1])
-            if n & (n - 1):
-                raise TriggerKDError(f"mean over {n} particles is not exact in fixed point: use a power of two")
-            layers.append(MeanPool(n))
-            frac += int(math.log2(n))
+            layers.append(MeanPool(int(layer.input_shape[1])))
+            frac += int(math.log2(layers[-1].n))
         else:
             raise TriggerKDError(f"layer {layer.name} ({type(layer).__name__}) has no integer form: not a QKeras student")
     if input_format is None:
@@ -288,13 +269,13 @@ def keras_intnet(model) -> IntNet:
 
 
 def _int_dense(layer, in_frac: int) -> Dense:
-    wfmt = quantizer_format(layer.kernel_quantizer_internal)
+    wfmt = FixedFormat.from_qkeras(layer.kernel_quantizer_internal)
     w = np.asarray(layer.kernel_quantizer_internal(layer.kernel).numpy(), dtype=np.float64)
     w = w.reshape(-1, w.shape[-1]).T  # Dense (in, out) / Conv1D k=1 (1, in, out) -> (out, in)
     wq = _to_int(w, wfmt.frac_bits, layer.name + " kernel")
     bias, bfrac = None, 0
     if layer.use_bias:
-        bfmt = quantizer_format(layer.bias_quantizer_internal)
+        bfmt = FixedFormat.from_qkeras(layer.bias_quantizer_internal)
         b = np.asarray(layer.bias_quantizer_internal(layer.bias).numpy(), dtype=np.float64)
         bias, bfrac = _to_int(b, bfmt.frac_bits, layer.name + " bias"), bfmt.frac_bits
         if bfrac > in_frac + wfmt.frac_bits:
@@ -311,5 +292,5 @@ def _to_int(v: np.ndarray, frac: int, what: str) -> np.ndarray:
 
 __all__ = [
     "build_keras_student", "train_keras_student", "kd_loss", "keras_predict", "save_keras_student",
-    "load_keras_student", "keras_intnet", "quantizer_format", "custom_objects", "tf_keras",
+    "load_keras_student", "keras_intnet", "custom_objects", "tf_keras",
 ]

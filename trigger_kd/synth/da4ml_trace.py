@@ -36,12 +36,6 @@ class Traced:
         return float(self.comb.cost)
 
 
-def kif(fmt: FixedFormat) -> tuple[int, int, int]:
-    """(signed, integer bits without the sign, fractional bits) as da4ml wants them."""
-    k = int(fmt.signed)
-    return k, fmt.bits - k - fmt.frac_bits, fmt.frac_bits
-
-
 def _map(x, fn):
     """Apply ``fn`` to every FixedVariable of a FixedVariableArray."""
     from da4ml.trace import FixedVariableArray
@@ -56,7 +50,7 @@ def _quantize_var(v, fmt: FixedFormat):
     """One variable -> fmt with round half to even and saturation (exactly ``IntNet``'s Quant)."""
     from da4ml.trace import FixedVariable
 
-    k, i, f = kif(fmt)
+    k, i, f = fmt.kif
     if v.low == v.high:  # a constant: round it here, in exact arithmetic
         n = int((Decimal(v.low) * (Decimal(2) ** f)).to_integral_value(rounding=ROUND_HALF_EVEN))
         n = min(max(n, fmt.int_min), fmt.int_max)
@@ -82,10 +76,7 @@ def apply_intnet(net: IntNet, x):
                 x = x.reshape(-1) @ w
                 x = x + b if b is not None else x
         elif isinstance(layer, MeanPool):
-            n_p = layer.n
-            if n_p & (n_p - 1):
-                raise TriggerKDError(f"layer {n}: mean over {n_p} particles is not exact in fixed point; use a power of two")
-            x = np.sum(x, axis=-1) * 2.0 ** -int(np.log2(n_p))
+            x = np.sum(x, axis=-1) * 2.0 ** -int(np.log2(layer.n))
         elif isinstance(layer, Quant):
             if layer.relu:
                 x = x.relu()
@@ -104,7 +95,7 @@ def trace(net: IntNet, latency_cutoff: float) -> Traced:
     """IntNet -> da4ml combinational logic and its pipeline (``latency_cutoff`` per stage)."""
     from da4ml.trace import FixedVariableArray, comb_trace, to_pipeline
 
-    k, i, f = kif(net.input_format)
+    k, i, f = net.input_format.kif
     shape = tuple(net.input_shape)
     inp = FixedVariableArray.from_kif(np.full(shape, k), np.full(shape, i), np.full(shape, f))
     out = apply_intnet(net, inp)
