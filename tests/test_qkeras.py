@@ -145,11 +145,9 @@ def test_unknown_layer_override_lists_names(students):
 
 
 def test_pool_precision_rule():
-    from trigger_kd.firmware.hls_keras import pool_precision
-
     act = FixedFormat(signed=False, bits=8, frac_bits=5)  # ufixed<8,3>
-    assert pool_precision(act, 16) == "fixed<17,8>"  # sum < 2**7, mean on a 2**-9 grid
-    assert pool_precision(act, 32) == "fixed<19,9>"
+    assert act.pool(16).hls_type == "fixed<17,8>"  # sum < 2**7, mean on a 2**-9 grid (the one formula, both routes)
+    assert act.pool(32).hls_type == "fixed<19,9>"
 
 
 # ----------------------------------------------------------------------------- C-simulation (g++)
