@@ -90,7 +90,7 @@ def test_cli_names_misspelled_key(capsys, repo):
 # ----------------------------------------------------------------------------- ranges, checked at load time
 OUT_OF_RANGE = [
     ("mlp_kd", "hls.clock_period=-5"), ("mlp_kd", "hls.clock_period=0"), ("mlp_kd", "hls.reuse_factor=0"),
-    ("mlp_kd", "student.weight_bits=0"), ("mlp_kd", "student.act_bits=0"), ("mlp_kd", "student.input_bits=0"),
+    ("mlp_kd", "student.weight_bits=0"), ("mlp_kd", "student.weight_bits=1"), ("mlp_kd", "student.input_bits=1"), ("mlp_kd", "student.act_bits=0"), ("mlp_kd", "student.input_bits=0"),
     ("mlp_kd", "student.bias_bits=-2"), ("mlp_kd", "student.act_int_bits=9"), ("mlp_kd", "student.act_int_bits=-1"),
     ("mlp_kd", "student.input_int_bits=10"), ("mlp_kd", "student.batch_size=0"), ("mlp_kd", "student.epochs=0"),
     ("mlp_kd", "student.lr=0"), ("mlp_kd", "student.mlp_hidden=[32,0]"), ("deepset_kd", "student.n_particles=12"),
@@ -101,7 +101,8 @@ OUT_OF_RANGE = [
     ("mlp_kd", "distill.alpha=1.5"), ("mlp_kd", "distill.temperature=0"), ("mlp_kd", "export.check_jets=0"),
     ("mlp_kd", "synth.latency_cutoff=0"), ("mlp_kd", "synth.sim_jets=-1"), ("mlp_kd", "checks.parity_min_fraction=0"),
     ("mlp_kd", "checks.parity_min_fraction=1.01"), ("mlp_kd", "checks.working_point=1"),
-    ("mlp_kd", "checks.boost_betas=[0.0,1.0]"), ("mlp_kd", "checks.smear_sigmas=[-0.1]"),
+    ("mlp_kd", "checks.boost_betas=[0.0,1.0]"), ("mlp_kd", "checks.smear_sigmas=[-0.1]"), ("mlp_kd", "name=../x"),
+    ("mlp_kd", "name="), ("mlp_kd", "synth.family="),
 ]
 
 
@@ -116,7 +117,9 @@ def test_out_of_range_values_are_refused_at_load(model, expr, repo):
 @pytest.mark.parametrize("exprs", [
     ["checks.parity_min_fraction=1", "distill.alpha=0", "distill.alpha=1", "synth.sim_jets=0"],
     ["student.n_particles=12"],  # any particle count for an MLP; powers of two only for deep sets
-    ["student.act_int_bits=8", "student.input_int_bits=9", "student.weight_bits=1"],
+    ["student.act_int_bits=8", "student.input_int_bits=9", "student.weight_bits=2"],
+    ["student.input_bits=2", "student.input_int_bits=0", "student.bias_bits=2", "student.act_bits=1",
+     "student.act_int_bits=0"],
     ["data.source=canonical", "data.paths=[a.h5]", "data.jets_per_class=0"],  # 0 = all jets of a file source
 ])
 def test_values_at_the_edge_of_their_range_load(exprs, repo):
@@ -199,3 +202,9 @@ def test_shard_pool_depends_on_physics_seed_and_shard_size_only(tmp_path, repo):
         "sqrt_s", "pthat_min", "jet_r", "pt_min", "pt_max", "eta_max", "particle_eta_max", "match_dr", "mpi",
         "hadronization", "max_constituents"}
 
+
+
+def test_import_qonnx_refuses_set_without_a_config(tmp_path, capsys):
+    rc = main(["import-qonnx", str(tmp_path / "m.onnx"), "--run-dir", str(tmp_path / "run"),
+               "--set", "hls.clock_period=4"])
+    assert rc == 2 and "--config" in capsys.readouterr().err and not (tmp_path / "run").exists()

@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import hashlib
 import json
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, Mapping
 
@@ -29,7 +30,8 @@ class ConfigError(TriggerKDError):
 Count = Annotated[int, Field(ge=1)]
 NonNeg = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
-Bits = Annotated[int, Field(ge=1)]
+Bits = Annotated[int, Field(ge=1)]  # unsigned
+SignedBits = Annotated[int, Field(ge=2)]  # a sign bit and at least one more (1-bit narrow-range weights are all 0)
 
 
 class Section(BaseModel):
@@ -138,12 +140,12 @@ class StudentConfig(Section):
     mlp_hidden: tuple[Count, ...] = (32, 16)
     phi_hidden: tuple[Count, ...] = (16, 16)
     rho_hidden: tuple[Count, ...] = (16,)
-    weight_bits: Bits = 6  # signed, power-of-two scale per tensor
+    weight_bits: SignedBits = 6  # signed, power-of-two scale per tensor
     act_bits: Bits = 8  # unsigned ReLU outputs ufixed<act_bits, act_int_bits>
     act_int_bits: NonNeg = 3
-    input_bits: Bits = 10  # signed input fixed<input_bits, input_int_bits + 1>
+    input_bits: SignedBits = 10  # signed input fixed<input_bits, input_int_bits + 1>
     input_int_bits: NonNeg = 1
-    bias_bits: Bits = 16
+    bias_bits: SignedBits = 16
     epochs: Count = 10
     batch_size: Count = 256
     lr: Positive = 3e-3
@@ -196,12 +198,12 @@ class HLSConfig(Section):
 
 class SynthConfig(Section):
     tool: Literal["auto", "vivado", "vitis", "docker", "open-source"] = "auto"
-    docker_image: str = "trigger-kd-vivado:latest"
+    docker_image: Annotated[str, Field(min_length=1)] = "trigger-kd-vivado:latest"
     vivado_synth: bool = False  # also run Vivado logic synthesis after HLS
     latency_cutoff: Positive = 5.0  # da4ml delay units per stage at a 5 ns clock, scaled with hls.clock_period (not ns)
     simulator: Literal["verilator", "iverilog"] = "verilator"  # open-source route RTL simulation
     sim_jets: NonNeg = 1000  # test jets simulated on the RTL (0 = all)
-    family: str = "xcup"  # Yosys synth_xilinx family
+    family: Annotated[str, Field(min_length=1)] = "xcup"  # Yosys synth_xilinx family
 
 
 class ChecksConfig(Section):
@@ -212,7 +214,7 @@ class ChecksConfig(Section):
 
 
 class Config(Section):
-    name: Annotated[str, Field(min_length=1)]
+    name: str  # also the default run directory's name
     profile: str = "quick"
     description: str = ""
     data: DataConfig = DataConfig()
@@ -224,6 +226,13 @@ class Config(Section):
     synth: SynthConfig = SynthConfig()
     checks: ChecksConfig = ChecksConfig()
     source_file: str = ""  # where the config came from (not a YAML key)
+
+    @field_validator("name")
+    @classmethod
+    def _directory_name(cls, v: str) -> str:
+        if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]*", v):
+            raise ValueError(f"{v!r} names the run directory: use letters, digits, '_', '.' and '-' only")
+        return v
 
     def section(self, name: str) -> Any:
         return getattr(self, name)
