@@ -94,6 +94,7 @@ OUT_OF_RANGE = [
     ("mlp_kd", "student.bias_bits=-2"), ("mlp_kd", "student.act_int_bits=9"), ("mlp_kd", "student.act_int_bits=-1"),
     ("mlp_kd", "student.input_int_bits=10"), ("mlp_kd", "student.batch_size=0"), ("mlp_kd", "student.epochs=0"),
     ("mlp_kd", "student.lr=0"), ("mlp_kd", "student.mlp_hidden=[32,0]"), ("deepset_kd", "student.n_particles=12"),
+    ("deepset_kd", "student.phi_hidden=[]"),
     ("mlp_kd", "teacher.epochs=0"), ("mlp_kd", "teacher.batch_size=0"), ("mlp_kd", "teacher.lr=-1e-3"),
     ("mlp_kd", "teacher.dropout=1"), ("mlp_kd", "data.jets_per_class=0"), ("mlp_kd", "data.jets_per_class=-5"),
     ("mlp_kd", "data.split=[0.5,0.3,0.3]"), ("mlp_kd", "data.split=[1.2,-0.1,-0.1]"), ("mlp_kd", "data.shard_size=0"),
@@ -208,3 +209,11 @@ def test_import_qonnx_refuses_set_without_a_config(tmp_path, capsys):
     rc = main(["import-qonnx", str(tmp_path / "m.onnx"), "--run-dir", str(tmp_path / "run"),
                "--set", "hls.clock_period=4"])
     assert rc == 2 and "--config" in capsys.readouterr().err and not (tmp_path / "run").exists()
+
+
+def test_teacher_command_line_refuses_bad_settings_before_reading_data(tmp_path, capsys):
+    from trigger_kd.train.teacher import main as teacher_main
+
+    rc = teacher_main(["--train", str(tmp_path / "t.h5"), "--val", str(tmp_path / "v.h5"), "--out", str(tmp_path / "o"),
+                       "--epochs", "0"])
+    assert rc == 2 and "'epochs' (command line)" in capsys.readouterr().err and not (tmp_path / "o").exists()

@@ -55,7 +55,7 @@ class DataConfig(Section):
     paths: tuple[str, ...] = ()  # input files for the non-generated sources
     jets_per_class: NonNeg = 10000  # generated jets per class; cap per class for file sources (0 = all)
     max_constituents: Count = 200
-    split: Annotated[tuple[Positive, ...], Field(min_length=3, max_length=3)] = (0.6, 0.2, 0.2)  # train, val, test
+    split: tuple[Positive, ...] = (0.6, 0.2, 0.2)  # train, val, test
     seed: NonNeg = 1
     workers: NonNeg = 0  # 0 = one per core
     shard_size: Count = 500
@@ -101,6 +101,8 @@ class DataConfig(Section):
     @field_validator("split")
     @classmethod
     def _split_sums_to_one(cls, v: tuple) -> tuple:
+        if len(v) != 3:
+            raise ValueError(f"expected a list of 3 values (train, val, test), got {list(v)}")
         if abs(sum(v) - 1.0) > 1e-6:
             raise ValueError(f"train, val and test fractions must add up to 1, got {list(v)} (sum {sum(v):g})")
         return v
@@ -138,7 +140,7 @@ class StudentConfig(Section):
     framework: Literal["brevitas", "qkeras"] = "brevitas"
     n_particles: Count = 16
     mlp_hidden: tuple[Count, ...] = (32, 16)
-    phi_hidden: tuple[Count, ...] = (16, 16)
+    phi_hidden: Annotated[tuple[Count, ...], Field(min_length=1)] = (16, 16)  # the mean pools phi's ReLU outputs
     rho_hidden: tuple[Count, ...] = (16,)
     weight_bits: SignedBits = 6  # signed, power-of-two scale per tensor
     act_bits: Bits = 8  # unsigned ReLU outputs ufixed<act_bits, act_int_bits>
@@ -272,8 +274,8 @@ def _message(root: type[BaseModel], err: dict, origins: Mapping[str, str], defau
     got = err.get("input")
     if err["type"] == "literal_error":
         what = f"{got!r} is not one of {err['ctx']['expected']}"
-    elif err["type"] in ("too_short", "too_long"):
-        what = f"expected a list of {err['ctx'].get('max_length', err['ctx'].get('min_length'))} values, got {list(got)!r}"
+    elif err["type"] == "too_short":
+        what = f"expected at least {err['ctx']['min_length']} value(s), got {list(got)!r}"
     elif err["type"] == "missing":
         what = "missing required key"
     elif err["type"] in _WORDING:
