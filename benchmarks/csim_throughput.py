@@ -26,10 +26,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 from trigger_kd.config import HLSConfig  # noqa: E402
 from trigger_kd.firmware.hls import build_hls_from_qonnx, hls_predict  # noqa: E402
 from trigger_kd.firmware.parity import compare_fixed  # noqa: E402
-from trigger_kd.firmware.qonnx_export import export_student  # noqa: E402
-from trigger_kd.models.spec import StudentSpec  # noqa: E402
-from trigger_kd.models.students import build_student, output_lsb  # noqa: E402
-from trigger_kd.train.loops import predict_logits  # noqa: E402
+from trigger_kd.config import StudentConfig as StudentSpec  # noqa: E402
+from trigger_kd.models.backend import BrevitasBackend  # noqa: E402
+from trigger_kd.models.students import build_student, predict_logits  # noqa: E402
 
 
 def _timed(fn, *args, **kw):
@@ -42,14 +41,14 @@ def measure(name: str, model, x: np.ndarray, work: Path) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    spec = model.spec
-    res, t_export, _ = _timed(export_student, model, x[:64], work)
+    spec, backend = model.spec, BrevitasBackend(model.spec)
+    _, t_export, _ = _timed(backend.export, model, x[:64], work)
     hls_model, t_build, _ = _timed(build_hls_from_qonnx, work / "model_clean.onnx", work / "prj", HLSConfig(),
                                    n_particles=spec.n_particles if spec.arch == "deepset" else None)
-    x_fw = np.ascontiguousarray(x.transpose(0, 2, 1)) if res["input_layout"] == "channels_last" else x
+    x_fw = backend.firmware_inputs(x)
     csim, t_csim, _ = _timed(hls_predict, hls_model, x_fw, progress=False)
     ref, t_torch, _ = _timed(predict_logits, model, x)
-    parity = compare_fixed(csim, ref, output_lsb(model))
+    parity = compare_fixed(csim, ref, backend.output_lsb(model))
     return {"model": name, "arch": spec.arch, "n_particles": spec.n_particles, "n_jets": len(x),
             "export_seconds": t_export, "convert_and_compile_seconds": t_build,
             "csim_seconds": t_csim, "csim_jets_per_second": len(x) / t_csim,

@@ -4,20 +4,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from trigger_kd.models.spec import StudentSpec
-from trigger_kd.models.students import build_student
+from trigger_kd.config import StudentConfig
+from trigger_kd.models.backend import BrevitasBackend
 
 
-def perturbed_student(spec: StudentSpec, seed: int = 0):
+def perturbed_student(spec: StudentConfig, seed: int = 0):
     """A quantised student with weights and biases moved off their initial values (parity needs no training)."""
+    model = BrevitasBackend(spec).build(quantized=True)
     torch.manual_seed(seed)
-    model = build_student(spec, quantized=True)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(torch.randn_like(p) * 0.3)
     return model.eval()
 
 
-def random_inputs(spec: StudentSpec, n: int, seed: int = 1) -> np.ndarray:
-    shape = (spec.n_particles * spec.n_features,) if spec.arch == "mlp" else (spec.n_features, spec.n_particles)
+def random_inputs(spec: StudentConfig, n: int, seed: int = 1) -> np.ndarray:
+    """Brevitas student inputs: (n, P*F) for the MLP, (n, F, P) for the deep set."""
+    shape = (spec.n_particles * 4,) if spec.arch == "mlp" else (4, spec.n_particles)
     return np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)

@@ -64,12 +64,13 @@ def test_features_values_wrap_and_padding():
 
 def test_student_input_layouts():
     f = np.arange(2 * 3 * 4, dtype=np.float64).reshape(2, 3, 4)
-    mlp = student_input(f, "mlp")
+    mlp = student_input(f, "flat")
     assert mlp.shape == (2, 12) and mlp.dtype == np.float32 and mlp.flags.c_contiguous
     assert mlp[0, :4].tolist() == f[0, 0].tolist()  # particle 0 first
-    ds = student_input(f, "deepset")
+    ds = student_input(f, "NFP")
     assert ds.shape == (2, 4, 3) and ds.flags.c_contiguous and ds[1, 2, 1] == f[1, 1, 2]
-    with pytest.raises(TriggerKDError, match="unknown student architecture"):
+    assert np.array_equal(student_input(f, "NPF"), f.astype(np.float32))
+    with pytest.raises(TriggerKDError, match="unknown input layout"):
         student_input(f, "gnn")
     with pytest.raises(TriggerKDError, match=r"\(N, P, 4\)"):
         student_features(np.zeros((2, 3)), 2)

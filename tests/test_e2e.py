@@ -54,7 +54,7 @@ def test_mlp_kd_to_report(tmp_path, monkeypatch):
     for png in ("roc.png", "robustness.png", "resources.png"):
         assert (run / "report" / png).stat().st_size > 1000
     assert cli(["check-parity", str(run)]) == 0
-    # a rerun skips every stage but the (cheap, always rerun) report
+    # a rerun skips every stage (all up to date)
     assert _run("mlp_kd", "mlp_kd", "report") == 0
     assert (run / "firmware" / "config.resolved.yml").is_file() and not (run / "config.resolved.yml").exists()
     # a new student whose firmware was not rebuilt: parity.json belongs to the old one (issue 11)

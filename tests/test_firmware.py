@@ -13,10 +13,9 @@ from trigger_kd.config import HLSConfig
 from trigger_kd.firmware.hls import FirmwareError, build_hls_from_qonnx, convert_qonnx, first_mismatch_layer, hls_predict
 from trigger_kd.firmware.import_qonnx import import_qonnx
 from trigger_kd.firmware.parity import compare_fixed
-from trigger_kd.firmware.qonnx_export import export_student
-from trigger_kd.models.spec import StudentSpec
-from trigger_kd.models.students import output_lsb
-from trigger_kd.train.loops import predict_logits
+from trigger_kd.config import StudentConfig as StudentSpec
+from trigger_kd.models.backend import BrevitasBackend
+from trigger_kd.models.students import predict_logits
 
 pytestmark = pytest.mark.slow
 
@@ -38,8 +37,16 @@ def exported(request, tmp_path_factory):
     return spec, model, result, out
 
 
-def _layout(x, result):
-    return np.ascontiguousarray(x.transpose(0, 2, 1)) if result["input_layout"] == "channels_last" else x
+def export_student(model, x, out):
+    return BrevitasBackend(model.spec).export(model, x, out)
+
+
+def _layout(x, spec):
+    return BrevitasBackend(spec).firmware_inputs(x)
+
+
+def output_lsb(model):
+    return BrevitasBackend(model.spec).output_lsb(model)
 
 
 def test_qonnx_execution_equals_brevitas(exported):
@@ -53,7 +60,7 @@ def test_csim_is_bit_exact(exported):
     hls_model = build_hls_from_qonnx(out / "model_clean.onnx", out / "prj", HLSConfig(),
                                      n_particles=spec.n_particles if spec.arch == "deepset" else None)
     x = random_inputs(spec, 1000, seed=5)
-    csim = hls_predict(hls_model, _layout(x, result), progress=False)
+    csim = hls_predict(hls_model, _layout(x, spec), progress=False)
     report = compare_fixed(csim, predict_logits(model, x), output_lsb(model))
     assert report["bit_exact_fraction"] == 1.0, report
     rules = json.loads((out / "hls_rules.json").read_text())["rules"]
@@ -136,5 +143,5 @@ def test_other_hls_settings_stay_bit_exact(arch, settings, tmp_path):
     hls_model = build_hls_from_qonnx(tmp_path / "model_clean.onnx", tmp_path / "prj", settings,
                                      n_particles=spec.n_particles if arch == "deepset" else None)
     assert hls_model.config.get_config_value("IOType") == settings.io_type
-    csim = hls_predict(hls_model, _layout(x, result), progress=False)
+    csim = hls_predict(hls_model, _layout(x, spec), progress=False)
     assert compare_fixed(csim, predict_logits(model, x), output_lsb(model))["bit_exact_fraction"] == 1.0

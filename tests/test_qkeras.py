@@ -12,25 +12,26 @@ if importlib.util.find_spec("qkeras") is None:  # find_spec: importing qkeras he
 
 from trigger_kd.errors import TriggerKDError  # noqa: E402
 from trigger_kd.config import HLSConfig  # noqa: E402
+from trigger_kd.config import DistillConfig  # noqa: E402
+from trigger_kd.config import StudentConfig as StudentSpec  # noqa: E402
+from trigger_kd.models.backend import QKerasBackend  # noqa: E402
 from trigger_kd.models.intnet import FixedFormat  # noqa: E402
-from trigger_kd.models.spec import StudentSpec  # noqa: E402
 from trigger_kd.models.students_keras import (  # noqa: E402
     build_keras_student,
     keras_intnet,
     keras_predict,
-    kd_loss,
     load_keras_student,
     save_keras_student,
-    train_keras_student,
 )
-from trigger_kd.train.settings import TrainSettings  # noqa: E402
+from trigger_kd.train.distill import kd_loss_tf as kd_loss  # noqa: E402
+from trigger_kd.train.loops import fit  # noqa: E402
 
 pytestmark = pytest.mark.qkeras
 
 P, F = 4, 4
 SPECS = {
-    "mlp": StudentSpec(arch="mlp", n_particles=P, n_features=F, mlp_hidden=(8,)),
-    "deepset": StudentSpec(arch="deepset", n_particles=P, n_features=F, phi_hidden=(8,), rho_hidden=(8,)),
+    "mlp": StudentSpec(arch="mlp", framework="qkeras", n_particles=P, mlp_hidden=(8,)),
+    "deepset": StudentSpec(arch="deepset", framework="qkeras", n_particles=P, phi_hidden=(8,), rho_hidden=(8,)),
 }
 
 
@@ -49,7 +50,7 @@ def grid_inputs(arch: str, n: int = 500, seed: int = 1) -> np.ndarray:
     """Inputs within the input range fixed<10,2>: a third on the 2**-8 grid, a third on half-LSB ties, a third anywhere."""
     spec = SPECS[arch]
     rng = np.random.default_rng(seed)
-    lsb = 2.0**-spec.input_frac_bits
+    lsb = 2.0 ** -(spec.input_bits - 1 - spec.input_int_bits)
     lo, hi = -(2.0**spec.input_int_bits), 2.0**spec.input_int_bits - lsb
     k = rng.integers(round(lo / lsb), round(hi / lsb), size=(n, P * F))
     x = rng.uniform(lo, hi, size=(n, P * F))
@@ -70,7 +71,7 @@ def test_intnet_equals_keras(students, arch):
     model = students[arch]
     x = grid_inputs(arch)
     net = keras_intnet(model)
-    x_int = x if arch == "mlp" else x.transpose(0, 2, 1)
+    x_int = QKerasBackend(SPECS[arch]).intnet_inputs(x)
     assert np.array_equal(net.evaluate(x_int), keras_predict(model, x))
 
 
@@ -112,13 +113,15 @@ def test_train_one_epoch_and_round_trip(tmp_path, arch, quantized, kd):
     x = grid_inputs(arch, n=260, seed=7)
     y = (x.reshape(len(x), -1)[:, 0] > 0).astype(np.int64)
     t = rng.normal(size=(200, 2)) if kd else None
-    model = build_keras_student(SPECS[arch], quantized=quantized)
+    spec = StudentSpec(arch=arch, framework="qkeras", n_particles=P, mlp_hidden=(8,), phi_hidden=(8,), rho_hidden=(8,),
+                       epochs=1, batch_size=64, lr=1e-2)
+    model = build_keras_student(spec, quantized=quantized)
     before = keras_predict(model, x)
-    hist = train_keras_student(model, x[:200], y[:200], t, x[200:], y[200:],
-                               TrainSettings(epochs=1, batch_size=64, lr=1e-2, alpha=0.7, temperature=3.0))
+    hist = fit(QKerasBackend(spec), model, x[:200], y[:200], t, x[200:], y[200:], spec,
+               DistillConfig(alpha=0.7, temperature=3.0), progress=False)
     assert hist["epochs"] == 1 and len(hist["history"]) == 1
     assert 0.0 <= hist["best_val_accuracy"] <= 1.0 and hist["train_seconds"] > 0
-    assert np.isfinite(hist["history"][0]["train_loss"])
+    assert np.isfinite(hist["history"][0]["loss"])
     after = keras_predict(model, x)
     assert not np.array_equal(before, after)
     save_keras_student(model, tmp_path / "s.h5")
@@ -131,7 +134,7 @@ def test_train_one_epoch_and_round_trip(tmp_path, arch, quantized, kd):
 
 def test_non_power_of_two_deepset_refused():
     with pytest.raises(TriggerKDError, match="power of two"):
-        build_keras_student(StudentSpec(arch="deepset", n_particles=6), quantized=True)
+        QKerasBackend(StudentSpec(arch="deepset", framework="qkeras", n_particles=6))
 
 
 def test_unknown_layer_override_lists_names(students):

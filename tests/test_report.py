@@ -11,19 +11,20 @@ from trigger_kd.synth.reports import parse_report
 VITIS_HLS = Path(__file__).parent / "fixtures" / "reports" / "vitis_hls_2022.2_myproject_csynth.xml"
 
 
-def _metrics(acc: float, alpha: float) -> dict:
+def _metrics(acc: float, alpha: float, scratch_acc: float | None = None) -> dict:
     m = {"accuracy": acc, "auc": acc + 0.05, "rej30": 40.0, "rej50": 12.5, "n_jets": 1000}
     rob = {"boost": [{"beta": b, "accuracy": acc - b / 10, "auc": 0.9} for b in (0.0, 0.1)], "smear": [], "n_jets": 1000}
     return {"model": "x", "arch": "mlp", "framework": "brevitas", "distill": {"alpha": alpha, "temperature": 3.0},
             "n_test_jets": 1000, "teacher": {**m, "accuracy": 0.94}, "student": m, "student_float": m,
-            "robustness": {"student": rob}, "source": "1000 test jets"}
+            "robustness": {"student": rob}, "source": "1000 test jets",
+            **({"student_scratch": {**m, "accuracy": scratch_acc}} if scratch_acc is not None else {})}
 
 
-def _run_dir(root: Path, name: str, acc: float, alpha: float, with_synth: bool) -> Path:
+def _run_dir(root: Path, name: str, acc: float, alpha: float, with_synth: bool, scratch_acc=None) -> Path:
     run = root / name
     for d in ("student", "firmware", "synth"):
         (run / d).mkdir(parents=True)
-    (run / "student" / "metrics.json").write_text(json.dumps(_metrics(acc, alpha)))
+    (run / "student" / "metrics.json").write_text(json.dumps(_metrics(acc, alpha, scratch_acc)))
     (run / "firmware" / "parity.json").write_text(json.dumps({
         "n_jets": 1000, "bit_exact_fraction": 1.0, "max_abs_diff": 0.0, "first_mismatch_layer": None,
         "float_agreement": {"decision_agreement": 0.98, "max_score_diff": 0.2, "auc_quantized": 0.9, "auc_float": 0.91}}))
@@ -34,8 +35,7 @@ def _run_dir(root: Path, name: str, acc: float, alpha: float, with_synth: bool) 
 
 
 def test_report_carries_vendor_numbers_and_sources(tmp_path):
-    run = _run_dir(tmp_path, "mlp_kd", 0.88, 0.7, with_synth=True)
-    _run_dir(tmp_path, "mlp_scratch", 0.86, 0.0, with_synth=False)
+    run = _run_dir(tmp_path, "mlp_kd", 0.88, 0.7, with_synth=True, scratch_acc=0.86)
     report = build_report(run, run / "report", "mlp_kd")
     res = report["resources"]
     assert res["source"] == "Vitis HLS 2022.2 csynth" and res["kind"] == "hls-estimate"
@@ -50,10 +50,12 @@ def test_report_carries_vendor_numbers_and_sources(tmp_path):
 
 def test_missing_figures_are_reported_missing(tmp_path):
     run = _run_dir(tmp_path, "deepset_kd", 0.87, 1.0, with_synth=False)
+    _run_dir(tmp_path, "deepset_scratch", 0.86, 0.0, with_synth=False)  # a sibling run: not this run's, not read
     report = build_report(run, run / "report", "deepset_kd")
-    assert report["resources"] is None
+    assert report["resources"] is None and "kd_vs_scratch" not in report["physics"]
     md = (run / "report" / "report.md").read_text()
-    assert "Synthesis stage not run" in md and "n/a" in md
+    assert "Synthesis stage not run" in md and "n/a" in md and "no scratch twin in this run" in md
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["deepset_kd", "deepset_scratch"]  # wrote only in its own run
 
 
 def test_side_by_side_comparison(tmp_path, capsys):

@@ -6,12 +6,13 @@ import pytest
 import torch
 
 from student_helpers import perturbed_student, random_inputs
+from trigger_kd.config import DistillConfig
+from trigger_kd.config import StudentConfig as StudentSpec
+from trigger_kd.models.backend import BrevitasBackend
 from trigger_kd.models.intnet import IntNet
-from trigger_kd.models.spec import StudentSpec
-from trigger_kd.models.students import build_student, output_lsb, quant_layer_table, student_intnet
+from trigger_kd.models.students import build_student, predict_logits, student_intnet
 from trigger_kd.train.distill import kd_loss
-from trigger_kd.train.loops import predict_logits, train_student
-from trigger_kd.train.settings import TrainSettings
+from trigger_kd.train.loops import fit
 
 
 
@@ -25,11 +26,11 @@ def test_integer_network_is_bit_exact_with_brevitas(arch, tmp_path):
     net = student_intnet(model)
     net.save(tmp_path / "net.json")
     again = IntNet.load(tmp_path / "net.json")
-    lsb = output_lsb(model)
+    lsb = BrevitasBackend(spec).output_lsb(model)
     assert np.array_equal(np.rint(again.evaluate(x) / lsb), np.rint(y / lsb))
     # the logits really are on the grid (an exact fixed-point model)
     assert np.max(np.abs(y / lsb - np.rint(y / lsb))) < 1e-6
-    table = quant_layer_table(model)
+    table = net.layer_table()
     assert table[0]["type"] == f"fixed<{spec.input_bits},{spec.input_int_bits + 1}>"
 
 
@@ -56,7 +57,7 @@ def test_deepset_is_permutation_invariant(quantized):
 
 def test_deepset_needs_power_of_two_particles():
     with pytest.raises(Exception, match="power of two"):
-        build_student(StudentSpec(arch="deepset", n_particles=6))
+        BrevitasBackend(StudentSpec(arch="deepset", n_particles=6))
 
 
 def test_kd_loss_matches_hand_computed_value():
@@ -70,14 +71,15 @@ def test_kd_loss_matches_hand_computed_value():
 
 
 def test_training_learns_a_separable_problem():
-    spec = StudentSpec(arch="mlp", n_particles=2, mlp_hidden=(8,))
+    spec = StudentSpec(arch="mlp", n_particles=2, mlp_hidden=(8,), epochs=8, batch_size=64, lr=1e-2)
     rng = np.random.default_rng(0)
     x = rng.normal(size=(2000, 8)).astype(np.float32) * 0.5
     y = (x[:, 0] + x[:, 1] > 0).astype(np.int64)
     teacher = np.stack([-(x[:, 0] + x[:, 1]), x[:, 0] + x[:, 1]], axis=1) * 4
-    model = build_student(spec, quantized=True)
-    hist = train_student(model, x[:1500], y[:1500], teacher[:1500], x[1500:], y[1500:],
-                         TrainSettings(epochs=4, batch_size=64, lr=1e-2, alpha=0.5, temperature=2.0), progress=False)
+    backend = BrevitasBackend(spec)
+    model = backend.build(quantized=True)
+    hist = fit(backend, model, x[:1500], y[:1500], teacher[:1500], x[1500:], y[1500:], spec,
+               DistillConfig(alpha=0.5, temperature=2.0), progress=False)
     assert hist["best_val_accuracy"] > 0.9
     acc = (predict_logits(model, x[1500:]).argmax(1) == y[1500:]).mean()
     assert acc == pytest.approx(hist["best_val_accuracy"])

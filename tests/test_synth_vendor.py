@@ -15,8 +15,8 @@ import pytest
 from student_helpers import perturbed_student, random_inputs
 from trigger_kd.config import Config, HLSConfig, SynthConfig
 from trigger_kd.firmware.hls import convert_qonnx
-from trigger_kd.firmware.qonnx_export import export_student
-from trigger_kd.models.spec import StudentSpec
+from trigger_kd.config import StudentConfig as StudentSpec
+from trigger_kd.models.backend import BrevitasBackend
 from trigger_kd.errors import TriggerKDError
 from trigger_kd.pipeline import STAMP_FILE, RunContext
 
@@ -26,7 +26,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "reports" / "vitis_hls_2022.2_myp
 @pytest.fixture()
 def run_with_project(tmp_path):
     spec = StudentSpec(arch="mlp", n_particles=2, mlp_hidden=(4,))
-    export_student(perturbed_student(spec), random_inputs(spec, 8), tmp_path)
+    BrevitasBackend(spec).export(perturbed_student(spec), random_inputs(spec, 8), tmp_path)
     fw = tmp_path / "run" / "firmware"
     fw.mkdir(parents=True)
     (fw / STAMP_FILE).write_text("{}")

@@ -110,7 +110,8 @@ def cmd_cache(args) -> int:
 def cmd_report(args) -> int:
     from .report.compare import compare_runs
 
-    out = compare_runs([Path(p) for p in args.run_dirs], Path(args.out) if args.out else None)
+    runs = [Path(p) for p in args.run_dirs]
+    out = compare_runs(runs, Path(args.out) if args.out else runs[0].resolve().parent / "comparison.md")
     print(out.read_text() if args.print else f"comparison written to {out}")
     return 0
 
@@ -161,7 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("report", help="compare several run directories side by side")
     rp.add_argument("run_dirs", nargs="+")
-    rp.add_argument("--out", help="output Markdown (default firmware/comparison.md)")
+    rp.add_argument("--out", help="output Markdown (default: comparison.md beside the first run directory)")
     rp.add_argument("--print", action="store_true", help="print the comparison")
     rp.set_defaults(func=cmd_report)
 

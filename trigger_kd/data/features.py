@@ -54,13 +54,12 @@ def student_features(constituents, n_particles: int) -> np.ndarray:
     return out
 
 
-def student_input(feats, arch: str) -> np.ndarray:
-    """Features (N, P, F) -> model input: 'mlp' (N, P*F) particle-major, 'deepset' (N, F, P)."""
+def student_input(feats, layout: str) -> np.ndarray:
+    """Features (N, P, F) -> model input: 'flat' (N, P*F) particle-major, 'NFP' (N, F, P) or 'NPF' (N, P, F)."""
     f = np.asarray(feats, dtype=np.float32)
     if f.ndim != 3:
         raise TriggerKDError(f"student_input needs features of shape (N, P, F), got {f.shape}")
-    if arch == "mlp":
-        return np.ascontiguousarray(f.reshape(len(f), -1))
-    if arch == "deepset":
-        return np.ascontiguousarray(f.transpose(0, 2, 1))
-    raise TriggerKDError(f"unknown student architecture {arch!r}: use 'mlp' or 'deepset'")
+    if layout not in ("flat", "NFP", "NPF"):
+        raise TriggerKDError(f"unknown input layout {layout!r}: use 'flat', 'NFP' or 'NPF'")
+    shaped = {"flat": lambda: f.reshape(len(f), -1), "NFP": lambda: f.transpose(0, 2, 1), "NPF": lambda: f}[layout]()
+    return np.ascontiguousarray(shaped)

@@ -43,15 +43,9 @@ def execute_qonnx(model_wrapper, x: np.ndarray) -> np.ndarray:
     return np.concatenate(outs).astype(np.float64).reshape(len(x), -1) if outs else np.zeros((0, 2))
 
 
-def is_channels_first_conv(x: np.ndarray) -> bool:
-    return x.ndim == 3
-
-
-def export_student(model: torch.nn.Module, x: np.ndarray, out_dir: Path) -> dict:
-    """Export the quantised student; return paths, input layout and the execution check.
-
-    ``x``: student inputs (its own layout) for the check. The clean graph takes (N, P, F)
-    ("channels_last") for the deep set, (N, P*F) ("flat") for the MLP.
+def export_student(model: torch.nn.Module, x: np.ndarray, x_clean: np.ndarray, out_dir: Path) -> dict:
+    """Export the quantised student; return paths and the execution check on ``x`` (the student's
+    inputs) and ``x_clean`` (the same jets as the cleaned, channels-last graph takes them).
     """
     from brevitas.export import export_qonnx
     from qonnx.core.modelwrapper import ModelWrapper
@@ -66,8 +60,8 @@ def export_student(model: torch.nn.Module, x: np.ndarray, out_dir: Path) -> dict
             export_qonnx(model, example, export_path=str(tmp), dynamo=False)
     except Exception as exc:  # brevitas raises many types; say which model failed and why
         raise TriggerKDError(f"Brevitas QONNX export failed for the {model.spec.arch} student: {exc}") from exc
-    channels_last = is_channels_first_conv(x)
-    cleaned = clean_qonnx(ModelWrapper(str(raw)), channels_last)
+    raw_model = ModelWrapper(str(raw))
+    cleaned = clean_qonnx(raw_model, channels_last=any(n.op_type == "Conv" for n in raw_model.graph.node))
     with atomic_path(clean) as tmp:
         cleaned.save(str(tmp))
 
@@ -76,14 +70,11 @@ def export_student(model: torch.nn.Module, x: np.ndarray, out_dir: Path) -> dict
     from qonnx.transformation.infer_shapes import InferShapes
 
     got_raw = execute_qonnx(ModelWrapper(str(raw)).transform(InferShapes()), x)
-    x_clean = np.ascontiguousarray(x.transpose(0, 2, 1)) if channels_last else x
     got_clean = execute_qonnx(ModelWrapper(str(clean)), x_clean)
     diff_raw = float(np.max(np.abs(got_raw - ref))) if len(x) else 0.0
     diff_clean = float(np.max(np.abs(got_clean - ref))) if len(x) else 0.0
     # float32 execution of exact fixed-point values: agreement must be exact on the output grid
     check = {"n_jets": int(len(x)), "max_abs_diff": max(diff_raw, diff_clean), "max_abs_diff_raw": diff_raw,
              "max_abs_diff_clean": diff_clean, "exact": diff_raw == 0.0 and diff_clean == 0.0}
-    return {"raw": str(raw), "clean": str(clean), "check": check,
-            "input_layout": "channels_last" if channels_last else "flat",
-            "input_name": cleaned.graph.input[0].name,
+    return {"raw": str(raw), "clean": str(clean), "check": check, "input_name": cleaned.graph.input[0].name,
             "input_shape": [d.dim_value for d in cleaned.graph.input[0].type.tensor_type.shape.dim]}

@@ -78,6 +78,21 @@ class IntNet:
             f = _frac_after(layer, f)
         return f
 
+    def layer_table(self) -> list[dict]:
+        """Per-layer fixed-point formats, for reports and hls4ml checks (``student/quant_layers.json``)."""
+        rows = [{"layer": "input", "type": self.input_format.hls_type}]
+        for i, layer in enumerate(self.layers):
+            if isinstance(layer, Quant):
+                rows.append({"layer": f"{i}:quant{'+relu' if layer.relu else ''}", "type": layer.fmt.hls_type})
+            elif isinstance(layer, Dense):
+                rows.append({"layer": f"{i}:dense{'(per particle)' if layer.per_particle else ''}",
+                             "shape": list(layer.weight.shape), "weight_frac_bits": layer.weight_frac_bits,
+                             "max_abs_weight_int": int(np.abs(layer.weight).max()) if layer.weight.size else 0,
+                             "zero_weights": float((layer.weight == 0).mean())})
+            else:
+                rows.append({"layer": f"{i}:mean_pool", "n": layer.n})
+        return rows
+
     # ----------------------------------------------------------------- storage
     def to_dict(self) -> dict:
         layers = []

@@ -23,19 +23,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from ..config import StudentConfig
+from ..data.features import N_FEATURES
 from .intnet import Dense, FixedFormat, IntNet, MeanPool, Quant
-from .spec import StudentSpec
 
-
-def _check_spec(spec: StudentSpec) -> None:
-    from ..errors import TriggerKDError
-
-    if spec.arch not in ("mlp", "deepset"):
-        raise TriggerKDError(f"student.arch must be 'mlp' or 'deepset', got {spec.arch!r}")
-    if spec.arch == "deepset" and spec.n_particles & (spec.n_particles - 1):
-        raise TriggerKDError(
-            f"student.n_particles = {spec.n_particles}: the deep set needs a power of two "
-            "(its mean pooling is then exact in fixed point)")
+N_CLASSES = 2
 
 
 # ----------------------------------------------------------------------------- quantisers
@@ -48,7 +40,7 @@ def _quantizers():
     return ScalingImplType, Int8ActPerTensorFixedPoint, Uint8ActPerTensorFixedPoint, Int8WeightPerTensorFixedPoint, IntBias
 
 
-def input_quant(spec: StudentSpec):
+def input_quant(spec: StudentConfig):
     import brevitas.nn as qnn
 
     const, signed_act, _, _, _ = _quantizers()
@@ -57,7 +49,7 @@ def input_quant(spec: StudentSpec):
                              max_val=top, min_val=-top, return_quant_tensor=True)
 
 
-def relu_quant(spec: StudentSpec, bits: int | None = None):
+def relu_quant(spec: StudentConfig, bits: int | None = None):
     import brevitas.nn as qnn
 
     const, _, unsigned_act, _, _ = _quantizers()
@@ -68,7 +60,7 @@ def relu_quant(spec: StudentSpec, bits: int | None = None):
                          max_val=(2**bits - 1) * 2.0**-frac, return_quant_tensor=True)
 
 
-def pool_quant(spec: StudentSpec):
+def pool_quant(spec: StudentConfig):
     """Identity on the exact mean of ReLU outputs (log2 P more fractional bits): no rounding."""
     import brevitas.nn as qnn
 
@@ -79,7 +71,7 @@ def pool_quant(spec: StudentSpec):
                              max_val=(2**bits - 1) * 2.0**-frac, signed=False, return_quant_tensor=True)
 
 
-def qlinear(spec: StudentSpec, n_in: int, n_out: int):
+def qlinear(spec: StudentConfig, n_in: int, n_out: int):
     import brevitas.nn as qnn
 
     _, _, _, wq, bq = _quantizers()
@@ -87,7 +79,7 @@ def qlinear(spec: StudentSpec, n_in: int, n_out: int):
                            bias_quant=bq, bias_bit_width=spec.bias_bits, return_quant_tensor=True)
 
 
-def qconv(spec: StudentSpec, n_in: int, n_out: int):
+def qconv(spec: StudentConfig, n_in: int, n_out: int):
     import brevitas.nn as qnn
 
     _, _, _, wq, bq = _quantizers()
@@ -96,7 +88,7 @@ def qconv(spec: StudentSpec, n_in: int, n_out: int):
 
 
 # ----------------------------------------------------------------------------- models
-def _stack(spec: StudentSpec, quantized: bool, n_in: int, widths, n_out: int | None = None,
+def _stack(spec: StudentConfig, quantized: bool, n_in: int, widths, n_out: int | None = None,
            per_particle: bool = False) -> tuple[list[nn.Module], int]:
     """[layer, ReLU] per hidden width (+ a last layer to ``n_out`` logits); 1x1 convolutions per particle."""
     def layer(a, b):
@@ -116,11 +108,11 @@ def _stack(spec: StudentSpec, quantized: bool, n_in: int, widths, n_out: int | N
 class MLPStudent(nn.Module):
     """(B, P*F) flattened constituents -> hidden layers with ReLU -> 2 logits."""
 
-    def __init__(self, spec: StudentSpec, quantized: bool = True):
+    def __init__(self, spec: StudentConfig, quantized: bool = True):
         super().__init__()
         self.spec, self.quantized = spec, quantized
         first = input_quant(spec) if quantized else nn.Identity()
-        layers, _ = _stack(spec, quantized, spec.n_particles * spec.n_features, spec.mlp_hidden, spec.n_classes)
+        layers, _ = _stack(spec, quantized, spec.n_particles * N_FEATURES, spec.mlp_hidden, N_CLASSES)
         self.net = nn.Sequential(first, *layers)
 
     def forward(self, x):
@@ -130,15 +122,15 @@ class MLPStudent(nn.Module):
 class DeepSetStudent(nn.Module):
     """(B, F, P) -> per-particle phi (1x1 conv + ReLU) -> mean over particles -> rho -> 2 logits."""
 
-    def __init__(self, spec: StudentSpec, quantized: bool = True):
+    def __init__(self, spec: StudentConfig, quantized: bool = True):
         super().__init__()
         self.spec, self.quantized = spec, quantized
         first = input_quant(spec) if quantized else nn.Identity()
-        phi, n_in = _stack(spec, quantized, spec.n_features, spec.phi_hidden, per_particle=True)
+        phi, n_in = _stack(spec, quantized, N_FEATURES, spec.phi_hidden, per_particle=True)
         self.phi = nn.Sequential(first, *phi)
         self.pool = nn.AdaptiveAvgPool1d(1)
         self.pool_q = pool_quant(spec) if quantized else nn.Identity()
-        rho, _ = _stack(spec, quantized, n_in, spec.rho_hidden, spec.n_classes)
+        rho, _ = _stack(spec, quantized, n_in, spec.rho_hidden, N_CLASSES)
         self.rho = nn.Sequential(*rho)
 
     def forward(self, x):
@@ -152,9 +144,18 @@ def _plain(t):
     return t.value if hasattr(t, "value") and not isinstance(t, torch.Tensor) else t
 
 
-def build_student(spec: StudentSpec, quantized: bool = True) -> nn.Module:
-    _check_spec(spec)
+def build_student(spec: StudentConfig, quantized: bool = True) -> nn.Module:
+    """Unchecked: build students through ``models.backend`` (which checks arch and particle count)."""
     return MLPStudent(spec, quantized) if spec.arch == "mlp" else DeepSetStudent(spec, quantized)
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
+    """Logits (N, 2) as float64 (the quantised student's outputs are exact on their grid)."""
+    model.eval()
+    out = [model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32))).double()
+           for i in range(0, len(x), batch_size)]
+    return torch.cat(out).numpy() if out else np.zeros((0, N_CLASSES))
 
 
 # ----------------------------------------------------------------------------- fixed-point view
@@ -182,7 +183,7 @@ def student_intnet(model: nn.Module) -> IntNet:
     """The quantised student as an integer network (bit-exact with its forward pass)."""
     if not getattr(model, "quantized", False):
         raise ValueError("student_intnet needs the quantised student, not the float twin")
-    spec: StudentSpec = model.spec
+    spec: StudentConfig = model.spec
     model.eval()
     layers = []
     mods = list(model.net) if spec.arch == "mlp" else list(model.phi)
@@ -209,27 +210,6 @@ def student_intnet(model: nn.Module) -> IntNet:
         fmt = _act_format(model.pool_q)
         layers.append(Quant(fmt, relu=False))
         walk(list(model.rho), fmt.frac_bits, False)
-    shape = (spec.n_particles * spec.n_features,) if spec.arch == "mlp" else (spec.n_features, spec.n_particles)
+    shape = (spec.n_particles * N_FEATURES,) if spec.arch == "mlp" else (N_FEATURES, spec.n_particles)
     return IntNet(in_fmt, shape, layers, name=f"{spec.arch}_student")
 
-
-def output_lsb(model: nn.Module) -> float:
-    """Grid of the quantised student's logits (the last layer's accumulator LSB)."""
-    return 2.0 ** -student_intnet(model).output_frac_bits
-
-
-def quant_layer_table(model: nn.Module) -> list[dict]:
-    """Per-layer fixed-point formats of the quantised student, for reports and hls4ml checks."""
-    net = student_intnet(model)
-    rows = [{"layer": "input", "type": net.input_format.hls_type}]
-    for i, layer in enumerate(net.layers):
-        if isinstance(layer, Quant):
-            rows.append({"layer": f"{i}:quant{'+relu' if layer.relu else ''}", "type": layer.fmt.hls_type})
-        elif isinstance(layer, Dense):
-            wmax = int(np.abs(layer.weight).max()) if layer.weight.size else 0
-            rows.append({"layer": f"{i}:dense{'(per particle)' if layer.per_particle else ''}",
-                         "shape": list(layer.weight.shape), "weight_frac_bits": layer.weight_frac_bits,
-                         "max_abs_weight_int": wmax, "zero_weights": float((layer.weight == 0).mean())})
-        else:
-            rows.append({"layer": f"{i}:mean_pool", "n": layer.n})
-    return rows

@@ -1,6 +1,6 @@
-"""QKeras students (MLP and deep set), their float twins, KD training, storage and integer form.
+"""QKeras students (MLP and deep set), their float twins, storage and integer form.
 
-Formats follow :class:`~trigger_kd.models.spec.StudentSpec`, as the Brevitas students do:
+Formats follow ``cfg.student`` (:class:`~trigger_kd.config.StudentConfig`), as the Brevitas students do:
 input ``quantized_bits(input_bits, input_int_bits)`` (signed fixed<input_bits, input_int_bits+1>),
 weights ``quantized_bits(weight_bits, 0)``, bias ``quantized_bits(bias_bits, .)`` with at most
 as many fractional bits as the layer's accumulator, ReLU ``quantized_relu(act_bits, act_int_bits)``,
@@ -18,7 +18,6 @@ os.environ["TF_USE_LEGACY_KERAS"] = "1"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import math  # noqa: E402
-import time  # noqa: E402
 import warnings  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
 from pathlib import Path  # noqa: E402
@@ -27,8 +26,9 @@ import numpy as np  # noqa: E402
 
 from ..atomic import atomic_path  # noqa: E402
 from ..errors import TriggerKDError  # noqa: E402
+from ..config import StudentConfig  # noqa: E402
+from ..data.features import N_FEATURES  # noqa: E402
 from .intnet import Dense, FixedFormat, IntNet, MeanPool, Quant  # noqa: E402
-from .spec import StudentSpec  # noqa: E402
 
 try:
     import tensorflow as tf  # noqa: E402
@@ -50,38 +50,31 @@ PREDICT_BATCH = 4096
 
 
 # ----------------------------------------------------------------------------- formats
-def input_quantizer(spec: StudentSpec):
+def input_quantizer(spec: StudentConfig):
     return quantized_bits(spec.input_bits, spec.input_int_bits, alpha=1)
 
 
-def weight_quantizer(spec: StudentSpec):
+def weight_quantizer(spec: StudentConfig):
     return quantized_bits(spec.weight_bits, 0, alpha=1)
 
 
-def relu_quantizer(spec: StudentSpec):
+def relu_quantizer(spec: StudentConfig):
     return quantized_relu(spec.act_bits, spec.act_int_bits)
 
 
-def bias_quantizer(spec: StudentSpec, acc_frac_bits: int):
+def bias_quantizer(spec: StudentConfig, acc_frac_bits: int):
     """Signed ``bias_bits`` with the accumulator's fractional bits (never more; at least 0 integer bits)."""
     integer = max(spec.bias_bits - 1 - acc_frac_bits, 0)
     return quantized_bits(spec.bias_bits, integer, alpha=1)
 
 
 # ----------------------------------------------------------------------------- models
-def build_keras_student(spec: StudentSpec, quantized: bool, seed: int = 0):
+def build_keras_student(spec: StudentConfig, quantized: bool, seed: int = 0):
     """The QKeras student (``quantized=True``) or its float twin (same layers, no quantisers).
 
-    Initialisers are seeded from ``seed`` so both twins start from the same weights.
+    Unchecked: build students through ``models.backend``. Initialisers are seeded from ``seed``.
     """
-    if spec.arch not in ("mlp", "deepset"):
-        raise TriggerKDError(f"unknown student arch {spec.arch!r}: use 'mlp' or 'deepset'")
-    P, F = spec.n_particles, spec.n_features
-    if spec.arch == "deepset" and quantized and P & (P - 1):
-        raise TriggerKDError(
-            f"the quantised deep set averages over {P} particles, which is not exact in fixed point; "
-            "set student.n_particles to a power of two (8, 16, 32, ...)"
-        )
+    P, F = spec.n_particles, N_FEATURES
     counter = iter(range(1000))
 
     def init():
@@ -101,95 +94,23 @@ def build_keras_student(spec: StudentSpec, quantized: bool, seed: int = 0):
     shape = (P * F,) if spec.arch == "mlp" else (P, F)
     inp = tf_keras.Input(shape, name="x")
     h = QActivation(input_quantizer(spec), name="in_quant")(inp) if quantized else inp
-    frac = spec.input_frac_bits
+    frac = spec.input_bits - 1 - spec.input_int_bits
     if spec.arch == "mlp":
         for i, n in enumerate(spec.mlp_hidden, 1):
             h = relu(f"relu{i}")(dense(n, f"fc{i}", frac)(h))
-            frac = spec.act_frac_bits
+            frac = spec.act_bits - spec.act_int_bits
     else:
         for i, n in enumerate(spec.phi_hidden, 1):
             h = relu(f"phi_relu{i}")(dense(n, f"phi{i}", frac, conv=True)(h))
-            frac = spec.act_frac_bits
+            frac = spec.act_bits - spec.act_int_bits
         h = tf_keras.layers.GlobalAveragePooling1D(name="pool")(h)
         frac += int(math.ceil(math.log2(P)))
         for i, n in enumerate(spec.rho_hidden, 1):
             h = relu(f"rho_relu{i}")(dense(n, f"rho{i}", frac)(h))
-            frac = spec.act_frac_bits
-    out = dense(spec.n_classes, "logits", frac)(h)
+            frac = spec.act_bits - spec.act_int_bits
+    out = dense(2, "logits", frac)(h)
     kind = "qkeras" if quantized else "float"
     return tf_keras.Model(inp, out, name=f"{spec.arch}_{kind}")
-
-
-def kd_loss(s_logits, y, t_logits, alpha: float, temperature: float):
-    """(1-alpha) CE(y, s) + alpha T^2 KL(softmax(t/T) || softmax(s/T)), batch mean; plain CE if t is None."""
-    s_logits = tf.cast(s_logits, tf.float32)
-    ce = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(y, tf.int32), logits=s_logits))
-    if t_logits is None:
-        return ce
-    T = float(temperature)
-    log_ps = tf.nn.log_softmax(s_logits / T, axis=-1)
-    log_pt = tf.nn.log_softmax(tf.cast(t_logits, tf.float32) / T, axis=-1)
-    kl = tf.reduce_mean(tf.reduce_sum(tf.exp(log_pt) * (log_pt - log_ps), axis=-1))
-    return (1.0 - alpha) * ce + alpha * T * T * kl
-
-
-def train_keras_student(model, x, y, t_logits, xv, yv, settings, progress: bool = False) -> dict:
-    """Train with Adam(W) and the KD loss (plain CE when ``t_logits`` is None); keep the best-val-accuracy weights."""
-    from tqdm import tqdm
-
-    if settings.threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(settings.threads)
-        except RuntimeError:
-            pass  # the TensorFlow runtime has started already; its thread pool cannot be resized
-    tf_keras.utils.set_random_seed(settings.seed)
-    x = np.asarray(x, dtype=np.float32)
-    y = np.asarray(y, dtype=np.int32)
-    teacher = None if t_logits is None else np.asarray(t_logits, dtype=np.float32)
-    if teacher is not None and len(teacher) != len(x):
-        raise TriggerKDError(f"{len(teacher)} teacher logits for {len(x)} training jets: re-run the teacher stage")
-    if settings.weight_decay > 0:
-        opt = tf_keras.optimizers.AdamW(learning_rate=settings.lr, weight_decay=settings.weight_decay)
-    else:
-        opt = tf_keras.optimizers.Adam(learning_rate=settings.lr)
-    alpha, T = float(settings.alpha), float(settings.temperature)
-
-    @tf.function(reduce_retracing=True)
-    def step(xb, yb, tb):
-        with tf.GradientTape() as tape:
-            s = model(xb, training=True)
-            loss = kd_loss(s, yb, tb if teacher is not None else None, alpha, T)
-        grads = tape.gradient(loss, model.trainable_variables)
-        opt.apply_gradients(zip(grads, model.trainable_variables))
-        return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(s, axis=-1, output_type=tf.int32), yb), tf.float32))
-
-    rng = np.random.default_rng(settings.seed)
-    history, best_acc, best_epoch, best_weights = [], -1.0, 0, None
-    t0 = time.perf_counter()
-    for epoch in tqdm(range(1, settings.epochs + 1), desc="train (qkeras)", disable=not progress):
-        order = rng.permutation(len(x))
-        loss_sum, correct = 0.0, 0.0
-        for start in range(0, len(x), settings.batch_size):
-            idx = order[start:start + settings.batch_size]
-            tb = teacher[idx] if teacher is not None else np.zeros((len(idx), 2), np.float32)
-            loss, ok = step(x[idx], y[idx], tb)
-            loss_sum += float(loss) * len(idx)
-            correct += float(ok)
-        row = {"epoch": epoch, "train_loss": loss_sum / max(len(x), 1), "train_accuracy": correct / max(len(x), 1)}
-        if xv is not None and len(xv):
-            sv = keras_predict(model, xv)
-            row["val_loss"] = float(kd_loss(sv, np.asarray(yv), None, 0.0, 1.0))
-            row["val_accuracy"] = float(np.mean(np.argmax(sv, axis=1) == np.asarray(yv)))
-        else:
-            row["val_accuracy"] = row["train_accuracy"]
-        history.append(row)
-        if row["val_accuracy"] > best_acc:
-            best_acc, best_epoch = row["val_accuracy"], epoch
-            best_weights = [w.copy() for w in model.get_weights()]
-    if best_weights is not None:
-        model.set_weights(best_weights)
-    return {"epochs": settings.epochs, "best_epoch": best_epoch, "best_val_accuracy": best_acc,
-            "train_seconds": time.perf_counter() - t0, "history": history}
 
 
 def keras_predict(model, x: np.ndarray) -> np.ndarray:
@@ -291,6 +212,6 @@ def _to_int(v: np.ndarray, frac: int, what: str) -> np.ndarray:
 
 
 __all__ = [
-    "build_keras_student", "train_keras_student", "kd_loss", "keras_predict", "save_keras_student",
+    "build_keras_student", "keras_predict", "save_keras_student",
     "load_keras_student", "keras_intnet", "custom_objects", "tf_keras",
 ]

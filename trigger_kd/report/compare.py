@@ -11,7 +11,8 @@ from .plots import resource_bars
 from .tables import md_table
 
 
-def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
+def compare_runs(run_dirs: list[Path], out: Path) -> Path:
+    """Write the comparison to ``out`` (Markdown; JSON and the resource bars beside it)."""
     reports = []
     for d in run_dirs:
         path = Path(d) / "report" / "report.json"
@@ -21,7 +22,6 @@ def compare_runs(run_dirs: list[Path], out: Path | None = None) -> Path:
         raise TriggerKDError(
             f"no report.json under {', '.join(map(str, run_dirs))}; run `trigger-kd run CONFIG` (to the report stage) first"
         )
-    out = out or Path(run_dirs[0]).resolve().parent / "comparison.md"
     out.parent.mkdir(parents=True, exist_ok=True)
     rows = [model_row(r) for r in reports]
     res = {r["model"]: r["resources"] for r in reports if r.get("resources")}

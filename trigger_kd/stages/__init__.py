@@ -46,6 +46,6 @@ STAGES: list[Stage] = [
           help="vendor HLS (local or docker) or the open-source route; resources.json",
           tools=("hls4ml", "da4ml", "yosys", "verilator", "numpy")),
     Stage("report", ("checks",), ("data", "teacher", "student", "firmware", "synth"), _lazy("report", "run_report"),
-          always=True, help="report.md + report.json + plots (KD vs scratch from a sibling scratch run when there is one)"),
+          help="report.md + report.json + plots, from this run's directory only"),
 ]
 STAGE_NAMES = [s.name for s in STAGES]

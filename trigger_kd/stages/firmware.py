@@ -19,45 +19,25 @@ from ..pipeline import RunContext, StageError
 
 
 def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
+    from ..firmware.hls import hls_predict
     from ..firmware.parity import float_agreement, parity_report
-    from .student import TrainedStudent
+    from ..models.backend import student_backend
 
     sdir = ctx.dir("student")
-    x = np.load(sdir / "test_inputs.npy")
+    backend = student_backend(cfg.student)
+    x_fw = backend.firmware_inputs(np.load(sdir / "test_inputs.npy"))
     q_logits = np.load(sdir / "test_logits.npy")
     f_logits = np.load(sdir / "test_logits_float.npy")
     is_top = np.load(sdir / "test_is_top.npy")
     settings = cfg.hls
-    prj = out / "hls4ml_prj"
-    trained = TrainedStudent(cfg, sdir)
-    n_particles = cfg.student.n_particles if cfg.student.arch == "deepset" else None
-    if cfg.student.framework == "brevitas":
-        from ..firmware.hls import build_hls_from_qonnx, first_mismatch_layer, hls_predict
-        from ..models.students import output_lsb
-
-        edir = ctx.dir("export")
-        meta = json.loads((edir / "check.json").read_text())
-        onnx_path = edir / "model_clean.onnx"
-        info(f"[firmware] hls4ml {settings.backend} project from {onnx_path}")
-        hls_model = build_hls_from_qonnx(onnx_path, prj, settings, n_particles=n_particles)
-        x_fw = _to_layout(x, meta.get("input_layout"))
-        lsb = output_lsb(trained.quant)
-        mismatch = lambda xs: first_mismatch_layer(hls_model, onnx_path, _to_layout(xs, meta.get("input_layout")))  # noqa: E731
-    else:
-        from ..firmware.hls import hls_predict
-        from ..firmware.hls_keras import build_hls_from_keras, first_mismatch_layer_keras, keras_output_lsb
-
-        hls_model = build_hls_from_keras(trained.quant, prj, settings, n_particles=n_particles)
-        x_fw = x
-        lsb = keras_output_lsb(trained.quant)
-        mismatch = lambda xs: first_mismatch_layer_keras(hls_model, trained.quant, xs)  # noqa: E731
+    fw = backend.firmware(backend.load(sdir), ctx.dir("export"), out / "hls4ml_prj", settings)
     info(f"[firmware] C-simulation of {len(x_fw)} test jets")
-    csim = hls_predict(hls_model, x_fw, progress=ctx.progress)
+    csim = hls_predict(fw.hls_model, x_fw, progress=ctx.progress)
     np.save(out / "csim_outputs.npy", csim)
     fa = float_agreement(q_logits, f_logits, is_top, working_point=cfg.checks.working_point)
-    report = parity_report(csim, q_logits, lsb, float_block=fa, backend=settings.backend)
+    report = parity_report(csim, q_logits, fw.lsb, float_block=fa, backend=settings.backend)
     if report["bit_exact_fraction"] < 1.0:
-        report["first_mismatch_layer"] = mismatch(x[report["first_mismatched_jets"]])
+        report["first_mismatch_layer"] = fw.first_mismatch(x_fw[report["first_mismatched_jets"]])
     report["required_fraction"] = cfg.checks.parity_min_fraction  # check-parity applies the same threshold
     (out / "parity.json").write_text(json.dumps(report, indent=2, default=float))
     info(f"[firmware] bit-exact on {report['bit_exact_fraction'] * 100:.3f} % of {report['n_jets']} test jets")
@@ -69,9 +49,3 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
         )
     return {k: report[k] for k in ("n_jets", "bit_exact_fraction", "max_abs_diff")}
 
-
-def _to_layout(x: np.ndarray, layout: str | None) -> np.ndarray:
-    """Student input (N, F, P) -> the layout the cleaned QONNX graph expects."""
-    if layout in ("channels_last", "NPF", "NLC") and x.ndim == 3:
-        return np.ascontiguousarray(x.transpose(0, 2, 1))
-    return x

@@ -78,6 +78,7 @@ def _merge_latency(post, hls):
 
 
 def _open_source(cfg: Config, ctx: RunContext, out: Path, notes: list[str]):
+    from ..models.backend import student_backend
     from ..models.intnet import IntNet
     from ..synth.opensource import run_open_source
 
@@ -85,13 +86,11 @@ def _open_source(cfg: Config, ctx: RunContext, out: Path, notes: list[str]):
     if not (sdir / "intnet.json").is_file():
         raise StageError(
             f"the open-source route traces the student's integer network, but {sdir / 'intnet.json'} does not "
-            f"exist (student.framework: {cfg.student.framework}; a student stage from an older version, or a "
-            f"QKeras student it could not express, writes none); rerun the student stage, or use a vendor route "
+            f"exist (student.framework: {cfg.student.framework}; a student stage from an older version writes "
+            f"none); rerun the student stage, or use a vendor route "
             f"(synth.tool: vivado | vitis | docker)")
     net = IntNet.load(sdir / "intnet.json")
-    x = np.load(sdir / "test_inputs.npy")
-    if cfg.student.framework == "qkeras" and x.ndim == 3:
-        x = x.transpose(0, 2, 1)  # QKeras deep set inputs are (N, P, F); the integer network's are (N, F, P)
+    x = student_backend(cfg.student).intnet_inputs(np.load(sdir / "test_inputs.npy"))
     ref = np.load(sdir / "test_logits.npy") if (sdir / "test_logits.npy").is_file() else None
     s, h = cfg.synth, cfg.hls
     info(f"[synth] open-source route: da4ml -> Yosys ({s.family}) -> {s.simulator} on {len(x)} test jets "

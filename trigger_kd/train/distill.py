@@ -20,3 +20,18 @@ def kd_loss(student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: 
     soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
                     reduction="batchmean", log_target=True)
     return (1.0 - alpha) * hard + alpha * t * t * soft
+
+
+def kd_loss_tf(student_logits, labels, teacher_logits, alpha: float, temperature: float):
+    """The same loss in TensorFlow (QKeras students)."""
+    import tensorflow as tf
+
+    s = tf.cast(student_logits, tf.float32)
+    hard = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=tf.cast(labels, tf.int32), logits=s))
+    if teacher_logits is None or alpha == 0:
+        return hard
+    t = float(temperature)
+    log_ps = tf.nn.log_softmax(s / t, axis=-1)
+    log_pt = tf.nn.log_softmax(tf.cast(teacher_logits, tf.float32) / t, axis=-1)
+    soft = tf.reduce_mean(tf.reduce_sum(tf.exp(log_pt) * (log_pt - log_ps), axis=-1))
+    return (1.0 - alpha) * hard + alpha * t * t * soft

@@ -1,73 +1,59 @@
-"""One training loop for the PyTorch (Brevitas and float) students."""
+"""The one training loop of every student, whichever framework (the backend makes each step).
+
+Recipe: AdamW (``student.lr``, ``student.weight_decay``), the learning rate set before every step
+from :func:`lr_at`, the KD loss of ``train/distill.py``, batches in a NumPy permutation seeded by
+``student.seed``, and the weights of the epoch with the best validation accuracy kept.
+"""
 from __future__ import annotations
 
-import copy
+import math
 import time
 
 import numpy as np
-import torch
 from tqdm.auto import tqdm
 
-from .distill import kd_loss
-from .settings import TrainSettings
+
+def lr_at(step: int, total: int, lr: float, warmup: float = 0.1) -> float:
+    """One-cycle learning rate at ``step`` of ``total``: cosine from lr/25 up to lr over the first
+    ``warmup`` of the steps, then cosine down to lr/25e4 (PyTorch's OneCycleLR values)."""
+    up = max(1.0, warmup * total - 1)
+    if step <= up:
+        a, b, p = lr / 25, lr, step / up
+    else:
+        a, b, p = lr, lr / 25e4, (step - up) / max(1.0, total - 1 - up)
+    return b + (a - b) * (1 + math.cos(math.pi * min(p, 1.0))) / 2
 
 
-@torch.no_grad()
-def predict_logits(model: torch.nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Logits (N, 2) as float64 (the quantised student's outputs are exact on their grid)."""
-    model.eval()
-    out = [model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32))).double()
-           for i in range(0, len(x), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, 2))
-
-
-def _accuracy(model, x, y) -> float:
-    return float((predict_logits(model, x).argmax(1) == y).mean()) if len(y) else float("nan")
-
-
-def train_student(model: torch.nn.Module, x: np.ndarray, y: np.ndarray, teacher_logits: np.ndarray | None,
-                  x_val: np.ndarray, y_val: np.ndarray, settings: TrainSettings, progress: bool = True) -> dict:
-    """Train in place (AdamW, cosine schedule, KD loss); keep the best-validation-accuracy weights."""
-    if settings.threads > 0:
-        torch.set_num_threads(settings.threads)
-    gen = torch.Generator().manual_seed(settings.seed)
-    xt = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
-    yt = torch.from_numpy(np.asarray(y, dtype=np.int64))
-    tt = None if teacher_logits is None or settings.alpha == 0 else torch.from_numpy(
-        np.asarray(teacher_logits, dtype=np.float32))
-    if tt is not None and len(tt) != len(xt):
-        raise ValueError(f"teacher logits for {len(tt)} jets but {len(xt)} training jets")
-    opt = torch.optim.AdamW(model.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
-    steps = max(1, settings.epochs * int(np.ceil(len(xt) / settings.batch_size)))
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=settings.lr, total_steps=steps, pct_start=0.1)
-    best = (-1.0, copy.deepcopy(model.state_dict()), 0)
-    history = []
+def fit(backend, model, x, y, teacher, x_val, y_val, s, distill, progress: bool = True) -> dict:
+    """Train ``model`` in place with ``cfg.student`` (``s``) and ``cfg.distill``; keep the best-val-accuracy weights."""
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    y = np.asarray(y, dtype=np.int64)
+    t = None if teacher is None or distill.alpha == 0 else np.asarray(teacher, dtype=np.float32)
+    if t is not None and len(t) != len(x):
+        raise ValueError(f"teacher logits for {len(t)} jets but {len(x)} training jets: rerun the teacher stage")
+    step = backend.make_step(model, distill)
+    rng = np.random.default_rng(s.seed)
+    per_epoch = max(1, math.ceil(len(x) / s.batch_size))
+    total = s.epochs * per_epoch
+    best = (-1.0, backend.get_weights(model), 0)
+    history, lrs = [], []
     t0 = time.perf_counter()
-    bar = tqdm(total=steps, desc="student", unit="step", disable=not progress, leave=False)
-    for epoch in range(settings.epochs):
-        model.train()
-        perm = torch.randperm(len(xt), generator=gen)
-        total, n = 0.0, 0
-        for i in range(0, len(perm), settings.batch_size):
-            idx = perm[i:i + settings.batch_size]
-            logits = model(xt[idx])
-            loss = kd_loss(logits, yt[idx], None if tt is None else tt[idx], settings.alpha, settings.temperature)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            total += loss.item() * len(idx)
-            n += len(idx)
+    bar = tqdm(total=total, desc=f"student ({backend.framework})", unit="step", disable=not progress, leave=False)
+    for epoch in range(1, s.epochs + 1):
+        order, loss_sum = rng.permutation(len(x)), 0.0
+        for i, start in enumerate(range(0, len(x), s.batch_size)):
+            idx = order[start:start + s.batch_size]
+            loss, used = step(x[idx], y[idx], None if t is None else t[idx], lr_at((epoch - 1) * per_epoch + i, total, s.lr))
+            loss_sum += loss * len(idx)
+            lrs.append(used)
             bar.update(1)
-        val_acc = _accuracy(model, x_val, y_val)
-        history.append({"epoch": epoch + 1, "loss": total / max(n, 1), "val_accuracy": val_acc})
-        bar.set_postfix(loss=f"{total / max(n, 1):.4f}", val_acc=f"{val_acc:.4f}")
+        val_acc = float((backend.predict(model, x_val).argmax(1) == y_val).mean()) if len(y_val) else float("nan")
+        history.append({"epoch": epoch, "loss": loss_sum / max(len(x), 1), "val_accuracy": val_acc})
+        bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", val_acc=f"{val_acc:.4f}")
         if val_acc > best[0]:
-            best = (val_acc, copy.deepcopy(model.state_dict()), epoch + 1)
+            best = (val_acc, backend.get_weights(model), epoch)
     bar.close()
-    model.load_state_dict(best[1])
-    model.eval()
+    backend.set_weights(model, best[1])
     seconds = time.perf_counter() - t0
-    return {"epochs": settings.epochs, "best_epoch": best[2], "best_val_accuracy": best[0],
-            "train_seconds": seconds, "jets_per_second": len(xt) * settings.epochs / max(seconds, 1e-9),
-            "history": history}
+    return {"epochs": s.epochs, "best_epoch": best[2], "best_val_accuracy": best[0], "train_seconds": seconds,
+            "jets_per_second": len(x) * s.epochs / max(seconds, 1e-9), "history": history, "lr_per_step": lrs}

@@ -1,0 +1,286 @@
+"""One interface to a student, whichever framework (Brevitas or QKeras): all the stages call.
+
+Each backend builds the quantised student and its float twin, makes one training step, stores,
+loads and runs them, gives the integer network (RTL route), exports what hls4ml converts, builds
+the hls4ml project and gives the output LSB. The input layout is decided here and nowhere else:
+``layout`` is what the model takes ('flat' (N, P*F) for the MLP; 'NFP' (N, F, P) for the Brevitas
+deep set, 'NPF' (N, P, F) for the QKeras one); hls4ml takes 'NPF' from both frameworks (qonnx
+makes the Brevitas graph channels-last), the integer network 'NFP'.
+"""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Callable, NamedTuple
+
+import numpy as np
+
+from ..console import info
+from ..data.features import student_features, student_input
+from ..errors import TriggerKDError
+
+NAMES = ("student", "student_float")  # the quantised student and its float twin (file stems)
+
+
+class Firmware(NamedTuple):
+    hls_model: object
+    lsb: float  # the quantised student's output grid
+    first_mismatch: Callable[[np.ndarray], str | None]  # firmware inputs -> first differing layer
+
+
+class StudentBackend(ABC):
+    framework: str
+    suffix: str  # file suffix of a stored model
+    deepset_layout: str
+
+    def __init__(self, s):
+        if s.arch not in ("mlp", "deepset"):
+            raise TriggerKDError(f"student.arch must be 'mlp' or 'deepset', got {s.arch!r}")
+        if s.arch == "deepset" and s.n_particles & (s.n_particles - 1):
+            raise TriggerKDError(f"student.n_particles = {s.n_particles}: the deep set needs a power of two "
+                                 "(its mean pooling is then exact in fixed point), e.g. 8, 16, 32")
+        self.s = s
+        self.layout = "flat" if s.arch == "mlp" else self.deepset_layout
+
+    # ---- inputs: the one place that knows layouts
+    def inputs(self, constituents) -> np.ndarray:
+        """Canonical constituents -> the exact array the student takes."""
+        return student_input(student_features(constituents, self.s.n_particles), self.layout)
+
+    def to_layout(self, x: np.ndarray, layout: str) -> np.ndarray:
+        """Student inputs -> 'NFP' (integer network) or 'NPF' (hls4ml); flat inputs stay as they are."""
+        return np.ascontiguousarray(x.transpose(0, 2, 1)) if self.layout not in ("flat", layout) else x
+
+    # ---- training, storage
+    def train_twins(self, x, y, teacher, x_val, y_val, distill, out: Path, progress: bool = True) -> dict:
+        """Quantised student and float twin, from the same initial weights, trained alike; saved in ``out``."""
+        from ..train.loops import fit
+
+        quant, twin = self.twins()
+        histories = {}
+        for name, model in zip(NAMES, (quant, twin)):
+            info(f"[student] training {self.framework} {'quantised' if model is quant else 'float twin'} {self.s.arch} "
+                 f"({'KD alpha=%g T=%g' % (distill.alpha, distill.temperature) if teacher is not None else 'from scratch'})")
+            histories[name] = fit(self, model, x, y, teacher, x_val, y_val, self.s, distill, progress)
+            self.save(model, Path(out) / f"{name}{self.suffix}")
+        return histories
+
+    def twins(self):
+        """(quantised student, float twin), the twin starting from the student's initial weights."""
+        quant, twin = self.build(quantized=True), self.build(quantized=False)
+        self.set_weights(twin, self.get_weights(quant))
+        return quant, twin
+
+    def load(self, student_dir: Path, name: str = "student"):
+        path = Path(student_dir) / f"{name}{self.suffix}"
+        if not path.is_file():
+            raise TriggerKDError(f"no {self.framework} student at {path}: run the student stage first")
+        return self._load(path, quantized=name == NAMES[0])
+
+    def output_lsb(self, model) -> float:
+        """Grid of the quantised student's logits (the last layer's accumulator LSB)."""
+        return 2.0 ** -self.intnet(model).output_frac_bits
+
+    def firmware_inputs(self, x: np.ndarray) -> np.ndarray:
+        return self.to_layout(x, "NPF")
+
+    def intnet_inputs(self, x: np.ndarray) -> np.ndarray:
+        return self.to_layout(x, "NFP")
+
+    @abstractmethod
+    def build(self, quantized: bool): ...
+
+    @abstractmethod
+    def get_weights(self, model): ...
+
+    @abstractmethod
+    def set_weights(self, model, weights) -> None: ...
+
+    @abstractmethod
+    def make_step(self, model, distill) -> Callable:
+        """(x, y, teacher logits or None, lr) -> (loss, the lr the optimiser used): one AdamW step on the KD loss."""
+
+    @abstractmethod
+    def save(self, model, path: Path) -> None: ...
+
+    @abstractmethod
+    def _load(self, path: Path, quantized: bool): ...
+
+    @abstractmethod
+    def predict(self, model, x: np.ndarray) -> np.ndarray:
+        """Logits (N, 2), float64."""
+
+    @abstractmethod
+    def intnet(self, model):
+        """The quantised student as an integer network (its inputs: ``intnet_inputs``)."""
+
+    @abstractmethod
+    def export(self, model, x: np.ndarray, out: Path) -> dict:
+        """Write what the firmware stage converts into ``out``; return {"check": {..., "exact": bool}, ...}."""
+
+    @abstractmethod
+    def firmware(self, model, export_dir: Path, prj: Path, settings) -> Firmware:
+        """Build and compile the hls4ml project in ``prj``."""
+
+    def _n_pool(self):
+        return self.s.n_particles if self.s.arch == "deepset" else None
+
+
+class BrevitasBackend(StudentBackend):
+    framework, suffix, deepset_layout = "brevitas", ".pt", "NFP"
+
+    def build(self, quantized: bool):
+        import torch
+
+        from .students import build_student
+
+        torch.manual_seed(self.s.seed)
+        return build_student(self.s, quantized=quantized)
+
+    def get_weights(self, model):
+        return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+    def set_weights(self, model, weights) -> None:
+        """Same parameter names in student and twin (the quantisers' own state is not copied)."""
+        model.load_state_dict({k: weights[k] for k in model.state_dict()})
+
+    def make_step(self, model, distill):
+        import torch
+
+        from ..train.distill import kd_loss
+
+        if self.s.threads > 0:
+            torch.set_num_threads(self.s.threads)
+        opt = torch.optim.AdamW(model.parameters(), lr=self.s.lr, weight_decay=self.s.weight_decay)
+
+        def step(xb, yb, tb, lr):
+            for group in opt.param_groups:
+                group["lr"] = lr
+            model.train()
+            loss = kd_loss(model(torch.from_numpy(xb)), torch.from_numpy(yb), None if tb is None else torch.from_numpy(tb),
+                           distill.alpha, distill.temperature)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            return loss.item(), opt.param_groups[0]["lr"]
+        return step
+
+    def save(self, model, path: Path) -> None:
+        import torch
+
+        torch.save(model.state_dict(), path)
+
+    def _load(self, path: Path, quantized: bool):
+        import torch
+
+        model = self.build(quantized=quantized)
+        model.load_state_dict(torch.load(path, weights_only=True))
+        return model.eval()
+
+    def predict(self, model, x):
+        from .students import predict_logits
+
+        return predict_logits(model, x)
+
+    def intnet(self, model):
+        from .students import student_intnet
+
+        return student_intnet(model)
+
+    def export(self, model, x, out):
+        from ..firmware.qonnx_export import export_student
+
+        result = export_student(model, x, self.firmware_inputs(x), out)
+        result["raw"], result["clean"] = "model_raw.onnx", "model_clean.onnx"  # relative to ``out``
+        return result
+
+    def firmware(self, model, export_dir, prj, settings):
+        from ..firmware.hls import build_hls_from_qonnx, first_mismatch_layer
+
+        onnx_path = Path(export_dir) / "model_clean.onnx"
+        info(f"[firmware] hls4ml {settings.backend} project from {onnx_path}")
+        hls_model = build_hls_from_qonnx(onnx_path, prj, settings, n_particles=self._n_pool())
+        return Firmware(hls_model, self.output_lsb(model), lambda xs: first_mismatch_layer(hls_model, onnx_path, xs))
+
+
+class QKerasBackend(StudentBackend):
+    framework, suffix, deepset_layout = "qkeras", ".h5", "NPF"
+
+    def build(self, quantized: bool):
+        from .students_keras import build_keras_student, tf_keras
+
+        tf_keras.utils.set_random_seed(self.s.seed)
+        return build_keras_student(self.s, quantized=quantized, seed=self.s.seed)
+
+    def get_weights(self, model):
+        return [w.copy() for w in model.get_weights()]
+
+    def set_weights(self, model, weights) -> None:
+        model.set_weights(weights)  # QDense/QConv1D and Dense/Conv1D: the same kernels and biases
+
+    def make_step(self, model, distill):
+        from ..train.distill import kd_loss_tf
+        from .students_keras import tf, tf_keras
+
+        if self.s.threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(self.s.threads)
+            except RuntimeError:
+                pass  # the TensorFlow runtime has started already; its thread pool cannot be resized
+        opt = tf_keras.optimizers.AdamW(learning_rate=self.s.lr, weight_decay=self.s.weight_decay, epsilon=1e-8)
+
+        @tf.function(reduce_retracing=True)
+        def _step(xb, yb, tb):
+            with tf.GradientTape() as tape:
+                loss = kd_loss_tf(model(xb, training=True), yb, tb, distill.alpha, distill.temperature)
+            grads = tape.gradient(loss, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables))
+            return loss
+
+        def step(xb, yb, tb, lr):
+            opt.learning_rate = lr
+            return float(_step(xb, yb.astype(np.int32), tb)), float(opt.learning_rate.numpy())
+        return step
+
+    def save(self, model, path: Path) -> None:
+        from .students_keras import save_keras_student
+
+        save_keras_student(model, path)
+
+    def _load(self, path: Path, quantized: bool = True):
+        from .students_keras import load_keras_student
+
+        return load_keras_student(path)
+
+    def predict(self, model, x):
+        from .students_keras import keras_predict
+
+        return keras_predict(model, x)
+
+    def intnet(self, model):
+        from .students_keras import keras_intnet
+
+        return keras_intnet(model)
+
+    def export(self, model, x, out):
+        """hls4ml converts the QKeras model itself: store it and check that reloading reproduces it."""
+        self.save(model, Path(out) / "student.h5")
+        diff = float(np.max(np.abs(self.predict(self._load(Path(out) / "student.h5"), x) - self.predict(model, x)))) \
+            if len(x) else 0.0
+        return {"check": {"n_jets": int(len(x)), "max_abs_diff": diff, "exact": diff == 0.0}, "model": "student.h5"}
+
+    def firmware(self, model, export_dir, prj, settings):
+        from ..firmware.hls_keras import build_hls_from_keras, first_mismatch_layer_keras
+
+        info(f"[firmware] hls4ml {settings.backend} project from the QKeras model")
+        hls_model = build_hls_from_keras(model, prj, settings, n_particles=self._n_pool())
+        return Firmware(hls_model, self.output_lsb(model), lambda xs: first_mismatch_layer_keras(hls_model, model, xs))
+
+
+def student_backend(s) -> StudentBackend:
+    """The backend for ``cfg.student`` (its ``framework`` key)."""
+    backends = {b.framework: b for b in (BrevitasBackend, QKerasBackend)}
+    if s.framework not in backends:
+        raise TriggerKDError(f"student.framework must be one of {sorted(backends)}, got {s.framework!r}")
+    return backends[s.framework](s)
+
