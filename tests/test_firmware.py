@@ -99,7 +99,7 @@ def test_import_qonnx_with_lookup_table_softmax(tmp_path):
     spec = SPECS["mlp"]
     model = torch.nn.Sequential(perturbed_student(spec), torch.nn.Softmax(dim=1)).eval()
     onnx_path = tmp_path / "foreign.onnx"
-    export_qonnx(model, torch.zeros(1, spec.n_particles * spec.n_features), export_path=str(onnx_path), dynamo=False)
+    export_qonnx(model, torch.zeros(1, *random_inputs(spec, 1).shape[1:]), export_path=str(onnx_path), dynamo=False)
     result = import_qonnx(onnx_path, tmp_path / "run", HLSConfig(), n=300, seed=2)
     assert [a["op"] for a in result["approximate_layers"]] == ["Softmax"]
     assert result["compared_at"] != "output"
