@@ -31,6 +31,7 @@ class Firmware(NamedTuple):
 class StudentBackend(ABC):
     framework: str
     suffix: str  # file suffix of a stored model
+    tools: tuple[str, ...]  # the Python distributions it runs (part of the stages' stamps)
     deepset_layout: str
 
     def __init__(self, s):
@@ -128,6 +129,7 @@ class StudentBackend(ABC):
 
 class BrevitasBackend(StudentBackend):
     framework, suffix, deepset_layout = "brevitas", ".pt", "NFP"
+    tools = ("brevitas", "onnx", "onnxruntime", "qonnx")
 
     def build(self, quantized: bool):
         import torch
@@ -205,6 +207,7 @@ class BrevitasBackend(StudentBackend):
 
 class QKerasBackend(StudentBackend):
     framework, suffix, deepset_layout = "qkeras", ".h5", "NPF"
+    tools = ("tensorflow", "tf-keras", "qkeras")
 
     def build(self, quantized: bool):
         from .students_keras import build_keras_student, tf_keras
@@ -277,10 +280,14 @@ class QKerasBackend(StudentBackend):
         return Firmware(hls_model, self.output_lsb(model), lambda xs: first_mismatch_layer_keras(hls_model, model, xs))
 
 
+def backend_class(framework: str) -> type[StudentBackend]:
+    backends = {b.framework: b for b in (BrevitasBackend, QKerasBackend)}
+    if framework not in backends:
+        raise TriggerKDError(f"student.framework must be one of {sorted(backends)}, got {framework!r}")
+    return backends[framework]
+
+
 def student_backend(s) -> StudentBackend:
     """The backend for ``cfg.student`` (its ``framework`` key)."""
-    backends = {b.framework: b for b in (BrevitasBackend, QKerasBackend)}
-    if s.framework not in backends:
-        raise TriggerKDError(f"student.framework must be one of {sorted(backends)}, got {s.framework!r}")
-    return backends[s.framework](s)
+    return backend_class(s.framework)(s)
 

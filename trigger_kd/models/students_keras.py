@@ -210,8 +210,3 @@ def _to_int(v: np.ndarray, frac: int, what: str) -> np.ndarray:
         raise TriggerKDError(f"{what} is not on its 2**-{frac} grid")
     return np.round(q).astype(np.int64)
 
-
-__all__ = [
-    "build_keras_student", "keras_predict", "save_keras_student",
-    "load_keras_student", "keras_intnet", "custom_objects", "tf_keras",
-]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib
 
+from ..models.backend import backend_class
 from ..pipeline import Stage
 
 
@@ -18,9 +19,7 @@ def _lazy(module: str, func: str):
 
 
 def _framework_tools(cfg) -> tuple[str, ...]:
-    if cfg.student.framework == "qkeras":
-        return ("tensorflow", "tf-keras", "qkeras")
-    return ("brevitas", "onnx", "onnxruntime", "qonnx")
+    return backend_class(cfg.student.framework).tools  # the student interface names its framework's tools
 
 
 def _data_inputs(cfg) -> list:
