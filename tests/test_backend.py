@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 
 from trigger_kd.config import DistillConfig, StudentConfig
-from trigger_kd.errors import TriggerKDError
 from trigger_kd.models.backend import student_backend
 from trigger_kd.train.loops import fit, lr_at
 
@@ -63,9 +62,3 @@ def test_inputs_intnet_and_firmware_layouts(framework):
     assert np.array_equal(backend.firmware_inputs(x), student_features(c, 4))  # hls4ml takes (N, P, F)
     assert np.array_equal(backend.intnet(quant).evaluate(backend.intnet_inputs(x)), backend.predict(quant, x))
 
-
-def test_unknown_framework_and_non_power_of_two_refused():
-    with pytest.raises(TriggerKDError, match="framework"):
-        student_backend(StudentConfig(framework="keras"))
-    with pytest.raises(TriggerKDError, match="power of two"):
-        student_backend(StudentConfig(arch="deepset", n_particles=6))

@@ -133,7 +133,7 @@ def test_train_one_epoch_and_round_trip(tmp_path, arch, quantized, kd):
 
 
 def test_non_power_of_two_deepset_refused():
-    with pytest.raises(TriggerKDError, match="power of two"):
+    with pytest.raises(ValueError, match="power of two"):  # refused when the config is read
         QKerasBackend(StudentSpec(arch="deepset", framework="qkeras", n_particles=6))
 
 

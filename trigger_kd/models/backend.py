@@ -34,12 +34,7 @@ class StudentBackend(ABC):
     tools: tuple[str, ...]  # the Python distributions it runs (part of the stages' stamps)
     deepset_layout: str
 
-    def __init__(self, s):
-        if s.arch not in ("mlp", "deepset"):
-            raise TriggerKDError(f"student.arch must be 'mlp' or 'deepset', got {s.arch!r}")
-        if s.arch == "deepset" and s.n_particles & (s.n_particles - 1):
-            raise TriggerKDError(f"student.n_particles = {s.n_particles}: the deep set needs a power of two "
-                                 "(its mean pooling is then exact in fixed point), e.g. 8, 16, 32")
+    def __init__(self, s):  # ``cfg.student``: arch, framework and a power-of-two deep set checked at load
         self.s = s
         self.layout = "flat" if s.arch == "mlp" else self.deepset_layout
 
@@ -281,10 +276,7 @@ class QKerasBackend(StudentBackend):
 
 
 def backend_class(framework: str) -> type[StudentBackend]:
-    backends = {b.framework: b for b in (BrevitasBackend, QKerasBackend)}
-    if framework not in backends:
-        raise TriggerKDError(f"student.framework must be one of {sorted(backends)}, got {framework!r}")
-    return backends[framework]
+    return {b.framework: b for b in (BrevitasBackend, QKerasBackend)}[framework]
 
 
 def student_backend(s) -> StudentBackend:
