@@ -9,7 +9,7 @@ SYNTH  ?=
 SET    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-csim docker-image clean
+.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-csim docker-image docker-base-image clean
 
 ## install: create .venv, install the package with pinned dependencies (QKeras/TensorFlow extra included) and the open-source synthesis tools
 install: $(VENV)/.installed tools
@@ -59,10 +59,16 @@ bench-kd:
 bench-csim:
 	$(PY) benchmarks/csim_throughput.py --out benchmarks/out/csim_throughput.json
 
-## docker-image: the Vivado/Vitis HLS container (see docker/README.md); XILINX_INSTALLER=DIR installs the tools into the image
+## docker-image: the Vivado/Vitis HLS container (docker/README.md): ENGINE=docker|podman, BASE_IMAGE=... (default python:3.11-bookworm), XILINX_INSTALLER=DIR installs the AMD tools into the image
+ENGINE ?=
+BASE_IMAGE ?=
 XILINX_INSTALLER ?=
 docker-image:
-	docker build -t trigger-kd-vivado:latest -f docker/Dockerfile $(if $(XILINX_INSTALLER),--build-context xilinx=$(XILINX_INSTALLER)) .
+	$(if $(ENGINE),TRIGGER_KD_CONTAINER_ENGINE=$(ENGINE)) BASE_IMAGE=$(BASE_IMAGE) XILINX_INSTALLER=$(XILINX_INSTALLER) docker/build-image.sh
+
+## docker-base-image: Debian 12 + Python 3.11 base from Debian packages (no registry); then make docker-image BASE_IMAGE=trigger-kd-base:bookworm
+docker-base-image:
+	$(if $(ENGINE),TRIGGER_KD_CONTAINER_ENGINE=$(ENGINE)) docker/make-base-image.sh trigger-kd-base:bookworm
 
 clean:
 	rm -rf firmware/*/ .pytest_cache

@@ -99,3 +99,15 @@ def test_always_stage_reruns_while_others_skip(tmp_path, cfg):
     run_pipeline(cfg, stages, tmp_path / "run")
     assert calls == ["a", "b", "r", "r"]
     assert (tmp_path / "run/r/r.txt").read_text() == "23"
+
+
+def test_failure_message_names_the_kept_logs(tmp_path, cfg):
+    def b(cfg, ctx, out):
+        (out / "tool.log").write_text("the tool's complaint")
+        raise StageError(f"tool failed; log: {out / 'tool.log'}")
+
+    stages = [Stage("b", ("student",), (), b)]
+    with pytest.raises(StageError) as exc:
+        run_pipeline(cfg, stages, tmp_path / "run")
+    kept = (tmp_path / "run" / "b.failed" / "tool.log").resolve()
+    assert str(exc.value) == f"tool failed; log: {kept}" and kept.read_text() == "the tool's complaint"

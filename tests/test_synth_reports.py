@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import pytest
 
 from trigger_kd.cli import main
 from trigger_kd.errors import TriggerKDError
-from trigger_kd.synth.backends import Docker, VitisHLS, VivadoHLS, vendor_backend
+from trigger_kd.synth.backends import Container, VitisHLS, VivadoHLS, vendor_backend
 from trigger_kd.synth.reports import format_record, parse_csynth_xml, parse_report, parse_vivado_synth_rpt
 
 FIX = Path(__file__).parent / "fixtures" / "reports"
@@ -167,9 +168,33 @@ def test_vendor_commands_match_hls4ml(tmp_path, monkeypatch):
     VitisHLS().prepare(prj, vivado_synth=True)
     opt = (prj / "build_opt.tcl").read_text()
     assert "vsynth     1" in opt and "csim       0" in opt and "cosim      0" in opt
-    d = Docker("trigger-kd-vivado:latest", "Vivado").command(prj, False)
+    monkeypatch.delenv("TRIGGER_KD_CONTAINER_ENGINE", raising=False)
+    d = Container("trigger-kd-vivado:latest", "Vivado").command(prj, False)
     assert d[:6] == ["docker", "run", "--rm", "-v", f"{prj.resolve()}:/work/prj", "-w"]
     assert "trigger-kd-vivado:latest" in d and 'vivado_hls -f build_prj.tcl "reset=0' in d[-1]
+
+
+def test_container_engine_flags_mounts_and_variables(tmp_path, monkeypatch):
+    xilinx = tmp_path / "Xilinx"
+    xilinx.mkdir()
+    monkeypatch.setenv("TRIGGER_KD_XILINX", str(xilinx))
+    monkeypatch.setenv("XILINXD_LICENSE_FILE", "2100@licserver")
+    monkeypatch.setenv("TRIGGER_KD_CONTAINER_ENGINE", "podman")  # the environment wins over synth.container_engine
+    c = vendor_backend("docker", "Vitis", "img:1", "docker", ("--network", "host"))
+    cmd = c.command(tmp_path, False)
+    assert cmd[:2] == ["podman", "run"] and c.slug == "podman" and c.name == "podman (Vitis HLS)"
+    assert cmd[cmd.index("img:1") - 2:cmd.index("img:1")] == ["--network", "host"]  # site flags just before the image
+    assert f"{xilinx}:{xilinx}:ro" in cmd and "XILINXD_LICENSE_FILE=2100@licserver" in cmd
+    assert f"TRIGGER_KD_XILINX={xilinx}" in cmd  # the entrypoint sources settings64.sh under it
+    user = ["--user", f"{os.getuid()}:{os.getgid()}"] if os.getuid() == 0 else ["--userns=keep-id"]
+    assert all(u in cmd for u in user)  # rootless podman maps the caller with keep-id, not --user
+    monkeypatch.setenv("TRIGGER_KD_CONTAINER_ENGINE", "lxc")
+    with pytest.raises(TriggerKDError, match="TRIGGER_KD_CONTAINER_ENGINE.*docker, podman"):
+        vendor_backend("docker", "Vitis", "img:1", "docker")
+    monkeypatch.delenv("TRIGGER_KD_CONTAINER_ENGINE")
+    monkeypatch.setenv("TRIGGER_KD_XILINX", str(tmp_path / "missing"))
+    with pytest.raises(TriggerKDError, match="TRIGGER_KD_XILINX=.*not a directory"):
+        vendor_backend("docker", "Vitis", "img:1", "podman").command(tmp_path, False)
 
 
 def test_missing_vendor_tool_says_what_to_do(tmp_path, monkeypatch):

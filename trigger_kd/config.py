@@ -201,6 +201,8 @@ class HLSConfig(Section):
 class SynthConfig(Section):
     tool: Literal["auto", "vivado", "vitis", "docker", "open-source"] = "auto"
     docker_image: Annotated[str, Field(min_length=1)] = "trigger-kd-vivado:latest"
+    container_engine: Literal["docker", "podman"] = "docker"  # environment TRIGGER_KD_CONTAINER_ENGINE wins
+    container_flags: tuple[str, ...] = ()  # extra `<engine> run` flags a site needs, e.g. ["--network", "host"]
     vivado_synth: bool = False  # also run Vivado logic synthesis after HLS
     latency_cutoff: Positive = 5.0  # da4ml delay units per stage at a 5 ns clock, scaled with hls.clock_period (not ns)
     simulator: Literal["verilator", "iverilog"] = "verilator"  # open-source route RTL simulation

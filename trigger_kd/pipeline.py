@@ -270,6 +270,7 @@ def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict,
             _link(dest, final)
     except BaseException as exc:
         _keep_failed(tmp, final, stamp, exc)
+        _point_at_kept(exc, tmp, final)
         if is_environment_error(exc):
             raise StageError(_environment_message(stage.name, exc, final)) from None
         raise
@@ -304,6 +305,14 @@ def _environment_message(stage: str, exc: BaseException, final: Path) -> str:
         todo = "make that location writable (or choose another --run-dir / TRIGGER_KD_CACHE) and rerun"
     return (f"stage '{stage}' stopped: {what}{where}; {todo}. Earlier results are kept; "
             f"see {final.with_name(final.name + '.failed')} for what this attempt wrote")
+
+
+def _point_at_kept(exc: BaseException, tmp: Path, final: Path) -> None:
+    """A stage's error may name files (logs) in its temporary directory, now moved to ``<stage>.failed/``."""
+    failed = final.with_name(f"{final.name}.failed")
+    if (isinstance(exc, TriggerKDError) and exc.args and isinstance(exc.args[0], str)
+            and not tmp.exists() and failed.is_dir()):
+        exc.args = (exc.args[0].replace(str(tmp.resolve()), str(failed.resolve())), *exc.args[1:])
 
 
 def _remove_failed(final: Path) -> None:

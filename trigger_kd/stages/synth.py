@@ -43,7 +43,8 @@ def _vendor(cfg: Config, ctx: RunContext, out: Path, route: str, notes: list[str
     src = ctx.dir("firmware") / "hls4ml_prj"
     if not (src / "build_prj.tcl").is_file():
         raise StageError(f"no hls4ml project in {src}; rerun the firmware stage")
-    backend = vendor_backend(route, cfg.hls.backend, cfg.synth.docker_image)
+    backend = vendor_backend(route, cfg.hls.backend, cfg.synth.docker_image, cfg.synth.container_engine,
+                             cfg.synth.container_flags)
     if not backend.available():
         raise StageError(backend.missing_message())
     prj = out / "hls_prj"

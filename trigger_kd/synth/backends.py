@@ -7,6 +7,7 @@ returns the parsed reports.
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 from pathlib import Path
@@ -73,14 +74,22 @@ class Backend:
         cmd = self.command(prj_dir, vivado_synth)
         log_dir.mkdir(parents=True, exist_ok=True)
         out_log, err_log = log_dir / f"{self.slug}.stdout.log", log_dir / f"{self.slug}.stderr.log"
-        info(f"  {self.name}: {' '.join(cmd)} (in {prj_dir}; logs {out_log}, {err_log}); C synthesis takes minutes")
+        line = shlex.join(cmd)
+        info(f"  {self.name}: {line} (in {prj_dir}; logs {out_log}, {err_log}); C synthesis takes minutes")
         with open(out_log, "w") as out, open(err_log, "w") as err:
+            out.write(f"$ {line}\n")
+            out.flush()
             try:
                 subprocess.run(cmd, cwd=prj_dir, stdout=out, stderr=err, check=True)
             except subprocess.CalledProcessError as exc:
-                raise BackendError(f"{self.name} failed (exit {exc.returncode}); logs: {out_log}, {err_log}\n"
+                hint = self.failure_hint(exc.returncode)
+                raise BackendError(f"{self.name} failed (exit {exc.returncode}){': ' + hint if hint else ''}; "
+                                   f"logs: {out_log}, {err_log}\n"
                                    f"--- last lines ---\n{tail(out_log)}\n{tail(err_log)}") from None
         return parse_report(prj_dir)
+
+    def failure_hint(self, returncode: int) -> str:
+        return ""
 
     def check_vivado(self) -> None:
         if not shutil.which("vivado"):
@@ -130,37 +139,86 @@ class VitisHLS(Backend):
         (Path(prj_dir) / "build_opt.tcl").write_text(_build_opt_tcl(vivado_synth))
 
 
-class Docker(Backend):
-    """The Vivado HLS or Vitis HLS command inside a container (image from ``synth.docker_image``).
+CONTAINER_ENGINE_ENV = "TRIGGER_KD_CONTAINER_ENGINE"
+CONTAINER_ENGINES = ("docker", "podman")
+PASSED_ENV = ("XILINXD_LICENSE_FILE", "LM_LICENSE_FILE", "XILINX_SETTINGS", "TRIGGER_KD_XILINX")
+
+
+def container_engine(configured: str = "docker") -> str:
+    """``$TRIGGER_KD_CONTAINER_ENGINE`` if set, else ``synth.container_engine``."""
+    engine = os.environ.get(CONTAINER_ENGINE_ENV) or configured
+    if engine not in CONTAINER_ENGINES:
+        raise BackendError(f"container engine '{engine}' (from {CONTAINER_ENGINE_ENV if os.environ.get(CONTAINER_ENGINE_ENV) else 'synth.container_engine'}) "
+                           f"is not one of {', '.join(CONTAINER_ENGINES)}")
+    return engine
+
+
+def container_run_command(engine: str, image: str, host_dir: Path, argv: list[str],
+                          flags: tuple[str, ...] | list[str] = (), inner_dir: str = "/work/prj") -> list[str]:
+    """The one ``<engine> run`` line: ``host_dir`` mounted read-write at ``inner_dir`` (the working
+    directory), files written as the calling user, ``$TRIGGER_KD_XILINX`` mounted read-only at the same
+    path, the license/settings variables passed through, then the site's ``flags``, the image and ``argv``.
+
+    Ownership: ``--user UID:GID`` (a root daemon, or rootful podman); rootless podman maps the
+    caller to root inside, so there ``--userns=keep-id`` makes the container user the caller.
+    """
+    cmd = [engine, "run", "--rm", "-v", f"{Path(host_dir).resolve()}:{inner_dir}", "-w", inner_dir]
+    if engine == "podman" and hasattr(os, "getuid") and os.getuid() != 0:
+        cmd += ["--userns=keep-id"]
+    elif hasattr(os, "getuid"):
+        cmd += ["--user", f"{os.getuid()}:{os.getgid()}"]
+    xilinx = os.environ.get("TRIGGER_KD_XILINX")
+    if xilinx:
+        if not Path(xilinx).is_dir():
+            raise BackendError(f"TRIGGER_KD_XILINX={xilinx} is not a directory (the AMD/Xilinx installation to mount "
+                               f"into the container, e.g. /tools/Xilinx); fix or unset it")
+        cmd += ["-v", f"{xilinx}:{xilinx}:ro"]
+    for var in PASSED_ENV:
+        if os.environ.get(var):
+            cmd += ["-e", f"{var}={os.environ[var]}"]
+    return cmd + list(flags) + [image] + list(argv)
+
+
+class Container(Backend):
+    """The Vivado HLS or Vitis HLS command inside a container (image from ``synth.docker_image``,
+    engine from ``synth.container_engine`` or ``$TRIGGER_KD_CONTAINER_ENGINE``, extra ``<engine> run``
+    flags from ``synth.container_flags``).
 
     ``TRIGGER_KD_XILINX`` (a host directory, e.g. ``/tools/Xilinx``) is mounted read-only
     at the same path when set, for images that do not contain the tools themselves;
     ``XILINXD_LICENSE_FILE``, ``LM_LICENSE_FILE`` and ``XILINX_SETTINGS`` are passed through.
     """
 
-    name = "Docker"
-    executables = ("docker",)
-
-    def __init__(self, image: str, backend: str = "Vitis"):
+    def __init__(self, image: str, backend: str = "Vitis", engine: str = "docker", flags: tuple[str, ...] = ()):
         self.image = image
         self.backend = backend
+        self.engine = container_engine(engine)
+        self.flags = tuple(flags)
+        self.name = f"{self.engine} ({self.inner().name})"
+        self.executables = (self.engine,)
+
+    @property
+    def slug(self) -> str:
+        return self.engine
 
     def available(self) -> bool:
-        if not shutil.which("docker"):
+        if not shutil.which(self.engine):
             return False
         try:
-            subprocess.run(["docker", "image", "inspect", self.image], capture_output=True, timeout=60, check=True)
+            subprocess.run([self.engine, "image", "inspect", self.image], capture_output=True, timeout=60, check=True)
         except (OSError, subprocess.SubprocessError):
             return False
         return True
 
     def missing_message(self) -> str:
-        if not shutil.which("docker"):
-            return ("'docker' not found on PATH: install Docker to use synth.tool: docker, "
-                    "or use synth.tool: open-source (da4ml + Yosys + Verilator, no vendor tools)")
-        return (f"Docker image '{self.image}' not available (`docker image inspect {self.image}` failed: no image "
-                f"or no Docker daemon); build it with `make docker-image` (needs the AMD/Xilinx installer, "
-                f"see docker/README.md) or use synth.tool: open-source")
+        if not shutil.which(self.engine):
+            return (f"'{self.engine}' not found on PATH: install it (or set synth.container_engine / "
+                    f"{CONTAINER_ENGINE_ENV} to docker or podman) to use synth.tool: docker, "
+                    f"or use synth.tool: open-source (da4ml + Yosys + Verilator, no vendor tools)")
+        return (f"image '{self.image}' not available to {self.engine} (`{self.engine} image inspect {self.image}` "
+                f"failed: no such image, or no {self.engine} daemon); build it with `make docker-image "
+                f"ENGINE={self.engine}` (see docker/README.md), set synth.docker_image to your tag, "
+                f"or use synth.tool: open-source")
 
     def inner(self) -> Backend:
         return VitisHLS() if self.backend == "Vitis" else VivadoHLS()
@@ -171,16 +229,16 @@ class Docker(Backend):
                      "else exec vitis_hls -f build_prj.tcl; fi")
         else:
             inner = f'exec vivado_hls -f build_prj.tcl "{_vivado_opts(vivado_synth)}"'
-        cmd = ["docker", "run", "--rm", "-v", f"{Path(prj_dir).resolve()}:/work/prj", "-w", "/work/prj"]
-        if hasattr(os, "getuid"):
-            cmd += ["--user", f"{os.getuid()}:{os.getgid()}"]
-        xilinx = os.environ.get("TRIGGER_KD_XILINX")
-        if xilinx:
-            cmd += ["-v", f"{xilinx}:{xilinx}:ro"]
-        for var in ("XILINXD_LICENSE_FILE", "LM_LICENSE_FILE", "XILINX_SETTINGS"):
-            if os.environ.get(var):
-                cmd += ["-e", f"{var}={os.environ[var]}"]
-        return cmd + [self.image, "bash", "-c", inner]
+        return container_run_command(self.engine, self.image, prj_dir, ["bash", "-c", inner], self.flags)
+
+    def failure_hint(self, returncode: int) -> str:
+        if returncode == 127:
+            return ("the vendor tool was not found inside the container: mount the AMD/Xilinx installation with "
+                    "TRIGGER_KD_XILINX=/tools/Xilinx (its settings64.sh is sourced), set XILINX_SETTINGS, or build "
+                    "the image with the tools (docker/README.md)")
+        if returncode in (125, 126):
+            return f"{self.engine} could not start the container (see the log; synth.container_flags may need a site flag)"
+        return ""
 
     def check_project(self, prj_dir: Path) -> None:
         self.inner().check_project(prj_dir)
@@ -192,14 +250,15 @@ class Docker(Backend):
         self.inner().prepare(prj_dir, vivado_synth)
 
 
-def vendor_backend(tool: str, hls_backend: str, docker_image: str) -> Backend:
+def vendor_backend(tool: str, hls_backend: str, docker_image: str, engine: str = "docker",
+                   container_flags: tuple[str, ...] = ()) -> Backend:
     """The backend for ``synth.tool`` (vivado | vitis | docker) and ``hls.backend``."""
     if tool == "vivado":
         return VivadoHLS()
     if tool == "vitis":
         return VitisHLS()
     if tool == "docker":
-        return Docker(docker_image, hls_backend)
+        return Container(docker_image, hls_backend, engine, container_flags)
     raise BackendError(f"synth.tool '{tool}' is not a vendor route (vivado, vitis, docker)")
 
 

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Build a Debian 12 (bookworm) base image with Python 3.11 from Debian packages alone, for
+# machines that cannot pull python:3.11-bookworm from a registry:
+#   mmdebstrap (or debootstrap) -> root file system tarball -> `podman import` / `docker import`.
+# Debian 12's python3 is 3.11; the image has python3, python3-venv (pip via ensurepip) and
+# ca-certificates. The host's own CA certificates (/usr/local/share/ca-certificates/*.crt, e.g. a
+# TLS-inspecting proxy's) are copied in so pip and apt work from inside as they do on the host.
+#
+# Usage: docker/make-base-image.sh [TAG]       (default TAG: trigger-kd-base:bookworm)
+#   TRIGGER_KD_CONTAINER_ENGINE=podman|docker  (default: podman if installed, else docker)
+#   BASE_TARBALL=PATH   reuse this tarball when it exists, write it otherwise
+#                       (default: .cache/container/debian12-python3.11.tar; CI keeps .cache/)
+#   DEBIAN_MIRROR=URL   (default http://deb.debian.org/debian)
+# Then: docker build --build-arg BASE_IMAGE=TAG ...   (make docker-image BASE_IMAGE=TAG)
+# Needs root (or mmdebstrap's unshare mode) and network access to a Debian mirror.
+set -euo pipefail
+tag="${1:-trigger-kd-base:bookworm}"
+here="$(cd "$(dirname "$0")/.." && pwd)"
+tarball="${BASE_TARBALL:-$here/.cache/container/debian12-python3.11.tar}"
+mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+engine="${TRIGGER_KD_CONTAINER_ENGINE:-$(command -v podman >/dev/null && echo podman || echo docker)}"
+packages="python3,python3-venv,ca-certificates"
+
+if [ ! -s "$tarball" ]; then
+    mkdir -p "$(dirname "$tarball")"
+    tmp="$tarball.tmp.$$"
+    trap 'rm -rf "$tmp" "$tmp.d"' EXIT
+    echo "building a Debian 12 + Python 3.11 root file system from $mirror into $tarball (no registry used)"
+    if command -v mmdebstrap >/dev/null; then
+        mmdebstrap --variant=minbase --include="$packages" --format=tar \
+            --customize-hook='for c in /usr/local/share/ca-certificates/*.crt; do [ -f "$c" ] && cp "$c" "$1/usr/local/share/ca-certificates/"; done; chroot "$1" update-ca-certificates >/dev/null' \
+            --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin' \
+            bookworm "$tmp" \
+            "deb $mirror bookworm main" "deb $mirror bookworm-updates main" \
+            "deb ${mirror%/debian}/debian-security bookworm-security main"
+    elif command -v debootstrap >/dev/null; then
+        debootstrap --variant=minbase --include="$packages" bookworm "$tmp.d" "$mirror"
+        for c in /usr/local/share/ca-certificates/*.crt; do [ -f "$c" ] && cp "$c" "$tmp.d/usr/local/share/ca-certificates/"; done
+        chroot "$tmp.d" update-ca-certificates >/dev/null
+        rm -rf "$tmp.d"/var/lib/apt/lists/* "$tmp.d"/var/cache/apt/*.bin
+        tar -C "$tmp.d" -cf "$tmp" .
+    else
+        echo "error: neither mmdebstrap nor debootstrap is installed (Debian: apt-get install mmdebstrap)" >&2
+        exit 1
+    fi
+    mv "$tmp" "$tarball"
+else
+    echo "reusing $tarball (delete it to rebuild the root file system)"
+fi
+"$engine" import --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' "$tarball" "$tag" >/dev/null
+"$engine" run --rm "$tag" python3 -c 'import sys, venv; print("base image", sys.argv[1], "Python", sys.version.split()[0])' "$tag"
