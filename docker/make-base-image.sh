@@ -47,5 +47,13 @@ if [ ! -s "$tarball" ]; then
 else
     echo "reusing $tarball (delete it to rebuild the root file system)"
 fi
-"$engine" import --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' "$tarball" "$tag" >/dev/null
+# Import only when the tag does not hold this tarball yet: a re-import makes a new image ID, which
+# would invalidate every cached layer built on it.
+sum="$(sha256sum "$tarball" | cut -c1-32)"
+if [ "$("$engine" image inspect --format '{{index .Config.Labels "trigger-kd.base-tarball"}}' "$tag" 2>/dev/null)" = "$sum" ]; then
+    echo "$tag already holds $tarball"
+else
+    "$engine" import --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' \
+        --change "LABEL trigger-kd.base-tarball=$sum" "$tarball" "$tag" >/dev/null
+fi
 "$engine" run --rm "$tag" python3 -c 'import sys, venv; print("base image", sys.argv[1], "Python", sys.version.split()[0])' "$tag"

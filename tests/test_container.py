@@ -5,8 +5,9 @@ The image is built from docker/Dockerfile on a Debian 12 base made from Debian p
 (docker/build-image.sh OFFLINE=1). `trigger-kd` runs inside it on a tiny config up to the
 firmware stage (real Pythia, training, hls4ml and g++ C simulation in the container); then the
 synth stage runs `synth.tool: docker` against that image, with a stand-in `vitis_hls` placed in a
-mounted Xilinx directory exactly as a real installation is (TRIGGER_KD_XILINX, settings64.sh),
-which writes a real Vitis HLS report (tests/fixtures/reports/SOURCES.md) into the project.
+mounted Xilinx directory exactly as a real installation is (TRIGGER_KD_XILINX, settings64.sh;
+tests/fixtures/xilinx-stand-in.sh), which writes a real Vitis HLS report
+(tests/fixtures/reports/SOURCES.md) into the project.
 
 Skipped with the reason when no engine works. Base tarball and wheels are cached in
 $TRIGGER_KD_CONTAINER_CACHE (default .cache/container/) between runs; the engine keeps its layers.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -30,7 +32,7 @@ from trigger_kd.synth.backends import container_run_command
 pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
-FIXTURE = REPO / "tests" / "fixtures" / "reports" / "vitis_hls_2022.2_myproject_csynth.xml"
+STAND_IN = REPO / "tests" / "fixtures" / "xilinx-stand-in.sh"  # an AMD-like directory with a stand-in vitis_hls
 ENGINE = os.environ.get("TRIGGER_KD_CONTAINER_ENGINE") or ("podman" if shutil.which("podman") else "docker")
 CACHE = Path(os.environ.get("TRIGGER_KD_CONTAINER_CACHE") or REPO / ".cache" / "container")
 TAG = "trigger-kd-vivado:test"  # not :latest, which may be a site's image with the AMD tools inside
@@ -84,27 +86,6 @@ def image(tmp_path_factory) -> str:
     return TAG
 
 
-def _xilinx_with_stand_in(root: Path) -> Path:
-    """A directory laid out as an AMD installation: Vitis_HLS/<version>/settings64.sh puts bin/ on PATH;
-    bin/vitis_hls records what it saw and writes the real report (or fails when STANDIN_FAIL is set)."""
-    tool = root / "Xilinx" / "Vitis_HLS" / "2022.2"
-    (tool / "bin").mkdir(parents=True)
-    shutil.copy(FIXTURE, tool / "csynth.xml")
-    (tool / "settings64.sh").write_text(f'export PATH="{tool}/bin:$PATH"\nexport XILINX_HLS="{tool}"\n')
-    exe = tool / "bin" / "vitis_hls"
-    exe.write_text(
-        "#!/bin/sh\n"
-        '[ "$1" = "-f" ] && [ -f "$2" ] || exit 9\n'
-        'if [ -n "$STANDIN_FAIL" ]; then echo "ERROR: [HLS 200-1611] license not found for xcvu13p" >&2; exit 2; fi\n'
-        'printf "uid=%s gid=%s\\nlicense=%s\\nxilinx=%s\\npwd=%s\\n" "$(id -u)" "$(id -g)" '
-        '"$XILINXD_LICENSE_FILE" "$TRIGGER_KD_XILINX" "$(pwd)" > stand_in_saw.txt\n'
-        "mkdir -p myproject_prj/solution1/syn/report\n"
-        f'cp "{tool}/csynth.xml" myproject_prj/solution1/syn/report/myproject_csynth.xml\n'
-        'echo "INFO: [HLS 200-111] Finished Command csynth_design"\n')
-    exe.chmod(0o755)
-    return root / "Xilinx"
-
-
 def test_trigger_kd_in_the_image_then_synth_in_a_container(image, tmp_path, monkeypatch):
     run = tmp_path / "mlp_kd"
     cache = tmp_path / "cache"
@@ -121,7 +102,8 @@ def test_trigger_kd_in_the_image_then_synth_in_a_container(image, tmp_path, monk
     assert parity["bit_exact_fraction"] == 1.0 and parity["n_jets"] > 100  # g++ C simulation ran in the image
 
     # 2. the synth stage on the host, vendor route in the container, stand-in tool from the Xilinx mount
-    xilinx = _xilinx_with_stand_in(tmp_path / "tools")
+    xilinx = tmp_path / "tools" / "Xilinx"
+    subprocess.run([str(STAND_IN), str(xilinx)], check=True)
     monkeypatch.setenv("TRIGGER_KD_CONTAINER_ENGINE", ENGINE)
     monkeypatch.setenv("TRIGGER_KD_XILINX", str(xilinx))
     monkeypatch.setenv("XILINXD_LICENSE_FILE", "2100@licserver.example")
@@ -142,7 +124,7 @@ def test_trigger_kd_in_the_image_then_synth_in_a_container(image, tmp_path, monk
         st = path.stat()
         assert (st.st_uid, st.st_gid) == (os.getuid(), os.getgid()), path  # written back as the calling user
     stdout_log = (out / "logs" / f"{ENGINE}.stdout.log").read_text()
-    assert stdout_log.startswith(f"$ {ENGINE} run --rm -v {out / 'hls_prj'}:/work/prj")
+    assert re.match(rf"\$ {ENGINE} run --rm -v {re.escape(str(run))}/\.synth\.tmp-\d+/hls_prj:/work/prj ", stdout_log)
     assert f"{xilinx}:{xilinx}:ro" in stdout_log.splitlines()[0] and "Finished Command csynth_design" in stdout_log
 
     # 3. a failing vendor command: one error message naming the logs, no traceback
