@@ -23,7 +23,8 @@ def _regression(n=256, d=6, seed=0):
     """Linear regression data; columns of different scales so the spectrum has a clear gap."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randn(n, d, generator=gen, dtype=torch.float64) * torch.linspace(0.3, 2.0, d, dtype=torch.float64)
-    y = x @ torch.randn(d, generator=gen, dtype=torch.float64) + 0.1 * torch.randn(n, generator=gen, dtype=torch.float64)
+    noise = torch.randn(n, generator=gen, dtype=torch.float64)
+    y = x @ torch.randn(d, generator=gen, dtype=torch.float64) + 0.1 * noise
     model = torch.nn.Linear(d, 1).double()
     a = torch.cat([x, torch.ones(n, 1, dtype=torch.float64)], dim=1).numpy()
     exact = 2.0 / n * a.T @ a  # Hessian of mean (a theta - y)^2 in (weights, bias)

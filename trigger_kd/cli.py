@@ -107,6 +107,22 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def cmd_evaluate(args) -> int:
+    from .generalisation.evaluate import evaluate_run
+
+    evaluate_run(Path(args.run_dir), args.on, name=args.name, overrides=args.set or [], progress=not args.no_progress)
+    return 0
+
+
+def cmd_diagnose(args) -> int:
+    from .generalisation.diagnose import diagnose
+
+    diagnose(Path(args.run_dir), curvature_jets=args.curvature_jets, power_iterations=args.power_iterations,
+             trace_samples=args.trace_samples, compress_epochs=args.compress_epochs, seed=args.seed,
+             progress=not args.no_progress)
+    return 0
+
+
 def cmd_report(args) -> int:
     from .report.compare import compare_runs
 
@@ -165,6 +181,26 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--out", help="output Markdown (default: comparison.md beside the first run directory)")
     rp.add_argument("--print", action="store_true", help="print the comparison")
     rp.set_defaults(func=cmd_report)
+
+    ev = sub.add_parser("evaluate", help="score a run's teacher, student and float twin on another task's jets")
+    ev.add_argument("run_dir")
+    ev.add_argument("--on", required=True, metavar="CONFIG_OR_DATA",
+                    help="model YAML (its data stage runs; its test jets), data/run directory (test.h5) or canonical .h5")
+    ev.add_argument("--name", help="result name: RUN_DIR/evaluate/NAME.json (default: the task, e.g. z_vs_gluon)")
+    ev.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                    help="override a key of the --on config (repeatable), e.g. data.signal=[z]")
+    ev.add_argument("--no-progress", action="store_true")
+    ev.set_defaults(func=cmd_evaluate)
+
+    dg = sub.add_parser("diagnose", help="loss curvature, compressibility, smearing and OOD results -> diagnostics.json")
+    dg.add_argument("run_dir")
+    dg.add_argument("--curvature-jets", type=int, default=256, help="training jets for the Hessian estimates")
+    dg.add_argument("--power-iterations", type=int, default=20, help="most power iterations (leading eigenvalue)")
+    dg.add_argument("--trace-samples", type=int, default=20, help="Hutchinson samples (trace)")
+    dg.add_argument("--compress-epochs", type=int, default=20, help="epochs of the reference-student distillation")
+    dg.add_argument("--seed", type=int, default=0)
+    dg.add_argument("--no-progress", action="store_true")
+    dg.set_defaults(func=cmd_diagnose)
 
     ca = sub.add_parser("cache", help="list or prune the dataset/teacher cache ($TRIGGER_KD_CACHE)")
     ca.add_argument("action", choices=("list", "prune"))

@@ -4,7 +4,8 @@ Both come from Hessian-vector products (double backward with ``torch.autograd.gr
 from the Hessian itself, so they scale to any model: the leading eigenvalue (largest in
 magnitude, as in pyhessian) by power iteration, the trace by Hutchinson's estimator
 E[v^T H v] with Rademacher vectors v. The loss is the mean over all jets of the given
-batches; products are accumulated batch by batch, so memory stays that of one batch.
+batches ``(inputs, targets)``, ``loss_fn(model, batch)`` being the mean over one batch; products
+are accumulated batch by batch, so memory stays that of one batch.
 """
 from __future__ import annotations
 
@@ -25,7 +26,8 @@ def _params(model: torch.nn.Module) -> list[torch.Tensor]:
 
 
 def _batch_size(batch: tuple) -> int:
-    return int(batch[0].shape[0])
+    """Jets in a batch (inputs, targets): the length of its targets (inputs may be a dict of tensors)."""
+    return int(batch[-1].shape[0])
 
 
 def hessian_vector_product(model: torch.nn.Module, batches: Sequence[tuple], loss_fn: LossFn,

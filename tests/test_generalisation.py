@@ -1,0 +1,125 @@
+"""Out-of-distribution evaluation, compressibility and the diagnostics of a run (trigger-kd evaluate / diagnose)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trigger_kd.cli import main as cli
+from trigger_kd.data.formats import read_canonical, read_jet_classes, write_canonical
+from trigger_kd.errors import TriggerKDError
+from trigger_kd.generalisation.compressibility import distillation_curve, reference_inputs
+from trigger_kd.generalisation.evaluate import _jet_keys, evaluate_run, resolve_jets, unseen_mask
+
+REPO = Path(__file__).resolve().parent.parent
+TINY = [
+    "data.jets_per_class=300", "data.shard_size=300", "data.signal=[w]", "data.background=[gluon]",
+    "teacher.n_particles=16", "teacher.hidden=16", "teacher.layers=2", "teacher.epochs=1",
+    "student.n_particles=4", "student.epochs=2", "student.batch_size=64", "student.mlp_hidden=[8]",
+]
+
+
+def _jets(n, seed):
+    rng = np.random.default_rng(seed)
+    p3 = rng.normal(scale=20.0, size=(n, 20, 3))
+    return np.concatenate([np.linalg.norm(p3, axis=-1, keepdims=True), p3], axis=-1).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------- fast
+def test_unseen_mask_finds_jets_by_their_constituents():
+    a, b = _jets(10, 0), _jets(6, 1)
+    mixed = np.concatenate([b[:3], a[[2, 7]], b[3:]])
+    assert unseen_mask(mixed, [a]).tolist() == [True] * 3 + [False] * 2 + [True] * 3
+    shorter = a[:, :12]  # fewer stored constituents: the same jets still match
+    assert not unseen_mask(shorter, [a]).any()
+    assert len(set(_jet_keys(a))) == 10
+
+
+def test_distillation_curve_learns_a_learnable_teacher():
+    c = _jets(1500, 2)
+    x = reference_inputs(c)
+    w = np.random.default_rng(3).normal(size=(x.shape[1], 2)).astype(np.float32) / 8
+    t = np.tanh(x @ w)  # a teacher the reference student can imitate
+    res = distillation_curve(x[:1200], t[:1200], x[1200:], t[1200:], epochs=10)
+    val = [p["val_mse"] for p in res["curve"]]
+    assert [p["epoch"] for p in res["curve"]] == list(range(11)) and res["curve"][0]["train_mse"] is None
+    assert val[-1] < 0.3 * val[0] and res["final_val_mse"] == val[-1]
+    n_params = (16 * 4 * 64 + 64) + (64 * 64 + 64) + (64 * 32 + 32) + (32 * 2 + 2)
+    assert res["n_train_jets"] == 1200 and res["reference_student"]["n_parameters"] == n_params
+    again = distillation_curve(x[:1200], t[:1200], x[1200:], t[1200:], epochs=10)
+    assert again["curve"] == res["curve"]  # fixed seed: the same curve for the same teacher
+    with pytest.raises(TriggerKDError, match="rerun the teacher stage"):
+        distillation_curve(x[:1200], t[:1100], x[1200:], t[1200:])
+
+
+def test_resolve_jets_refuses_what_it_cannot_use(tmp_path):
+    with pytest.raises(TriggerKDError, match="not found"):
+        resolve_jets(str(tmp_path / "gone.yml"), [], tmp_path)
+    path = write_canonical(tmp_path / "jets.h5", _jets(4, 0), np.array([1, 0, 1, 0]))
+    with pytest.raises(TriggerKDError, match="--set applies to an --on model YAML only"):
+        resolve_jets(str(path), ["data.signal=[z]"], tmp_path)
+    with pytest.raises(TriggerKDError, match="without test.h5"):
+        resolve_jets(str(tmp_path), [], tmp_path)
+    assert resolve_jets(str(path), [], tmp_path)[2] == "jets"
+    with pytest.raises(TriggerKDError, match="--name"):
+        evaluate_run(tmp_path, str(path), name="../x")
+    with pytest.raises(TriggerKDError, match="has not completed"):
+        evaluate_run(tmp_path, str(path))
+
+
+# ----------------------------------------------------------------------------- a tiny W vs gluon run
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("gen") / "w_vs_gluon"
+    args = ["run", str(REPO / "hls_configs/mlp_kd.yml"), "--to", "student", "--run-dir", str(run_dir), "--no-progress"]
+    assert cli(args + [a for s in TINY for a in ("--set", s)]) == 0
+    return run_dir
+
+
+@pytest.mark.slow
+def test_evaluate_on_another_task_leaves_out_training_jets(run):
+    # Z vs gluon with fewer jets per class: its gluon jets are drawn from the run's gluon pool in another order
+    on = ["--set", "data.signal=[z]", "--set", "data.background=[gluon]", "--set", "data.jets_per_class=200",
+          "--set", "data.shard_size=300"]
+    assert cli(["evaluate", str(run), "--on", str(REPO / "hls_configs/mlp_kd.yml"), "--no-progress"] + on) == 0
+    res = json.loads((run / "evaluate" / "z_vs_gluon.json").read_text())
+    assert res["run_task"] == "w vs gluon" and res["task"] == "z vs gluon"
+    assert res["n_left_out_training_jets"] > 0 and res["classes"]["z"] == 40
+    assert res["n_jets"] == 80 - res["n_left_out_training_jets"] == sum(res["classes"].values())
+    for m in ("teacher", "student", "student_float"):
+        assert 0.0 <= res[m]["auc"] <= 1.0 and res[m]["n_jets"] == res["n_jets"]
+    test = Path(res["on"]["data_dir"]) / "test.h5"
+    seen = [read_canonical(run / "data" / f"{s}.h5")[0] for s in ("train", "val")]
+    c, _ = read_canonical(test)
+    assert (~unseen_mask(c, seen)).sum() == res["n_left_out_training_jets"]
+    assert set(read_jet_classes(test)) == {"z", "gluon"}
+
+
+@pytest.mark.slow
+def test_evaluate_on_the_runs_own_test_jets_matches_the_student_stage(run):
+    res = evaluate_run(run, str(run), name="own", progress=False)
+    metrics = json.loads((run / "student" / "metrics.json").read_text())
+    assert res["n_left_out_training_jets"] == 0 and res["n_jets"] == metrics["n_test_jets"]
+    for m in ("teacher", "student", "student_float"):
+        assert res[m]["auc"] == pytest.approx(metrics[m]["auc"], abs=1e-6), m
+    with pytest.raises(TriggerKDError, match="both signal and background"):
+        evaluate_run(run, str(run / "data" / "train.h5"), progress=False)
+
+
+@pytest.mark.slow
+def test_diagnose_writes_curvature_compressibility_smearing_and_ood(run):
+    evaluate_run(run, str(run), name="own", progress=False)
+    assert cli(["diagnose", str(run), "--curvature-jets", "64", "--power-iterations", "5", "--trace-samples", "4",
+                "--compress-epochs", "3", "--no-progress"]) == 0
+    d = json.loads((run / "diagnostics.json").read_text())
+    assert d["task"] == "w vs gluon"
+    for m in ("teacher", "student_float"):
+        cur = d["curvature"][m]
+        assert np.isfinite(cur["lambda_max"]) and np.isfinite(cur["trace"]) and cur["n_jets"] == 64
+        assert cur["n_parameters"] > 0 and cur["trace_samples"] == 4
+    assert d["curvature"]["student_float"]["loss"].startswith("KD loss")
+    assert len(d["compressibility"]["curve"]) == 4 and d["compressibility"]["final_val_mse"] > 0
+    assert [p["sigma"] for p in d["smearing"]["teacher"]] == [0.0, 0.05, 0.1, 0.2]
+    assert "own" in d["ood"] and d["ood"]["own"]["n_jets"] > 0

@@ -1,0 +1,128 @@
+"""`trigger-kd diagnose RUN_DIR`: generalisation diagnostics of a run in ``RUN_DIR/diagnostics.json``.
+
+- curvature: leading Hessian eigenvalue and trace of the training loss of the teacher
+  (cross-entropy) and of the float twin (its KD loss, with the cached teacher logits), on the
+  first ``curvature_jets`` training jets (``trigger_kd/train/curvature.py``);
+- compressibility: the run's teacher distilled into the fixed reference student with MSE on
+  logits, MSE per epoch (``compressibility.py``);
+- smearing: AUC and accuracy vs sigma of p'T = pT (1 + sigma eps), from the student stage's
+  robustness checks on the test jets;
+- ood: every ``RUN_DIR/evaluate/*.json`` (``trigger-kd evaluate``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TriggerKDError
+
+DIAGNOSTICS = "diagnostics.json"
+
+
+def _teacher_curvature(models, c, y, batch_size, **kw) -> dict:
+    import torch
+
+    from ..models.lorentznet import prepare_batch
+    from ..train.curvature import loss_curvature
+
+    model = models.teacher
+    n = models.cfg.teacher.n_particles
+    dtype = next(model.parameters()).dtype
+    batches = [(prepare_batch(c[i:i + batch_size], n, dtype=dtype), torch.from_numpy(y[i:i + batch_size]))
+               for i in range(0, len(y), batch_size)]
+
+    def loss(m, batch):
+        return torch.nn.functional.cross_entropy(m(batch[0]), batch[1])
+
+    return {"loss": "cross-entropy", **loss_curvature(model, batches, loss, **kw)}
+
+
+def _student_curvature(models, c, y, t_logits, batch_size, **kw) -> dict:
+    import torch
+
+    from ..train.curvature import loss_curvature
+    from ..train.distill import kd_loss
+
+    model = models.float_student_torch()
+    if model is None:
+        return {"skipped": f"the {models.cfg.student.framework} float twin is not a torch model: "
+                           "curvature is measured for Brevitas students only"}
+    d = models.cfg.distill
+    x = models.student_inputs(c).astype(np.float32)
+    t = None if d.alpha == 0 else torch.from_numpy(t_logits.astype(np.float32))
+    # batch = ((inputs, teacher logits), labels): the labels last, as loss_curvature counts jets by them
+    batches = [((torch.from_numpy(x[i:i + batch_size]), None if t is None else t[i:i + batch_size]),
+                torch.from_numpy(y[i:i + batch_size])) for i in range(0, len(y), batch_size)]
+
+    def loss(m, batch):
+        (xb, tb), yb = batch
+        return kd_loss(m(xb), yb, tb, d.alpha, d.temperature)
+
+    name = "cross-entropy" if d.alpha == 0 else f"KD loss (alpha {d.alpha}, T {d.temperature})"
+    return {"loss": name, **loss_curvature(model, batches, loss, **kw)}
+
+
+def _smearing(student_metrics: dict) -> dict:
+    rob = student_metrics.get("robustness", {})
+    out = {m: [{"sigma": p["sigma"], "auc": p["auc"], "accuracy": p["accuracy"]} for p in r.get("smear", [])]
+           for m, r in rob.items()}
+    n = {m: r.get("n_jets") for m, r in rob.items()}
+    return {**out, "n_jets": n, "source": "student/metrics.json robustness (test jets; the same draws per sigma)"}
+
+
+def diagnose(run_dir: Path, curvature_jets: int = 256, power_iterations: int = 20, trace_samples: int = 20,
+             compress_epochs: int = 20, seed: int = 0, progress: bool = True) -> dict:
+    """Compute the diagnostics of ``run_dir`` and write ``RUN_DIR/diagnostics.json``."""
+    import torch
+
+    from ..atomic import write_text_atomic
+    from ..console import info
+    from ..data.classes import describe
+    from ..data.formats import read_canonical
+    from .compressibility import distillation_curve, reference_inputs
+    from .evaluate import load_evaluations
+    from .run_models import RunModels
+
+    if curvature_jets < 1:
+        raise TriggerKDError(f"--curvature-jets must be at least 1, got {curvature_jets}")
+    run_dir = Path(run_dir)
+    models = RunModels(run_dir)
+    data, teacher_dir = models.dirs["data"], models.dirs["teacher"]
+    c_train, y_train = read_canonical(data / "train.h5")
+    c_val, _ = read_canonical(data / "val.h5")
+    t_train, t_val = (np.load(teacher_dir / f"logits_{s}.npy") for s in ("train", "val"))
+    n = min(curvature_jets, len(y_train))
+    c, y = c_train[:n], y_train[:n].astype(np.int64)
+    kw = {"max_iter": power_iterations, "tol": 1e-3, "trace_samples": trace_samples, "seed": seed}
+    torch.manual_seed(seed)
+    info(f"[diagnose] loss curvature of the teacher and the float twin on {n} training jets")
+    curvature = {
+        "teacher": _teacher_curvature(models, c, y, batch_size=128, **kw),
+        "student_float": _student_curvature(models, c, y, t_train[:n], batch_size=256, **kw),
+        "source": f"first {n} training jets of {data / 'train.h5'}",
+    }
+    info(f"[diagnose] compressibility: the teacher's logits distilled into the reference student "
+         f"({compress_epochs} epochs, {len(c_train)} training jets)")
+    compress = distillation_curve(reference_inputs(c_train), t_train, reference_inputs(c_val), t_val,
+                                  epochs=compress_epochs)
+    student_metrics = json.loads((models.dirs["student"] / "metrics.json").read_text())
+    cfg = models.cfg
+    result = {
+        "run_dir": str(run_dir),
+        "model": cfg.name,
+        "task": describe(cfg.data.signal, cfg.data.background),
+        "in_distribution": {m: student_metrics.get(m) for m in ("teacher", "student", "student_float")},
+        "curvature": curvature,
+        "compressibility": compress,
+        "smearing": _smearing(student_metrics),
+        "ood": load_evaluations(run_dir),
+        "settings": {"curvature_jets": n, "power_iterations": power_iterations, "power_tol": 1e-3,
+                     "trace_samples": trace_samples, "compress_epochs": compress_epochs, "seed": seed},
+    }
+    write_text_atomic(run_dir / DIAGNOSTICS, json.dumps(result, indent=2, default=float))
+    info(f"[diagnose] lambda_max teacher {curvature['teacher']['lambda_max']:.4g}, trace "
+         f"{curvature['teacher']['trace']:.4g}; reference-student val MSE {compress['final_val_mse']:.4g} "
+         f"-> {run_dir / DIAGNOSTICS}")
+    return result

@@ -1,0 +1,130 @@
+"""`trigger-kd evaluate RUN_DIR --on CONFIG_OR_DATA`: a run's models on another task's jets.
+
+``--on`` is a model YAML (its data stage runs, cached as usual, with ``--set`` overrides;
+its test split is scored), a data or run directory (its ``test.h5``) or a canonical jet file
+(all its jets). Jets that the run trained or validated on (same constituents) are left out, so
+a task sharing a class pool with the run (W vs gluon and Z vs gluon share the gluon jets) is
+scored on unseen jets only. Writes ``RUN_DIR/evaluate/NAME.json``: accuracy, AUC, 1/eB at 30 %
+and 50 % signal efficiency of the teacher, quantised student and float twin, with the task,
+the jets per class and where they came from.
+"""
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TriggerKDError
+
+_KEY_PARTICLES = 8  # jets are identified by the bytes of their leading constituents
+_NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
+
+
+def _jet_keys(constituents: np.ndarray) -> list[bytes]:
+    c = np.ascontiguousarray(np.asarray(constituents, dtype=np.float32)[:, :_KEY_PARTICLES])
+    return [row.tobytes() for row in c]
+
+
+def unseen_mask(constituents: np.ndarray, seen: list[np.ndarray]) -> np.ndarray:
+    """True for jets whose leading constituents match none of the ``seen`` jet arrays."""
+    known = {k for c in seen for k in _jet_keys(c)}
+    return np.array([k not in known for k in _jet_keys(constituents)], dtype=bool)
+
+
+def _test_file(path: Path) -> Path:
+    for candidate in (path / "test.h5", path / "data" / "test.h5"):
+        if candidate.is_file():
+            return candidate
+    raise TriggerKDError(f"--on {path}: a directory without test.h5 or data/test.h5; give a data or run "
+                         "directory, a canonical jet file or a model YAML")
+
+
+def resolve_jets(on: str, overrides: list[str], work_dir: Path, progress: bool = True) -> tuple[Path, dict, str]:
+    """(canonical file to score, description of where it came from, default name)."""
+    from ..data.classes import describe
+
+    path = Path(on)
+    if not path.exists():
+        raise TriggerKDError(f"--on {on}: not found; give a model YAML, a data or run directory or a canonical .h5")
+    if path.suffix in (".yml", ".yaml"):
+        from ..config import load_config
+        from ..pipeline import run_pipeline
+        from ..stages import STAGES
+
+        cfg = load_config(path, overrides)
+        task = describe(cfg.data.signal, cfg.data.background)
+        name = task.replace(" vs ", "_vs_")
+        run_pipeline(cfg, STAGES, work_dir / name, to="data", progress=progress)
+        data = (work_dir / name / "data").resolve()
+        return data / "test.h5", {"config": str(path), "set": list(overrides), "task": task, "split": "test",
+                                  "data_dir": str(data)}, name
+    if overrides:
+        raise TriggerKDError("--set applies to an --on model YAML only; the jets of a data file are fixed")
+    if path.is_dir():
+        test = _test_file(path)
+        return test, {"data_dir": str(test.parent.resolve()), "split": "test"}, path.resolve().name
+    return path, {"file": str(path.resolve()), "split": "all jets of the file"}, path.stem
+
+
+def evaluate_run(run_dir: Path, on: str, name: str | None = None, overrides: list[str] | tuple[str, ...] = (),
+                 progress: bool = True) -> dict:
+    """Score the run's models on the jets ``on`` names; write and return ``RUN_DIR/evaluate/NAME.json``."""
+    from ..atomic import write_text_atomic
+    from ..console import info
+    from ..data.classes import describe
+    from ..data.formats import read_canonical, read_jet_classes
+    from ..train.metrics import binary_metrics
+    from .run_models import MODELS, RunModels
+
+    if name is not None and not _NAME.match(name):
+        raise TriggerKDError(f"--name {name!r}: use letters, digits and . _ + - only (it becomes a file name)")
+    run_dir = Path(run_dir)
+    models = RunModels(run_dir)
+    out_dir = run_dir / "evaluate"
+    path, source, default_name = resolve_jets(on, list(overrides), out_dir / "data", progress=progress)
+    name = name or default_name
+    c, y = read_canonical(path)
+    names = read_jet_classes(path)
+    seen = [read_canonical(models.dirs["data"] / f"{s}.h5")[0] for s in ("train", "val")]
+    keep = unseen_mask(c, seen)
+    c, y, names = c[keep], y[keep], names[keep]
+    if len(np.unique(y)) < 2:
+        raise TriggerKDError(f"{path}: after leaving out the run's training jets, {len(y)} jets remain with "
+                             f"labels {sorted(set(y.tolist()))}: both signal and background jets are needed")
+    scores = models.scores(c)
+    cfg = models.cfg
+    result = {
+        "name": name,
+        "run_dir": str(run_dir),
+        "run_task": describe(cfg.data.signal, cfg.data.background),
+        "task": source.get("task") or _task_of(names, y),
+        "on": source,
+        "n_jets": int(len(y)),
+        "n_left_out_training_jets": int((~keep).sum()),
+        "classes": {str(k): int((names == k).sum()) for k in sorted(set(names.tolist()))},
+        **{m: binary_metrics(y, scores[m], threshold=cfg.checks.working_point) for m in MODELS},
+        "source": f"{len(y)} jets of {path} (signal = is_top 1), run's training/validation jets left out",
+    }
+    write_text_atomic(out_dir / f"{name}.json", json.dumps(result, indent=2, default=float))
+    info(f"[evaluate] {result['run_task']} run on {result['task']} ({len(y)} jets): "
+         + "; ".join(f"{m} AUC {result[m]['auc']:.4f}" for m in MODELS) + f" -> {out_dir / (name + '.json')}")
+    return result
+
+
+def _task_of(names: np.ndarray, y: np.ndarray) -> str:
+    from ..data.classes import describe
+
+    return describe(sorted(set(names[y == 1].tolist())), sorted(set(names[y == 0].tolist())))
+
+
+def load_evaluations(run_dir: Path) -> dict[str, dict]:
+    """Every ``RUN_DIR/evaluate/*.json`` by name."""
+    out = {}
+    for p in sorted((Path(run_dir) / "evaluate").glob("*.json")):
+        try:
+            out[p.stem] = json.loads(p.read_text())
+        except (OSError, ValueError):
+            continue
+    return out

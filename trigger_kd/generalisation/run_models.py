@@ -1,0 +1,63 @@
+"""The trained teacher, quantised student and float twin of one run directory, for scoring new jets."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import TriggerKDError
+
+MODELS = ("teacher", "student", "student_float")
+
+
+def completed_stage(run_dir: Path, stage: str) -> Path:
+    """The resolved output directory of a completed stage of ``run_dir``, or a clear error."""
+    from ..pipeline import STAMP_FILE
+
+    path = Path(run_dir) / stage
+    if not (path / STAMP_FILE).is_file():
+        raise TriggerKDError(f"{run_dir}: the {stage} stage has not completed there; run "
+                             f"`trigger-kd run CONFIG --to student --run-dir {run_dir}` first")
+    return path.resolve()
+
+
+class RunModels:
+    """Loads a run's models once; ``scores(constituents)`` gives each model's signal score per jet."""
+
+    def __init__(self, run_dir: Path):
+        from ..config import load_config
+        from ..pipeline import RESOLVED_CONFIG
+        from ..stages.student import TrainedStudent
+        from ..train.teacher import load_teacher
+
+        self.run_dir = Path(run_dir)
+        if not self.run_dir.is_dir():
+            raise TriggerKDError(f"run directory {self.run_dir} not found")
+        self.dirs = {s: completed_stage(self.run_dir, s) for s in ("data", "teacher", "student")}
+        self.cfg = load_config(self.dirs["student"] / RESOLVED_CONFIG)
+        self.teacher = load_teacher(self.dirs["teacher"] / "teacher.pt")
+        self.students = TrainedStudent(self.cfg, self.dirs["student"])
+
+    def student_inputs(self, constituents: np.ndarray) -> np.ndarray:
+        from ..stages.student import model_inputs
+
+        return model_inputs(self.cfg, constituents)
+
+    def float_student_torch(self):
+        """The float twin as a torch module, or None (QKeras twins are Keras models)."""
+        return self.students.float if self.cfg.student.framework == "brevitas" else None
+
+    def logits(self, constituents: np.ndarray) -> dict[str, np.ndarray]:
+        from ..train.teacher import teacher_logits
+
+        x = self.student_inputs(constituents)
+        return {
+            "teacher": teacher_logits(self.teacher, constituents, self.cfg.teacher.n_particles, progress=False),
+            "student": self.students.logits(x, quantized=True),
+            "student_float": self.students.logits(x, quantized=False),
+        }
+
+    def scores(self, constituents: np.ndarray) -> dict[str, np.ndarray]:
+        from ..train.metrics import top_score
+
+        return {k: top_score(v) for k, v in self.logits(constituents).items()}
