@@ -12,6 +12,8 @@ from trigger_kd.data.formats import read_canonical, read_jet_classes, write_cano
 from trigger_kd.errors import TriggerKDError
 from trigger_kd.generalisation.compressibility import distillation_curve, reference_inputs
 from trigger_kd.generalisation.evaluate import _jet_keys, evaluate_run, resolve_jets, unseen_mask
+from trigger_kd.report.build import build_report
+from trigger_kd.report.generalisation import generalisation_block, generalisation_markdown
 
 REPO = Path(__file__).resolve().parent.parent
 TINY = [
@@ -109,7 +111,7 @@ def test_evaluate_on_the_runs_own_test_jets_matches_the_student_stage(run):
 
 
 @pytest.mark.slow
-def test_diagnose_writes_curvature_compressibility_smearing_and_ood(run):
+def test_diagnose_writes_curvature_compressibility_smearing_and_ood(run, tmp_path):
     evaluate_run(run, str(run), name="own", progress=False)
     assert cli(["diagnose", str(run), "--curvature-jets", "64", "--power-iterations", "5", "--trace-samples", "4",
                 "--compress-epochs", "3", "--no-progress"]) == 0
@@ -123,3 +125,14 @@ def test_diagnose_writes_curvature_compressibility_smearing_and_ood(run):
     assert len(d["compressibility"]["curve"]) == 4 and d["compressibility"]["final_val_mse"] > 0
     assert [p["sigma"] for p in d["smearing"]["teacher"]] == [0.0, 0.05, 0.1, 0.2]
     assert "own" in d["ood"] and d["ood"]["own"]["n_jets"] > 0
+    report = build_report(run, tmp_path / "report", "w_vs_gluon")
+    assert report["generalisation"]["curvature"]["teacher"]["lambda_max"] == d["curvature"]["teacher"]["lambda_max"]
+    md = (tmp_path / "report" / "report.md").read_text()
+    for heading in ("## Generalisation", "### Other tasks' jets", "### Loss curvature", "### Compressibility",
+                    "### pT smearing"):
+        assert heading in md
+    assert (tmp_path / "report" / "compressibility.png").stat().st_size > 1000
+
+
+def test_report_has_no_generalisation_section_without_diagnostics(tmp_path):
+    assert generalisation_block(tmp_path) is None and generalisation_markdown(None, tmp_path) == []

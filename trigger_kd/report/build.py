@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from .generalisation import generalisation_block, generalisation_markdown
 from .plots import resource_bars
 from .tables import fmt, md_table
 
@@ -67,6 +68,7 @@ def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") ->
         "physics": physics_block(run_dir),
         "parity": _load(run_dir / "firmware" / "parity.json"),
         "resources": resources_block(run_dir),
+        "generalisation": generalisation_block(run_dir),
     }
     (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
     for name in ("roc.png", "robustness.png"):
@@ -182,4 +184,5 @@ def render_markdown(report: dict, out: Path) -> str:
             lines += ["", "![Resources](resources.png)", ""]
     else:
         lines += ["Synthesis stage not run: no resource figures.", ""]
+    lines += generalisation_markdown(report.get("generalisation"), out)
     return "\n".join(lines) + "\n"

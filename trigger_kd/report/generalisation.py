@@ -1,0 +1,102 @@
+"""The report's "Generalisation" section: other tasks' jets, loss curvature, compressibility, smearing.
+
+Reads ``RUN_DIR/diagnostics.json`` (``trigger-kd diagnose``) and ``RUN_DIR/evaluate/*.json``
+(``trigger-kd evaluate``); absent files leave the section out.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from .tables import fmt, md_table
+
+MODELS = ("teacher", "student", "student_float")
+
+
+def generalisation_block(run_dir: Path) -> dict | None:
+    from ..generalisation.evaluate import load_evaluations
+
+    run_dir = Path(run_dir)
+    try:
+        diag = json.loads((run_dir / "diagnostics.json").read_text())
+    except (OSError, ValueError):
+        diag = None
+    ood = load_evaluations(run_dir)  # newer than a diagnostics.json that predates them
+    if diag is None and not ood:
+        return None
+    return {**(diag or {}), "ood": ood, "diagnostics_file": str(run_dir / "diagnostics.json") if diag else None}
+
+
+def compressibility_plot(block: dict, path: Path) -> bool:
+    """Validation MSE of the reference student vs epoch; False when there is no curve."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from ..atomic import atomic_path
+
+    comp = block.get("compressibility") or {}
+    curve = comp.get("curve") or []
+    if not curve:
+        return False
+    fig, ax = plt.subplots(figsize=(4.6, 3.2))
+    ax.plot([p["epoch"] for p in curve], [p["val_mse"] for p in curve], marker="o", ms=3, label="validation")
+    ax.plot([p["epoch"] for p in curve[1:]], [p["train_mse"] for p in curve[1:]], ls="--", label="training")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("MSE (reference student vs teacher logits)")
+    ax.set_yscale("log")
+    ax.set_title(f"{comp.get('n_train_jets')} training / {comp.get('n_val_jets')} validation jets", fontsize=8)
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+    return True
+
+
+def generalisation_markdown(block: dict | None, out: Path) -> list[str]:
+    if not block:
+        return []
+    lines = ["## Generalisation", ""]
+    if block.get("task"):
+        lines += [f"Trained on **{block['task']}**; `trigger-kd diagnose` results from `{block.get('diagnostics_file')}`.", ""]
+    ood = block.get("ood") or {}
+    if ood:
+        rows = [{"evaluation": name, "task": r.get("task"), "jets": fmt(r.get("n_jets"), "d"),
+                 "left out (trained on)": fmt(r.get("n_left_out_training_jets"), "d"),
+                 **{f"AUC {m}": fmt((r.get(m) or {}).get("auc"), ".4f") for m in MODELS},
+                 **{f"acc {m}": fmt((r.get(m) or {}).get("accuracy"), ".4f") for m in MODELS}}
+                for name, r in ood.items()]
+        lines += ["### Other tasks' jets (`trigger-kd evaluate`)", "", md_table(rows), ""]
+    cur = block.get("curvature") or {}
+    rows = [{"model": m, "loss": c.get("loss"), "lambda_max": fmt(c.get("lambda_max"), ".4g"),
+             "trace": f"{fmt(c.get('trace'), '.4g')} ± {fmt(c.get('trace_std_error'), '.2g')}",
+             "converged": c.get("converged"), "jets": fmt(c.get("n_jets"), "d"),
+             "parameters": fmt(c.get("n_parameters"), "d")}
+            for m, c in cur.items() if isinstance(c, dict) and "lambda_max" in c]
+    if rows:
+        lines += ["### Loss curvature", "", f"Hessian of the training loss on the {cur.get('source', 'n/a')}: "
+                  "leading eigenvalue by power iteration, trace by Hutchinson (± its standard error).", "",
+                  md_table(rows), ""]
+        lines += [f"- {m}: {c['skipped']}" for m, c in cur.items() if isinstance(c, dict) and "skipped" in c]
+    comp = block.get("compressibility")
+    if comp:
+        ref = comp.get("reference_student") or {}
+        lines += ["### Compressibility", "",
+                  f"The teacher distilled into the fixed reference student ({fmt(ref.get('n_parameters'), 'd')} "
+                  f"parameters, MSE on logits): validation MSE {fmt(comp['curve'][0]['val_mse'], '.4g')} before "
+                  f"training, {fmt(comp.get('final_val_mse'), '.4g')} after {len(comp['curve']) - 1} epochs "
+                  f"(teacher logit variance {fmt(comp.get('teacher_logit_variance'), '.4g')}; "
+                  f"{comp.get('n_val_jets')} validation jets).", ""]
+        if compressibility_plot(block, out / "compressibility.png"):
+            lines += ["![Compressibility](compressibility.png)", ""]
+    smear = block.get("smearing") or {}
+    sigmas = sorted({p["sigma"] for m in MODELS for p in smear.get(m) or []})
+    if sigmas:
+        rows = [{"sigma": fmt(s, "g"), **{f"AUC {m}": fmt(next((p["auc"] for p in smear.get(m) or []
+                                                               if p["sigma"] == s), None), ".4f") for m in MODELS}}
+                for s in sigmas]
+        lines += ["### pT smearing", "", "p'T = pT (1 + sigma eps), eps ~ N(0, 1) per constituent, on the test jets "
+                  f"({smear.get('source', 'n/a')}).", "", md_table(rows), ""]
+    return lines
