@@ -6,8 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TriggerKDError
+from ..models.backend import NAMES
 
-MODELS = ("teacher", "student", "student_float")
+MODELS = ("teacher", *NAMES)  # NAMES: the quantised student and its float twin
 
 
 def completed_stage(run_dir: Path, stage: str) -> Path:
@@ -26,8 +27,8 @@ class RunModels:
 
     def __init__(self, run_dir: Path):
         from ..config import load_config
+        from ..models.backend import student_backend
         from ..pipeline import RESOLVED_CONFIG
-        from ..stages.student import TrainedStudent
         from ..train.teacher import load_teacher
 
         self.run_dir = Path(run_dir)
@@ -36,16 +37,18 @@ class RunModels:
         self.dirs = {s: completed_stage(self.run_dir, s) for s in ("data", "teacher", "student")}
         self.cfg = load_config(self.dirs["student"] / RESOLVED_CONFIG)
         self.teacher = load_teacher(self.dirs["teacher"] / "teacher.pt")
-        self.students = TrainedStudent(self.cfg, self.dirs["student"])
+        self.backend = student_backend(self.cfg.student)
+        self.students = {name: self.backend.load(self.dirs["student"], name) for name in NAMES}
 
     def student_inputs(self, constituents: np.ndarray) -> np.ndarray:
-        from ..stages.student import model_inputs
-
-        return model_inputs(self.cfg, constituents)
+        return self.backend.inputs(constituents)
 
     def float_student_torch(self):
         """The float twin as a torch module, or None (QKeras twins are Keras models)."""
-        return self.students.float if self.cfg.student.framework == "brevitas" else None
+        import torch
+
+        twin = self.students["student_float"]
+        return twin if isinstance(twin, torch.nn.Module) else None
 
     def logits(self, constituents: np.ndarray) -> dict[str, np.ndarray]:
         from ..train.teacher import teacher_logits
@@ -53,8 +56,7 @@ class RunModels:
         x = self.student_inputs(constituents)
         return {
             "teacher": teacher_logits(self.teacher, constituents, self.cfg.teacher.n_particles, progress=False),
-            "student": self.students.logits(x, quantized=True),
-            "student_float": self.students.logits(x, quantized=False),
+            **{name: self.backend.predict(model, x) for name, model in self.students.items()},
         }
 
     def scores(self, constituents: np.ndarray) -> dict[str, np.ndarray]:

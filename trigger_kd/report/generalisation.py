@@ -8,9 +8,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from ..generalisation.run_models import MODELS
 from .tables import fmt, md_table
-
-MODELS = ("teacher", "student", "student_float")
 
 
 def generalisation_block(run_dir: Path) -> dict | None:
