@@ -9,7 +9,7 @@ SYNTH  ?=
 SET    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-csim docker-image docker-base-image clean
+.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-csim bench-teacher docker-image docker-base-image clean
 
 ## install: create .venv, install the package with pinned dependencies (QKeras/TensorFlow extra included) and the open-source synthesis tools
 install: $(VENV)/.installed tools
@@ -48,13 +48,17 @@ run: synth
 report:
 	$(CLI) report firmware/*/
 
-bench: bench-gen bench-csim bench-kd
+bench: bench-gen bench-csim bench-teacher bench-kd
 
 bench-gen:
 	$(PY) benchmarks/gen_throughput.py --out benchmarks/out/gen_throughput.json
 
 bench-kd:
 	$(PY) benchmarks/kd_gain.py --out benchmarks/out/kd_gain.json
+
+## bench-teacher: LorentzNet teacher jets/s, edge-list reference vs dense, training and inference, quick and paper sizes
+bench-teacher:
+	$(PY) benchmarks/teacher_throughput.py --out benchmarks/out/teacher_throughput.json
 
 bench-csim:
 	$(PY) benchmarks/csim_throughput.py --out benchmarks/out/csim_throughput.json

@@ -6,7 +6,8 @@
 Same model, same weights, same batches: the reference is the former edge-list implementation
 (gather + index_add, tests/lorentznet_reference.py), the new one is `LorentzNet.forward`.
 Training = forward + cross-entropy backward + AdamW step at the profile's teacher batch size;
-inference = `torch.inference_mode` forward on batches of 512 jets (the `teacher_logits` batch).
+inference = `torch.inference_mode` forward on batches of 512 jets (the `teacher_logits` batch;
+64 at paper size, where the reference's edge tensors for 512 jets take GBs).
 Measurements alternate reference and new, round by round, so load from other jobs on a shared
 machine hits both alike; each measurement runs at least --seconds (and at least one batch) after
 one warm-up batch. The sizes are the teacher sections of hls_configs/profiles/{quick,paper}.yml.
@@ -38,7 +39,7 @@ from lorentznet_reference import reference_forward  # noqa: E402
 from trigger_kd.atomic import write_text_atomic  # noqa: E402
 from trigger_kd.models.lorentznet import LorentzNet, prepare_batch  # noqa: E402
 
-INFER_BATCH = 512
+INFER_BATCH = {"quick": 512, "paper": 64}  # 512 = teacher_logits' batch; the reference needs GBs for 512 at paper size
 
 
 def synthetic_jets(n: int, max_particles: int = 200, seed: int = 0) -> np.ndarray:
@@ -80,14 +81,14 @@ class Timer:
 def measure(profile: str, threads: int, seconds: float, rounds: int) -> dict:
     torch.set_num_threads(threads)
     size = teacher_size(profile)
-    n, bs = size["n_particles"], size["batch_size"]
+    n, bs, ibs = size["n_particles"], size["batch_size"], INFER_BATCH.get(profile, 512)
     torch.manual_seed(0)
     model = LorentzNet(n_scalar=2, n_hidden=size["hidden"], n_class=2, n_layers=size["layers"],
                        dropout=size["dropout"])
-    jets = synthetic_jets(4 * INFER_BATCH)
+    jets = synthetic_jets(4 * max(ibs, bs))
     labels = torch.from_numpy(np.arange(len(jets)) % 2)
     train_batches = [(prepare_batch(jets[i:i + bs, :n], n), labels[i:i + bs]) for i in range(0, len(jets), bs)]
-    infer_batches = [prepare_batch(jets[i:i + INFER_BATCH, :n], n) for i in range(0, len(jets), INFER_BATCH)]
+    infer_batches = [prepare_batch(jets[i:i + ibs, :n], n) for i in range(0, len(jets), ibs)]
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
     forwards = {"reference": lambda batch: reference_forward(model, batch), "dense": model}
 
@@ -121,8 +122,8 @@ def measure(profile: str, threads: int, seconds: float, rounds: int) -> dict:
             model.train(mode == "train")
             impls = list(forwards) if r % 2 == 0 else list(forwards)[::-1]
             for impl in impls:
-                timers[mode, impl].run(steps[mode, impl], bs if mode == "train" else INFER_BATCH, seconds)
-    out = {"profile": profile, "threads": threads, **size, "infer_batch_size": INFER_BATCH}
+                timers[mode, impl].run(steps[mode, impl], bs if mode == "train" else ibs, seconds)
+    out = {"profile": profile, "threads": threads, **size, "infer_batch_size": ibs}
     for mode in ("train", "infer"):
         ref, new = timers[mode, "reference"], timers[mode, "dense"]
         out[mode] = {"reference_jets_per_s": round(ref.rate, 1), "dense_jets_per_s": round(new.rate, 1),
