@@ -133,6 +133,8 @@ class TeacherConfig(Section):
     c_weight: Annotated[float, Field(ge=0)] = 5e-3
     seed: NonNeg = 1
     threads: NonNeg = 0
+    seal_lambda: Annotated[float, Field(ge=0)] = 0.0  # SEAL: + lambda mean ||f(L x) - f(x)||^2, boosts L (train/seal.py)
+    seal_max_beta: Annotated[float, Field(ge=0, lt=1)] = 0.95  # |beta| of those boosts uniform in [0, this]
 
 
 class StudentConfig(Section):

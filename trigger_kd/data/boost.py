@@ -103,3 +103,29 @@ def smear_pt(constituents, sigma: float, rng: np.random.Generator) -> np.ndarray
         raise TriggerKDError(f"smearing sigma = {sigma} must be >= 0")
     factor = np.clip(1.0 + sigma * rng.standard_normal(c.shape[:-1]), 0.0, None)
     return (c.astype(np.float64) * factor[..., None]).astype(c.dtype)
+
+
+def random_lorentz(n: int, max_beta: float, generator=None, dtype=None):
+    """(n, 4, 4) torch tensor of pure Lorentz boosts acting on (E, px, py, pz), as `boost_matrix`:
+    direction uniform on the sphere, speed |beta| uniform in [0, max_beta]. No rotation.
+    Apply one per jet with `apply_lorentz`; `generator` is a torch.Generator (reproducible draws)."""
+    import torch
+
+    if not 0.0 <= max_beta < 1.0:
+        raise TriggerKDError(f"max_beta = {max_beta} must be in [0, 1)")
+    direction = torch.randn(n, 3, generator=generator, dtype=torch.float64)
+    direction = direction / direction.norm(dim=1, keepdim=True).clamp(min=1e-12)
+    beta = torch.rand(n, 1, generator=generator, dtype=torch.float64) * max_beta
+    gamma = 1.0 / torch.sqrt(1.0 - beta.square())
+    m = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
+    m[:, 0, 0] = gamma[:, 0]
+    m[:, 0, 1:] = m[:, 1:, 0] = -gamma * beta * direction
+    m[:, 1:, 1:] += (gamma - 1.0).unsqueeze(-1) * direction.unsqueeze(2) * direction.unsqueeze(1)
+    return m.to(dtype or torch.get_default_dtype())
+
+
+def apply_lorentz(matrices, constituents):
+    """Torch: x'_k = L_k x_k for every 4-vector of jet k; matrices (B, 4, 4), constituents (B, ..., 4)."""
+    import torch
+
+    return torch.einsum("bij,b...j->b...i", matrices.to(constituents.dtype), constituents)

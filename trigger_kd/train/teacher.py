@@ -30,6 +30,7 @@ from ..config import TeacherConfig, validated
 from ..console import error, info, progress_enabled
 from ..errors import TriggerKDError
 from ..models.lorentznet import LorentzNet, prepare_batch
+from .seal import PairForward, boosted, seal_penalty
 
 CHECKPOINT_FORMAT = "trigger_kd.lorentznet.v1"
 
@@ -149,12 +150,14 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
         sampler = torch.utils.data.distributed.DistributedSampler(dataset, num_replicas=world, rank=rank,
                                                                   shuffle=True, seed=settings.seed)
         loader = torch.utils.data.DataLoader(dataset, batch_size=settings.batch_size, sampler=sampler)
-        net = nn.parallel.DistributedDataParallel(model)
+        net = nn.parallel.DistributedDataParallel(PairForward(model))
     else:
         sampler = None
         gen = torch.Generator().manual_seed(settings.seed)
         loader = torch.utils.data.DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, generator=gen)
-        net = model
+        net = PairForward(model)
+    seal = settings.seal_lambda > 0
+    boosts = torch.Generator().manual_seed(settings.seed + 7919 * (rank + 1))  # SEAL's own random stream
     torch.manual_seed(settings.seed + rank)  # dropout differs per rank, as in the original
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
     total_steps = max(1, settings.epochs * len(loader))
@@ -167,12 +170,17 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
             sampler.set_epoch(epoch)
         net.train()
         t0 = time.perf_counter()
-        correct = loss_sum = count = 0.0
+        correct = loss_sum = seal_sum = count = 0.0
         bar = tqdm(loader, desc=f"teacher epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False,
                    disable=True if rank else progress_enabled(progress))
         for xb, yb in bar:
-            logits = net(prepare_batch(xb, n))
+            moved = prepare_batch(boosted(xb, settings.seal_max_beta, boosts), n) if seal else None
+            logits, moved_logits = net(prepare_batch(xb, n), moved)
             loss = nn.functional.cross_entropy(logits, yb)
+            if seal:
+                penalty = seal_penalty(logits, moved_logits)
+                loss = loss + settings.seal_lambda * penalty
+                seal_sum += float(penalty.detach()) * len(yb)
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -187,10 +195,12 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
         train_seconds += epoch_seconds
         t1 = time.perf_counter()
         val = _allsum(list(_evaluate(model, c_val, y_val, n, max(256, settings.batch_size))), world)
-        tr = _allsum([correct, loss_sum, count], world)
+        tr = _allsum([correct, loss_sum, count, seal_sum], world)
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": tr[1] / tr[2],
                "train_accuracy": tr[0] / tr[2], "val_loss": val[1] / val[2], "val_accuracy": val[0] / val[2],
                "train_seconds": epoch_seconds, "val_seconds": time.perf_counter() - t1}
+        if seal:  # mean ||f(L x) - f(x)||^2 over the epoch's jets (train_loss includes lambda times it)
+            row["train_seal_penalty"] = tr[3] / tr[2]
         history.append(row)
         if rank == 0:
             info(f"[teacher] epoch {epoch + 1}/{settings.epochs}: train loss {row['train_loss']:.4f} "
