@@ -1,7 +1,7 @@
 """LorentzNet teacher throughput: the reference edge-list forward vs the dense one, side by side.
 
     python benchmarks/teacher_throughput.py --out benchmarks/out/teacher_throughput.json \
-        [--sizes quick,paper] [--threads 1,2] [--seconds 3] [--rounds 3]
+        [--sizes quick,paper] [--threads 1] [--seconds 3] [--rounds 3]
 
 Same model, same weights, same batches: the reference is the former edge-list implementation
 (gather + index_add, tests/lorentznet_reference.py), the new one is `LorentzNet.forward`.
@@ -147,7 +147,7 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/out/teacher_throughput.json")
     ap.add_argument("--sizes", default="quick,paper", help="profiles whose teacher section sets the size")
-    ap.add_argument("--threads", default="1,2", help="torch thread counts; sizes after the first thread "
+    ap.add_argument("--threads", default="1", help="torch thread counts, e.g. 1,2; sizes after the first thread "
                     "count run only at the first (paper size is slow)")
     ap.add_argument("--seconds", type=float, default=3.0, help="minimum seconds per measurement and round")
     ap.add_argument("--rounds", type=int, default=3)
