@@ -152,7 +152,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="minimum seconds per measurement and round")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    t0 = time.time()
+    t0, commit = time.time(), git_commit()  # the code that is measured
     threads = [int(t) for t in args.threads.split(",")]
     sizes = args.sizes.split(",")
     results = []
@@ -162,7 +162,7 @@ def main() -> int:
     result = {
         "benchmark": "teacher_throughput",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_commit": git_commit(),
+        "git_commit": commit,
         "speedup_train": min(r["train"]["speedup"] for r in results),
         "speedup_infer": min(r["infer"]["speedup"] for r in results),
         "results": results,

@@ -16,7 +16,8 @@ with 0/1 weights for the real i != j pairs, messages are summed with tensor redu
 phi_e's first layer and BatchNorm are factorised into per-node projections (the BatchNorm
 statistics over the real edges come from per-node sums). Same parameters, same buffers, same
 outputs and gradients as the edge-list forward (tests/lorentznet_reference.py, compared in
-tests/test_lorentznet.py) and several times faster on a CPU (benchmarks/teacher_throughput.py).
+tests/test_lorentznet.py); on a CPU about 5x faster in inference at the quick size, barely in
+training (benchmarks/RESULTS.md, `make bench-teacher`).
 """
 from __future__ import annotations
 
