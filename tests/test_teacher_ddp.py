@@ -46,7 +46,8 @@ def test_torchrun_ranks_end_with_identical_weights(data, tmp_path):
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
            "-m", "trigger_kd.train.teacher", "--train", str(data[0]), "--val", str(data[1]), "--out", str(out),
            "--epochs", "1", "--hidden", "8", "--layers", "2", "--n-particles", "8", "--batch-size", "32",
-           "--threads", "1", "--seed", "3", "--no-progress", "--save-rank-weights"]
+           "--threads", "1", "--seed", "3", "--no-progress", "--save-rank-weights",
+           "--seal-lambda", "0.1"]  # SEAL's pair forward under DDP too (one module call per step)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     try:
         proc = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=REPO, env=env, timeout=240)
@@ -64,6 +65,7 @@ def test_torchrun_ranks_end_with_identical_weights(data, tmp_path):
     assert not torch.equal(init["embedding.weight"], w0["embedding.weight"])  # training moved the weights
     history = json.loads((out / "history.json").read_text())
     assert history["world_size"] == 2 and len(history["history"]) == 1
+    assert history["history"][0]["train_seal_penalty"] > 0
     model = load_teacher(out / "teacher.pt")  # rank 0 wrote the checkpoint; one epoch, so it is the final model
     for k, v in model.state_dict().items():
         assert torch.equal(v, w0[k]), k
