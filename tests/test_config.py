@@ -189,16 +189,17 @@ def test_show_config_round_trips(tmp_path, repo, capsys):
 
 
 def test_shard_pool_depends_on_physics_seed_and_shard_size_only(tmp_path, repo):
-    from trigger_kd.stages.data import shard_pool
+    from trigger_kd.data.generate import shard_pool
 
     path = repo / "hls_configs/mlp_kd.yml"
-    base = shard_pool(load_config(path), tmp_path, "top")
+    base = shard_pool(load_config(path).data, tmp_path, "top")
     for same in ("data.jets_per_class=77", "data.split=[0.5,0.25,0.25]", "data.workers=3", "teacher.epochs=9",
                  "data.background=[gluon]"):
-        assert shard_pool(load_config(path, [same]), tmp_path, "top") == base, same
+        assert shard_pool(load_config(path, [same]).data, tmp_path, "top") == base, same
     for other in ("data.pt_min=500", "data.mpi=true", "data.seed=2", "data.shard_size=100", "data.max_constituents=50"):
-        assert shard_pool(load_config(path, [other]), tmp_path, "top") != base, other
-    assert shard_pool(load_config(path), tmp_path, "qcd") != base
+        assert shard_pool(load_config(path, [other]).data, tmp_path, "top") != base, other
+    assert shard_pool(load_config(path).data, tmp_path, "qcd") != base
+    assert shard_pool(load_config(path).data, tmp_path, "top", stream="transfer") != base  # transfer jets: own pools
     assert set(load_config(path).data.physics()) == {  # what Pythia + FastJet generation reads
         "sqrt_s", "pthat_min", "jet_r", "pt_min", "pt_max", "eta_max", "particle_eta_max", "match_dr", "mpi",
         "hadronization", "max_constituents"}

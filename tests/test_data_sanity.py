@@ -90,8 +90,8 @@ def test_huge_request_states_its_cost_and_is_refused_before_starting(tmp_path, r
     assert "estimate" in err and "of disk" in err and "of memory" in err and "days" in err
     assert "does not fit" in err and "Traceback" not in err
     from trigger_kd.pipeline import cache_root
-    from trigger_kd.stages.data import shard_pool
+    from trigger_kd.data.generate import shard_pool
 
     cfg = load_config(repo / "hls_configs/mlp_kd.yml", ["data.jets_per_class=1000000000"])
-    assert not any(shard_pool(cfg, cache_root(), cls).exists() for cls in ("top", "qcd"))  # nothing generated
+    assert not any(shard_pool(cfg.data, cache_root(), cls).exists() for cls in ("top", "qcd"))  # nothing generated
     assert not (tmp_path / "run" / "data").exists()

@@ -156,6 +156,8 @@ class StudentConfig(Section):
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
     seed: NonNeg = 1
     threads: NonNeg = 0
+    seal_lambda: Annotated[float, Field(ge=0)] = 0.0  # SEAL: weight of mean ||f(L x) - f(x)||^2 over random boosts L
+    seal_max_beta: Annotated[float, Field(ge=0, lt=1)] = 0.95  # SEAL boosts: random direction, |beta| ~ U(0, this)
 
     @field_validator("n_particles")
     @classmethod
@@ -183,6 +185,16 @@ class StudentConfig(Section):
 class DistillConfig(Section):
     alpha: Annotated[float, Field(ge=0, le=1)] = 0.7  # weight of the soft-target term; 0 = trained from scratch
     temperature: Positive = 3.0
+    transfer_jets_per_class: NonNeg = 0  # extra generated jets per class, teacher targets only (own seed stream)
+    transfer_paths: tuple[str, ...] = ()  # unlabelled jet files, teacher targets only (labels ignored)
+    transfer_source: Literal["toptagging", "hls4ml", "jetclass", "canonical"] = "canonical"  # format of those files
+    augment_max_beta: Annotated[float, Field(ge=0, lt=1)] = 0.0  # boosted views: |beta| ~ U(0, this), 0 = off
+    augment_views: Count = 4  # boosted views per jet (teacher logits precomputed); epoch e uses view e mod k
+    scratch_twin: bool | None = None  # train the from-scratch twin (null: when alpha > 0)
+
+    @property
+    def with_scratch_twin(self) -> bool:
+        return self.alpha > 0 if self.scratch_twin is None else self.scratch_twin
 
 
 class ExportConfig(Section):

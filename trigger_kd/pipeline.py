@@ -54,7 +54,7 @@ class StageError(TriggerKDError):
 @dataclass(frozen=True)
 class Stage:
     name: str
-    reads: tuple[str, ...]  # config sections
+    reads: tuple[str, ...]  # config sections, or single keys as "section.key"
     needs: tuple[str, ...]  # upstream stages
     func: Callable[["Config", "RunContext", Path], dict]
     shared: bool = False  # output lives in the content-addressed cache
@@ -104,6 +104,13 @@ def read_stamp(path: Path) -> dict | None:
         return None
 
 
+def config_part(cfg: Config, name: str):
+    """A config section ("student") or one key of it ("distill.augment_views")."""
+    section, _, key = name.partition(".")
+    value = cfg.section(section)
+    return getattr(value, key) if key else value
+
+
 def stage_dependencies(stage: Stage, cfg: Config, cache: Path | None) -> dict:
     """What the stage's result depends on besides config and upstream stamps: code, tools, input files."""
     code = code_fingerprint(stage.code_module())
@@ -120,7 +127,7 @@ def compute_stamp(stage: Stage, cfg: Config, upstream: dict[str, str], deps: dic
     return stamp_of(
         stage.name,
         __version__,
-        {s: cfg.section(s) for s in stage.reads},
+        {s: config_part(cfg, s) for s in stage.reads},
         {n: upstream[n] for n in stage.needs},
         deps["code"],
         deps["tools"],
@@ -256,7 +263,7 @@ def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict,
             "stage": stage.name,
             "stamp": stamp,
             "config": cfg.source_file,
-            "sections": {s: json.loads(json.dumps(_plain(cfg.section(s)))) for s in stage.reads},
+            "sections": {s: json.loads(json.dumps(_plain(config_part(cfg, s)))) for s in stage.reads},
             "upstream": {n: ctx.stamps[n] for n in stage.needs},
             **deps,
             "seconds": round(time.time() - t0, 2),

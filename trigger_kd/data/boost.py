@@ -33,19 +33,44 @@ def apply_matrix(constituents, matrix: np.ndarray) -> np.ndarray:
     return out.astype(c.dtype if np.issubdtype(c.dtype, np.floating) else np.float64)
 
 
+def apply_matrices(constituents, matrices) -> np.ndarray:
+    """One Lorentz matrix per jet: (N, ..., 4) 4-vectors and (N, 4, 4) matrices -> (N, ..., 4) float64."""
+    c = _check(constituents)
+    m = np.asarray(matrices, dtype=np.float64)
+    if m.shape != (len(c), 4, 4):
+        raise TriggerKDError(f"need one 4x4 matrix per jet: {len(c)} jets, matrices of shape {m.shape}")
+    return np.einsum("nij,n...j->n...i", m, c.astype(np.float64, copy=False))
+
+
 def boost_matrix(beta_vec) -> np.ndarray:
     """4x4 pure boost with velocity vector beta_vec (|beta| < 1), acting on (E, p)."""
-    b = np.asarray(beta_vec, dtype=np.float64).reshape(3)
-    b2 = float(b @ b)
-    if not b2 < 1.0:
-        raise TriggerKDError(f"boost velocity |beta| = {np.sqrt(b2):.4g} must be below 1")
+    return boost_matrices(np.asarray(beta_vec, dtype=np.float64).reshape(1, 3))[0]
+
+
+def boost_matrices(betas) -> np.ndarray:
+    """(..., 3) velocity vectors (|beta| < 1) -> (..., 4, 4) pure boosts acting on (E, p)."""
+    b = np.asarray(betas, dtype=np.float64)
+    if b.ndim < 1 or b.shape[-1] != 3:
+        raise TriggerKDError(f"boost velocities must have shape (..., 3), got {b.shape}")
+    b2 = np.einsum("...i,...i->...", b, b)
+    if not np.all(b2 < 1.0):
+        raise TriggerKDError(f"boost velocity |beta| = {np.sqrt(b2.max()):.4g} must be below 1")
     gamma = 1.0 / np.sqrt(1.0 - b2)
-    m = np.eye(4)
-    m[0, 0] = gamma
-    m[0, 1:] = m[1:, 0] = -gamma * b
-    if b2 > 0:
-        m[1:, 1:] += (gamma - 1.0) * np.outer(b, b) / b2
+    m = np.zeros(b.shape[:-1] + (4, 4))
+    m[..., 0, 0] = gamma
+    m[..., 0, 1:] = m[..., 1:, 0] = -gamma[..., None] * b
+    coef = np.divide(gamma - 1.0, b2, out=np.zeros_like(b2), where=b2 > 0)
+    m[..., 1:, 1:] = np.eye(3) + coef[..., None, None] * b[..., :, None] * b[..., None, :]
     return m
+
+
+def random_boost_velocities(rng: np.random.Generator, n: int, max_beta: float) -> np.ndarray:
+    """(n, 3) velocities: directions uniform on the sphere, speeds |beta| ~ U(0, max_beta)."""
+    if not 0.0 <= max_beta < 1.0:
+        raise TriggerKDError(f"max_beta = {max_beta} must be in [0, 1)")
+    direction = rng.normal(size=(n, 3))
+    direction /= np.linalg.norm(direction, axis=1, keepdims=True)
+    return rng.uniform(0.0, max_beta, size=n)[:, None] * direction
 
 
 def rotation_matrix(angle: float, axis: str = "z") -> np.ndarray:
@@ -77,13 +102,9 @@ def random_lorentz_matrix(rng: np.random.Generator, max_beta: float = 0.5) -> np
     """A random rotation (uniform on SO(3)) followed by a boost of speed U(0, max_beta) in a random direction."""
     from scipy.spatial.transform import Rotation
 
-    if not 0.0 <= max_beta < 1.0:
-        raise TriggerKDError(f"max_beta = {max_beta} must be in [0, 1)")
     rot = np.eye(4)
     rot[1:, 1:] = Rotation.random(random_state=rng).as_matrix()
-    direction = rng.normal(size=3)
-    direction /= np.linalg.norm(direction)
-    return boost_matrix(rng.uniform(0.0, max_beta) * direction) @ rot
+    return boost_matrix(random_boost_velocities(rng, 1, max_beta)[0]) @ rot
 
 
 def random_lorentz_transform(constituents, rng: np.random.Generator, max_beta: float = 0.5) -> np.ndarray:

@@ -33,25 +33,35 @@ SCALES = (2.0, 2.0, 2.0, 1.0)
 
 def student_features(constituents, n_particles: int) -> np.ndarray:
     """(N, P, 4) E,px,py,pz -> (N, n_particles, 4) float32 features (see module docstring)."""
+    return features_of(*leading_and_axis(constituents, n_particles))
+
+
+def leading_and_axis(constituents, n_particles: int) -> tuple[np.ndarray, np.ndarray]:
+    """(N, P, 4) -> the leading n_particles constituents (N, n_particles, 4), zero-padded, and the jet
+    4-vector (N, 4), both float64: all that the features need, and both transform as 4-vectors."""
     c = np.asarray(constituents)
     if c.ndim != 3 or c.shape[-1] != 4:
         raise TriggerKDError(f"student_features needs constituents of shape (N, P, 4), got {c.shape}")
     if n_particles <= 0:
         raise TriggerKDError(f"student.n_particles must be positive, got {n_particles}")
-    jet = jet_kinematics(c)
-    lead = c[:, :n_particles].astype(np.float64)
+    lead = np.zeros((len(c), n_particles, 4))
+    lead[:, : c.shape[1]] = c[:, :n_particles]
+    return lead, c.astype(np.float64).sum(axis=1)
+
+
+def features_of(lead: np.ndarray, axis: np.ndarray) -> np.ndarray:
+    """Leading constituents (N, n, 4) and jet 4-vectors (N, 4) -> (N, n, 4) float32 features."""
+    jet = jet_kinematics(np.asarray(axis)[:, None, :])
     kin = constituent_kinematics(lead)
     pt_jet = jet["pt"][:, None]
     pt_rel = np.divide(kin["pt"], pt_jet, out=np.zeros_like(kin["pt"]), where=pt_jet > 0)
     d_eta = kin["eta"] - jet["eta"][:, None]
     d_phi = np.mod(kin["phi"] - jet["phi"][:, None] + np.pi, 2 * np.pi) - np.pi
-    e, px, py, pz = np.moveaxis(lead, -1, 0)
+    e, px, py, pz = np.moveaxis(np.asarray(lead, dtype=np.float64), -1, 0)
     mass = np.sqrt(np.maximum(e * e - (px * px + py * py + pz * pz), 0.0))
     feats = np.stack([pt_rel, d_eta, d_phi, mass], axis=-1) * np.asarray(SCALES)
     feats[~kin["mask"]] = 0.0
-    out = np.zeros((len(c), n_particles, N_FEATURES), np.float32)
-    out[:, : feats.shape[1]] = feats
-    return out
+    return feats.astype(np.float32)
 
 
 def student_input(feats, layout: str) -> np.ndarray:

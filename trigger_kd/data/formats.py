@@ -325,3 +325,29 @@ def load_source(source: str, paths: list[Path], max_constituents: int, signal=("
                 "add files that contain them (both sides are needed)"
             )
     return (c, y, names, np.concatenate(origin)) if with_origin else (c, y, names)
+
+
+def load_unlabelled(source: str, paths: list[Path], max_constituents: int) -> np.ndarray:
+    """Constituents (N, P, 4) float32 of every jet in jet files of one format, labels ignored
+    (e.g. recorded collision data used as a transfer set); canonical files need no ``is_top``."""
+    if source not in _READERS:
+        raise DataFormatError(f"unknown data source {source!r}: use one of {list(SOURCES)}")
+    if max_constituents <= 0:
+        raise DataFormatError(f"max_constituents must be positive, got {max_constituents}")
+    cs = []
+    for p in map(Path, paths):
+        if source == "canonical":
+            with _open_h5(p, "fix the file list") as f:
+                if "constituents" not in f:
+                    raise DataFormatError(f"{p}: no dataset 'constituents' (found {sorted(f.keys())}); "
+                                          "not a canonical jet file: set the format of the files")
+                c = np.asarray(f["constituents"][...], dtype=np.float32)
+            if c.ndim != 3 or c.shape[-1] != 4:
+                raise DataFormatError(f"{p}: 'constituents' must be (N, P, 4) E,px,py,pz, got shape {c.shape}")
+        else:
+            c = _READERS[source](p)[0]
+        _check_finite(c, p, source)
+        cs.append(sort_and_pad(c, max_constituents))
+    if not cs or not sum(len(c) for c in cs):
+        raise DataFormatError(f"no jets in {', '.join(map(str, paths)) or 'an empty file list'} ({source})")
+    return np.concatenate(cs)

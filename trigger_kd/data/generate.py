@@ -22,12 +22,13 @@ fingerprint, which keys the jet pools (see ``stages/data.py``).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import math
 import multiprocessing as mp
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import h5py
@@ -59,9 +60,21 @@ class GenerationError(TriggerKDError):
     """Event generation could not produce the requested jets."""
 
 
-def shard_seed(seed: int, cls: str, k: int) -> int:
-    """Pythia seed (1..900000000) for shard k of class cls."""
-    digest = hashlib.sha256(f"trigger_kd/jets/{seed}/{cls}/{k}".encode()).digest()
+def shard_pool(data: "DataConfig", cache: Path, cls: str, stream: str = "jets") -> Path:
+    """Directory of generated shards of one jet class for the physics settings and seed of ``data``,
+    the generation code and the tool versions; each seed stream has its own pools."""
+    from ..config import stamp_of
+    from ..fingerprint import code_fingerprint, tool_versions
+
+    key = stamp_of(stream, cls, data.physics(), data.seed, data.shard_size,
+                   code_fingerprint(__name__)["sha256"], tool_versions(("pythia", "fastjet")))
+    return Path(cache) / "jets" / f"{cls}-{key[:24]}"
+
+
+def shard_seed(seed: int, cls: str, k: int, stream: str = "jets") -> int:
+    """Pythia seed (1..900000000) for shard k of class cls; each stream ('jets' for the
+    train/val/test pools, 'transfer' for transfer sets) draws its own seeds."""
+    digest = hashlib.sha256(f"trigger_kd/{stream}/{seed}/{cls}/{k}".encode()).digest()
     return int.from_bytes(digest[:8], "little") % _MAX_SEED + 1
 
 
@@ -276,11 +289,11 @@ def generate_shard(settings: "DataConfig", cls: str, n_jets: int, seed: int) -> 
 
 def _make_shard(task: tuple) -> dict:
     """Worker: generate and atomically write one shard; returns its stats."""
-    pool, cls, k, settings, seed, shard_size = task
-    s = shard_seed(seed, cls, k)
+    pool, cls, k, settings, seed, shard_size, stream = task
+    s = shard_seed(seed, cls, k, stream)
     c, stats = generate_shard(settings, cls, shard_size, s)
     y = np.full(len(c), 1 if cls == "top" else 0, np.int8)  # a label for old readers; assemble relabels
-    attrs = {"class": cls, "shard": k, "seed": seed, "pythia_seed": s, "events": stats["events"],
+    attrs = {"class": cls, "shard": k, "seed": seed, "stream": stream, "pythia_seed": s, "events": stats["events"],
              "cpu_seconds": stats["cpu_seconds"], "settings": repr(settings.physics())}
     write_canonical(shard_path(pool, k), c, y, attrs=attrs, jet_class=np.full(len(c), cls))
     return {"class": cls, "shard": k, "jets": len(c), **stats}
@@ -319,7 +332,7 @@ def _check_pools(pools: Mapping[str, Path]) -> dict[str, Path]:
     return {cls: Path(p) for cls, p in pools.items()}
 
 
-def generate_jets(pools: Mapping[str, Path], data: "DataConfig", progress: bool = True) -> dict:
+def generate_jets(pools: Mapping[str, Path], data: "DataConfig", progress: bool = True, stream: str = "jets") -> dict:
     """Make sure each class's pool directory (``pools``: class name -> directory) holds at
     least ``data.jets_per_class`` jets.
 
@@ -350,7 +363,7 @@ def generate_jets(pools: Mapping[str, Path], data: "DataConfig", progress: bool 
     else:
         info(f"[data] generating {len(missing)} shards of {shard_size} jets with {workers} worker(s); "
              f"reusing {sum(reused.values())}")
-        tasks = [(str(pools[cls]), cls, k, data, seed, shard_size) for cls, k in missing]
+        tasks = [(str(pools[cls]), cls, k, data, seed, shard_size, stream) for cls, k in missing]
         bar = tqdm(total=len(tasks) * shard_size, unit="jet", desc="jets", disable=progress_enabled(progress))
         try:
             if workers == 1:
@@ -389,6 +402,44 @@ def split_counts(n: int, split: tuple[float, ...]) -> list[int]:
     return [n_train, n_val, n - n_train - n_val]
 
 
+@contextlib.contextmanager
+def filled_pools(data: "DataConfig", cache: Path, classes, jets_per_class: int, progress: bool = True,
+                 stream: str = "jets") -> Iterator[tuple[dict[str, Path], dict]]:
+    """Lock the pools of ``classes`` (settings of ``data``, seed stream ``stream``), fill each to
+    ``jets_per_class`` jets and yield (pools, generation statistics) while still holding the locks."""
+    from ..cache import note_use
+    from ..concurrency import waiting_lock
+
+    pools = {cls: shard_pool(data, cache, cls, stream) for cls in classes}
+    made_from = {"seed": data.seed, "stream": stream, "shard_size": data.shard_size, **data.physics()}
+    with contextlib.ExitStack() as held:
+        for cls, pool in sorted(pools.items()):  # always in sorted order: two runs cannot deadlock
+            pool.parent.mkdir(parents=True, exist_ok=True)
+            held.enter_context(waiting_lock(pool.with_name(f"{pool.name}.lock"), f"jet pool {pool}"))
+        tag = "data" if stream == "jets" else stream
+        info(f"[{tag}] generating {jets_per_class} jets per class ({'+'.join(classes)}, seed stream {stream}; "
+             f"Pythia 8 + FastJet), shards in {Path(cache) / 'jets'}")
+        gen = generate_jets(pools, data.model_copy(update={"jets_per_class": jets_per_class}), progress, stream)
+        for cls, pool in pools.items():
+            note_use(pool, made_from={"class": cls, **made_from})
+        yield pools, gen
+
+
+def pool_jets(pool: Path, cls: str, n: int) -> np.ndarray:
+    """The first n jets of one class's pool (shard order)."""
+    chunks, have, k = [], 0, 0
+    while have < n:
+        path = shard_path(pool, k)
+        if not path.is_file():
+            raise GenerationError(f"{path} is missing: the pool has {have} {cls} jets, "
+                                  f"{n} asked; run generate_jets first")
+        c, _ = read_canonical(path)
+        chunks.append(c[: n - have])
+        have += len(chunks[-1])
+        k += 1
+    return np.concatenate(chunks)
+
+
 def assemble(pools: Mapping[str, Path], data: "DataConfig", out_dir: Path) -> dict[str, Path]:
     """First ``data.jets_per_class`` jets of each ``data.signal`` and ``data.background`` class
     from its pool (``pools``: class -> directory) -> shuffled splits, each class split in the
@@ -402,17 +453,7 @@ def assemble(pools: Mapping[str, Path], data: "DataConfig", out_dir: Path) -> di
     rng = np.random.default_rng(data.seed)
     parts: dict[str, list] = {"train": [], "val": [], "test": []}
     for cls in (*signal, *background):
-        chunks, have, k = [], 0, 0
-        while have < jets_per_class:
-            path = shard_path(pools[cls], k)
-            if not path.is_file():
-                raise GenerationError(f"{path} is missing: the pool has {have} {cls} jets, "
-                                      f"{jets_per_class} asked; run generate_jets first")
-            c, _ = read_canonical(path)
-            chunks.append(c[: jets_per_class - have])
-            have += len(chunks[-1])
-            k += 1
-        c = np.concatenate(chunks)
+        c = pool_jets(pools[cls], cls, jets_per_class)
         c = c[rng.permutation(len(c))]
         start = 0
         for name, n in zip(parts, split_counts(len(c), data.split)):

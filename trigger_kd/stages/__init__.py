@@ -6,6 +6,8 @@ import importlib
 from ..models.backend import backend_class
 from ..pipeline import Stage
 
+TRANSFER_KEYS = ("transfer_jets_per_class", "transfer_paths", "transfer_source", "augment_max_beta", "augment_views")
+
 
 def _lazy(module: str, func: str):
     """Import a stage's module only when it runs (TensorFlow, hls4ml and Pythia are heavy)."""
@@ -32,7 +34,12 @@ STAGES: list[Stage] = [
           tools=("pythia", "fastjet", "numpy", "h5py", "pandas", "tables", "uproot", "awkward"), inputs=_data_inputs),
     Stage("teacher", ("teacher", "checks"), ("data",), _lazy("teacher", "run_teacher"), shared=True,
           help="train the LorentzNet teacher; cache its logits for every jet", tools=("torch", "numpy", "scikit-learn")),
-    Stage("student", ("student", "distill", "checks"), ("data", "teacher"), _lazy("student", "run_student"),
+    Stage("transfer", tuple(f"distill.{k}" for k in TRANSFER_KEYS), ("data", "teacher"),
+          _lazy("transfer", "run_transfer"), shared=True,
+          help="transfer jets and boosted views of the training jets, with the teacher's logits on them",
+          tools=("pythia", "fastjet", "torch", "numpy", "h5py", "pandas", "tables", "uproot", "awkward"),
+          inputs=lambda cfg: list(cfg.distill.transfer_paths)),
+    Stage("student", ("student", "distill", "checks"), ("data", "teacher", "transfer"), _lazy("student", "run_student"),
           help="train the quantised student with knowledge distillation, and its float twin",
           tools=lambda cfg: ("torch", "numpy", "scikit-learn") + _framework_tools(cfg)),
     Stage("export", ("export",), ("student",), _lazy("export", "run_export"),

@@ -11,28 +11,15 @@ resumes where it stopped.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 
-from ..cache import note_use
-from ..concurrency import waiting_lock
-from ..config import Config, stamp_of
+from ..config import Config
 from ..console import info
 from ..pipeline import RunContext, StageError
-
-
-def shard_pool(cfg: Config, cache: Path, cls: str) -> Path:
-    """Directory of generated shards of one jet class for these physics settings and seed,
-    generation code and tool versions."""
-    from ..fingerprint import code_fingerprint, tool_versions
-
-    key = stamp_of("jets", cls, cfg.data.physics(), cfg.data.seed, cfg.data.shard_size,
-                   code_fingerprint("trigger_kd.data.generate")["sha256"], tool_versions(("pythia", "fastjet")))
-    return cache / "jets" / f"{cls}-{key[:24]}"
 
 
 def _split_arrays(constituents, is_top, names, origin, data):
@@ -116,20 +103,11 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
 
     summary: dict = {"source": d.source, "signal": list(d.signal), "background": list(d.background)}
     if d.source == "pythia":
-        from ..data.generate import assemble, generate_jets
+        from ..data.generate import assemble, filled_pools, shard_pool
 
-        pools = {cls: shard_pool(cfg, ctx.cache, cls) for cls in (*d.signal, *d.background)}
-        _say_budget(cfg, pools)
-        made_from = {"seed": d.seed, "shard_size": d.shard_size, **d.physics()}
-        with contextlib.ExitStack() as held:
-            for cls, pool in sorted(pools.items()):  # always in sorted order: two runs cannot deadlock
-                pool.parent.mkdir(parents=True, exist_ok=True)
-                held.enter_context(waiting_lock(pool.with_name(f"{pool.name}.lock"), f"jet pool {pool}"))
-            info(f"[data] generating {d.jets_per_class} jets per class, signal {'+'.join(d.signal)}, background "
-                 f"{'+'.join(d.background)} (Pythia 8 + FastJet), shards in {ctx.cache / 'jets'}")
-            gen = generate_jets(pools, d, progress=ctx.progress)
-            for cls, pool in pools.items():
-                note_use(pool, made_from={"class": cls, **made_from})
+        classes = (*d.signal, *d.background)
+        _say_budget(cfg, {cls: shard_pool(d, ctx.cache, cls) for cls in classes})
+        with filled_pools(d, ctx.cache, classes, d.jets_per_class, ctx.progress) as (pools, gen):
             summary["generation"] = gen
             # `trigger-kd cache prune` keeps pools a dataset names
             summary["pools"] = {cls: str(pool) for cls, pool in pools.items()}
