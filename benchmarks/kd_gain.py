@@ -1,12 +1,18 @@
-"""Does knowledge distillation help? Scratch vs KD students, several seeds, one dataset.
+"""What does distillation buy? Scratch vs KD variants, several seeds, one dataset and one teacher.
 
-    python benchmarks/kd_gain.py --out benchmarks/out/kd_gain.json [--seeds 1 2 3] [--set data.jets_per_class=10000]
+    python benchmarks/kd_gain.py --profile study --out benchmarks/out/kd_gain_study.json \
+        [--seeds 1 2 3] [--archs mlp deepset] [--transfer 50000] [--augment-beta 0.5] [--seal-lambda 0.1] [--set k=v]
 
-Runs the real pipeline (data -> teacher -> student) for mlp_scratch, mlp_kd, deepset_scratch,
-deepset_kd with the quick profile: the dataset and the teacher are made once (content-addressed
-cache) and shared by every student. Writes the mean and spread (sample std) of accuracy, AUC
-and background rejections of the quantised and float students per model, the teacher's
-metrics, and the teacher's training throughput on this machine, as JSON.
+Variants per architecture (the shipped ``<arch>_kd.yml`` config with the profile's sizes):
+``scratch`` (the scratch twin of the ``kd`` run: same initial weights, data and schedule, no teacher),
+``kd``, ``kd_transfer`` (``distill.transfer_jets_per_class``), ``kd_augment``
+(``distill.augment_max_beta``), ``kd_seal`` (``student.seal_lambda``) and ``kd_best``, the
+combination of the options whose mean VALIDATION AUC beats plain ``kd`` (test jets never choose).
+Every run shares the dataset and teacher through the content-addressed cache. For each variant
+and the quantised student: mean and sample std over seeds of accuracy, AUC, 1/eB at 30 % and 50 %,
+accuracy under boosts of beta 0.3 and 0.5 (test jets), and validation accuracy / AUC; a verdict
+per variant: gain over scratch > max(3 std, 0.005) AUC, std the larger seed spread of the two.
+The JSON carries the git commit and the command.
 """
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import json
 import os
 import platform
 import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -22,80 +29,137 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from trigger_kd.config import load_config  # noqa: E402
-from trigger_kd.pipeline import run_pipeline  # noqa: E402
-from trigger_kd.stages import STAGES  # noqa: E402
-
-MODELS = ("mlp_scratch", "mlp_kd", "deepset_scratch", "deepset_kd")
-KEYS = ("accuracy", "auc", "rej30", "rej50")
+KEYS = ("accuracy", "auc", "rej30", "rej50", "accuracy_beta0.3", "accuracy_beta0.5", "val_accuracy", "val_auc")
+OPTIONS = {"kd_transfer": "transfer", "kd_augment": "augment", "kd_seal": "seal"}
+MIN_GAIN = 0.005
 
 
-def _stats(values):
+def stats(values: list) -> dict:
     vals = [v for v in values if v is not None]
-    if not vals:
-        return {"mean": None, "std": None, "n": 0, "values": values}
-    return {"mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else None,
-            "n": len(vals), "values": values}
+    return {"mean": statistics.fmean(vals) if vals else None,
+            "std": statistics.stdev(vals) if len(vals) > 1 else None, "n": len(vals), "values": values}
+
+
+def flatten(metrics: dict, name: str) -> dict:
+    """One model's figures from a student/metrics.json: test metrics, boosted accuracy, validation metrics."""
+    m = metrics[name]
+    boost = {round(b["beta"], 6): b["accuracy"] for b in metrics["robustness"][name]["boost"]}
+    val = metrics.get("validation", {}).get(name, {})
+    return {"accuracy": m["accuracy"], "auc": m["auc"], "rej30": m.get("rej30"), "rej50": m.get("rej50"),
+            "accuracy_beta0.3": boost.get(0.3), "accuracy_beta0.5": boost.get(0.5),
+            "val_accuracy": val.get("accuracy"), "val_auc": val.get("auc")}
+
+
+def summarise(runs: list[dict]) -> dict:
+    return {k: stats([r[k] for r in runs]) for k in KEYS}
+
+
+def verdict(variant: dict, scratch: dict) -> dict:
+    """Gain in mean test AUC over scratch, and whether it exceeds max(3 std, 0.005)."""
+    a, b = variant["auc"], scratch["auc"]
+    spread = max(a["std"] or 0.0, b["std"] or 0.0)
+    threshold = max(3 * spread, MIN_GAIN)
+    gain = a["mean"] - b["mean"]
+    paired = [x - y for x, y in zip(a["values"], b["values"])]
+    return {"auc_gain": gain, "threshold": threshold, "largest_seed_std": spread,
+            "paired_gain_std": statistics.stdev(paired) if len(paired) > 1 else None,
+            "accuracy_gain": variant["accuracy"]["mean"] - scratch["accuracy"]["mean"],
+            "val_auc_gain": _diff(variant["val_auc"]["mean"], scratch["val_auc"]["mean"]),
+            "gain": bool(gain > threshold) if a["n"] > 1 else None}
+
+
+def _diff(a, b):
+    return None if a is None or b is None else a - b
+
+
+def best_options(summary: dict) -> list[str]:
+    """The options whose variant beats plain KD in mean validation AUC (validation jets only)."""
+    base = summary["kd"]["val_auc"]["mean"]
+    return [opt for var, opt in OPTIONS.items()
+            if var in summary and summary[var]["val_auc"]["mean"] is not None and base is not None
+            and summary[var]["val_auc"]["mean"] > base]
+
+
+def _git() -> dict:
+    def out(*cmd):
+        return subprocess.run(["git", "-C", str(REPO), *cmd], check=True, capture_output=True, text=True).stdout.strip()
+
+    try:
+        return {"commit": out("rev-parse", "HEAD"), "dirty": bool(out("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
 
 
 def main() -> int:
+    from trigger_kd.atomic import write_text_atomic
+    from trigger_kd.config import load_config
+    from trigger_kd.pipeline import run_pipeline
+    from trigger_kd.stages import STAGES
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/out/kd_gain.json")
+    ap.add_argument("--profile", default="study")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--models", nargs="+", default=list(MODELS))
+    ap.add_argument("--archs", nargs="+", default=["mlp", "deepset"], choices=["mlp", "deepset"])
+    ap.add_argument("--variants", nargs="+", default=["kd", *OPTIONS, "kd_best"])
+    ap.add_argument("--transfer", type=int, default=50000, help="distill.transfer_jets_per_class of kd_transfer")
+    ap.add_argument("--augment-beta", type=float, default=0.5, help="distill.augment_max_beta of kd_augment")
+    ap.add_argument("--seal-lambda", type=float, default=0.1, help="student.seal_lambda of kd_seal")
     ap.add_argument("--work", default="benchmarks/out/kd_runs", help="run directories")
-    ap.add_argument("--set", action="append", default=[], help="config override for every model")
+    ap.add_argument("--set", action="append", default=[], help="config override for every run")
     args = ap.parse_args()
+    option_sets = {"transfer": [f"distill.transfer_jets_per_class={args.transfer}"],
+                   "augment": [f"distill.augment_max_beta={args.augment_beta}"],
+                   "seal": [f"student.seal_lambda={args.seal_lambda}"]}
     t0 = time.time()
-    per_model: dict[str, dict] = {}
-    teacher = None
-    for model in args.models:
-        runs = []
-        for seed in args.seeds:
-            cfg = load_config(REPO / "hls_configs" / f"{model}.yml", [*args.set, f"student.seed={seed}"])
-            run_dir = Path(args.work) / f"{model}_seed{seed}"
-            run_pipeline(cfg, STAGES, run_dir, to="student", progress=False)
-            m = json.loads((run_dir / "student" / "metrics.json").read_text())
-            runs.append(m)
-            if teacher is None:
-                tm = json.loads((run_dir / "teacher" / "metrics.json").read_text())
-                teacher = {"test": tm["test"], "training": tm.get("training"), "n_params": tm.get("n_params")}
-        per_model[model] = {
-            "distill": runs[0]["distill"],
-            "n_test_jets": runs[0]["n_test_jets"],
-            "seeds": args.seeds,
-            **{kind: {k: _stats([r[kind].get(k) for r in runs]) for k in KEYS} for kind in ("student", "student_float")},
+    result: dict = {"benchmark": "kd_gain", "command": " ".join([Path(sys.executable).name, *sys.argv]),
+                    "git": _git(), "profile": args.profile, "overrides": args.set, "seeds": args.seeds,
+                    "options": option_sets, "archs": {}}
+
+    def run(arch: str, variant: str, seed: int, extra: list[str]) -> dict:
+        cfg = load_config(REPO / "hls_configs" / f"{arch}_kd.yml",
+                          [*args.set, *extra, f"student.seed={seed}"], profile=args.profile)
+        run_dir = Path(args.work) / f"{arch}_{variant}_seed{seed}"
+        t = time.time()
+        run_pipeline(cfg, STAGES, run_dir, to="student", progress=False)
+        print(f"{arch} {variant} seed {seed}: {time.time() - t:.0f} s", flush=True)
+        metrics = json.loads((run_dir / "student" / "metrics.json").read_text())
+        if "teacher" not in result:
+            tm = json.loads((run_dir / "teacher" / "metrics.json").read_text())
+            result["teacher"] = {"test": tm["test"], "validation": metrics.get("validation", {}).get("teacher"),
+                                 "n_params": tm.get("n_params"), "training": tm.get("training")}
+            result["n_test_jets"] = metrics["n_test_jets"]
+        return metrics
+
+    for arch in args.archs:
+        per: dict[str, list] = {}
+        for variant in [v for v in args.variants if v != "kd_best"]:
+            extra = option_sets[OPTIONS[variant]] if variant in OPTIONS else []
+            twin = "true" if variant == "kd" else "false"  # the scratch variant is the kd run's twin
+            for seed in args.seeds:
+                m = run(arch, variant, seed, [*extra, f"distill.scratch_twin={twin}"])
+                per.setdefault(variant, []).append(flatten(m, "student"))
+                if variant == "kd":
+                    per.setdefault("scratch", []).append(flatten(m, "student_scratch"))
+        summary = {v: summarise(r) for v, r in per.items()}
+        chosen = best_options(summary) if "kd" in summary else []
+        if "kd_best" in args.variants and len(chosen) > 1:
+            extra = [s for opt in chosen for s in option_sets[opt]]
+            summary["kd_best"] = summarise([flatten(run(arch, "kd_best", seed, [*extra, "distill.scratch_twin=false"]),
+                                                    "student") for seed in args.seeds])
+        elif len(chosen) == 1:
+            summary["kd_best"] = summary[next(v for v, o in OPTIONS.items() if o == chosen[0])]
+        verdicts = {v: verdict(s, summary["scratch"]) for v, s in summary.items() if v != "scratch" and "scratch" in summary}
+        teacher_auc = result["teacher"]["test"]["auc"]
+        result["archs"][arch] = {
+            "variants": summary, "verdict": verdicts, "best_options": chosen,
+            "best_chosen_by": "mean validation AUC above plain kd",
+            "teacher_auc_gap": {v: teacher_auc - s["auc"]["mean"] for v, s in summary.items()},
         }
-    verdict = {}
-    for arch in ("mlp", "deepset"):
-        kd, scratch = per_model.get(f"{arch}_kd"), per_model.get(f"{arch}_scratch")
-        if kd and scratch:
-            a, b = kd["student"]["auc"], scratch["student"]["auc"]
-            spread = max(a["std"] or 0.0, b["std"] or 0.0)
-            diff = a["mean"] - b["mean"]
-            verdict[arch] = {
-                "auc_gain_mean": diff,
-                "accuracy_gain_mean": kd["student"]["accuracy"]["mean"] - scratch["student"]["accuracy"]["mean"],
-                "largest_seed_std": spread,
-                "kd_helps": bool(diff > spread) if spread else None,
-                "teacher_ahead_of_scratch": teacher["test"]["auc"] > b["mean"] if teacher else None,
-            }
-    result = {
-        "benchmark": "kd_gain",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "overrides": args.set,
-        "teacher": teacher,
-        "models": per_model,
-        "verdict": verdict,
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()},
-        "wall_seconds": round(time.time() - t0, 1),
-    }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=float))
-    os.replace(tmp, out)
-    print(json.dumps(verdict, indent=2))
+    result["wall_seconds"] = round(time.time() - t0, 1)
+    result["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
+    write_text_atomic(args.out, json.dumps(result, indent=2, default=float))
+    print(json.dumps({a: r["verdict"] for a, r in result["archs"].items()}, indent=2, default=float))
     return 0
 
 
