@@ -9,7 +9,7 @@ SYNTH  ?=
 SET    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-csim bench-teacher docker-image docker-base-image clean
+.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher docker-image docker-base-image clean
 
 ## install: create .venv, install the package with pinned dependencies (QKeras/TensorFlow extra included) and the open-source synthesis tools
 install: $(VENV)/.installed tools
@@ -54,7 +54,11 @@ bench-gen:
 	$(PY) benchmarks/gen_throughput.py --out benchmarks/out/gen_throughput.json
 
 bench-kd:
-	$(PY) benchmarks/kd_gain.py --out benchmarks/out/kd_gain.json
+	$(PY) benchmarks/kd_gain.py --profile $(PROFILE) --out benchmarks/out/kd_gain_$(PROFILE).json
+
+## bench-study: the kd_gain benchmark on the study profile (target: at most 90 min on 2 cores; see benchmarks/RESULTS.md)
+bench-study:
+	$(PY) benchmarks/kd_gain.py --profile study --out benchmarks/out/kd_gain_study.json
 
 ## bench-teacher: LorentzNet teacher jets/s, edge-list reference vs dense, training and inference, quick and paper sizes
 bench-teacher:

@@ -1,7 +1,7 @@
 """What does distillation buy? Scratch vs KD variants, several seeds, one dataset and one teacher.
 
     python benchmarks/kd_gain.py --profile study --out benchmarks/out/kd_gain_study.json \
-        [--seeds 1 2 3] [--archs mlp deepset] [--transfer 50000] [--augment-beta 0.5] [--seal-lambda 0.1] [--set k=v]
+        [--seeds 1 2 3] [--archs mlp deepset] [--transfer N] [--augment-beta 0.5] [--seal-lambda 0.1] [--set k=v]
 
 Variants per architecture (the shipped ``<arch>_kd.yml`` config with the profile's sizes):
 ``scratch`` (the scratch twin of the ``kd`` run: same initial weights, data and schedule, no teacher),
@@ -102,12 +102,15 @@ def main() -> int:
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--archs", nargs="+", default=["mlp", "deepset"], choices=["mlp", "deepset"])
     ap.add_argument("--variants", nargs="+", default=["kd", *OPTIONS, "kd_best"])
-    ap.add_argument("--transfer", type=int, default=50000, help="distill.transfer_jets_per_class of kd_transfer")
+    ap.add_argument("--transfer", type=int, default=None,
+                    help="distill.transfer_jets_per_class of kd_transfer (default: the profile's data.jets_per_class)")
     ap.add_argument("--augment-beta", type=float, default=0.5, help="distill.augment_max_beta of kd_augment")
     ap.add_argument("--seal-lambda", type=float, default=0.1, help="student.seal_lambda of kd_seal")
     ap.add_argument("--work", default="benchmarks/out/kd_runs", help="run directories")
     ap.add_argument("--set", action="append", default=[], help="config override for every run")
     args = ap.parse_args()
+    if args.transfer is None:
+        args.transfer = load_config(REPO / "hls_configs" / "mlp_kd.yml", args.set, profile=args.profile).data.jets_per_class
     option_sets = {"transfer": [f"distill.transfer_jets_per_class={args.transfer}"],
                    "augment": [f"distill.augment_max_beta={args.augment_beta}"],
                    "seal": [f"student.seal_lambda={args.seal_lambda}"]}
