@@ -73,3 +73,10 @@ def test_transfer_from_unlabelled_files_refuses_evaluation_jets(tmp_path, capsys
     leak = str(run / "data" / "test.h5")
     assert _run(run, f"distill.transfer_paths=[{leak}]") != 0
     assert "are also test jets" in capsys.readouterr().err
+    # from scratch (alpha 0): no teacher targets, so no transfer jets and no teacher logits; the views' boosts stay
+    assert _run(run, f"distill.transfer_paths=[{leak}]", "distill.alpha=0", "distill.augment_max_beta=0.3",
+                "distill.augment_views=1") == 0
+    assert "transfer jets skipped" in capsys.readouterr().err
+    out = run / "transfer"
+    assert not (out / "transfer.h5").exists() and not (out / "logits_views_train.npy").exists()
+    assert np.load(out / "view_betas_train.npy").shape[:2] == (1, len(read_canonical(run / "data" / "train.h5")[1]))

@@ -194,7 +194,12 @@ class DistillConfig(Section):
 
     @property
     def with_scratch_twin(self) -> bool:
-        return self.alpha > 0 if self.scratch_twin is None else self.scratch_twin
+        return self.uses_teacher if self.scratch_twin is None else self.scratch_twin
+
+    @property
+    def uses_teacher(self) -> bool:
+        """Distillation (alpha > 0): transfer jets and the teacher's logits on boosted views are used."""
+        return self.alpha > 0
 
 
 class ExportConfig(Section):

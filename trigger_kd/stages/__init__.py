@@ -6,7 +6,8 @@ import importlib
 from ..models.backend import backend_class
 from ..pipeline import Stage
 
-TRANSFER_KEYS = ("transfer_jets_per_class", "transfer_paths", "transfer_source", "augment_max_beta", "augment_views")
+TRANSFER_KEYS = ("transfer_jets_per_class", "transfer_paths", "transfer_source", "augment_max_beta", "augment_views",
+                 "uses_teacher")
 
 
 def _lazy(module: str, func: str):

@@ -9,7 +9,8 @@ data and the ``distill.transfer_*`` / ``distill.augment_*`` keys):
   of every jet in each of the k views, and ``logits_views_{train,transfer}.npy`` (k, N, 2), the
   teacher's logits on the boosted jets (beams not boosted: see trigger_kd/train/feed.py);
 - ``overlap.json``: the constituent-hash check that no transfer jet is a train/val/test jet.
-With none of these keys set the stage writes only its stamp.
+With none of these keys set the stage writes only its stamp. From scratch (``distill.alpha: 0``) there are
+no teacher targets to learn from: no transfer jets, no teacher logits, only the views' boosts.
 """
 from __future__ import annotations
 
@@ -68,11 +69,16 @@ def run_transfer(cfg: Config, ctx: RunContext, out: Path) -> dict:
 
     d = cfg.distill
     data, teacher = ctx.dir("data"), ctx.dir("teacher")
-    c_transfer, origin = _transfer_jets(cfg, ctx)
+    if d.uses_teacher:
+        c_transfer, origin = _transfer_jets(cfg, ctx)
+    else:  # from scratch: no teacher targets to learn from, so no transfer jets and no teacher logits
+        if d.transfer_jets_per_class or d.transfer_paths:
+            info("[transfer] distill.alpha is 0 (from scratch): transfer jets skipped (teacher targets only)")
+        c_transfer, origin = np.zeros((0, cfg.data.max_constituents, 4), np.float32), {}
     summary: dict = {"transfer_jets": int(len(c_transfer)), **origin, "views": 0}
     if not len(c_transfer) and d.augment_max_beta == 0:
         return summary
-    model = load_teacher(teacher / "teacher.pt")
+    model = load_teacher(teacher / "teacher.pt") if d.uses_teacher else None
     n = cfg.teacher.n_particles
     splits = {k: read_canonical(data / f"{k}.h5")[0] for k in ("train", "val", "test")}
     if len(c_transfer):
@@ -85,7 +91,8 @@ def run_transfer(cfg: Config, ctx: RunContext, out: Path) -> dict:
         for part, (name, c) in enumerate((("train", splits["train"]), ("transfer", c_transfer))):
             betas = view_velocities(cfg.data.seed, part, d.augment_views, len(c), d.augment_max_beta)
             np.save(out / f"view_betas_{name}.npy", betas)
-            np.save(out / f"logits_views_{name}.npy", _views(model, c, betas, n, ctx.progress))
+            if model is not None:
+                np.save(out / f"logits_views_{name}.npy", _views(model, c, betas, n, ctx.progress))
         summary["views"] = d.augment_views
         info(f"[transfer] teacher logits on {d.augment_views} boosted views (|beta| <= {d.augment_max_beta}) "
              f"of {len(splits['train'])} training + {len(c_transfer)} transfer jets")
