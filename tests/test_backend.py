@@ -8,27 +8,33 @@ import pytest
 
 from trigger_kd.config import DistillConfig, StudentConfig
 from trigger_kd.models.backend import student_backend
+from trigger_kd.train.feed import DistillFeed, LorentzJets
 from trigger_kd.train.loops import fit, lr_at
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("qkeras") is None, reason="the QKeras extra is not installed")
 FRAMEWORKS = ("brevitas", "qkeras")
 
 
-def _cfg(framework: str, arch: str = "mlp") -> StudentConfig:
+def _cfg(framework: str, arch: str = "mlp", **more) -> StudentConfig:
     return StudentConfig(arch=arch, framework=framework, n_particles=4, mlp_hidden=(8,), phi_hidden=(8,),
-                         rho_hidden=(8,), epochs=3, batch_size=32, lr=5e-3, seed=3)
+                         rho_hidden=(8,), epochs=3, batch_size=32, lr=5e-3, seed=3, **more)
+
+
+def _constituents(n: int, seed: int = 1) -> np.ndarray:
+    c = np.random.default_rng(seed).normal(size=(n, 6, 4)) * 50
+    c[..., 0] = np.abs(c[..., 0]) + np.linalg.norm(c[..., 1:], axis=-1)  # physical 4-vectors (E >= |p|)
+    return c
 
 
 def test_same_per_step_learning_rate_in_both_frameworks():
-    rng = np.random.default_rng(0)
-    feats = rng.uniform(-1, 1, size=(150, 4, 4)).astype(np.float32)
-    y = (feats[:, 0, 0] > 0).astype(np.int64)
-    teacher = rng.normal(size=(100, 2))
+    c = _constituents(150, seed=0)
+    y = (c[:, 0, 1] > 0).astype(np.int64)
+    teacher = np.random.default_rng(0).normal(size=(100, 2))
     used = {}
     for fw in FRAMEWORKS:
         backend = student_backend(_cfg(fw))
-        x = feats.reshape(150, -1)
-        used[fw] = fit(backend, backend.build(quantized=True), x[:100], y[:100], teacher, x[100:], y[100:], backend.s,
+        feed = DistillFeed(LorentzJets.from_constituents(c[:100], 4), y[:100], backend.inputs_from_features, teacher)
+        used[fw] = fit(backend, backend.build(quantized=True), feed, backend.inputs(c[100:]), y[100:], backend.s,
                        DistillConfig(alpha=0.5, temperature=2.0), progress=False)["lr_per_step"]
     want = [lr_at(i, 12, 5e-3) for i in range(12)]  # 3 epochs of 4 batches
     assert want[0] == pytest.approx(5e-3 / 25) and max(want) == pytest.approx(5e-3) and want[-1] < 1e-6
@@ -37,16 +43,44 @@ def test_same_per_step_learning_rate_in_both_frameworks():
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
+def test_step_loss_is_masked_kd_plus_seal_in_both_frameworks(framework):
+    """The loss one step reports equals (1-a) CE(labelled) + a T^2 KL + lambda ||f(Lx) - f(x)||^2 before it."""
+    import torch
+
+    from trigger_kd.train.distill import kd_loss, seal_penalty
+
+    backend = student_backend(_cfg(framework, seal_lambda=0.5))
+    model = backend.build(quantized=True)
+    c = _constituents(48, seed=4)
+    labels = np.r_[(c[:32, 0, 1] > 0).astype(np.int64), np.full(16, -1)]
+    teacher = np.random.default_rng(5).normal(size=(48, 2)).astype(np.float32)
+    feed = DistillFeed(LorentzJets.from_constituents(c, 4), labels, backend.inputs_from_features, teacher,
+                       seal_lambda=0.5, seed=2)
+    x, y, t = feed.epoch(0)
+    idx = np.arange(48)
+    xs = feed.seal_inputs(0, idx)
+    assert xs.shape == x.shape and not np.allclose(xs, x)
+    f, fs = (torch.from_numpy(backend.predict(model, v)) for v in (x, xs))
+    want = kd_loss(f, torch.from_numpy(y), torch.from_numpy(t).double(), 0.7, 3.0) + 0.5 * seal_penalty(f, fs)
+    plain = kd_loss(f, torch.from_numpy(y), torch.from_numpy(t).double(), 0.7, 3.0)
+    loss, _ = backend.make_step(model, DistillConfig(alpha=0.7, temperature=3.0))(x, y, t, 1e-3, xs)
+    assert loss == pytest.approx(want.item(), rel=2e-5) and abs(want.item() - plain.item()) > 1e-3
+
+
+@pytest.mark.parametrize("framework", FRAMEWORKS)
 @pytest.mark.parametrize("arch", ["mlp", "deepset"])
-def test_float_twin_starts_from_the_students_weights(framework, arch):
+def test_float_and_scratch_twins_start_from_the_students_weights(framework, arch):
     backend = student_backend(_cfg(framework, arch))
-    quant, twin = backend.twins()
-    q, f = backend.get_weights(quant), backend.get_weights(twin)
-    if framework == "brevitas":
-        assert set(f) <= set(q) and len(f) >= 4
-        assert all(np.array_equal(f[k].numpy(), q[k].numpy()) for k in f)
-    else:
-        assert len(f) == len(q) >= 4 and all(np.array_equal(a, b) for a, b in zip(f, q))
+    quant, twin, scratch = backend.twins(scratch=True)
+    q = backend.get_weights(quant)
+    for other in (twin, scratch):
+        f = backend.get_weights(other)
+        if framework == "brevitas":
+            assert set(f) <= set(q) and len(f) >= 4
+            assert all(np.array_equal(f[k].numpy(), q[k].numpy()) for k in f)
+        else:
+            assert len(f) == len(q) >= 4 and all(np.array_equal(a, b) for a, b in zip(f, q))
+    assert len(backend.twins()) == 2
 
 
 @pytest.mark.parametrize("framework", FRAMEWORKS)
@@ -56,8 +90,7 @@ def test_inputs_intnet_and_firmware_layouts(framework):
 
     backend = student_backend(_cfg(framework, "deepset"))
     quant, _ = backend.twins()
-    c = np.random.default_rng(1).normal(size=(64, 6, 4)) * 50
-    c[..., 0] = np.abs(c[..., 0]) + np.linalg.norm(c[..., 1:], axis=-1)  # physical 4-vectors (E >= |p|)
+    c = _constituents(64)
     x = backend.inputs(c)
     assert np.array_equal(backend.firmware_inputs(x), student_features(c, 4))  # hls4ml takes (N, P, F)
     assert np.array_equal(backend.intnet(quant).evaluate(backend.intnet_inputs(x)), backend.predict(quant, x))

@@ -20,6 +20,7 @@ from ..data.features import student_features, student_input
 from ..errors import TriggerKDError
 
 NAMES = ("student", "student_float")  # the quantised student and its float twin (file stems)
+SCRATCH = "student_scratch"  # the quantised student trained without the teacher (scratch twin)
 
 
 class Firmware(NamedTuple):
@@ -41,37 +42,49 @@ class StudentBackend(ABC):
     # ---- inputs: the one place that knows layouts
     def inputs(self, constituents) -> np.ndarray:
         """Canonical constituents -> the exact array the student takes."""
-        return student_input(student_features(constituents, self.s.n_particles), self.layout)
+        return self.inputs_from_features(student_features(constituents, self.s.n_particles))
+
+    def inputs_from_features(self, feats) -> np.ndarray:
+        """Features (N, P, F) -> the exact array the student takes."""
+        return student_input(feats, self.layout)
 
     def to_layout(self, x: np.ndarray, layout: str) -> np.ndarray:
         """Student inputs -> 'NFP' (integer network) or 'NPF' (hls4ml); flat inputs stay as they are."""
         return np.ascontiguousarray(x.transpose(0, 2, 1)) if self.layout not in ("flat", layout) else x
 
     # ---- training, storage
-    def train_twins(self, x, y, teacher, x_val, y_val, distill, out: Path, progress: bool = True) -> dict:
-        """Quantised student and float twin, from the same initial weights, trained alike; saved in ``out``."""
+    def train_twins(self, feed, x_val, y_val, distill, out: Path, progress: bool = True,
+                    scratch_twin: bool = False) -> dict:
+        """Quantised student and float twin (and the scratch twin: the quantised student on the feed's
+        labelled rows without the teacher), from the same initial weights, trained alike; saved in ``out``."""
         from ..train.loops import fit
 
-        quant, twin = self.twins()
+        models = dict(zip([*NAMES, SCRATCH], self.twins(scratch=scratch_twin)))
+        feeds = {name: feed for name in NAMES}
+        if scratch_twin:
+            feeds[SCRATCH] = feed.labelled_only()
         histories = {}
-        for name, model in zip(NAMES, (quant, twin)):
-            info(f"[student] training {self.framework} {'quantised' if model is quant else 'float twin'} {self.s.arch} "
-                 f"({'KD alpha=%g T=%g' % (distill.alpha, distill.temperature) if teacher is not None else 'from scratch'})")
-            histories[name] = fit(self, model, x, y, teacher, x_val, y_val, self.s, distill, progress)
+        for name, model in models.items():
+            kind = {NAMES[0]: "quantised", NAMES[1]: "float twin", SCRATCH: "scratch twin"}[name]
+            how = "from scratch" if feeds[name].teacher is None else f"KD alpha={distill.alpha:g} T={distill.temperature:g}"
+            info(f"[student] training {self.framework} {kind} {self.s.arch} ({how}, {len(feeds[name])} jets, "
+                 f"{feeds[name].n_views or 'no'} boosted views, SEAL lambda {self.s.seal_lambda:g})")
+            histories[name] = fit(self, model, feeds[name], x_val, y_val, self.s, distill, progress)
             self.save(model, Path(out) / f"{name}{self.suffix}")
         return histories
 
-    def twins(self):
-        """(quantised student, float twin), the twin starting from the student's initial weights."""
-        quant, twin = self.build(quantized=True), self.build(quantized=False)
-        self.set_weights(twin, self.get_weights(quant))
-        return quant, twin
+    def twins(self, scratch: bool = False) -> tuple:
+        """(quantised student, float twin[, scratch twin]), the twins starting from the student's initial weights."""
+        models = [self.build(quantized=True), self.build(quantized=False)] + ([self.build(quantized=True)] if scratch else [])
+        for twin in models[1:]:
+            self.set_weights(twin, self.get_weights(models[0]))
+        return tuple(models)
 
     def load(self, student_dir: Path, name: str = "student"):
         path = Path(student_dir) / f"{name}{self.suffix}"
         if not path.is_file():
             raise TriggerKDError(f"no {self.framework} student at {path}: run the student stage first")
-        return self._load(path, quantized=name == NAMES[0])
+        return self._load(path, quantized=name != NAMES[1])
 
     def output_lsb(self, model) -> float:
         """Grid of the quantised student's logits (the last layer's accumulator LSB)."""
@@ -94,7 +107,8 @@ class StudentBackend(ABC):
 
     @abstractmethod
     def make_step(self, model, distill) -> Callable:
-        """(x, y, teacher logits or None, lr) -> (loss, the lr the optimiser used): one AdamW step on the KD loss."""
+        """(x, y, teacher logits or None, lr, SEAL inputs or None) -> (loss, the lr the optimiser used): one AdamW
+        step on the KD loss (+ student.seal_lambda * the SEAL penalty between x and its boosted copy)."""
 
     @abstractmethod
     def save(self, model, path: Path) -> None: ...
@@ -144,18 +158,22 @@ class BrevitasBackend(StudentBackend):
     def make_step(self, model, distill):
         import torch
 
-        from ..train.distill import kd_loss
+        from ..train.distill import kd_loss, seal_penalty
 
         if self.s.threads > 0:
             torch.set_num_threads(self.s.threads)
         opt = torch.optim.AdamW(model.parameters(), lr=self.s.lr, weight_decay=self.s.weight_decay)
 
-        def step(xb, yb, tb, lr):
+        def step(xb, yb, tb, lr, xs=None):
             for group in opt.param_groups:
                 group["lr"] = lr
             model.train()
-            loss = kd_loss(model(torch.from_numpy(xb)), torch.from_numpy(yb), None if tb is None else torch.from_numpy(tb),
+            out = model(torch.from_numpy(xb if xs is None else np.concatenate([xb, xs])))  # one pass for both
+            logits = out[:len(xb)]
+            loss = kd_loss(logits, torch.from_numpy(yb), None if tb is None else torch.from_numpy(tb),
                            distill.alpha, distill.temperature)
+            if xs is not None:
+                loss = loss + self.s.seal_lambda * seal_penalty(logits, out[len(xb):])
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -217,7 +235,7 @@ class QKerasBackend(StudentBackend):
         model.set_weights(weights)  # QDense/QConv1D and Dense/Conv1D: the same kernels and biases
 
     def make_step(self, model, distill):
-        from ..train.distill import kd_loss_tf
+        from ..train.distill import kd_loss_tf, seal_penalty_tf
         from .students_keras import tf, tf_keras
 
         if self.s.threads:
@@ -227,17 +245,23 @@ class QKerasBackend(StudentBackend):
                 pass  # the TensorFlow runtime has started already; its thread pool cannot be resized
         opt = tf_keras.optimizers.AdamW(learning_rate=self.s.lr, weight_decay=self.s.weight_decay, epsilon=1e-8)
 
+        lam = float(self.s.seal_lambda)
+
         @tf.function(reduce_retracing=True)
-        def _step(xb, yb, tb):
+        def _step(xb, yb, tb, xs):
             with tf.GradientTape() as tape:
-                loss = kd_loss_tf(model(xb, training=True), yb, tb, distill.alpha, distill.temperature)
+                out = model(xb if xs is None else tf.concat([xb, xs], 0), training=True)  # one pass for both
+                logits = out[:tf.shape(xb)[0]]
+                loss = kd_loss_tf(logits, yb, tb, distill.alpha, distill.temperature)
+                if xs is not None:
+                    loss = loss + lam * seal_penalty_tf(logits, out[tf.shape(xb)[0]:])
             grads = tape.gradient(loss, model.trainable_variables)
             opt.apply_gradients(zip(grads, model.trainable_variables))
             return loss
 
-        def step(xb, yb, tb, lr):
+        def step(xb, yb, tb, lr, xs=None):
             opt.learning_rate = lr
-            return float(_step(xb, yb.astype(np.int32), tb)), float(opt.learning_rate.numpy())
+            return float(_step(xb, yb.astype(np.int32), tb, xs)), float(opt.learning_rate.numpy())
         return step
 
     def save(self, model, path: Path) -> None:

@@ -1,13 +1,15 @@
-"""Stage `student`: the quantisation-aware student, trained with knowledge distillation,
-and its float twin (same layers, no quantisers, same initial weights, same loss) for comparison.
+"""Stage `student`: the quantisation-aware student, trained with knowledge distillation, its float
+twin (same layers, no quantisers, same initial weights, same loss) and its scratch twin (the same
+quantised student, same initial weights, labelled jets, boosted views, SEAL and schedule, no teacher).
 
 Output ``<run-dir>/student/``:
-- ``student.pt`` (Brevitas) or ``student.h5`` (QKeras), ``student_float.*``;
+- ``student.pt`` (Brevitas) or ``student.h5`` (QKeras), ``student_float.*``, ``student_scratch.*``;
 - ``intnet.json``: the quantised student as an integer network (the RTL route traces it) and
   ``quant_layers.json``, its per-layer fixed-point formats;
 - golden I/O for the later stages: ``test_inputs.npy`` (the exact student input for every
   test jet), ``test_logits.npy`` (quantised), ``test_logits_float.npy``, ``test_is_top.npy``;
-- ``metrics.json``: teacher / student / student_float metrics on the test jets and robustness
+- ``metrics.json``: teacher / student / student_float / student_scratch metrics on the test jets,
+  the same on the validation jets (``validation``: what settings are chosen by), and robustness
   to Lorentz boosts and pT smearing; ``roc.png``, ``robustness.png``.
 """
 from __future__ import annotations
@@ -22,37 +24,69 @@ from ..console import info
 from ..pipeline import RunContext
 
 
+def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
+    """The KD student's rows: labelled training jets, plus (with a teacher) the transfer jets; their
+    teacher targets; the boosted views of the transfer stage; the SEAL setting."""
+    from ..data.transfer import read_transfer
+    from ..train.feed import UNLABELLED, DistillFeed, LorentzJets
+
+    d, s = cfg.distill, cfg.student
+    c, y = train
+    jets, labels = [LorentzJets.from_constituents(c, s.n_particles)], [y.astype(np.int64)]
+    kd = d.uses_teacher
+    t = [np.load(teacher / "logits_train.npy")] if kd else None
+    views = d.augment_max_beta > 0
+    betas = [np.load(transfer / "view_betas_train.npy")] if views else None
+    view_t = [np.load(transfer / "logits_views_train.npy")] if views and kd else None
+    if kd and (transfer / "transfer.h5").is_file():  # the transfer stage makes none from scratch
+        c_tr = read_transfer(transfer / "transfer.h5")
+        jets.append(LorentzJets.from_constituents(c_tr, s.n_particles))
+        labels.append(np.full(len(c_tr), UNLABELLED))
+        t.append(np.load(transfer / "logits_transfer.npy"))
+        if views:
+            betas.append(np.load(transfer / "view_betas_transfer.npy"))
+            view_t.append(np.load(transfer / "logits_views_transfer.npy"))
+    return DistillFeed(LorentzJets.concat(jets), np.concatenate(labels), backend.inputs_from_features,
+                       teacher=None if t is None else np.concatenate(t),
+                       view_betas=None if betas is None else np.concatenate(betas, axis=1),
+                       view_teacher=None if view_t is None else np.concatenate(view_t, axis=1),
+                       seal_lambda=s.seal_lambda, seal_max_beta=s.seal_max_beta, seed=s.seed)
+
+
 def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..data.formats import read_canonical
-    from ..models.backend import NAMES, student_backend
+    from ..models.backend import NAMES, SCRATCH, student_backend
     from ..train.metrics import binary_metrics, robustness, top_score
     from ..train.plots import robustness_plot, roc_plot
 
-    data, teacher = ctx.dir("data"), ctx.dir("teacher")
-    s = cfg.student
+    data, teacher, transfer = ctx.dir("data"), ctx.dir("teacher"), ctx.dir("transfer")
+    s, d = cfg.student, cfg.distill
     backend = student_backend(s)
     splits = {k: read_canonical(data / f"{k}.h5") for k in ("train", "val", "test")}
-    x = {k: backend.inputs(c) for k, (c, _) in splits.items()}
+    x = {k: backend.inputs(splits[k][0]) for k in ("val", "test")}
     y = {k: v[1].astype(np.int64) for k, v in splits.items()}
-    t_train = np.load(teacher / "logits_train.npy") if cfg.distill.alpha > 0 else None
-    histories = backend.train_twins(x["train"], y["train"], t_train, x["val"], y["val"], cfg.distill, out,
-                                    progress=ctx.progress)
-    models = {name: backend.load(out, name) for name in NAMES}
+    feed = training_feed(cfg, backend, splits["train"], teacher, transfer)
+    histories = backend.train_twins(feed, x["val"], y["val"], d, out, progress=ctx.progress,
+                                    scratch_twin=d.with_scratch_twin)
+    names = [*NAMES, SCRATCH] if d.with_scratch_twin else list(NAMES)
+    models = {name: backend.load(out, name) for name in names}
     net = backend.intnet(models["student"])
     net.save(out / "intnet.json")
     (out / "quant_layers.json").write_text(json.dumps(net.layer_table(), indent=2))
     c_test, is_top = splits["test"]
-    q_logits, f_logits = (backend.predict(models[name], x["test"]) for name in NAMES)
-    t_logits = np.load(teacher / "logits_test.npy")
+    logits = {name: backend.predict(models[name], x["test"]) for name in names}
     np.save(out / "test_inputs.npy", x["test"].astype(np.float32))
-    np.save(out / "test_logits.npy", q_logits)
-    np.save(out / "test_logits_float.npy", f_logits)
+    np.save(out / "test_logits.npy", logits["student"])
+    np.save(out / "test_logits_float.npy", logits["student_float"])
     np.save(out / "test_is_top.npy", is_top.astype(np.int8))
-    scores = {"teacher": top_score(t_logits), "student": top_score(q_logits), "student_float": top_score(f_logits)}
+    scores = {"teacher": top_score(np.load(teacher / "logits_test.npy"))} | {k: top_score(v) for k, v in logits.items()}
     metrics = {k: binary_metrics(is_top, v) for k, v in scores.items()}
+    val_scores = {"teacher": top_score(np.load(teacher / "logits_val.npy"))} | {
+        name: top_score(backend.predict(models[name], x["val"])) for name in names}
+    validation = {k: binary_metrics(y["val"], v) for k, v in val_scores.items()}
     teacher_metrics = json.loads((teacher / "metrics.json").read_text())
     rob = {"teacher": teacher_metrics["robustness"]}
-    for name in NAMES:
+    for name in names:
         rob[name] = robustness(
             lambda c, m=models[name]: top_score(backend.predict(m, backend.inputs(c))),
             c_test, is_top, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
@@ -61,12 +95,17 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         "model": cfg.name,
         "framework": s.framework,
         "arch": s.arch,
-        "distill": cfg.distill.model_dump(),
+        "seed": s.seed,
+        "distill": d.model_dump(),
+        "seal": {"lambda": s.seal_lambda, "max_beta": s.seal_max_beta},
         "n_test_jets": int(len(is_top)),
+        "n_training_jets": {"labelled": int(len(y["train"])), "transfer": int((feed.labels < 0).sum()),
+                            "boosted_views": feed.n_views},
         **metrics,
+        "validation": validation,
         "robustness": rob,
         "training": histories,
-        "source": f"{len(is_top)} test jets from {data}",
+        "source": f"{len(is_top)} test jets and {len(y['val'])} validation jets from {data}",
     }
     (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float))
     roc_plot({k: (is_top, v) for k, v in scores.items()}, out / "roc.png")
