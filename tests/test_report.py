@@ -14,9 +14,11 @@ VITIS_HLS = Path(__file__).parent / "fixtures" / "reports" / "vitis_hls_2022.2_m
 def _metrics(acc: float, alpha: float, scratch_acc: float | None = None) -> dict:
     m = {"accuracy": acc, "auc": acc + 0.05, "rej30": 40.0, "rej50": 12.5, "n_jets": 1000}
     rob = {"boost": [{"beta": b, "accuracy": acc - b / 10, "auc": 0.9} for b in (0.0, 0.1)], "smear": [], "n_jets": 1000}
+    scratch_rob = {**rob, "boost": [{"beta": b, "accuracy": 0.8 - b, "auc": 0.9} for b in (0.0, 0.1)]}
     return {"model": "x", "arch": "mlp", "framework": "brevitas", "distill": {"alpha": alpha, "temperature": 3.0},
+            "seed": 7, "n_training_jets": {"labelled": 6000, "transfer": 2000, "boosted_views": 4},
             "n_test_jets": 1000, "teacher": {**m, "accuracy": 0.94}, "student": m, "student_float": m,
-            "robustness": {"student": rob}, "source": "1000 test jets",
+            "robustness": {"student": rob, "student_scratch": scratch_rob}, "source": "1000 test jets",
             **({"student_scratch": {**m, "accuracy": scratch_acc}} if scratch_acc is not None else {})}
 
 
@@ -44,7 +46,12 @@ def test_report_carries_vendor_numbers_and_sources(tmp_path):
     assert abs(kd["delta"]["accuracy"] - 0.02) < 1e-12
     md = (run / "report" / "report.md").read_text()
     assert "116,694" in md and "75.0 ns / 15 cyc" in md and "Vitis HLS 2022.2 csynth" in md
-    assert "100.000 % bit-exact" in md and "KD vs scratch" in md
+    assert "100.000 % bit-exact" in md and "KD vs scratch: accuracy +0.0200" in md
+    # the report opens with what distillation bought: KD student, scratch twin and teacher, seed named
+    assert md.index("## What distillation bought") < md.index("## At a glance")
+    assert "student seed 7" in md and "2000 transfer jets, 4 boosted views" in md
+    assert "| KD student (quantised) | 0.8800 |" in md and "| scratch twin (quantised) | 0.8600 |" in md
+    assert "| teacher | 0.9400 |" in md and "acc @ boost 0.1" in md and "| 0.7000 |" in md  # scratch at beta 0.1
     assert (run / "report" / "resources.png").stat().st_size > 1000
 
 

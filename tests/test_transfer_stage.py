@@ -80,3 +80,27 @@ def test_transfer_from_unlabelled_files_refuses_evaluation_jets(tmp_path, capsys
     out = run / "transfer"
     assert not (out / "transfer.h5").exists() and not (out / "logits_views_train.npy").exists()
     assert np.load(out / "view_betas_train.npy").shape[:2] == (1, len(read_canonical(run / "data" / "train.h5")[1]))
+
+
+def test_student_distilled_on_transfer_jets_boosted_views_and_seal(tmp_path):
+    """The acceptance run, smaller: every model in metrics.json with its robustness, the scratch twin included."""
+    run = tmp_path / "run"
+    extra = ["distill.transfer_jets_per_class=50", "distill.augment_max_beta=0.5", "distill.augment_views=2",
+             "student.seal_lambda=0.1", "student.epochs=1", "student.n_particles=4", "student.mlp_hidden=[8]"]
+    args = ["run", str(REPO / "hls_configs" / "mlp_kd.yml"), "--to", "student", "--run-dir", str(run), "--no-progress"]
+    for s in [*TINY, *extra]:
+        args += ["--set", s]
+    assert cli(args) == 0
+    m = json.loads((run / "student" / "metrics.json").read_text())
+    names = ("teacher", "student", "student_float", "student_scratch")
+    for name in names:
+        assert {"accuracy", "auc", "rej30", "rej50"} <= set(m[name]) and m[name]["n_jets"] == m["n_test_jets"]
+        assert [b["beta"] for b in m["robustness"][name]["boost"]] == [0.0, 0.1, 0.2, 0.3, 0.5]
+        assert m["validation"][name]["n_jets"] == 40
+    train = m["training"]
+    n_train = m["n_training_jets"]["labelled"]
+    assert m["n_training_jets"] == {"labelled": n_train, "transfer": 100, "boosted_views": 2}
+    assert train["student"]["jets"] == train["student_float"]["jets"] == n_train + 100
+    assert train["student_scratch"]["jets"] == n_train  # no teacher: no transfer jets
+    assert m["distill"]["augment_max_beta"] == 0.5 and m["seal"]["lambda"] == 0.1
+    assert (run / "student" / "student_scratch.pt").is_file()

@@ -36,7 +36,44 @@ def physics_block(run_dir: Path) -> dict:
             "kd": m.get("student"),
             "delta": {k: _delta((m.get("student") or {}).get(k), scratch.get(k)) for k in ("accuracy", "auc", "rej30", "rej50")},
         }
+        block["distillation"] = distillation_block(m)
     return block
+
+
+def distillation_block(m: dict) -> dict:
+    """KD student, scratch twin and teacher side by side: test metrics and accuracy under boosts."""
+    rob = m.get("robustness") or {}
+    models = {}
+    for name in ("student", "student_scratch", "teacher"):
+        met = m.get(name) or {}
+        models[name] = {**{k: met.get(k) for k in ("accuracy", "auc", "rej30", "rej50")},
+                        "boost_accuracy": {b["beta"]: b["accuracy"] for b in (rob.get(name) or {}).get("boost", [])}}
+    return {"seed": m.get("seed"), "distill": m.get("distill") or {}, "seal": m.get("seal") or {},
+            "n_test_jets": m.get("n_test_jets"), "n_training_jets": m.get("n_training_jets"), "models": models}
+
+
+_LABELS = {"student": "KD student (quantised)", "student_scratch": "scratch twin (quantised)", "teacher": "teacher"}
+
+
+def distillation_markdown(block: dict, kd: dict) -> list[str]:
+    d, seal, n = block["distill"], block["seal"], block.get("n_training_jets") or {}
+    betas = sorted({b for m in block["models"].values() for b in m["boost_accuracy"] if b > 0})
+    rows = [{"model": _LABELS[name], "accuracy": fmt(m["accuracy"], ".4f"), "AUC": fmt(m["auc"], ".4f"),
+             "1/eB @ eS=30%": fmt(m["rej30"], ".1f"), "1/eB @ eS=50%": fmt(m["rej50"], ".1f"),
+             **{f"acc @ boost {b:g}": fmt(m["boost_accuracy"].get(b), ".4f") for b in betas}}
+            for name, m in block["models"].items()]
+    how = (f"alpha {fmt(d.get('alpha'), 'g')}, T {fmt(d.get('temperature'), 'g')}, "
+           f"{fmt(n.get('transfer'), 'd')} transfer jets, {fmt(n.get('boosted_views'), 'd')} boosted views "
+           f"(|beta| <= {fmt(d.get('augment_max_beta'), 'g')}), SEAL lambda {fmt(seal.get('lambda'), 'g')}")
+    delta = kd["delta"]
+    return ["## What distillation bought", "",
+            f"The KD student against its scratch twin (same architecture, initial weights, labelled jets, boosted "
+            f"views, SEAL and schedule; no teacher) and the teacher, on {fmt(block['n_test_jets'], 'd')} test jets; "
+            f"student seed {fmt(block['seed'], 'd')}; distillation: {how}. Boosts along x (robustness check).", "",
+            md_table(rows), "",
+            f"KD vs scratch: accuracy {fmt(delta['accuracy'], '+.4f')}, AUC {fmt(delta['auc'], '+.4f')}, "
+            f"1/eB@30% {fmt(delta['rej30'], '+.1f')}, 1/eB@50% {fmt(delta['rej50'], '+.1f')}. One seed: see "
+            "benchmarks/RESULTS.md (kd_gain) for the spread over seeds.", ""]
 
 
 def _delta(a, b):
@@ -113,6 +150,8 @@ def _with_pct(value, pct) -> str:
 def render_markdown(report: dict, out: Path) -> str:
     phys = report.get("physics") or {}
     lines = [f"# {report['model']}: trigger_kd report", ""]
+    if phys.get("distillation") and phys.get("kd_vs_scratch"):
+        lines += distillation_markdown(phys["distillation"], phys["kd_vs_scratch"])
     if report.get("config"):
         lines += [f"Config: `{report['config']}`. Run directory: `{report['run_dir']}`.", ""]
     lines += ["## At a glance", "", md_table([model_row(report)]), ""]
@@ -126,14 +165,7 @@ def render_markdown(report: dict, out: Path) -> str:
                          "1/eB @ eS=30%": fmt(m.get("rej30"), ".1f"), "1/eB @ eS=50%": fmt(m.get("rej50"), ".1f"),
                          "jets": fmt(m.get("n_jets"), "d")})
     lines += [md_table(rows), ""] if rows else ["No physics metrics (student stage not run).", ""]
-    kd = phys.get("kd_vs_scratch")
-    if kd:
-        d = kd["delta"]
-        lines += [f"KD vs scratch (the same student trained without the teacher in this run, same test jets): "
-                  f"accuracy {fmt(d['accuracy'], '+.4f')}, AUC {fmt(d['auc'], '+.4f')}, "
-                  f"1/eB@30% {fmt(d['rej30'], '+.1f')}, 1/eB@50% {fmt(d['rej50'], '+.1f')}. One seed: see "
-                  "benchmarks/RESULTS.md for the spread over seeds.", ""]
-    elif rows:
+    if not phys.get("kd_vs_scratch") and rows:
         lines += ["KD vs scratch: no scratch twin in this run.", ""]
     rob = phys.get("robustness") or {}
     if rob:
