@@ -75,7 +75,7 @@ def test_feed_cycles_views_and_keeps_transfer_jets_out_of_the_scratch_twin():
     np.testing.assert_array_equal(betas, view_velocities(1, 0, 3, 30, 0.5))  # reproducible
     assert not np.array_equal(betas, view_velocities(1, 1, 3, 30, 0.5))  # train and transfer parts differ
     view_t = np.random.default_rng(1).normal(size=(3, 30, 2)).astype(np.float32)
-    to_input = lambda f: student_input(f, "mlp")  # noqa: E731
+    to_input = lambda f: student_input(f, "flat")  # noqa: E731
     feed = DistillFeed(jets, labels, to_input, teacher=teacher, view_betas=betas, view_teacher=view_t,
                        seal_lambda=0.1, seal_max_beta=0.95, seed=3)
     x0, y0, t0 = feed.epoch(0)
