@@ -12,7 +12,7 @@ from trigger_kd.data.physics import jet_kinematics
 from trigger_kd.data.sanity import jet_hashes
 from trigger_kd.data.transfer import TransferSetError, check_disjoint, read_transfer, write_transfer
 from trigger_kd.errors import TriggerKDError
-from trigger_kd.train.feed import UNLABELLED, DistillFeed, LorentzJets, view_velocities
+from trigger_kd.train.feed import UNLABELLED, DistillFeed, InputFeed, LorentzJets, view_velocities
 
 
 def _jets(n=40, p=12, seed=0) -> np.ndarray:
@@ -126,3 +126,15 @@ def test_transfer_sets_are_checked_disjoint_and_read_without_labels(tmp_path):
         with h5py.File(tmp_path / "other.h5", "w") as f:
             f.create_dataset("x", data=np.zeros(3))
         load_unlabelled("canonical", [tmp_path / "other.h5"], 16)
+
+
+def test_input_feed_serves_fixed_inputs():
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    feed = InputFeed(x, [0, 1, UNLABELLED, 1], np.zeros((4, 2)))
+    xe, ye, te = feed.epoch(3)
+    np.testing.assert_array_equal(xe, x)
+    assert ye.tolist() == [0, 1, -1, 1] and te.shape == (4, 2) and feed.seal_inputs(0, [1]) is None
+    twin = feed.labelled_only()
+    assert len(twin) == 3 and twin.teacher is None and twin.epoch(0)[1].tolist() == [0, 1, 1]
+    with pytest.raises(TriggerKDError, match="one each per jet"):
+        InputFeed(x, [0, 1])

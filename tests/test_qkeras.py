@@ -24,6 +24,7 @@ from trigger_kd.models.students_keras import (  # noqa: E402
     save_keras_student,
 )
 from trigger_kd.train.distill import kd_loss_tf as kd_loss  # noqa: E402
+from trigger_kd.train.feed import InputFeed  # noqa: E402
 from trigger_kd.train.loops import fit  # noqa: E402
 
 pytestmark = pytest.mark.qkeras
@@ -117,7 +118,7 @@ def test_train_one_epoch_and_round_trip(tmp_path, arch, quantized, kd):
                        epochs=1, batch_size=64, lr=1e-2)
     model = build_keras_student(spec, quantized=quantized)
     before = keras_predict(model, x)
-    hist = fit(QKerasBackend(spec), model, x[:200], y[:200], t, x[200:], y[200:], spec,
+    hist = fit(QKerasBackend(spec), model, InputFeed(x[:200], y[:200], t), x[200:], y[200:], spec,
                DistillConfig(alpha=0.7, temperature=3.0), progress=False)
     assert hist["epochs"] == 1 and len(hist["history"]) == 1
     assert 0.0 <= hist["best_val_accuracy"] <= 1.0 and hist["train_seconds"] > 0

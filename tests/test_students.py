@@ -12,6 +12,7 @@ from trigger_kd.models.backend import BrevitasBackend
 from trigger_kd.models.intnet import IntNet
 from trigger_kd.models.students import build_student, predict_logits, student_intnet
 from trigger_kd.train.distill import kd_loss
+from trigger_kd.train.feed import InputFeed
 from trigger_kd.train.loops import fit
 
 
@@ -78,7 +79,7 @@ def test_training_learns_a_separable_problem():
     teacher = np.stack([-(x[:, 0] + x[:, 1]), x[:, 0] + x[:, 1]], axis=1) * 4
     backend = BrevitasBackend(spec)
     model = backend.build(quantized=True)
-    hist = fit(backend, model, x[:1500], y[:1500], teacher[:1500], x[1500:], y[1500:], spec,
+    hist = fit(backend, model, InputFeed(x[:1500], y[:1500], teacher[:1500]), x[1500:], y[1500:], spec,
                DistillConfig(alpha=0.5, temperature=2.0), progress=False)
     assert hist["best_val_accuracy"] > 0.9
     acc = (predict_logits(model, x[1500:]).argmax(1) == y[1500:]).mean()

@@ -138,3 +138,31 @@ class DistillFeed:
         return DistillFeed(self.jets.take(keep), self.labels[keep], self.to_input,
                            view_betas=None if self.view_betas is None else self.view_betas[:, keep],
                            seal_lambda=self.seal_lambda, seal_max_beta=self.seal_max_beta, seed=self.seed)
+
+
+class InputFeed:
+    """Fixed model inputs (no boosted views, no SEAL): the same interface as DistillFeed, for inputs
+    that do not come from constituents (tests, models trained elsewhere)."""
+
+    n_views = 0
+
+    def __init__(self, x, labels, teacher=None):
+        self.x = np.ascontiguousarray(x, dtype=np.float32)
+        self.labels = np.asarray(labels, dtype=np.int64)
+        self.teacher = None if teacher is None else np.asarray(teacher, dtype=np.float32)
+        if len(self.labels) != len(self.x) or (self.teacher is not None and len(self.teacher) != len(self.x)):
+            raise TriggerKDError(f"{len(self.x)} inputs, {len(self.labels)} labels and "
+                                 f"{'no' if self.teacher is None else len(self.teacher)} teacher logits: one each per jet")
+
+    def __len__(self) -> int:
+        return len(self.labels)
+
+    def epoch(self, epoch: int):
+        return self.x, self.labels, self.teacher
+
+    def seal_inputs(self, epoch: int, idx):
+        return None
+
+    def labelled_only(self) -> "InputFeed":
+        keep = self.labels != UNLABELLED
+        return InputFeed(self.x[keep], self.labels[keep])
