@@ -47,7 +47,8 @@ def test_step_loss_is_masked_kd_plus_seal_in_both_frameworks(framework):
     """The loss one step reports equals (1-a) CE(labelled) + a T^2 KL + lambda ||f(Lx) - f(x)||^2 before it."""
     import torch
 
-    from trigger_kd.train.distill import kd_loss, seal_penalty
+    from trigger_kd.train.distill import kd_loss
+    from trigger_kd.train.seal import seal_penalty
 
     backend = student_backend(_cfg(framework, seal_lambda=0.5))
     model = backend.build(quantized=True)

@@ -6,7 +6,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trigger_kd.train.distill import kd_loss, seal_penalty
+from trigger_kd.train.distill import kd_loss
+from trigger_kd.train.seal import seal_penalty
 
 
 def _batch(seed=0):
@@ -27,8 +28,16 @@ def test_hard_label_term_covers_labelled_jets_only():
     assert kd_loss(s, torch.full((6,), -1), t, a, temp).item() == pytest.approx((a * temp**2 * soft).item(), rel=1e-6)
 
 
-def test_seal_penalty_is_the_mean_squared_logit_distance():
+def test_tensorflow_loss_and_penalty_equal_the_torch_ones():
+    """QKeras students get the same masked KD loss and SEAL penalty as the Brevitas ones."""
+    pytest.importorskip("tensorflow")
+    from trigger_kd.train.distill import kd_loss_tf, seal_penalty_tf
+
     s, t = _batch(1)
-    want = np.mean(np.sum((t.numpy() - s.numpy()) ** 2, axis=1))
-    assert seal_penalty(s, t).item() == pytest.approx(want, rel=1e-6)
+    labels = torch.tensor([0, 1, -1, 1, -1, 0])
+    for alpha, teacher in ((0.7, t), (0.0, None)):
+        want = kd_loss(s, labels, teacher, alpha, 3.0).item()
+        got = float(kd_loss_tf(s.numpy(), labels.numpy(), None if teacher is None else teacher.numpy(), alpha, 3.0))
+        assert got == pytest.approx(want, rel=1e-5)
+    assert float(seal_penalty_tf(s.numpy(), t.numpy())) == pytest.approx(seal_penalty(s, t).item(), rel=1e-6)
     assert seal_penalty(s, s).item() == 0.0

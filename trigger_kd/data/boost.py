@@ -137,12 +137,7 @@ def random_lorentz(n: int, max_beta: float, generator=None, dtype=None):
     direction = torch.randn(n, 3, generator=generator, dtype=torch.float64)
     direction = direction / direction.norm(dim=1, keepdim=True).clamp(min=1e-12)
     beta = torch.rand(n, 1, generator=generator, dtype=torch.float64) * max_beta
-    gamma = 1.0 / torch.sqrt(1.0 - beta.square())
-    m = torch.eye(4, dtype=torch.float64).repeat(n, 1, 1)
-    m[:, 0, 0] = gamma[:, 0]
-    m[:, 0, 1:] = m[:, 1:, 0] = -gamma * beta * direction
-    m[:, 1:, 1:] += (gamma - 1.0).unsqueeze(-1) * direction.unsqueeze(2) * direction.unsqueeze(1)
-    return m.to(dtype or torch.get_default_dtype())
+    return torch.from_numpy(boost_matrices((beta * direction).numpy())).to(dtype or torch.get_default_dtype())
 
 
 def apply_lorentz(matrices, constituents):

@@ -158,7 +158,8 @@ class BrevitasBackend(StudentBackend):
     def make_step(self, model, distill):
         import torch
 
-        from ..train.distill import kd_loss, seal_penalty
+        from ..train.distill import kd_loss
+        from ..train.seal import seal_penalty
 
         if self.s.threads > 0:
             torch.set_num_threads(self.s.threads)

@@ -6,8 +6,8 @@ loss = (1 - alpha) * CE(student, hard labels) + alpha * T^2 * KL(softmax(t/T) ||
 ``alpha = 0`` is training from scratch; the T^2 factor keeps the soft-target gradients
 on the same scale as the hard-label ones when T changes. Jets labelled -1 (transfer jets)
 are left out of the hard-label mean; the soft term averages over every jet of the batch.
-The SEAL term (arXiv 2511.01982) compares the logits of each jet with those of the same jet
-under a random Lorentz boost (inputs from ``train/feed.py``).
+The SEAL term (arXiv 2511.01982, ``train/seal.py``) compares the logits of each jet with those of
+the same jet under a random Lorentz boost (student inputs from ``train/feed.py``).
 """
 from __future__ import annotations
 
@@ -26,11 +26,6 @@ def kd_loss(student_logits: torch.Tensor, labels: torch.Tensor, teacher_logits: 
     soft = F.kl_div(F.log_softmax(student_logits / t, dim=1), F.log_softmax(teacher_logits / t, dim=1),
                     reduction="batchmean", log_target=True)
     return (1.0 - alpha) * hard + alpha * t * t * soft
-
-
-def seal_penalty(logits: torch.Tensor, boosted_logits: torch.Tensor) -> torch.Tensor:
-    """mean over the batch of ||f(L x) - f(x)||^2."""
-    return ((boosted_logits - logits) ** 2).sum(dim=1).mean()
 
 
 def kd_loss_tf(student_logits, labels, teacher_logits, alpha: float, temperature: float):
