@@ -1,7 +1,6 @@
 """The KD loss skips unlabelled (transfer) jets in the hard-label term; the SEAL penalty."""
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
