@@ -56,4 +56,8 @@ else
     "$engine" import --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' \
         --change "LABEL trigger-kd.base-tarball=$sum" "$tarball" "$tag" >/dev/null
 fi
-"$engine" run --rm "$tag" python3 -c 'import sys, venv; print("base image", sys.argv[1], "Python", sys.version.split()[0])' "$tag"
+"$engine" run --rm "$tag" python3 -c 'import sys, venv; print("base image", sys.argv[1], "Python", sys.version.split()[0])' "$tag" || {
+    echo "error: $engine cannot run a container from $tag (message above). On nested or sandboxed hosts" \
+         "(setrlimit or cgroup errors) try: export CONTAINERS_CONF=$here/docker/containers.conf (docker/README.md)" >&2
+    exit 1
+}

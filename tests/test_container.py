@@ -9,8 +9,10 @@ mounted Xilinx directory exactly as a real installation is (TRIGGER_KD_XILINX, s
 tests/fixtures/xilinx-stand-in.sh), which writes a real Vitis HLS report
 (tests/fixtures/reports/SOURCES.md) into the project.
 
-Skipped with the reason when no engine works. Base tarball and wheels are cached in
-$TRIGGER_KD_CONTAINER_CACHE (default .cache/container/) between runs; the engine keeps its layers.
+Skipped with the reason when no engine is installed or `<engine> info` fails. With podman and no
+CONTAINERS_CONF set, docker/containers.conf is used (what sandboxed hosts need; harmless elsewhere
+when runc is installed). Base tarball and wheels are cached in $TRIGGER_KD_CONTAINER_CACHE (default
+.cache/container/) between runs; the engine keeps its layers.
 """
 from __future__ import annotations
 
@@ -63,10 +65,17 @@ def _logged(cmd: list[str], log: Path, env: dict | None = None) -> None:
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory) -> str:
+def image(tmp_path_factory):
     problem = _engine_problem()
     if problem:
         pytest.skip(problem)
+    with pytest.MonkeyPatch.context() as mp:
+        if ENGINE == "podman" and "CONTAINERS_CONF" not in os.environ and shutil.which("runc"):
+            mp.setenv("CONTAINERS_CONF", str(REPO / "docker" / "containers.conf"))  # what this machine kind needs
+        yield _build_image(tmp_path_factory)
+
+
+def _build_image(tmp_path_factory) -> str:
     logs = tmp_path_factory.mktemp("image")
     env = dict(os.environ, TRIGGER_KD_CONTAINER_ENGINE=ENGINE)
     base = os.environ.get("TRIGGER_KD_BASE_IMAGE")
