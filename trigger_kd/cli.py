@@ -59,19 +59,24 @@ def cmd_import_qonnx(args) -> int:
     import numpy as np
 
     from .config import HLSConfig, load_config
-    from .firmware.import_qonnx import import_qonnx
+    from .firmware.import_qonnx import check_inputs, import_qonnx
 
     if args.set and not args.config:
         raise TriggerKDError("import-qonnx: --set applies to a model YAML; give it with --config")
-    settings = load_config(args.config, args.set or []).hls if args.config else HLSConfig()
     inputs = None
     if args.inputs:
         path = Path(args.inputs)
-        if not path.is_file():
-            raise TriggerKDError(f"--inputs {path}: file not found (expected a .npy array of model inputs)")
-        inputs = np.load(path)
-    result = import_qonnx(Path(args.model), Path(args.run_dir), settings, inputs=inputs, n=args.n, seed=args.seed)
-    print(json.dumps(result, indent=2, default=str))
+        if path.suffix != ".npy" or not path.is_file():
+            raise TriggerKDError(f"--inputs {path}: expected an existing .npy array of model inputs (rows first)")
+        try:
+            inputs = np.load(path, allow_pickle=False)
+        except ValueError as exc:
+            raise TriggerKDError(f"--inputs {path}: not a plain numeric .npy array ({exc})") from exc
+    check_inputs(inputs, args.n)
+    settings = load_config(args.config, args.set or []).hls if args.config else HLSConfig()
+    result = import_qonnx(Path(args.model), Path(args.run_dir), settings, inputs=inputs, n=args.n, seed=args.seed,
+                          input_precision=args.input_precision)
+    print(json.dumps({k: v for k, v in result.items() if k != "first_mismatched_jets"}, indent=2, default=str))
     return 0 if result.get("bit_exact_fraction") == 1.0 else 1
 
 
@@ -166,6 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     iq.add_argument("--run-dir", required=True)
     iq.add_argument("--inputs", help=".npy array of inputs (default: random inputs on the input grid)")
     iq.add_argument("--n", type=int, default=1000, help="number of random inputs")
+    iq.add_argument("--input-precision", metavar="'fixed<W,I>'",
+                    help="firmware input type for a model whose input no power-of-two Quant node reads "
+                         "(default: hls4ml's fixed<16,6>); recorded in parity.json")
     iq.add_argument("--seed", type=int, default=0)
     iq.add_argument("--config", help="take the hls: section from this model YAML")
     iq.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")

@@ -14,26 +14,29 @@ from ..config import HLSConfig
 from ..errors import TriggerKDError
 from .rules import input_precision, pooling_precision, with_exactness_flow
 
-SUPPORTED_OPS = {"Quant", "MatMul", "Add", "Relu", "Conv", "GlobalAveragePool", "Transpose", "Reshape",
-                 "Flatten", "Gemm", "Mul", "Sub", "BatchNormalization", "Softmax", "Sigmoid", "Identity",
-                 "Concat", "MaxPool", "AveragePool", "BipolarQuant", "Squeeze", "Unsqueeze", "Tanh",
-                 "LeakyRelu", "Clip", "Div", "Neg", "Abs", "Max", "Min"}
-
-
 class FirmwareError(TriggerKDError):
     """The hls4ml project could not be built as configured."""
 
 
-def check_ops(model_wrapper, source: Path) -> None:
+def check_ops(model_wrapper, source: Path, original=None) -> None:
+    """Refuse, naming the node, an op hls4ml's ONNX frontend has no handler for (``original``: the graph before cleanup)."""
+    import hls4ml
+
+    supported = set(hls4ml.converters.get_supported_onnx_layers())
     for node in model_wrapper.graph.node:
-        if node.op_type not in SUPPORTED_OPS:
+        if node.op_type not in supported:
+            name = next((n.name for n in (original or model_wrapper).graph.node if n.op_type == node.op_type), node.name)
             raise FirmwareError(
-                f"{source}: node '{node.name}' uses op {node.op_type}, which the hls4ml QONNX frontend "
-                f"does not convert (supported: {', '.join(sorted(SUPPORTED_OPS))})")
+                f"{source}: node '{name}' uses op {node.op_type}, which the hls4ml {hls4ml.__version__} ONNX frontend "
+                f"does not convert (checked after qonnx cleanup; supported: {', '.join(sorted(supported))})")
 
 
-def convert_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None):
-    """Convert (not compile) a cleaned QONNX graph; returns (hls_model, rules applied)."""
+def convert_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None,
+                  input_format=None):
+    """Convert (not compile) a cleaned QONNX graph; returns (hls_model, rules applied).
+
+    ``input_format``: (FixedFormat, why) for a model whose input no power-of-two Quant node reads.
+    """
     import hls4ml
     from qonnx.core.modelwrapper import ModelWrapper
 
@@ -41,14 +44,15 @@ def convert_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSConfig, n_particl
     if not onnx_path.is_file():
         raise FirmwareError(f"{onnx_path}: QONNX file not found")
     mw = ModelWrapper(str(onnx_path))
-    check_ops(mw, onnx_path)
+    if input_format is None:
+        check_ops(mw, onnx_path)
     with contextlib.redirect_stdout(io.StringIO()):
         config = hls4ml.utils.config.config_from_onnx_model(
             mw, granularity="name", backend=settings.backend, default_precision="fixed<16,6>",
             default_reuse_factor=settings.reuse_factor)
         config["Model"].update(Strategy=settings.strategy, ReuseFactor=settings.reuse_factor)
         layers = config["LayerName"]
-        rules = [input_precision(mw, layers, onnx_path)] + pooling_precision(mw, layers, onnx_path, n_particles)
+        rules = [input_precision(mw, layers, onnx_path, input_format)] + pooling_precision(mw, layers, onnx_path, n_particles)
         for layer_config in layers.values():
             layer_config["Trace"] = True
         with_exactness_flow(config, settings.backend, settings.layer_precision)
@@ -79,7 +83,9 @@ def compile_model(hls_model) -> None:
         try:
             hls_model.compile()
         except Exception as exc:
-            raise FirmwareError(f"compiling the hls4ml project failed: {exc}\n{buf.getvalue()[-2000:]}") from exc
+            errors = [line for line in buf.getvalue().splitlines() if "error" in line.lower()][:6]
+            raise FirmwareError(f"g++ could not compile the hls4ml project ({exc}); first errors:\n"
+                                + "\n".join(errors or buf.getvalue().splitlines()[-6:])) from exc
 
 
 def hls_predict(hls_model, x: np.ndarray, progress: bool = True, chunk: int = 2048) -> np.ndarray:
@@ -95,7 +101,7 @@ def hls_predict(hls_model, x: np.ndarray, progress: bool = True, chunk: int = 20
 
 
 # ----------------------------------------------------------------------------- diagnosis
-def reference_tensors(onnx_path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
+def reference_tensors(onnx_path: Path, x: np.ndarray, keep: set[str] | None = None) -> dict[str, np.ndarray]:
     """Every intermediate tensor of QONNX execution on the rows of ``x``: name -> (rows, -1)."""
     import onnxruntime
     from qonnx.core.modelwrapper import ModelWrapper
@@ -109,7 +115,7 @@ def reference_tensors(onnx_path: Path, x: np.ndarray) -> dict[str, np.ndarray]:
     for row in np.asarray(x):
         ctx = execute_onnx(mw, {iname: row[None].astype(np.float32)}, return_full_exec_context=True)
         for k, v in ctx.items():
-            if k not in params and not k.endswith(("_param0", "_param1", "_param2", "_param3")):
+            if (keep is None or k in keep) and k not in params and not k.endswith(("_param0", "_param1", "_param2", "_param3")):
                 v = np.asarray(v)
                 ref.setdefault(k, []).append(v)
                 if v.ndim == 3:  # the same tensor in the other layout

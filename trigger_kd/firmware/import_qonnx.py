@@ -1,14 +1,19 @@
-"""`trigger-kd import-qonnx`: firmware and a parity report for a QONNX model trained elsewhere.
+"""`trigger-kd import-qonnx`: firmware and an honest parity report for a QONNX model trained elsewhere.
 
-The model gets the same cleanup and precision rules as our own students, an hls4ml project
-compiled with g++, and ``parity.json`` comparing C-simulation with QONNX execution (qonnx's
-reference executor) on the given inputs or on N random inputs on the firmware's input grid.
-Layers hls4ml implements approximately by design (lookup-table Softmax, Sigmoid, Tanh) are
-listed; exactness is then measured at the last exactly-implemented layer, and the final
-output gets its max |diff| and argmax agreement.
+The model gets small fixing transformations (``qonnx_rules.py``), qonnx cleanup (channels-last for
+image/sequence inputs), the exactness rules, an hls4ml project compiled with g++, and ``parity.json``
+comparing C-simulation with QONNX execution on the given inputs or on N random inputs on the
+firmware's input grid. Every model ends in one verdict:
+- ``exact``: C-simulation equals QONNX execution on every input;
+- ``approximate by design``: exact up to hls4ml's lookup-table layers (listed), measured before them;
+- ``inexact, measured``: max |diff| in LSB and in value, argmax agreement, the first differing layer,
+  and the reasons found in the graph (float bias/weights, non-power-of-two scales, BipolarQuant);
+- ``refused`` (:class:`ImportRefused`): one line naming the node/op or tool limit and why.
 """
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 from pathlib import Path
 
@@ -16,91 +21,242 @@ import numpy as np
 
 from ..atomic import atomic_path, write_text_atomic
 from ..config import HLSConfig
-from ..console import info
+from ..console import info, warn
 from ..errors import TriggerKDError
-from ..fixedpoint import FixedFormat
-from .hls import FirmwareError, build_hls_from_qonnx, check_ops, first_mismatch_layer, hls_predict, reference_tensors
+from ..fixedpoint import FixedFormat, NotFixedPoint
+from .hls import FirmwareError, check_ops, compile_model, convert_qonnx, first_mismatch_layer, hls_predict, reference_tensors
 from .parity import compare_fixed
-from .qonnx_export import clean_qonnx, execute_qonnx
+from .qonnx_rules import apply_fixes
 from .rules import first_input_quant
 
 APPROXIMATE_OPS = {"Softmax": "lookup-table softmax", "Sigmoid": "lookup-table sigmoid", "Tanh": "lookup-table tanh"}
+QUANT_OPS = ("Quant", "BipolarQuant", "Trunc", "FloatQuant", "IntQuant")
+SPATIAL_OPS = ("Conv", "MaxPool", "AveragePool", "GlobalAveragePool", "GlobalMaxPool", "Resize")
+FLOAT_MODEL = ("{} is a float ONNX model (no Quant nodes), not QONNX: built with hls4ml's default fixed<16,6> types "
+               "and measured. For exact firmware quantise it (Brevitas, or QKeras exported to QONNX); to measure "
+               "hls4ml's post-training quantisation at other types give --input-precision and hls.layer_precision")
+HLS4ML_DEFAULT_INPUT = "fixed<16,6>"  # hls4ml's default precision, which the config gives an unquantised input
 
 
-def _lsb_of(precision) -> float:
-    width = int(precision.width)
-    integer = int(precision.integer)
-    return 2.0 ** -(width - integer)
+class ImportRefused(FirmwareError):
+    """The model cannot be turned into firmware here; the message names the node/op or limit and why."""
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
+
+
+def check_inputs(inputs: np.ndarray | None, n: int) -> None:
+    """Refuse before any build: no rows to compare, or values no fixed-point input can hold."""
+    if inputs is None and n < 1:
+        raise TriggerKDError(f"--n {n}: need at least one input to compare firmware with the model")
+    if inputs is not None:
+        x = np.asarray(inputs)
+        if x.ndim < 2 or len(x) == 0 or not np.issubdtype(x.dtype, np.number):
+            raise TriggerKDError(f"--inputs: expected a numeric array (rows, *input shape), got {x.dtype} {x.shape}")
+        bad = ~np.isfinite(x.astype(np.float64))
+        if bad.any():
+            rows = np.flatnonzero(bad.reshape(len(x), -1).any(1))
+            raise TriggerKDError(f"--inputs holds NaN or inf in {len(rows)} rows (first: {rows[:5].tolist()}); "
+                                 "fixed-point firmware has no such values: remove or replace them")
+
+
+def prepare(mw, source: Path) -> tuple[object, list[str], bool]:
+    """Fixes + qonnx cleanup (+ channels-last, GemmToMatMul); returns (clean graph, fixes, input made channels-last)."""
+    from qonnx.transformation.change_batchsize import ChangeBatchSize
+    from qonnx.transformation.channels_last import ConvertToChannelsLastAndClean
+    from qonnx.transformation.gemm_to_matmul import GemmToMatMul
+    from qonnx.util.cleanup import cleanup_model
+
+    fixes = []
+    shape = [d.dim_value for d in mw.graph.input[0].type.tensor_type.shape.dim]
+    if shape and shape[0] != 1:
+        mw = mw.transform(ChangeBatchSize(1))
+        fixes.append(f"batch size {shape[0]} -> 1 (firmware takes one input at a time)")
+    mw = cleanup_model(mw)
+    mw, more = apply_fixes(mw)
+    fixes += more
+    to_last = False
+    if len(shape) >= 3 and any(n.op_type in SPATIAL_OPS for n in mw.graph.node):
+        first = [n.op_type for n in mw.graph.node if mw.graph.input[0].name in n.input]
+        to_last = first != ["Transpose"]  # a Keras export already takes channels-last inputs
+        mw = mw.transform(ConvertToChannelsLastAndClean(make_input_channels_last=to_last))
+        fixes.append("qonnx channels-last conversion" + (" (input made channels-last)" if to_last else ""))
+    return cleanup_model(mw.transform(GemmToMatMul())), fixes, to_last
+
+
+def input_type(clean, given: str | None, source: Path) -> tuple[FixedFormat, str, bool]:
+    """(firmware input type, where it comes from, from the model's own quantiser)."""
+    if given is not None:
+        return FixedFormat.from_hls(given), "--input-precision", False
+    q0 = first_input_quant(clean)
+    if q0 is not None:
+        try:
+            return FixedFormat.from_quant(clean, q0), f"input quantiser {q0.name}", True
+        except NotFixedPoint as exc:
+            why = str(exc)
+    else:
+        bq = [n.name for n in clean.graph.node if n.op_type == "BipolarQuant" and n.input[0] == clean.graph.input[0].name]
+        why = f"the input is binarised by BipolarQuant {bq[0]}" if bq else "no Quant node reads the input"
+    return FixedFormat.from_hls(HLS4ML_DEFAULT_INPUT), f"hls4ml default ({why})", False
+
+
+def graph_reasons(clean, source) -> list[str]:
+    """What in the graph keeps hls4ml from being exact (for the verdict's ``reason``)."""
+    if not any(n.op_type in QUANT_OPS for n in clean.graph.node):
+        return [FLOAT_MODEL.format(source)]
+    quant_out = {n.output[0] for n in clean.graph.node if n.op_type in QUANT_OPS}
+    reasons, floats, pow2_bad = [], [], []
+    for node in clean.graph.node:
+        if node.op_type == "Quant":
+            try:
+                FixedFormat.from_quant(clean, node)
+            except NotFixedPoint as exc:
+                pow2_bad.append(str(exc))
+        elif node.op_type == "BipolarQuant":
+            reasons.append(f"BipolarQuant {node.name}: hls4ml computes 0/1 where QONNX has -1/+1")
+        elif node.op_type in ("Add", "MatMul", "Mul", "Sub", "Div", "Conv", "BatchNormalization"):
+            consts = [i for i in node.input[1:] if clean.get_initializer(i) is not None and i not in quant_out]
+            if consts:
+                floats.append(f"{node.name} ({node.op_type})")
+    if pow2_bad:
+        reasons.append(f"{len(pow2_bad)} Quant nodes with scales no ap_fixed type holds (e.g. {pow2_bad[0]}); "
+                       "hls4ml rescales them in fixed point (ApplyAlpha)")
+    if floats:
+        reasons.append(f"unquantised float constants in {', '.join(floats[:4])}{' ...' if len(floats) > 4 else ''}: "
+                       "hls4ml rounds them to its default fixed<16,6>")
+    return reasons
+
+
+def _on_grid(x: np.ndarray, fmt: FixedFormat) -> tuple[np.ndarray, int]:
+    q = np.clip(np.round(x * 2.0**fmt.frac_bits), fmt.int_min, fmt.int_max) * 2.0**-fmt.frac_bits
+    return q, int(np.sum(q != x))
+
+
+def _lsb(layer) -> float:
+    p = layer.get_output_variable().type.precision
+    return 2.0 ** -(int(p.width) - int(p.integer)) if hasattr(p, "integer") else 1.0
 
 
 def import_qonnx(model_path: Path, run_dir: Path, settings: HLSConfig, inputs: np.ndarray | None = None,
-                 n: int = 1000, seed: int = 0) -> dict:
+                 n: int = 1000, seed: int = 0, input_precision: str | None = None) -> dict:
+    check_inputs(inputs, n)
+    if input_precision is not None:
+        FixedFormat.from_hls(input_precision)  # refuse a malformed type before any work
+    try:
+        return _import(Path(model_path), Path(run_dir), settings, inputs, n, seed, input_precision)
+    except TriggerKDError:
+        raise
+    except Exception as exc:  # a tool's own failure on a published model: one line, never a traceback
+        raise ImportRefused(f"{model_path}: {_one_line(exc)}") from exc
+
+
+def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> dict:
+    import hls4ml
     from qonnx.core.modelwrapper import ModelWrapper
 
-    model_path, run_dir = Path(model_path), Path(run_dir)
     if not model_path.is_file():
         raise TriggerKDError(f"{model_path}: file not found (expected a QONNX .onnx model)")
     try:
         mw = ModelWrapper(str(model_path))
     except Exception as exc:
-        raise TriggerKDError(f"{model_path}: not a readable ONNX model ({exc})") from exc
-    check_ops(mw, model_path)
+        raise TriggerKDError(f"{model_path}: not a readable ONNX model ({_one_line(exc)})") from exc
+    try:
+        clean, fixes, to_last = prepare(mw, model_path)
+    except Exception as exc:
+        raise ImportRefused(f"{model_path}: qonnx cleanup failed ({_one_line(exc)})") from exc
+    try:
+        check_ops(clean, model_path, original=mw)
+    except FirmwareError as exc:
+        raise ImportRefused(str(exc)) from exc
+    if not any(n.op_type in QUANT_OPS for n in clean.graph.node):
+        warn(FLOAT_MODEL.format(model_path))
+    fmt, fmt_source, own_quantiser = input_type(clean, input_precision, model_path)
     run_dir.mkdir(parents=True, exist_ok=True)
-    in_shape = [d.dim_value for d in mw.graph.input[0].type.tensor_type.shape.dim]
-    channels_last = len(in_shape) == 3 and any(nd.op_type == "Conv" for nd in mw.graph.node)
-    clean = clean_qonnx(mw, channels_last)
     clean_path = run_dir / "model_clean.onnx"
     with atomic_path(clean_path) as tmp:
         clean.save(str(tmp))
-    q0 = first_input_quant(clean)
-    if q0 is None:
-        raise FirmwareError(f"{model_path}: the input is not quantised (no Quant node reads it)")
-    fmt = FixedFormat.from_quant(clean, q0)
-    clean_shape = tuple(d.dim_value for d in clean.graph.input[0].type.tensor_type.shape.dim)[1:]
-
+    shape = tuple(d.dim_value for d in clean.graph.input[0].type.tensor_type.shape.dim)[1:]
+    rng = np.random.default_rng(seed)
     if inputs is None:
-        x = fmt.grid(np.random.default_rng(seed), (n, *clean_shape))
-        input_source = f"{n} random inputs on the input grid {fmt.hls} (seed {seed})"
+        x = fmt.grid(rng, (n, *shape)) if own_quantiser else _on_grid(rng.standard_normal((n, *shape)), fmt)[0]
+        input_source = (f"{n} random inputs " + ("uniform on" if own_quantiser else "N(0,1) rounded to")
+                        + f" the input grid {fmt.hls} (seed {seed})")
     else:
         x = np.asarray(inputs, dtype=np.float64)
-        if channels_last and x.ndim == 3:
-            x = np.ascontiguousarray(x.transpose(0, 2, 1))
-        if tuple(x.shape[1:]) != clean_shape:
-            raise TriggerKDError(f"--inputs has rows of shape {tuple(x.shape[1:])}, the model takes {clean_shape}")
-        input_source = f"{len(x)} given inputs"
+        if to_last:
+            x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+        if tuple(x.shape[1:]) != shape:
+            raise TriggerKDError(f"--inputs has rows of shape {tuple(x.shape[1:])}, the model takes {shape}"
+                                 + (" (after moving channels last)" if to_last else ""))
+        x, moved = _on_grid(x, fmt)
+        input_source = f"{len(x)} given inputs" + (f" ({moved} values rounded onto the input grid {fmt.hls})" if moved else "")
 
-    approx = [(nd.name, nd.op_type) for nd in clean.graph.node if nd.op_type in APPROXIMATE_OPS]
-    hls_model = build_hls_from_qonnx(clean_path, run_dir / "hls4ml_prj", settings)
+    prj = run_dir / "hls4ml_prj"
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            hls_model, rules = convert_qonnx(clean_path, prj, settings, input_format=(fmt, fmt_source))
+    except TriggerKDError:
+        raise
+    except Exception as exc:
+        raise ImportRefused(f"{model_path}: hls4ml {hls4ml.__version__} cannot convert it ({_one_line(exc)})") from exc
+    rules = fixes + rules
+    write_text_atomic(run_dir / "hls_rules.json", json.dumps({"rules": rules}, indent=2))
+    try:
+        compile_model(hls_model)
+    except TriggerKDError as exc:
+        raise ImportRefused(f"{model_path}: {exc}") from exc
     info(f"[import-qonnx] C-simulation of {len(x)} inputs")
-    csim = hls_predict(hls_model, x, progress=True)
-    ref_out = execute_qonnx(clean, x).reshape(len(x), -1)
+    csim = hls_predict(hls_model, x, progress=False)
+    approx = [(nd.name, nd.op_type, nd.input[0]) for nd in clean.graph.node if nd.op_type in APPROXIMATE_OPS]
+    out_name = clean.graph.output[0].name
+    ref = reference_tensors(clean_path, x, keep={out_name} | {a[2] for a in approx})
+    ref_out = ref[out_name]
+    if csim.shape != ref_out.shape:
+        raise ImportRefused(f"{model_path}: the hls4ml project returns {csim.shape[1]} values per input, the model "
+                            f"{ref_out.shape[1]} (hls4ml {hls4ml.__version__} dropped or reshaped the output)")
     layers = [layer for layer in hls_model.get_layers() if layer.class_name != "Input"]
     result: dict = {"model": str(model_path), "n_jets": int(len(x)), "inputs": input_source,
-                    "source": f"hls4ml C-simulation (g++), {settings.backend} backend",
-                    "compared_with": "qonnx execution of the cleaned graph",
-                    "approximate_layers": [{"node": nm, "op": op, "why": APPROXIMATE_OPS[op]} for nm, op in approx]}
-    if approx:
-        first_approx = next(i for i, layer in enumerate(layers) if layer.class_name in ("Softmax", "Activation")
-                            and layer.get_attr("activation", "").lower() in ("softmax", "sigmoid", "tanh"))
-        at = layers[first_approx - 1]
-        _, trace = hls_model.trace(np.ascontiguousarray(x))
+                    "input_precision": fmt.hls, "input_precision_source": fmt_source,
+                    "source": f"hls4ml {hls4ml.__version__} C-simulation (g++), {settings.backend} backend",
+                    "compared_with": "qonnx execution of the cleaned graph", "hls_rules": rules,
+                    "approximate_layers": [{"node": nm, "op": op, "why": APPROXIMATE_OPS[op]} for nm, op, _ in approx]}
+    at = _last_exact_layer(layers) if approx else None
+    if at is not None:
+        with contextlib.redirect_stdout(io.StringIO()):
+            _, trace = hls_model.trace(np.ascontiguousarray(x))
         got = np.asarray(trace[at.name], dtype=np.float64).reshape(len(x), -1)
-        approx_node = next(nd for nd in clean.graph.node if nd.name == approx[0][0])
-        want = reference_tensors(clean_path, x)[approx_node.input[0]]
-        cmp = compare_fixed(got, want, _lsb_of(at.get_output_variable().type.precision))
-        result.update(cmp)
-        result["compared_at"] = at.name
-        result["output_max_abs_diff"] = float(np.max(np.abs(csim - ref_out))) if len(x) else 0.0
-        result["argmax_agreement"] = float(np.mean(csim.argmax(1) == ref_out.argmax(1))) if len(x) else None
+        result.update(compare_fixed(got, ref[approx[0][2]], _lsb(at), strict=False), compared_at=at.name)
     else:
-        out_layer = layers[-1]
-        result.update(compare_fixed(csim, ref_out, _lsb_of(out_layer.get_output_variable().type.precision)))
-        result["compared_at"] = "output"
+        result.update(compare_fixed(csim, ref_out, _lsb(layers[-1]), strict=False), compared_at="output")
+    result["output_max_abs_diff"] = float(np.max(np.abs(csim - ref_out)))
+    result["argmax_agreement"] = float(np.mean(csim.argmax(1) == ref_out.argmax(1))) if csim.shape[1] > 1 else None
     result["first_mismatch_layer"] = None
-    if result["bit_exact_fraction"] < 1.0:
-        bad = result["first_mismatched_jets"]
-        result["first_mismatch_layer"] = first_mismatch_layer(hls_model, clean_path, x[bad])
+    exact = result["bit_exact_fraction"] == 1.0
+    if not exact:
+        try:
+            result["first_mismatch_layer"] = first_mismatch_layer(hls_model, clean_path, x[result["first_mismatched_jets"][:5]])
+        except Exception as exc:  # the per-layer trace is a diagnosis; its failure must not hide the verdict
+            result["first_mismatch_layer_error"] = _one_line(exc)
+    if not exact:
+        result["verdict"] = "inexact, measured"
+        result["reason"] = "; ".join(graph_reasons(clean, model_path.name)) or "not identified from the graph"
+    elif approx:
+        result["verdict"] = "approximate by design"
+        result["reason"] = "lookup-table layers: " + ", ".join(f"{a[0]} ({a[1]})" for a in approx)
+    else:
+        result["verdict"], result["reason"] = "exact", None
     write_text_atomic(run_dir / "parity.json", json.dumps(result, indent=2, default=float))
-    info(f"[import-qonnx] bit-exact on {result['bit_exact_fraction'] * 100:.3f} % of {len(x)} inputs "
-         f"(at {result['compared_at']}); report {run_dir / 'parity.json'}")
+    info(f"[import-qonnx] {result['verdict']}: bit-exact on {result['bit_exact_fraction'] * 100:.3f} % of {len(x)} "
+         f"inputs (at {result['compared_at']}); report {run_dir / 'parity.json'}")
     return result
+
+
+def _last_exact_layer(layers):
+    """The layer feeding hls4ml's first lookup-table layer (None if it is the first layer)."""
+    for i, layer in enumerate(layers):
+        if layer.class_name in ("Softmax", "Activation") and \
+                str(layer.get_attr("activation", "")).lower() in ("softmax", "sigmoid", "tanh"):
+            return layers[i - 1] if i > 0 else None
+    return None

@@ -29,16 +29,17 @@ def first_input_quant(model_wrapper):
     return next((n for n in model_wrapper.graph.node if n.op_type == "Quant" and n.input[0] == iname), None)
 
 
-def input_precision(model_wrapper, layers: dict, source) -> str:
+def input_precision(model_wrapper, layers: dict, source, given: tuple[FixedFormat, str] | None = None) -> str:
+    """The model input takes the first Quant node's type, or ``given`` (type, why) for an unquantised input."""
     iname = model_wrapper.graph.input[0].name
     q0 = first_input_quant(model_wrapper)
-    if q0 is None:
+    if given is None and q0 is None:
         raise TriggerKDError(
             f"{source}: the graph input '{iname}' is not quantised (no Quant node reads it). Add an input "
             "quantiser (e.g. brevitas QuantIdentity) so the firmware input type is defined.")
-    t = FixedFormat.from_quant(model_wrapper, q0).hls
-    layers.setdefault(iname, {}).setdefault("Precision", {})["result"] = t
-    return f"input {iname}: {t} (type of {q0.name})"
+    fmt, why = given or (FixedFormat.from_quant(model_wrapper, q0), f"type of {q0.name}")
+    layers.setdefault(iname, {}).setdefault("Precision", {})["result"] = fmt.hls
+    return f"input {iname}: {fmt.hls} ({why})"
 
 
 def _quant_before(model_wrapper, tensor: str):
