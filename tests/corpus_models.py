@@ -14,7 +14,8 @@ def _mlp(act, weight, bias_quant, input_quant: bool, bias: bool = True, n_in=16,
 
     torch.manual_seed(0)
     layers = [qnn.QuantIdentity(act_quant=act[0], return_quant_tensor=True)] if input_quant else []
-    layers += [qnn.QuantLinear(n_in, hidden, bias=bias, weight_quant=weight, bias_quant=bias_quant, return_quant_tensor=True),
+    layers += [qnn.QuantLinear(n_in, hidden, bias=bias, weight_quant=weight, bias_quant=bias_quant,
+                               return_quant_tensor=input_quant),
                qnn.QuantReLU(act_quant=act[1], return_quant_tensor=True),
                qnn.QuantLinear(hidden, n_out, bias=bias, weight_quant=weight, bias_quant=bias_quant)]
     model = torch.nn.Sequential(*layers).eval()

@@ -26,7 +26,7 @@ from ..errors import TriggerKDError
 from ..fixedpoint import FixedFormat, NotFixedPoint
 from .hls import FirmwareError, check_ops, compile_model, convert_qonnx, first_mismatch_layer, hls_predict, reference_tensors
 from .parity import compare_fixed
-from .qonnx_rules import apply_fixes
+from .qonnx_rules import QonnxDomain, apply_fixes
 from .rules import first_input_quant
 
 APPROXIMATE_OPS = {"Softmax": "lookup-table softmax", "Sigmoid": "lookup-table sigmoid", "Tanh": "lookup-table tanh"}
@@ -70,12 +70,20 @@ def prepare(mw, source: Path) -> tuple[object, list[str], bool]:
     from qonnx.util.cleanup import cleanup_model
 
     fixes = []
+    opset = next((o.version for o in mw.model.opset_import if o.domain in ("", "ai.onnx")), 13)
+    if opset < 9 and all(n.domain == "" for n in mw.graph.node):  # qonnx cleanup and onnxruntime fail on these
+        from onnx.version_converter import convert_version
+
+        mw = type(mw)(convert_version(mw.model, 13))
+        fixes.append(f"ONNX opset {opset} -> 13 (onnx.version_converter)")
     shape = [d.dim_value for d in mw.graph.input[0].type.tensor_type.shape.dim]
     if shape and shape[0] != 1:
         mw = mw.transform(ChangeBatchSize(1))
         fixes.append(f"batch size {shape[0]} -> 1 (firmware takes one input at a time)")
-    mw = cleanup_model(mw)
+    domain = QonnxDomain()
+    mw = cleanup_model(mw.transform(domain))
     mw, more = apply_fixes(mw)
+    fixes += domain.applied[:1] + [f"... and {len(domain.applied) - 1} more"] * (len(domain.applied) > 1)
     fixes += more
     to_last = False
     if len(shape) >= 3 and any(n.op_type in SPATIAL_OPS for n in mw.graph.node):
@@ -107,7 +115,7 @@ def graph_reasons(clean, source) -> list[str]:
     if not any(n.op_type in QUANT_OPS for n in clean.graph.node):
         return [FLOAT_MODEL.format(source)]
     quant_out = {n.output[0] for n in clean.graph.node if n.op_type in QUANT_OPS}
-    reasons, floats, pow2_bad = [], [], []
+    reasons, floats, pow2_bad, bipolar = [], [], [], []
     for node in clean.graph.node:
         if node.op_type == "Quant":
             try:
@@ -115,11 +123,13 @@ def graph_reasons(clean, source) -> list[str]:
             except NotFixedPoint as exc:
                 pow2_bad.append(str(exc))
         elif node.op_type == "BipolarQuant":
-            reasons.append(f"BipolarQuant {node.name}: hls4ml computes 0/1 where QONNX has -1/+1")
+            bipolar.append(node.name)
         elif node.op_type in ("Add", "MatMul", "Mul", "Sub", "Div", "Conv", "BatchNormalization"):
             consts = [i for i in node.input[1:] if clean.get_initializer(i) is not None and i not in quant_out]
             if consts:
                 floats.append(f"{node.name} ({node.op_type})")
+    if bipolar:
+        reasons.append(f"BipolarQuant ({', '.join(bipolar)}): hls4ml computes 0/1 where QONNX has -1/+1")
     if pow2_bad:
         reasons.append(f"{len(pow2_bad)} Quant nodes with scales no ap_fixed type holds (e.g. {pow2_bad[0]}); "
                        "hls4ml rescales them in fixed point (ApplyAlpha)")

@@ -132,7 +132,8 @@ def check_parity(fw_dir: Path) -> int:
         return 1
     if n > 0 and frac >= required:
         if frac == 1.0:
-            info(f"parity OK: C-simulation bit-exact on all {n} jets ({path})")
+            at = f" up to {p['compared_at']} ({p.get('verdict')})" if p.get("compared_at", "output") != "output" else ""
+            info(f"parity OK: C-simulation bit-exact on all {n} jets{at} ({path})")
         else:
             warn(f"parity accepted below 100 %: bit-exact on {frac * 100:.3f} % of {n} jets "
                  f"({p.get('n_mismatched', '?')} differ), at or above checks.parity_min_fraction = {required:g} "

@@ -30,16 +30,59 @@ class FillQuantDefaults(_Recorded):
         return model, False
 
 
-class FillMaxPoolPads(_Recorded):
-    """MaxPool nodes without ``pads`` get explicit zero pads (qonnx's channels-last conversion needs them)."""
+class ExplicitPads(_Recorded):
+    """Conv/pooling nodes get explicit ``pads`` (zeros, or what ``auto_pad=SAME_*`` means); channels-last needs them."""
 
     def apply(self, model):
         for node in model.graph.node:
             attrs = {a.name: a for a in node.attribute}
-            auto_pad = attrs["auto_pad"].s.decode() if "auto_pad" in attrs else "NOTSET"
-            if node.op_type == "MaxPool" and "pads" not in attrs and auto_pad == "NOTSET":
-                node.attribute.append(helper.make_attribute("pads", [0] * 2 * len(attrs["kernel_shape"].ints)))
-                self.applied.append(f"{node.name}: explicit zero pads (the ONNX default)")
+            auto = attrs["auto_pad"].s.decode() if "auto_pad" in attrs else "NOTSET"
+            if node.op_type not in ("Conv", "MaxPool", "AveragePool") or "pads" in attrs and auto == "NOTSET":
+                continue
+            kernel = list(attrs["kernel_shape"].ints) if "kernel_shape" in attrs else \
+                list(model.get_tensor_shape(node.input[1])[2:])
+            begin, end = [0] * len(kernel), [0] * len(kernel)
+            if auto.startswith("SAME"):
+                size = model.get_tensor_shape(node.input[0])[2:]
+                strides = list(attrs["strides"].ints) if "strides" in attrs else [1] * len(kernel)
+                dil = list(attrs["dilations"].ints) if "dilations" in attrs else [1] * len(kernel)
+                for i, (n, k, st, d) in enumerate(zip(size, kernel, strides, dil)):
+                    total = max((-(-n // st) - 1) * st + (k - 1) * d + 1 - n, 0)
+                    small, big = total // 2, total - total // 2
+                    begin[i], end[i] = (small, big) if auto == "SAME_UPPER" else (big, small)
+            elif auto != "NOTSET":
+                continue  # VALID: no padding, nothing to write
+            for name in ("pads", "auto_pad"):
+                if name in attrs:
+                    node.attribute.remove(attrs[name])
+            node.attribute.append(helper.make_attribute("pads", begin + end))
+            self.applied.append(f"{node.name}: explicit pads {begin + end} (auto_pad {auto})")
+        return model, False
+
+
+class QonnxDomain(_Recorded):
+    """Quant nodes of old exports (domain ``onnx.brevitas``/``finn``) get qonnx's domain and its opset import."""
+
+    def apply(self, model):
+        domain = "qonnx.custom_op.general"
+        for node in model.graph.node:
+            if node.op_type in ("Quant", "BipolarQuant", "Trunc") and node.domain != domain:
+                self.applied.append(f"{node.name}: domain {node.domain or '(none)'} -> {domain}")
+                node.domain = domain
+        if self.applied and domain not in [o.domain for o in model.model.opset_import]:
+            model.model.opset_import.append(helper.make_opsetid(domain, 1))
+        return model, False
+
+
+class FillTransposePerm(_Recorded):
+    """Transpose nodes without ``perm`` get the ONNX default, the reversed axes (hls4ml 1.3 reads the attribute)."""
+
+    def apply(self, model):
+        for node in model.graph.node:
+            shape = model.get_tensor_shape(node.input[0]) if node.op_type == "Transpose" else None
+            if shape and "perm" not in [a.name for a in node.attribute]:
+                node.attribute.append(helper.make_attribute("perm", list(range(len(shape)))[::-1]))
+                self.applied.append(f"{node.name}: explicit perm {list(range(len(shape)))[::-1]} (the ONNX default)")
         return model, False
 
 
@@ -85,7 +128,21 @@ class RemoveTrailingIdentity(_Recorded):
         return model, False
 
 
-FIXES = (FillQuantDefaults, FillMaxPoolPads, RemoveUnsqueezeSqueezePairs, RemoveTrailingIdentity)
+class RemoveConstantGraphInputs(_Recorded):
+    """Graph inputs that are initializers (old opsets list them) or that no node reads: hls4ml takes them as inputs."""
+
+    def apply(self, model):
+        used = {i for n in model.graph.node for i in n.input}
+        inits = {i.name for i in model.graph.initializer}
+        for inp in list(model.graph.input)[1:]:
+            if inp.name in inits or inp.name not in used:
+                model.graph.input.remove(inp)
+                self.applied.append(f"graph input {inp.name} dropped ({'a constant' if inp.name in inits else 'unused'})")
+        return model, False
+
+
+FIXES = (FillQuantDefaults, ExplicitPads, FillTransposePerm, RemoveUnsqueezeSqueezePairs, RemoveTrailingIdentity,
+         RemoveConstantGraphInputs)
 
 
 def apply_fixes(model) -> tuple[object, list[str]]:
