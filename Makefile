@@ -9,7 +9,7 @@ SYNTH  ?=
 SET    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher docker-image docker-base-image clean
+.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher bench-symmetry docker-image docker-base-image clean
 
 ## install: create .venv, install the package with pinned dependencies (QKeras/TensorFlow extra included) and the open-source synthesis tools
 install: $(VENV)/.installed tools
@@ -63,6 +63,10 @@ bench-study:
 ## bench-teacher: LorentzNet teacher jets/s, edge-list reference vs dense, training and inference, quick and paper sizes
 bench-teacher:
 	$(PY) benchmarks/teacher_throughput.py --out benchmarks/out/teacher_throughput.json
+
+## bench-symmetry: SEAL (lambda 0.1) vs unconstrained teacher, W vs gluon, 3 seeds (about 40 min on 2 idle cores; sizes: python benchmarks/symmetry.py --help)
+bench-symmetry:
+	OMP_NUM_THREADS=1 $(PY) benchmarks/symmetry.py --out benchmarks/out/symmetry.json
 
 bench-csim:
 	$(PY) benchmarks/csim_throughput.py --out benchmarks/out/csim_throughput.json
