@@ -204,7 +204,8 @@ def main() -> int:
         run_pipeline(cfg, STAGES, Path(args.work) / "data" / f"{sig}_vs_{bkg}", to="data", progress=False)
     t_data = time.time() - t0
     print(f"[symmetry] datasets ready in {t_data:.0f} s", flush=True)
-    jobs = [(v, args.seal_lambda if v == "seal" else 0.0, s) for s in args.seeds for v in VARIANTS]
+    # the SEAL teachers first: they take 2-3 times longer (two forwards per batch), so the workers finish together
+    jobs = [(v, args.seal_lambda if v == "seal" else 0.0, s) for v in reversed(VARIANTS) for s in args.seeds]
     runs = []
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"),
                              initializer=_init_worker) as pool:
