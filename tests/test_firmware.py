@@ -57,7 +57,7 @@ def test_qonnx_execution_equals_brevitas(exported):
 
 def test_csim_is_bit_exact(exported):
     spec, model, result, out = exported
-    hls_model = build_hls_from_qonnx(out / "model_clean.onnx", out / "prj", HLSConfig(),
+    hls_model = build_hls_from_qonnx(out / "model_clean.onnx", out / "prj", HLSConfig(), record_dir=out,
                                      n_particles=spec.n_particles if spec.arch == "deepset" else None)
     x = random_inputs(spec, 1000, seed=5)
     csim = hls_predict(hls_model, _layout(x, spec), progress=False)

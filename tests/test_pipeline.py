@@ -86,21 +86,6 @@ def test_failure_keeps_previous_result(tmp_path, cfg, repo):
     assert not list((tmp_path / "run").glob(".b.tmp-*"))
 
 
-def test_always_stage_reruns_while_others_skip(tmp_path, cfg):
-    calls = []
-
-    def r(cfg, ctx, out):
-        calls.append("r")
-        (out / "r.txt").write_text((ctx.dir("b") / "b.txt").read_text())
-        return {}
-
-    stages = _stages(calls) + [Stage("r", (), ("b",), r, always=True)]
-    run_pipeline(cfg, stages, tmp_path / "run")
-    run_pipeline(cfg, stages, tmp_path / "run")
-    assert calls == ["a", "b", "r", "r"]
-    assert (tmp_path / "run/r/r.txt").read_text() == "23"
-
-
 def test_failure_message_names_the_kept_logs(tmp_path, cfg):
     def b(cfg, ctx, out):
         (out / "tool.log").write_text("the tool's complaint")

@@ -162,7 +162,7 @@ def hls_models(students, tmp_path_factory):
     out = {}
     for arch, model in students.items():
         root = tmp_path_factory.mktemp(f"fw_{arch}")
-        out[arch] = build_hls_from_keras(model, root / "hls4ml_prj", HLSConfig(),
+        out[arch] = build_hls_from_keras(model, root / "hls4ml_prj", HLSConfig(), record_dir=root,
                                          n_particles=P if arch == "deepset" else None)
         assert (root / "hls_config.json").is_file()
     return out
@@ -171,11 +171,9 @@ def hls_models(students, tmp_path_factory):
 @pytest.mark.slow
 @pytest.mark.parametrize("arch", list(SPECS))
 def test_csim_bit_exact(students, hls_models, arch):
-    from trigger_kd.firmware.hls_keras import keras_output_lsb
-
     model, hls_model = students[arch], hls_models[arch]
     x = grid_inputs(arch)
-    lsb = keras_output_lsb(model)
+    lsb = 2.0 ** -keras_intnet(model).output_frac_bits
     want = keras_predict(model, x) / lsb
     got = np.asarray(hls_model.predict(np.ascontiguousarray(x)), dtype=np.float64).reshape(want.shape) / lsb
     assert np.array_equal(want, np.rint(want)) and np.array_equal(got, np.rint(got))
@@ -188,13 +186,13 @@ def test_csim_bit_exact(students, hls_models, arch):
 
 @pytest.mark.slow
 def test_broken_precision_named(students, tmp_path):
-    from trigger_kd.firmware.hls_keras import build_hls_from_keras, first_mismatch_layer_keras, keras_output_lsb
+    from trigger_kd.firmware.hls_keras import build_hls_from_keras, first_mismatch_layer_keras
 
     model = students["mlp"]
     settings = HLSConfig(layer_precision={"fc1": {"result": "fixed<6,2>"}})
     hls_model = build_hls_from_keras(model, tmp_path / "hls4ml_prj", settings)
     x = grid_inputs("mlp", n=200)
-    lsb = keras_output_lsb(model)
+    lsb = 2.0 ** -keras_intnet(model).output_frac_bits
     got = np.rint(np.asarray(hls_model.predict(np.ascontiguousarray(x)), dtype=np.float64).reshape(-1, 2) / lsb)
     exact = np.all(got == np.rint(keras_predict(model, x) / lsb), axis=1)
     assert exact.mean() < 1.0

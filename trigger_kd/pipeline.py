@@ -58,7 +58,6 @@ class Stage:
     needs: tuple[str, ...]  # upstream stages
     func: Callable[["Config", "RunContext", Path], dict]
     shared: bool = False  # output lives in the content-addressed cache
-    always: bool = False  # also reads outside the run directory (sibling runs): cheap, so rerun every time
     help: str = ""
     tools: tuple[str, ...] | Callable[["Config"], tuple[str, ...]] = ()  # fingerprint.TOOLS names it calls
     inputs: Callable[["Config"], list] | None = None  # input files outside the run directory
@@ -222,7 +221,7 @@ def _run_stages(cfg: Config, stages: list[Stage], ctx: RunContext, first_forced:
             continue
         forced = first_forced is not None and i >= first_forced
         existing = read_stamp(final)
-        if not forced and not stage.always and existing and existing.get("stamp") == stamp:
+        if not forced and existing and existing.get("stamp") == stamp:
             info(f"[{stage.name}] up to date (stamp {stamp[:12]}), skipped")
             _remove_failed(final)  # a failed attempt at other settings no longer describes this run
             if final.is_symlink():

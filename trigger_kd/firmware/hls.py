@@ -66,11 +66,14 @@ def convert_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSConfig, n_particl
     return hls_model, rules + hls_model.config.config["HLSConfig"]["Model"]["TriggerKD"]["applied"]
 
 
-def build_hls_from_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None):
-    """Convert, write and compile (g++) the hls4ml project; record the rules in ``hls_rules.json``."""
+def build_hls_from_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None,
+                         record_dir: Path | None = None):
+    """Convert, write and compile (g++) the hls4ml project; record the rules in ``record_dir/hls_rules.json``
+    (only where a ``record_dir`` is given: nothing is written outside the directories the caller names)."""
     hls_model, rules = convert_qonnx(onnx_path, prj_dir, settings, n_particles)
     compile_model(hls_model)
-    write_text_atomic(Path(prj_dir).parent / "hls_rules.json", json.dumps({"rules": rules}, indent=2))
+    if record_dir is not None:
+        write_text_atomic(Path(record_dir) / "hls_rules.json", json.dumps({"rules": rules}, indent=2))
     return hls_model
 
 

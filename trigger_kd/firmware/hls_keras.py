@@ -18,7 +18,7 @@ from ..atomic import write_text_atomic
 from ..config import HLSConfig
 from ..errors import TriggerKDError
 from ..fixedpoint import FixedFormat
-from ..models.students_keras import QActivation, keras_intnet, quiet_serialisation, tf_keras
+from ..models.students_keras import QActivation, quiet_serialisation, tf_keras
 from .hls import compile_model
 from .rules import check_precision_keys
 
@@ -82,15 +82,15 @@ def _apply_overrides(layers: dict, overrides: dict) -> None:
         layers[name].setdefault("Precision", {}).update({k: str(v) for k, v in prec.items()})
 
 
-def build_hls_from_keras(model, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None):
+def build_hls_from_keras(model, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None,
+                         record_dir: Path | None = None):
     """Convert the quantised QKeras student into an hls4ml project in ``prj_dir`` and compile it (g++).
 
-    The final hls4ml config is written to ``prj_dir/../hls_config.json``.
+    Where ``record_dir`` is given, the final hls4ml config is written to ``record_dir/hls_config.json``.
     """
     import hls4ml
 
     prj_dir = Path(prj_dir)
-    prj_dir.parent.mkdir(parents=True, exist_ok=True)
     cfg = hls_config_for_keras(model, settings, n_particles)
     with keras_is_tf_keras():
         hls_model = hls4ml.converters.convert_from_keras_model(
@@ -98,15 +98,11 @@ def build_hls_from_keras(model, prj_dir: Path, settings: HLSConfig, n_particles:
             clock_period=settings.clock_period, io_type=settings.io_type, backend=settings.backend,
             project_name="myproject",
         )
-    write_text_atomic(prj_dir.parent / "hls_config.json", json.dumps(cfg, indent=2, default=str))
+    if record_dir is not None:
+        write_text_atomic(Path(record_dir) / "hls_config.json", json.dumps(cfg, indent=2, default=str))
     with keras_is_tf_keras():  # the project writer saves the Keras model next to its YAML config
         compile_model(hls_model)
     return hls_model
-
-
-def keras_output_lsb(model) -> float:
-    """Output LSB of the quantised student: the last QDense's accumulator grid (logits / lsb are integers)."""
-    return 2.0 ** -keras_intnet(model).output_frac_bits
 
 
 def keras_layer_outputs(model, x: np.ndarray) -> dict[str, np.ndarray]:

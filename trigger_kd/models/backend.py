@@ -129,8 +129,8 @@ class StudentBackend(ABC):
         """Write what the firmware stage converts into ``out``; return {"check": {..., "exact": bool}, ...}."""
 
     @abstractmethod
-    def firmware(self, model, export_dir: Path, prj: Path, settings) -> Firmware:
-        """Build and compile the hls4ml project in ``prj``."""
+    def firmware(self, model, export_dir: Path, prj: Path, settings, record_dir: Path) -> Firmware:
+        """Build and compile the hls4ml project in ``prj``; the rules applied are recorded in ``record_dir``."""
 
     def _n_pool(self):
         return self.s.n_particles if self.s.arch == "deepset" else None
@@ -210,12 +210,12 @@ class BrevitasBackend(StudentBackend):
         result["raw"], result["clean"] = "model_raw.onnx", "model_clean.onnx"  # relative to ``out``
         return result
 
-    def firmware(self, model, export_dir, prj, settings):
+    def firmware(self, model, export_dir, prj, settings, record_dir):
         from ..firmware.hls import build_hls_from_qonnx, first_mismatch_layer
 
         onnx_path = Path(export_dir) / "model_clean.onnx"
         info(f"[firmware] hls4ml {settings.backend} project from {onnx_path}")
-        hls_model = build_hls_from_qonnx(onnx_path, prj, settings, n_particles=self._n_pool())
+        hls_model = build_hls_from_qonnx(onnx_path, prj, settings, n_particles=self._n_pool(), record_dir=record_dir)
         return Firmware(hls_model, self.output_lsb(model), lambda xs: first_mismatch_layer(hls_model, onnx_path, xs))
 
 
@@ -292,11 +292,11 @@ class QKerasBackend(StudentBackend):
             if len(x) else 0.0
         return {"check": {"n_jets": int(len(x)), "max_abs_diff": diff, "exact": diff == 0.0}, "model": "student.h5"}
 
-    def firmware(self, model, export_dir, prj, settings):
+    def firmware(self, model, export_dir, prj, settings, record_dir):
         from ..firmware.hls_keras import build_hls_from_keras, first_mismatch_layer_keras
 
         info(f"[firmware] hls4ml {settings.backend} project from the QKeras model")
-        hls_model = build_hls_from_keras(model, prj, settings, n_particles=self._n_pool())
+        hls_model = build_hls_from_keras(model, prj, settings, n_particles=self._n_pool(), record_dir=record_dir)
         return Firmware(hls_model, self.output_lsb(model), lambda xs: first_mismatch_layer_keras(hls_model, model, xs))
 
 

@@ -30,7 +30,7 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
     f_logits = np.load(sdir / "test_logits_float.npy")
     is_top = np.load(sdir / "test_is_top.npy")
     settings = cfg.hls
-    fw = backend.firmware(backend.load(sdir), ctx.dir("export"), out / "hls4ml_prj", settings)
+    fw = backend.firmware(backend.load(sdir), ctx.dir("export"), out / "hls4ml_prj", settings, record_dir=out)
     info(f"[firmware] C-simulation of {len(x_fw)} test jets")
     csim = hls_predict(fw.hls_model, x_fw, progress=ctx.progress)
     np.save(out / "csim_outputs.npy", csim)
