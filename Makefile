@@ -64,7 +64,7 @@ bench-study:
 bench-teacher:
 	$(PY) benchmarks/teacher_throughput.py --out benchmarks/out/teacher_throughput.json
 
-## bench-symmetry: SEAL (lambda 0.1) vs unconstrained teacher, W vs gluon, 3 seeds (about 40 min on 2 idle cores; sizes: python benchmarks/symmetry.py --help)
+## bench-symmetry: SEAL (lambda 0.1) vs unconstrained teacher, W vs gluon, 3 seeds (about 45 min on 2 idle cores; sizes: python benchmarks/symmetry.py --help)
 bench-symmetry:
 	OMP_NUM_THREADS=1 $(PY) benchmarks/symmetry.py --out benchmarks/out/symmetry.json
 

@@ -1,7 +1,7 @@
 """Soft Lorentz symmetry (SEAL) vs an unconstrained LorentzNet teacher, W vs gluon, several seeds.
 
     python benchmarks/symmetry.py --out benchmarks/out/symmetry.json [--seeds 1 2 3] [--jets-per-class 10000]
-        [--epochs 10] [--particles 32] [--hidden 32] [--layers 3] [--seal-lambda 0.1] [--workers 2]
+        [--epochs 8] [--particles 32] [--hidden 32] [--layers 3] [--seal-lambda 0.1] [--workers 2]
 
 The Glowacki comparison (../shared/ANCHORS.md) on our generated jets: for each seed, the real
 pipeline (data -> teacher -> student, hls_configs/mlp_kd.yml, quick profile) trains an
@@ -16,13 +16,15 @@ unconstrained ratios (of the means, and per seed), sizes, jet counts, git commit
 as JSON, and prints a short table. Runs (variant, seed) in ``--workers`` processes of one
 thread each once the datasets exist.
 
-Default sizes (10,000 jets per class: 12,000 training jets; 10 epochs; 32 particles, hidden 32,
-3 layers) are chosen to finish within 60 minutes on 2 idle cores, estimated from the teacher
-throughput in benchmarks/RESULTS.md (294 training jets/s per idle core at this size; the SEAL
-teacher forwards each batch twice, taken as half that): 6 teachers x 120k jet-epochs is about
-1,230 s unconstrained + 2,450 s SEAL core-seconds, plus about 300 core-seconds of jet generation
-(4 classes x 10k jets), the curvature (2 x 20 Hessian-vector products on 256 jets per teacher),
-the students and the evaluations; about 4,500 core-seconds, about 40 minutes with 2 workers.
+Default sizes (10,000 jets per class: 12,000 training jets; 8 epochs; 32 particles, hidden 32,
+3 layers) are chosen to finish within 60 minutes on 2 idle cores, estimated from measured teacher
+throughput: 294 training jets/s per idle core unconstrained (benchmarks/RESULTS.md), and the SEAL
+teacher at about a third of that (two forwards and a wider backward per batch; 84 vs 226-270
+jets/s side by side in this benchmark's first run). 3 x 96k jet-epochs per variant is about 980
+(unconstrained) + 2,900 (SEAL) core-seconds, plus about 300 core-seconds of jet generation (4
+classes x 10k jets, measured rates) and about 100 s per run for student, evaluations, curvature
+(2 x 20 Hessian-vector products on 256 jets) and the reference-student curve: about 4,800
+core-seconds, 40-45 minutes with 2 workers.
 """
 from __future__ import annotations
 
@@ -57,7 +59,7 @@ def git_commit() -> str | None:
 
 def data_overrides(args, signal: str, background: str) -> list[str]:
     return [f"data.signal=[{signal}]", f"data.background=[{background}]", f"data.jets_per_class={args.jets_per_class}",
-            "data.workers=1", *args.set]
+            *args.set]
 
 
 def run_overrides(args, lam: float, seed: int) -> list[str]:
@@ -176,7 +178,7 @@ def main() -> int:
     ap.add_argument("--work", default="benchmarks/out/symmetry_runs", help="run directories")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="teacher seeds (one dataset)")
     ap.add_argument("--jets-per-class", type=int, default=10000, help="generated jets per class (60/20/20 split)")
-    ap.add_argument("--epochs", type=int, default=10, help="teacher epochs")
+    ap.add_argument("--epochs", type=int, default=8, help="teacher epochs")
     ap.add_argument("--particles", type=int, default=32, help="teacher constituents per jet")
     ap.add_argument("--hidden", type=int, default=32, help="teacher width")
     ap.add_argument("--layers", type=int, default=3, help="teacher LGEB layers")
@@ -198,7 +200,7 @@ def main() -> int:
     from trigger_kd.stages import STAGES
 
     t0, commit = time.time(), git_commit()
-    # the datasets first, in this process (generation uses data.workers=1 per task): the runs then reuse the cache
+    # the datasets first, in this process (generation on every core): the runs then reuse the cache
     for sig, bkg in [(SIGNAL, BACKGROUND), *OOD.values()]:
         cfg = load_config(CONFIG, data_overrides(args, sig, bkg))
         run_pipeline(cfg, STAGES, Path(args.work) / "data" / f"{sig}_vs_{bkg}", to="data", progress=False)
