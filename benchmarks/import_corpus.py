@@ -22,6 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from benchmarks.provenance import git_commit  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from corpus_models import CORPUS, brevitas_models, export_brevitas  # noqa: E402
@@ -78,10 +79,6 @@ def plain_hls4ml_compiles(path: Path, timeout: float) -> bool | None:
         except subprocess.TimeoutExpired:
             return None
         return "COMPILED" in p.stdout
-
-
-def git_commit() -> str:
-    return subprocess.run(["git", "rev-parse", "HEAD"], cwd=REPO, capture_output=True, text=True, check=True).stdout.strip()
 
 
 def table(results: dict) -> str:

@@ -33,7 +33,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -42,19 +41,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from benchmarks.provenance import git_commit  # noqa: E402
 
 CONFIG = REPO / "hls_configs" / "mlp_kd.yml"
 SIGNAL, BACKGROUND = "w", "gluon"
 OOD = {"z_vs_gluon": ("z", "gluon"), "top_vs_gluon": ("top", "gluon")}
 VARIANTS = ("unconstrained", "seal")
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True, text=True,
-                              cwd=REPO).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def data_overrides(args, signal: str, background: str) -> list[str]:

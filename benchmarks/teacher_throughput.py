@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import platform
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -32,6 +31,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from benchmarks.provenance import git_commit  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from lorentznet_reference import reference_forward  # noqa: E402
@@ -133,14 +133,6 @@ def measure(profile: str, threads: int, seconds: float, rounds: int) -> dict:
           f"{out['infer']['reference_jets_per_s']} -> {out['infer']['dense_jets_per_s']} jets/s "
           f"(x{out['infer']['speedup']})", flush=True)
     return out
-
-
-def git_commit() -> str | None:
-    try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True, text=True,
-                              cwd=REPO).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return None
 
 
 def main() -> int:
