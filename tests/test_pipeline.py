@@ -7,6 +7,7 @@ import pytest
 
 from trigger_kd.config import load_config
 from trigger_kd.pipeline import Stage, StageError, run_pipeline
+from pipeline_fixtures import _own_cache, cfg  # noqa: F401 (pytest fixtures used by name)
 
 
 def _stages(calls, fail_b=False):
@@ -24,16 +25,6 @@ def _stages(calls, fail_b=False):
         return {}
 
     return [Stage("a", ("teacher",), (), a, shared=True), Stage("b", ("student",), ("a",), b)]
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIGGER_KD_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def cfg(repo):
-    return load_config(repo / "hls_configs/mlp_kd.yml", ["teacher.epochs=2", "student.epochs=3"])
 
 
 def test_skip_rerun_and_invalidation(tmp_path, cfg, repo):

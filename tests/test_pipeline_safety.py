@@ -15,16 +15,7 @@ from trigger_kd import fingerprint
 from trigger_kd.config import load_config
 from trigger_kd.firmware.parity import check_parity
 from trigger_kd.pipeline import Stage, StageError, run_pipeline
-
-
-@pytest.fixture(autouse=True)
-def _own_cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("TRIGGER_KD_CACHE", str(tmp_path / "cache"))
-
-
-@pytest.fixture
-def cfg(repo):
-    return load_config(repo / "hls_configs/mlp_kd.yml", ["teacher.epochs=2", "student.epochs=3"])
+from pipeline_fixtures import _own_cache, cfg  # noqa: F401 (pytest fixtures used by name)
 
 
 def _cfg(repo, *sets):
