@@ -20,7 +20,7 @@ import torch
 from lorentznet_reference import edge_list, reference_forward
 from trigger_kd.data.boost import boost, random_lorentz_transform, rotate
 from trigger_kd.errors import TriggerKDError
-from trigger_kd.models.lorentznet import LorentzNet, group_jets, prepare_batch
+from trigger_kd.models.lorentznet import INFER_ELEMENTS, LorentzNet, group_jets, prepare_batch
 
 P = 10
 
@@ -235,15 +235,15 @@ def rel(a, b):
     return float((a - b).detach().abs().max() / b.detach().abs().max())
 
 
-@pytest.mark.parametrize("group_size", [3, 16])
-def test_dense_equals_edge_list_reference_in_float64(group_size):
+@pytest.mark.parametrize("budget,n_groups", [(3 * 14 ** 2 * 16, 3), (10 ** 9, 1)])
+def test_dense_equals_edge_list_reference_in_float64(budget, n_groups):
     """Outputs, gradients and BatchNorm running statistics of one training step, then eval outputs."""
     new, ref = twins(torch.float64, hidden=16, layers=3)
-    new.group_size = group_size
+    new.train_elements = new.infer_elements = budget
     c = jets(8, 12)
     c[3] = c[3, ::-1].copy()  # padding first in one jet
     batch = prepare_batch(c, 12, dtype=torch.float64)
-    assert len(group_jets(batch, group_size)) == -(-8 // group_size)
+    assert len(group_jets(batch, budget, 16)) == n_groups  # 8 jets of 14 nodes: 3 + 3 + 2 or all in one
     a, b = new.train()(batch), reference_forward(ref.train(), batch)
     assert rel(a, b) < 1e-12
     (a * torch.tensor([1.0, -2.0], dtype=a.dtype)).square().sum().backward()
@@ -282,10 +282,10 @@ def test_grouping_does_not_change_eval_outputs(model):
     batch = prepare_batch(c, P, dtype=torch.float64)
     ref = run(model, c)
     try:
-        for size in (1, 4, 100):
-            model.group_size = size
+        for budget in (1, 4 * (P + 2) ** 2 * model.n_hidden, 10 ** 9):  # one jet, 4 jets, all jets per group
+            model.infer_elements = budget
             assert_same(run(model, c), ref)
     finally:
-        model.group_size = 16
+        model.infer_elements = INFER_ELEMENTS
     with torch.no_grad():
         np.testing.assert_allclose(reference_forward(model, batch).numpy(), ref, rtol=1e-12, atol=1e-12)

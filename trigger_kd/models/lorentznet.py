@@ -11,13 +11,13 @@ so padded nodes never enter BatchNorm statistics. On unpadded jets in eval mode 
 outputs equal the original's.
 
 The computation is dense per jet instead of the original's edge lists (gather, index_add):
-jets are grouped by multiplicity (`group_jets`), each group holds (G, N, N, H) edge tensors
-with 0/1 weights for the real i != j pairs, messages are summed with tensor reductions, and
-phi_e's first layer and BatchNorm are factorised into per-node projections (the BatchNorm
-statistics over the real edges come from per-node sums). Same parameters, same buffers, same
-outputs and gradients as the edge-list forward (tests/lorentznet_reference.py, compared in
-tests/test_lorentznet.py); on a CPU about 5x faster in inference at the quick size, barely in
-training (benchmarks/RESULTS.md, `make bench-teacher`).
+jets are grouped by multiplicity (`group_jets`) into groups whose (G, N, N, H) edge tensors fit
+the CPU caches, with 0/1 weights for the real i != j pairs; messages are summed with tensor
+reductions, and phi_e's first layer and BatchNorm are factorised into per-node projections (the
+BatchNorm statistics over the real edges come from per-node sums). Same parameters, same
+buffers, same outputs and gradients as the edge-list forward (tests/lorentznet_reference.py,
+compared in tests/test_lorentznet.py); speed against it in benchmarks/RESULTS.md
+(`make bench-teacher`).
 """
 from __future__ import annotations
 
@@ -43,8 +43,12 @@ def minkowski_dot(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return p[..., 0] * q[..., 0] - (p[..., 1:] * q[..., 1:]).sum(-1)
 
 
-GROUP_SIZE = 16  # jets per group (inference)
-TRAIN_MERGE = 64  # in training, equal-width groups merged up to this many jets
+# Edge-tensor budget per group, in floats (G * N * N * H): groups sized to stay in the CPU caches.
+# Measured on 2 AMD EPYC cores (benchmarks/RESULTS.md): inference fastest near 4e5 (quick size: about
+# 10 jets per group, paper size: 1-2), training near 1e6 (backward keeps every group's tensors anyway,
+# so the per-group overhead matters more).
+INFER_ELEMENTS = 400_000
+TRAIN_ELEMENTS = 1_000_000
 
 
 class Group:
@@ -65,15 +69,14 @@ class Group:
         self.real = torch.nonzero(mask.reshape(-1)).squeeze(1)
 
 
-def group_jets(batch: dict, group_size: int = GROUP_SIZE, merge_up_to: int = 0) -> list[Group]:
-    """Split a batch into Groups: jets sorted by number of real nodes, chunks of group_size jets,
-    adjacent chunks of the same width merged while the group stays within merge_up_to jets.
+def group_jets(batch: dict, max_elements: int = INFER_ELEMENTS, hidden: int = 1) -> list[Group]:
+    """Split a batch into Groups: jets sorted by number of real nodes, each group as many consecutive
+    jets as keep its edge tensors (jets x width^2 x hidden floats) within max_elements (at least one jet).
 
-    Each group is only as wide as its widest jet (little padding). In inference small groups keep
-    the (G, N, N, H) edge tensors in the CPU caches; in training, where backward keeps them all
-    anyway, fewer larger groups were faster (measured at the quick size: 16 jets per group in
-    inference, merged up to 64 in training). The output does not depend on node order, padding or
-    grouping."""
+    Each group is only as wide as its widest jet (little padding), and small enough for the CPU
+    caches: the (G, N, N, H) edge tensors dominate the time, and smaller groups are faster until the
+    per-group overhead takes over (the budgets above). The output does not depend on node order,
+    padding or grouping."""
     x, scalars, mask = batch["x"], batch["scalars"], batch["node_mask"]
     count = mask.sum(1)
     order = torch.argsort(count, stable=True)
@@ -83,19 +86,16 @@ def group_jets(batch: dict, group_size: int = GROUP_SIZE, merge_up_to: int = 0) 
         perm = torch.argsort((~mask).to(torch.uint8), dim=1, stable=True)
         x = torch.gather(x, 1, perm.unsqueeze(-1).expand_as(x))
         scalars = torch.gather(scalars, 1, perm.unsqueeze(-1).expand_as(scalars))
-    counts = count[order].tolist()
-    cuts = []
-    for a in range(0, len(counts), group_size):
-        b = min(a + group_size, len(counts))
-        if (cuts and b - cuts[-1][0] <= merge_up_to
-                and max(1, counts[cuts[-1][1] - 1]) == max(1, counts[b - 1])):  # same width: one group
-            cuts[-1] = (cuts[-1][0], b)
-        else:
-            cuts.append((a, b))
+    counts = [max(1, c) for c in count[order].tolist()]
+    cuts, start = [], 0
+    for k in range(1, len(counts) + 1):  # counts ascend: the group's width is its last jet's
+        if k == len(counts) or (k + 1 - start) * counts[k] ** 2 * hidden > max_elements:
+            cuts.append((start, k))
+            start = k
     groups = []
     for a, b in cuts:
         rows = order[a:b]
-        n = max(1, counts[b - 1])
+        n = counts[b - 1]
         groups.append(Group(rows, x[rows, :n], scalars[rows, :n], prefix[rows, :n]))
     return groups
 
@@ -206,7 +206,7 @@ class LorentzNet(nn.Module):
         self.config = dict(n_scalar=n_scalar, n_hidden=n_hidden, n_class=n_class, n_layers=n_layers,
                            c_weight=c_weight, dropout=dropout)
         self.n_hidden = n_hidden
-        self.group_size = GROUP_SIZE
+        self.infer_elements, self.train_elements = INFER_ELEMENTS, TRAIN_ELEMENTS
         self.embedding = nn.Linear(n_scalar, n_hidden)
         self.LGEBs = nn.ModuleList(
             LGEB(n_hidden, n_scalar, c_weight, last_layer=(k == n_layers - 1)) for k in range(n_layers))
@@ -215,7 +215,7 @@ class LorentzNet(nn.Module):
 
     def forward(self, batch: dict) -> torch.Tensor:
         """batch from `prepare_batch` -> logits (B, n_class)."""
-        groups = group_jets(batch, self.group_size, TRAIN_MERGE if self.training else 0)
+        groups = group_jets(batch, self.train_elements if self.training else self.infer_elements, self.n_hidden)
         hs = [self.embedding(g.scalars) for g in groups]
         xs = [g.x for g in groups]
         for block in self.LGEBs:
