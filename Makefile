@@ -58,7 +58,7 @@ bench-kd:
 
 ## bench-study: the kd_gain benchmark on the study profile (target: at most 90 min on 2 cores; see benchmarks/RESULTS.md)
 bench-study:
-	$(PY) benchmarks/kd_gain.py --profile study --out benchmarks/out/kd_gain_study.json
+	$(PY) benchmarks/kd_gain.py --profile study --jobs 2 --out benchmarks/out/kd_gain_study.json
 
 ## bench-teacher: LorentzNet teacher jets/s, edge-list reference vs dense, training and inference, quick and paper sizes
 bench-teacher:

@@ -2,6 +2,7 @@
 
     python benchmarks/kd_gain.py --profile study --out benchmarks/out/kd_gain_study.json \
         [--seeds 1 2 3] [--archs mlp deepset] [--transfer N] [--augment-beta 0.5] [--seal-lambda 0.1] [--set k=v]
+        [--jobs 2]
 
 Variants per architecture (the shipped ``<arch>_kd.yml`` config with the profile's sizes):
 ``scratch`` (the scratch twin of the ``kd`` run: same initial weights, data and schedule, no teacher),
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import multiprocessing
 import os
 import platform
 import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -90,11 +93,25 @@ def _git() -> dict:
         return {"commit": None, "dirty": None}
 
 
-def main() -> int:
-    from trigger_kd.atomic import write_text_atomic
+def run_one(job: tuple) -> tuple[dict, dict]:
+    """One pipeline run up to the student stage -> (student metrics, teacher metrics). Runs in a worker process."""
     from trigger_kd.config import load_config
     from trigger_kd.pipeline import run_pipeline
     from trigger_kd.stages import STAGES
+
+    arch, variant, seed, extra, sets, profile, work = job
+    cfg = load_config(REPO / "hls_configs" / f"{arch}_kd.yml", [*sets, *extra, f"student.seed={seed}"], profile=profile)
+    run_dir = Path(work) / f"{arch}_{variant}_seed{seed}"
+    t = time.time()
+    run_pipeline(cfg, STAGES, run_dir, to="student", progress=False)
+    print(f"{arch} {variant} seed {seed}: {time.time() - t:.0f} s", flush=True)
+    return (json.loads((run_dir / "student" / "metrics.json").read_text()),
+            json.loads((run_dir / "teacher" / "metrics.json").read_text()))
+
+
+def main() -> int:
+    from trigger_kd.atomic import write_text_atomic
+    from trigger_kd.config import load_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/out/kd_gain.json")
@@ -108,6 +125,8 @@ def main() -> int:
     ap.add_argument("--seal-lambda", type=float, default=0.1, help="student.seal_lambda of kd_seal")
     ap.add_argument("--work", default="benchmarks/out/kd_runs", help="run directories")
     ap.add_argument("--set", action="append", default=[], help="config override for every run")
+    ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes); use 2 on 2 cores with "
+                    "student.threads 1; the first run goes alone and fills the cache (dataset, teacher)")
     args = ap.parse_args()
     if args.transfer is None:
         args.transfer = load_config(REPO / "hls_configs" / "mlp_kd.yml", args.set, profile=args.profile).data.jets_per_class
@@ -119,43 +138,53 @@ def main() -> int:
                     "git": _git(), "profile": args.profile, "overrides": args.set, "seeds": args.seeds,
                     "options": option_sets, "archs": {}}
 
-    def run(arch: str, variant: str, seed: int, extra: list[str]) -> dict:
-        cfg = load_config(REPO / "hls_configs" / f"{arch}_kd.yml",
-                          [*args.set, *extra, f"student.seed={seed}"], profile=args.profile)
-        run_dir = Path(args.work) / f"{arch}_{variant}_seed{seed}"
-        t = time.time()
-        run_pipeline(cfg, STAGES, run_dir, to="student", progress=False)
-        print(f"{arch} {variant} seed {seed}: {time.time() - t:.0f} s", flush=True)
-        metrics = json.loads((run_dir / "student" / "metrics.json").read_text())
+    def job(arch: str, variant: str, seed: int, extra: list[str]) -> tuple:
+        return (arch, variant, seed, extra, args.set, args.profile, args.work)
+
+    def run_all(jobs: list[tuple]) -> list[dict]:
+        """The runs, args.jobs at a time; the first runs alone so that it fills the shared cache
+        (dataset, teacher) that every other run reuses."""
+        results = [run_one(jobs[0])] if jobs else []
+        if len(jobs) > 1:
+            if args.jobs > 1:
+                ctx = multiprocessing.get_context("spawn")  # no torch state forked into workers
+                with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+                    results += list(pool.map(run_one, jobs[1:]))
+            else:
+                results += [run_one(j) for j in jobs[1:]]
         if "teacher" not in result:
-            tm = json.loads((run_dir / "teacher" / "metrics.json").read_text())
+            metrics, tm = results[0]
             result["teacher"] = {"test": tm["test"], "validation": metrics.get("validation", {}).get("teacher"),
                                  "n_params": tm.get("n_params"), "training": tm.get("training")}
             result["n_test_jets"] = metrics["n_test_jets"]
-        return metrics
+        return [m for m, _ in results]
 
+    plan = [(arch, variant, seed) for arch in args.archs for variant in args.variants if variant != "kd_best"
+            for seed in args.seeds]
+    twin = {v: "true" if v == "kd" else "false" for v in args.variants}  # the scratch variant is the kd run's twin
+    metrics = run_all([job(a, v, s, [*(option_sets[OPTIONS[v]] if v in OPTIONS else []), f"distill.scratch_twin={twin[v]}"])
+                       for a, v, s in plan])
+    per: dict[str, dict[str, list]] = {arch: {} for arch in args.archs}
+    for (arch, variant, _), m in zip(plan, metrics):
+        per[arch].setdefault(variant, []).append(flatten(m, "student"))
+        if variant == "kd":
+            per[arch].setdefault("scratch", []).append(flatten(m, "student_scratch"))
+    summaries = {arch: {v: summarise(r) for v, r in per[arch].items()} for arch in args.archs}
+    chosen = {arch: best_options(summaries[arch]) if "kd" in summaries[arch] else [] for arch in args.archs}
+    best_jobs = [(arch, seed) for arch in args.archs if "kd_best" in args.variants and len(chosen[arch]) > 1
+                 for seed in args.seeds]
+    best = run_all([job(arch, "kd_best", seed, [*(s for opt in chosen[arch] for s in option_sets[opt]),
+                                                "distill.scratch_twin=false"]) for arch, seed in best_jobs])
     for arch in args.archs:
-        per: dict[str, list] = {}
-        for variant in [v for v in args.variants if v != "kd_best"]:
-            extra = option_sets[OPTIONS[variant]] if variant in OPTIONS else []
-            twin = "true" if variant == "kd" else "false"  # the scratch variant is the kd run's twin
-            for seed in args.seeds:
-                m = run(arch, variant, seed, [*extra, f"distill.scratch_twin={twin}"])
-                per.setdefault(variant, []).append(flatten(m, "student"))
-                if variant == "kd":
-                    per.setdefault("scratch", []).append(flatten(m, "student_scratch"))
-        summary = {v: summarise(r) for v, r in per.items()}
-        chosen = best_options(summary) if "kd" in summary else []
-        if "kd_best" in args.variants and len(chosen) > 1:
-            extra = [s for opt in chosen for s in option_sets[opt]]
-            summary["kd_best"] = summarise([flatten(run(arch, "kd_best", seed, [*extra, "distill.scratch_twin=false"]),
-                                                    "student") for seed in args.seeds])
-        elif len(chosen) == 1:
-            summary["kd_best"] = summary[next(v for v, o in OPTIONS.items() if o == chosen[0])]
+        summary = summaries[arch]
+        if len(chosen[arch]) > 1 and "kd_best" in args.variants:
+            summary["kd_best"] = summarise([flatten(m, "student") for (a, _), m in zip(best_jobs, best) if a == arch])
+        elif len(chosen[arch]) == 1:
+            summary["kd_best"] = summary[next(v for v, o in OPTIONS.items() if o == chosen[arch][0])]
         verdicts = {v: verdict(s, summary["scratch"]) for v, s in summary.items() if v != "scratch" and "scratch" in summary}
         teacher_auc = result["teacher"]["test"]["auc"]
         result["archs"][arch] = {
-            "variants": summary, "verdict": verdicts, "best_options": chosen,
+            "variants": summary, "verdict": verdicts, "best_options": chosen[arch],
             "best_chosen_by": "mean validation AUC above plain kd",
             "teacher_auc_gap": {v: teacher_auc - s["auc"]["mean"] for v, s in summary.items()},
         }
