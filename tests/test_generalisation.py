@@ -81,6 +81,32 @@ def run(tmp_path_factory):
 
 
 @pytest.mark.slow
+def test_w_vs_gluon_jets_have_the_acceptance_mass_medians(run):
+    """Issue 13's acceptance command (W vs gluon, 300 jets per class): W mass median within 65-95 GeV,
+    gluon below it. Gluon jets are read with the soft-drop (groomed) mass that W tagging uses: their
+    ungroomed median at 550-650 GeV and R = 0.8 is about 90-100 GeV, above the W's, which is the physics
+    (README, "Jet classes"), so both masses are checked and the plain gluon median is only recorded."""
+    from trigger_kd.data.physics import jet_kinematics, softdrop_mass
+
+    jets = {"w": [], "gluon": []}
+    for split in ("train", "val", "test"):
+        c, _ = read_canonical(run / "data" / f"{split}.h5")
+        names = read_jet_classes(run / "data" / f"{split}.h5")
+        for cls in jets:
+            jets[cls].append(c[names == cls])
+    w, g = (np.concatenate(jets[k]) for k in ("w", "gluon"))
+    assert len(w) == len(g) == 300
+    w_plain, g_plain = (float(np.median(jet_kinematics(c)["mass"])) for c in (w, g))
+    w_sd, g_sd = (float(np.median(softdrop_mass(c))) for c in (w, g))
+    assert 65.0 < w_plain < 95.0 and 65.0 < w_sd < 95.0, (w_plain, w_sd)
+    assert g_sd < 65.0 < w_sd, (g_sd, w_sd)
+    assert g_plain > g_sd + 20.0, (g_plain, g_sd)  # grooming removes the soft wide-angle radiation
+    summary = json.loads((run / "data" / "summary.json").read_text())
+    assert summary["train"]["classes"]["w"]["softdrop_mass_median_gev"] > summary["train"]["classes"]["gluon"][
+        "softdrop_mass_median_gev"]
+
+
+@pytest.mark.slow
 def test_evaluate_on_another_task_leaves_out_training_jets(run):
     # Z vs gluon with fewer jets per class: its gluon jets are drawn from the run's gluon pool in another order
     on = ["--set", "data.signal=[z]", "--set", "data.background=[gluon]", "--set", "data.jets_per_class=200",
