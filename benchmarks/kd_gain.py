@@ -83,6 +83,13 @@ def best_options(summary: dict) -> list[str]:
             and summary[var]["val_auc"]["mean"] > base]
 
 
+def best_by_validation(summary: dict) -> str | None:
+    """The KD variant (kd_best included) with the highest mean validation AUC (validation jets only)."""
+    scored = {v: s["val_auc"]["mean"] for v, s in summary.items()
+              if v != "scratch" and s["val_auc"]["mean"] is not None}
+    return max(scored, key=scored.get) if scored else None
+
+
 def _git() -> dict:
     def out(*cmd):
         return subprocess.run(["git", "-C", str(REPO), *cmd], check=True, capture_output=True, text=True).stdout.strip()
@@ -183,9 +190,11 @@ def main() -> int:
             summary["kd_best"] = summary[next(v for v, o in OPTIONS.items() if o == chosen[arch][0])]
         verdicts = {v: verdict(s, summary["scratch"]) for v, s in summary.items() if v != "scratch" and "scratch" in summary}
         teacher_auc = result["teacher"]["test"]["auc"]
+        top = best_by_validation(summary)
         result["archs"][arch] = {
             "variants": summary, "verdict": verdicts, "best_options": chosen[arch],
             "best_chosen_by": "mean validation AUC above plain kd",
+            "best_by_validation": {"variant": top, "verdict": verdicts.get(top)},
             "teacher_auc_gap": {v: teacher_auc - s["auc"]["mean"] for v, s in summary.items()},
         }
     result["wall_seconds"] = round(time.time() - t0, 1)

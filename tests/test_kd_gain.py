@@ -45,3 +45,12 @@ def test_best_combination_is_chosen_on_validation_auc_only():
                "kd_augment": kd_gain.summarise(_runs([0.99] * 3, [0.935] * 3)),  # better on test, worse on val
                "kd_seal": kd_gain.summarise(_runs([0.95] * 3, [0.941] * 3))}
     assert kd_gain.best_options(summary) == ["transfer", "seal"]
+
+
+def test_best_by_validation_is_the_single_variant_with_the_highest_validation_auc():
+    summary = {"scratch": kd_gain.summarise(_runs([0.93] * 3, [0.999] * 3)),  # not a KD variant
+               "kd": kd_gain.summarise(_runs([0.99] * 3, [0.930] * 3)),  # best on test: not chosen
+               "kd_transfer": kd_gain.summarise(_runs([0.94] * 3, [0.942] * 3)),
+               "kd_best": kd_gain.summarise(_runs([0.95] * 3, [0.939] * 3))}  # the combination can lose
+    assert kd_gain.best_by_validation(summary) == "kd_transfer"
+    assert kd_gain.best_by_validation({"scratch": summary["scratch"]}) is None
