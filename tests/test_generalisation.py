@@ -20,6 +20,7 @@ TINY = [
     "data.jets_per_class=300", "data.shard_size=300", "data.signal=[w]", "data.background=[gluon]",
     "teacher.n_particles=16", "teacher.hidden=16", "teacher.layers=2", "teacher.epochs=1",
     "student.n_particles=4", "student.epochs=2", "student.batch_size=64", "student.mlp_hidden=[8]",
+    "distill.transfer_jets_per_class=0",
 ]
 
 

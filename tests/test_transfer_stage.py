@@ -18,7 +18,8 @@ REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
 TINY = ["data.jets_per_class=100", "data.shard_size=100", "data.workers=1",
-        "teacher.n_particles=8", "teacher.hidden=8", "teacher.layers=1", "teacher.epochs=1"]
+        "teacher.n_particles=8", "teacher.hidden=8", "teacher.layers=1", "teacher.epochs=1",
+        "distill.transfer_jets_per_class=0"]  # the quick profile's transfer set is 5k per class: each test sets its own
 
 
 def _run(run_dir, *extra) -> int:
