@@ -50,6 +50,10 @@ def test_mlp_kd_to_report(tmp_path, monkeypatch):
     res = report["resources"]
     assert "Yosys" in res["source"] and res["lut"] > 0 and res["latency_cycles"] >= 1
     assert res["rtl_parity"]["bit_exact_fraction"] == 1.0
+    # paths recorded by the synth stage point into its final directory, not the temporary one it was built in
+    extra = json.loads((run / "synth" / "resources.json").read_text())["primary"]["extra"]
+    assert (run / "synth" / extra["rtl_dir"] / "src").is_dir() and (run / "synth" / extra["yosys_log"]).is_file()
+    assert ".tmp-" not in (run / "synth" / "resources.json").read_text()
     md = (run / "report" / "report.md").read_text()
     assert "bit-exact" in md and "LUT" in md
     for png in ("roc.png", "robustness.png", "resources.png"):

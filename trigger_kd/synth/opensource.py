@@ -216,9 +216,9 @@ def run_open_source(
         "da4ml_stage_cut": stage_cut,
         "latency_label": LATENCY_LABEL,
         "da4ml_version": _da4ml_version(),
-        "rtl_dir": str(rtl_dir),
+        "rtl_dir": "rtl",  # relative to the synth stage directory: `out` is a temporary directory renamed after
         "top": traced.top,
-        "yosys_log": ys.log,
+        "yosys_log": str(Path(ys.log).relative_to(out)),
         "latency_convention": "clock edges from the edge that registers the input to the edge that presents the output",
     })
     if not rec.available:
