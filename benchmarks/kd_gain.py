@@ -6,7 +6,7 @@
 
 Variants per architecture (the shipped ``<arch>_kd.yml`` config with the profile's sizes):
 ``scratch`` (the scratch twin of the ``kd`` run: same initial weights, data and schedule, no teacher),
-``kd``, ``kd_transfer`` (``distill.transfer_jets_per_class``), ``kd_augment``
+``kd`` (every option below switched off, whatever the profile ships), ``kd_transfer`` (``distill.transfer_jets_per_class``), ``kd_augment``
 (``distill.augment_max_beta``), ``kd_seal`` (``student.seal_lambda``) and ``kd_best``, the
 combination of the options whose mean VALIDATION AUC beats plain ``kd`` (test jets never choose).
 Every run shares the dataset and teacher through the content-addressed cache. For each variant
@@ -35,6 +35,15 @@ sys.path.insert(0, str(REPO))
 KEYS = ("accuracy", "auc", "rej30", "rej50", "accuracy_beta0.3", "accuracy_beta0.5", "val_accuracy", "val_auc")
 OPTIONS = {"kd_transfer": "transfer", "kd_augment": "augment", "kd_seal": "seal"}
 MIN_GAIN = 0.005
+# each option switched off explicitly, so that a variant is what its name says whatever the profile ships
+# (the quick profile turns the transfer set and SEAL on)
+OFF = {"transfer": ["distill.transfer_jets_per_class=0"], "augment": ["distill.augment_max_beta=0"],
+       "seal": ["student.seal_lambda=0"]}
+
+
+def variant_sets(option_sets: dict[str, list[str]], on: list[str]) -> list[str]:
+    """--set overrides of a variant: the options in `on` with their settings, every other option off."""
+    return [s for opt in OPTIONS.values() for s in (option_sets[opt] if opt in on else OFF[opt])]
 
 
 def stats(values: list) -> dict:
@@ -169,7 +178,8 @@ def main() -> int:
     plan = [(arch, variant, seed) for arch in args.archs for variant in args.variants if variant != "kd_best"
             for seed in args.seeds]
     twin = {v: "true" if v == "kd" else "false" for v in args.variants}  # the scratch variant is the kd run's twin
-    metrics = run_all([job(a, v, s, [*(option_sets[OPTIONS[v]] if v in OPTIONS else []), f"distill.scratch_twin={twin[v]}"])
+    metrics = run_all([job(a, v, s, [*variant_sets(option_sets, [OPTIONS[v]] if v in OPTIONS else []),
+                                     f"distill.scratch_twin={twin[v]}"])
                        for a, v, s in plan])
     per: dict[str, dict[str, list]] = {arch: {} for arch in args.archs}
     for (arch, variant, _), m in zip(plan, metrics):
@@ -180,7 +190,7 @@ def main() -> int:
     chosen = {arch: best_options(summaries[arch]) if "kd" in summaries[arch] else [] for arch in args.archs}
     best_jobs = [(arch, seed) for arch in args.archs if "kd_best" in args.variants and len(chosen[arch]) > 1
                  for seed in args.seeds]
-    best = run_all([job(arch, "kd_best", seed, [*(s for opt in chosen[arch] for s in option_sets[opt]),
+    best = run_all([job(arch, "kd_best", seed, [*variant_sets(option_sets, chosen[arch]),
                                                 "distill.scratch_twin=false"]) for arch, seed in best_jobs])
     for arch in args.archs:
         summary = summaries[arch]

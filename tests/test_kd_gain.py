@@ -54,3 +54,16 @@ def test_best_by_validation_is_the_single_variant_with_the_highest_validation_au
                "kd_best": kd_gain.summarise(_runs([0.95] * 3, [0.939] * 3))}  # the combination can lose
     assert kd_gain.best_by_validation(summary) == "kd_transfer"
     assert kd_gain.best_by_validation({"scratch": summary["scratch"]}) is None
+
+
+def test_every_variant_sets_every_option_so_profile_defaults_do_not_leak_in():
+    sets = {"transfer": ["distill.transfer_jets_per_class=500"], "augment": ["distill.augment_max_beta=0.5"],
+            "seal": ["student.seal_lambda=0.1"]}
+    assert kd_gain.variant_sets(sets, []) == ["distill.transfer_jets_per_class=0", "distill.augment_max_beta=0",
+                                              "student.seal_lambda=0"]
+    assert kd_gain.variant_sets(sets, ["seal", "transfer"]) == [
+        "distill.transfer_jets_per_class=500", "distill.augment_max_beta=0", "student.seal_lambda=0.1"]
+    from trigger_kd.config import load_config  # plain kd on the quick profile (transfer set + SEAL on) is plain
+    cfg = load_config(Path(__file__).resolve().parent.parent / "hls_configs/mlp_kd.yml", kd_gain.variant_sets(sets, []))
+    assert cfg.distill.transfer_jets_per_class == 0 and cfg.student.seal_lambda == 0
+    assert load_config(Path(__file__).resolve().parent.parent / "hls_configs/mlp_kd.yml").student.seal_lambda == 0.1
