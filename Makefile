@@ -54,7 +54,7 @@ bench-gen:
 	$(PY) benchmarks/gen_throughput.py --out benchmarks/out/gen_throughput.json
 
 bench-kd:
-	$(PY) benchmarks/kd_gain.py --profile $(PROFILE) --out benchmarks/out/kd_gain_$(PROFILE).json
+	$(PY) benchmarks/kd_gain.py --profile $(PROFILE) --jobs 2 --out benchmarks/out/kd_gain_$(PROFILE).json
 
 ## bench-study: the kd_gain benchmark on the study profile (target: at most 90 min on 2 cores; see benchmarks/RESULTS.md)
 bench-study:

@@ -136,7 +136,7 @@ def main() -> int:
     ap.add_argument("--archs", nargs="+", default=["mlp", "deepset"], choices=["mlp", "deepset"])
     ap.add_argument("--variants", nargs="+", default=["kd", *OPTIONS, "kd_best"])
     ap.add_argument("--transfer", type=int, default=None,
-                    help="distill.transfer_jets_per_class of kd_transfer (default: the profile's data.jets_per_class)")
+                    help="distill.transfer_jets_per_class of kd_transfer (default: the profile's, else its data.jets_per_class)")
     ap.add_argument("--augment-beta", type=float, default=0.5, help="distill.augment_max_beta of kd_augment")
     ap.add_argument("--seal-lambda", type=float, default=0.1, help="student.seal_lambda of kd_seal")
     ap.add_argument("--work", default="benchmarks/out/kd_runs", help="run directories")
@@ -145,7 +145,8 @@ def main() -> int:
                     "student.threads 1; the first run goes alone and fills the cache (dataset, teacher)")
     args = ap.parse_args()
     if args.transfer is None:
-        args.transfer = load_config(REPO / "hls_configs" / "mlp_kd.yml", args.set, profile=args.profile).data.jets_per_class
+        base = load_config(REPO / "hls_configs" / "mlp_kd.yml", args.set, profile=args.profile)
+        args.transfer = base.distill.transfer_jets_per_class or base.data.jets_per_class
     option_sets = {"transfer": [f"distill.transfer_jets_per_class={args.transfer}"],
                    "augment": [f"distill.augment_max_beta={args.augment_beta}"],
                    "seal": [f"student.seal_lambda={args.seal_lambda}"]}
