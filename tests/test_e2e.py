@@ -54,6 +54,8 @@ def test_mlp_kd_to_report(tmp_path, monkeypatch):
     extra = json.loads((run / "synth" / "resources.json").read_text())["primary"]["extra"]
     assert (run / "synth" / extra["rtl_dir"] / "src").is_dir() and (run / "synth" / extra["yosys_log"]).is_file()
     assert ".tmp-" not in (run / "synth" / "resources.json").read_text()
+    prj_cfg = (run / "firmware" / "hls4ml_prj" / "hls4ml_config.yml").read_text()
+    assert f"OutputDir: {(run / 'firmware' / 'hls4ml_prj').resolve()}\n" in prj_cfg and ".tmp-" not in prj_cfg
     md = (run / "report" / "report.md").read_text()
     assert "bit-exact" in md and "LUT" in md
     for png in ("roc.png", "robustness.png", "resources.png"):

@@ -40,6 +40,7 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
         report["first_mismatch_layer"] = fw.first_mismatch(x_fw[report["first_mismatched_jets"]])
     report["required_fraction"] = cfg.checks.parity_min_fraction  # check-parity applies the same threshold
     (out / "parity.json").write_text(json.dumps(report, indent=2, default=float))
+    _point_project_at_final_dir(out / "hls4ml_prj", ctx.run_dir / "firmware" / "hls4ml_prj")
     info(f"[firmware] bit-exact on {report['bit_exact_fraction'] * 100:.3f} % of {report['n_jets']} test jets")
     if report["bit_exact_fraction"] < cfg.checks.parity_min_fraction:
         raise StageError(
@@ -49,3 +50,16 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
         )
     return {k: report[k] for k in ("n_jets", "bit_exact_fraction", "max_abs_diff")}
 
+
+
+def _point_project_at_final_dir(prj: Path, final: Path) -> None:
+    """hls4ml records its OutputDir (here the stage's temporary directory, renamed when the stage
+    completes) in hls4ml_config.yml: name the directory the project will live in instead."""
+    cfg_file = prj / "hls4ml_config.yml"
+    if not cfg_file.is_file():
+        return
+    lines = cfg_file.read_text().splitlines(keepends=True)
+    for i, line in enumerate(lines):
+        if line.startswith("OutputDir:") and Path(line.split(":", 1)[1].strip()).resolve() == prj.resolve():
+            lines[i] = f"OutputDir: {final.resolve()}\n"
+    cfg_file.write_text("".join(lines))
