@@ -182,12 +182,11 @@ class LGEB(nn.Module):
             z = torch.addmm(z.reshape(-1, k), vi.reshape(-1, 2), w2s).relu_()
             m = torch.addmm(lin.bias, z, lin.weight.t()).relu_()
             gate = torch.sigmoid(torch.addmm(gate_layer.bias, m, gate_layer.weight.t()))
-            s = gate * g.edge.reshape(-1, 1)  # gated messages are s_ij * m_ij, zero on non-edges: never formed
-            n_rows = g.edge.shape[0] * g.edge.shape[1]
-            agg = torch.bmm(s.view(n_rows, 1, -1), m.view(n_rows, -1, k)).view(*g.edge.shape[:2], k)
+            m = m * (gate * g.edge.reshape(-1, 1))  # gated messages, zero on non-edges
+            agg = m.view(*g.edge.shape, k).sum(2)
             if not self.last_layer:
-                hidden, out = self.phi_x[0], self.phi_x[2]  # (s m) W^T = s (m W^T)
-                gx = torch.addcmul(hidden.bias, s, m @ hidden.weight.t()).relu_() @ out.weight.t()
+                hidden, out = self.phi_x[0], self.phi_x[2]
+                gx = torch.addmm(hidden.bias, m, hidden.weight.t()).relu_() @ out.weight.t()
                 trans = torch.clamp(x_diff * (gx.view(g.edge.shape) * g.edge).unsqueeze(-1), min=-100, max=100)
                 x = x + self.c_weight * trans.sum(2) / g.degree.clamp(min=1)  # clamp as in the original
             new_xs.append(x)
