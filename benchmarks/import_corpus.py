@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.provenance import git_commit  # noqa: E402
+from benchmarks.provenance import git_state  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from corpus_models import CORPUS, brevitas_models, export_brevitas  # noqa: E402
@@ -122,7 +122,9 @@ def main() -> int:
                "hls4ml_can_compile": len(compilable), "tracebacks": sum(r["traceback"] for r in results.values()),
                "verdicts": {v: sum(r["verdict"] == v for r in results.values())
                             for v in sorted({r["verdict"] for r in results.values()})}}
-    doc = {"command": " ".join(["python benchmarks/import_corpus.py"] + sys.argv[1:]), "git_commit": git_commit(),
+    git = git_state()
+    doc = {"command": " ".join(["python benchmarks/import_corpus.py"] + sys.argv[1:]),
+           "git_commit": git["commit"], "git_dirty": git["dirty"],
            "n_random_inputs": args.n, "summary": summary, "results": results, "table_markdown": table(results)}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(doc, indent=2, default=str))

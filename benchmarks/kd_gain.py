@@ -23,7 +23,6 @@ import multiprocessing
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -31,6 +30,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from benchmarks.provenance import git_state  # noqa: E402
 
 KEYS = ("accuracy", "auc", "rej30", "rej50", "accuracy_beta0.3", "accuracy_beta0.5", "val_accuracy", "val_auc")
 OPTIONS = {"kd_transfer": "transfer", "kd_augment": "augment", "kd_seal": "seal"}
@@ -99,16 +99,6 @@ def best_by_validation(summary: dict) -> str | None:
     return max(scored, key=scored.get) if scored else None
 
 
-def _git() -> dict:
-    def out(*cmd):
-        return subprocess.run(["git", "-C", str(REPO), *cmd], check=True, capture_output=True, text=True).stdout.strip()
-
-    try:
-        return {"commit": out("rev-parse", "HEAD"), "dirty": bool(out("status", "--porcelain", "--untracked-files=no"))}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
-
-
 def run_one(job: tuple) -> tuple[dict, dict]:
     """One pipeline run up to the student stage -> (student metrics, teacher metrics). Runs in a worker process."""
     from trigger_kd.config import load_config
@@ -152,7 +142,7 @@ def main() -> int:
                    "seal": [f"student.seal_lambda={args.seal_lambda}"]}
     t0 = time.time()
     result: dict = {"benchmark": "kd_gain", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                    "git": _git(), "profile": args.profile, "overrides": args.set, "seeds": args.seeds,
+                    "git": git_state(), "profile": args.profile, "overrides": args.set, "seeds": args.seeds,
                     "options": option_sets, "archs": {}}
 
     def job(arch: str, variant: str, seed: int, extra: list[str]) -> tuple:

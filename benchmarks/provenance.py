@@ -1,4 +1,5 @@
-"""Where a benchmark figure came from: the git commit of the code that was measured."""
+"""Where a benchmark figure came from: the git commit of the code that was measured, and whether
+the checkout had uncommitted changes to tracked files (then the commit alone does not name the code)."""
 from __future__ import annotations
 
 import subprocess
@@ -7,10 +8,12 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
-def git_commit() -> str | None:
-    """``git rev-parse HEAD`` of this checkout, or None outside a git checkout."""
+def git_state() -> dict:
+    """{"commit": ``git rev-parse HEAD``, "dirty": tracked files changed}, both None outside a git checkout."""
+    def out(*cmd):
+        return subprocess.run(["git", *cmd], check=True, capture_output=True, text=True, cwd=REPO).stdout.strip()
+
     try:
-        return subprocess.run(["git", "rev-parse", "HEAD"], check=True, capture_output=True, text=True,
-                              cwd=REPO).stdout.strip()
+        return {"commit": out("rev-parse", "HEAD"), "dirty": bool(out("status", "--porcelain", "--untracked-files=no"))}
     except (OSError, subprocess.CalledProcessError):
-        return None
+        return {"commit": None, "dirty": None}

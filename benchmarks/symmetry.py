@@ -41,7 +41,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.provenance import git_commit  # noqa: E402
+from benchmarks.provenance import git_state  # noqa: E402
 
 CONFIG = REPO / "hls_configs" / "mlp_kd.yml"
 SIGNAL, BACKGROUND = "w", "gluon"
@@ -191,7 +191,7 @@ def main() -> int:
     from trigger_kd.pipeline import run_pipeline
     from trigger_kd.stages import STAGES
 
-    t0, commit = time.time(), git_commit()
+    t0, git = time.time(), git_state()
     # the datasets first, in this process (generation on every core): the runs then reuse the cache
     for sig, bkg in [(SIGNAL, BACKGROUND), *OOD.values()]:
         cfg = load_config(CONFIG, data_overrides(args, sig, bkg))
@@ -214,7 +214,7 @@ def main() -> int:
     result = {
         "benchmark": "symmetry",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_commit": commit,
+        "git_commit": git["commit"], "git_dirty": git["dirty"],
         "task": f"{SIGNAL} vs {BACKGROUND}", "ood_tasks": {k: f"{s} vs {b}" for k, (s, b) in OOD.items()},
         "config": str(CONFIG.relative_to(REPO)),
         "sizes": {"jets_per_class": args.jets_per_class, "teacher_epochs": args.epochs, "particles": args.particles,

@@ -31,7 +31,7 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.provenance import git_commit  # noqa: E402
+from benchmarks.provenance import git_state  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from lorentznet_reference import reference_forward  # noqa: E402
@@ -144,7 +144,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="minimum seconds per measurement and round")
     ap.add_argument("--rounds", type=int, default=3)
     args = ap.parse_args()
-    t0, commit = time.time(), git_commit()  # the code that is measured
+    t0, git = time.time(), git_state()  # the code that is measured
     threads = [int(t) for t in args.threads.split(",")]
     sizes = args.sizes.split(",")
     results = []
@@ -154,7 +154,7 @@ def main() -> int:
     result = {
         "benchmark": "teacher_throughput",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_commit": commit,
+        "git_commit": git["commit"], "git_dirty": git["dirty"],
         "speedup_train": min(r["train"]["speedup"] for r in results),
         "speedup_infer": min(r["infer"]["speedup"] for r in results),
         "results": results,

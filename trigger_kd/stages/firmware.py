@@ -51,7 +51,6 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
     return {k: report[k] for k in ("n_jets", "bit_exact_fraction", "max_abs_diff")}
 
 
-
 def _point_project_at_final_dir(prj: Path, final: Path) -> None:
     """hls4ml records its OutputDir (here the stage's temporary directory, renamed when the stage
     completes) in hls4ml_config.yml: name the directory the project will live in instead."""

@@ -216,7 +216,8 @@ def run_open_source(
         "da4ml_stage_cut": stage_cut,
         "latency_label": LATENCY_LABEL,
         "da4ml_version": _da4ml_version(),
-        "rtl_dir": "rtl",  # relative to the synth stage directory: `out` is a temporary directory renamed after
+        # paths relative to the stage directory: `out` is a temporary directory, renamed when the stage completes
+        "rtl_dir": str(rtl_dir.relative_to(out)),
         "top": traced.top,
         "yosys_log": str(Path(ys.log).relative_to(out)),
         "latency_convention": "clock edges from the edge that registers the input to the edge that presents the output",
