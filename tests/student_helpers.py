@@ -5,6 +5,7 @@ import numpy as np
 import torch
 
 from trigger_kd.config import StudentConfig
+from trigger_kd.data.features import n_features
 from trigger_kd.models.backend import BrevitasBackend
 
 
@@ -20,5 +21,6 @@ def perturbed_student(spec: StudentConfig, seed: int = 0):
 
 def random_inputs(spec: StudentConfig, n: int, seed: int = 1) -> np.ndarray:
     """Brevitas student inputs: (n, P*F) for the MLP, (n, F, P) for the deep set."""
-    shape = (spec.n_particles * 4,) if spec.arch == "mlp" else (4, spec.n_particles)
+    f = n_features(spec.jet_pt_feature)
+    shape = (spec.n_particles * f,) if spec.arch == "mlp" else (f, spec.n_particles)
     return np.random.default_rng(seed).normal(size=(n, *shape)).astype(np.float32)

@@ -6,7 +6,7 @@ import warnings
 import numpy as np
 import pytest
 
-from trigger_kd.data.features import FEATURE_NAMES, student_features, student_input
+from trigger_kd.data.features import FEATURE_NAMES, N_FEATURES, n_features, student_features, student_input
 from trigger_kd.config import DataConfig
 from trigger_kd.data.generate import generate_shard
 from trigger_kd.data.physics import constituent_kinematics, jet_kinematics
@@ -47,7 +47,7 @@ def test_features_values_wrap_and_padding():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         f = student_features(c, 4)
-    assert f.shape == (2, 4, 4) and f.dtype == np.float32 and len(FEATURE_NAMES) == 4
+    assert f.shape == (2, 4, 4) and f.dtype == np.float32 and len(FEATURE_NAMES) == 5  # 5th: with the jet pT
     jet = jet_kinematics(c)
     phi_j = jet["phi"][0]
     assert 3.0 < phi_j < np.pi
@@ -60,6 +60,45 @@ def test_features_values_wrap_and_padding():
     assert f[1, 0].tolist() == pytest.approx([2.0, 0.0, 0.0, 0.0], abs=1e-5)
     assert (f[0, 2:] == 0).all() and (f[1, 1:] == 0).all()  # padding and slots beyond P are exactly 0
     assert student_features(c, 1).shape == (2, 1, 4)
+
+
+def test_jet_pt_feature_is_the_jets_log_pt_on_every_real_constituent():
+    c = np.zeros((3, 3, 4), np.float32)
+    c[0, 0], c[0, 1] = _p4(300.0, 1.0, 0.5), _p4(30.0, 1.2, 0.6, m=0.493677)
+    c[1, 0] = _p4(500.0, -0.3, 0.2)
+    c[2, 0], c[2, 1], c[2, 2] = _p4(4000.0, 0.1, 0.0), _p4(3000.0, 0.0, 0.1), _p4(2000.0, 0.0, -0.1)
+    plain, f = student_features(c, 4), student_features(c, 4, jet_pt=True)
+    assert f.shape == (3, 4, 5) and n_features(True) == 5 and n_features(False) == N_FEATURES == 4
+    np.testing.assert_array_equal(f[..., :4], plain)  # the first four are unchanged
+    pt = jet_kinematics(c)["pt"]
+    for k, n_real in enumerate((2, 1, 3)):
+        np.testing.assert_allclose(f[k, :n_real, 4], np.log(pt[k] / 1000.0), rtol=1e-6)
+        assert (f[k, n_real:] == 0).all()  # padding stays exactly zero
+    assert f[1, 0, 4] == pytest.approx(np.log(0.5), rel=1e-6)
+    assert f[2, 0, 4] > 2.0  # a 9 TeV jet: above the fixed<10,2> range, the input quantiser saturates it
+
+
+def test_jet_pt_feature_follows_a_boost_along_the_jet():
+    """Along the jet a boost scales the jet's pT and shrinks its angles: feature 4 moves by the log of the pT
+    ratio, so a student can tell a boosted top from a narrow QCD jet."""
+    c, _ = generate_shard(DataConfig(), "top", 20, seed=3)
+    c = c.astype(np.float64)
+    jet = c.sum(axis=1)
+    toward = np.zeros((len(c), 3))
+    before = student_features(c, 16, jet_pt=True)
+    for k in range(len(c)):  # a frame moving against the jet, beta 0.3: the jet gets harder and narrower
+        direction = jet[k, 1:] / np.linalg.norm(jet[k, 1:])
+        toward[k] = -0.3 * direction
+    from trigger_kd.data.boost import apply_matrices, boost_matrices
+    moved = apply_matrices(c, boost_matrices(toward))
+    after = student_features(moved, 16, jet_pt=True)
+    ratio = jet_kinematics(moved)["pt"] / jet_kinematics(c)["pt"]
+    real = before[..., 0] > 0
+    np.testing.assert_allclose((after[..., 4] - before[..., 4])[real], np.broadcast_to(np.log(ratio)[:, None], real.shape)[real],
+                               atol=1e-5)
+    assert (ratio > 1.3).all()
+    spread = lambda f: np.hypot(f[..., 1], f[..., 2])[real].mean()  # noqa: E731
+    assert spread(after) < 0.8 * spread(before)
 
 
 def test_student_input_layouts():

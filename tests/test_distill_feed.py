@@ -65,6 +65,20 @@ def test_boosted_features_equal_features_of_boosted_constituents():
     assert (moved.features()[padding] == 0).all()  # padding stays exactly zero
 
 
+def test_lorentz_jets_keep_the_jet_pt_feature_through_boosts_takes_and_concat():
+    c = _jets()
+    jets = LorentzJets.from_constituents(c, 8, jet_pt=True)
+    b = np.zeros((len(c), 3))
+    b[:, 0] = 0.3
+    want = student_features(boost(c.astype(np.float64), 0.3, "x"), 8, jet_pt=True)
+    assert want.shape[-1] == 5
+    np.testing.assert_allclose(jets.boosted(b).features(), want, atol=1e-5)
+    both = LorentzJets.concat([jets.take(np.arange(5)), jets.take(np.arange(5, 10))])
+    np.testing.assert_array_equal(both.features(), student_features(c[:10], 8, jet_pt=True))
+    with pytest.raises(TriggerKDError, match="jet pT feature"):
+        LorentzJets.concat([jets, LorentzJets.from_constituents(c, 8)])
+
+
 def test_feed_cycles_views_and_keeps_transfer_jets_out_of_the_scratch_twin():
     c = _jets(30)
     jets = LorentzJets.from_constituents(c, 8)

@@ -130,6 +130,19 @@ def test_check_parity_exit_codes(tmp_path, capsys):
     assert cli(["check-parity", str(tmp_path / "nowhere")]) == 2
 
 
+def test_students_with_the_jet_pt_feature_stay_bit_exact(tmp_path):
+    """Five features per constituent (student.jet_pt_feature): the MLP's input is 5 per particle, and the
+    firmware stays bit-exact."""
+    spec = StudentSpec(arch="mlp", n_particles=4, mlp_hidden=(8, 8), jet_pt_feature=True)
+    model = perturbed_student(spec)
+    x = random_inputs(spec, 500, seed=6)
+    assert x.shape == (500, 20)
+    export_student(model, x[:8], tmp_path)
+    hls_model = build_hls_from_qonnx(tmp_path / "model_clean.onnx", tmp_path / "prj", HLSConfig())
+    csim = hls_predict(hls_model, _layout(x, spec), progress=False)
+    assert compare_fixed(csim, predict_logits(model, x), output_lsb(model))["bit_exact_fraction"] == 1.0
+
+
 @pytest.mark.parametrize("arch,settings", [
     ("deepset", HLSConfig(io_type="io_stream")),
     ("mlp", HLSConfig(backend="Vivado", strategy="Resource", reuse_factor=2)),

@@ -29,10 +29,12 @@ from trigger_kd.train.loops import fit  # noqa: E402
 
 pytestmark = pytest.mark.qkeras
 
-P, F = 4, 4
+P = 4
+F = {"mlp": 4, "deepset": 5}  # the deep set also takes the jet's ln(pT / TeV) (student.jet_pt_feature)
 SPECS = {
     "mlp": StudentSpec(arch="mlp", framework="qkeras", n_particles=P, mlp_hidden=(8,)),
-    "deepset": StudentSpec(arch="deepset", framework="qkeras", n_particles=P, phi_hidden=(8,), rho_hidden=(8,)),
+    "deepset": StudentSpec(arch="deepset", framework="qkeras", n_particles=P, phi_hidden=(8,), rho_hidden=(8,),
+                           jet_pt_feature=True),
 }
 
 
@@ -53,12 +55,12 @@ def grid_inputs(arch: str, n: int = 500, seed: int = 1) -> np.ndarray:
     rng = np.random.default_rng(seed)
     lsb = 2.0 ** -(spec.input_bits - 1 - spec.input_int_bits)
     lo, hi = -(2.0**spec.input_int_bits), 2.0**spec.input_int_bits - lsb
-    k = rng.integers(round(lo / lsb), round(hi / lsb), size=(n, P * F))
-    x = rng.uniform(lo, hi, size=(n, P * F))
+    k = rng.integers(round(lo / lsb), round(hi / lsb), size=(n, P * F[arch]))
+    x = rng.uniform(lo, hi, size=(n, P * F[arch]))
     x[: n // 3] = k[: n // 3] * lsb
     x[n // 3: 2 * n // 3] = (k[n // 3: 2 * n // 3] + 0.5) * lsb
     x = x.astype(np.float32)
-    return x if arch == "mlp" else x.reshape(n, P, F)
+    return x if arch == "mlp" else x.reshape(n, P, F[arch])
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +117,7 @@ def test_train_one_epoch_and_round_trip(tmp_path, arch, quantized, kd):
     y = (x.reshape(len(x), -1)[:, 0] > 0).astype(np.int64)
     t = rng.normal(size=(200, 2)) if kd else None
     spec = StudentSpec(arch=arch, framework="qkeras", n_particles=P, mlp_hidden=(8,), phi_hidden=(8,), rho_hidden=(8,),
-                       epochs=1, batch_size=64, lr=1e-2)
+                       epochs=1, batch_size=64, lr=1e-2, jet_pt_feature=SPECS[arch].jet_pt_feature)
     model = build_keras_student(spec, quantized=quantized)
     before = keras_predict(model, x)
     hist = fit(QKerasBackend(spec), model, InputFeed(x[:200], y[:200], t), x[200:], y[200:], spec,

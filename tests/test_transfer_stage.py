@@ -87,7 +87,8 @@ def test_student_distilled_on_transfer_jets_boosted_views_and_seal(tmp_path):
     """The acceptance run, smaller: every model in metrics.json with its robustness, the scratch twin included."""
     run = tmp_path / "run"
     extra = ["distill.transfer_jets_per_class=50", "distill.augment_max_beta=0.5", "distill.augment_views=2",
-             "student.seal_lambda=0.1", "student.epochs=1", "student.n_particles=4", "student.mlp_hidden=[8]"]
+             "student.seal_lambda=0.1", "student.epochs=1", "student.n_particles=4", "student.mlp_hidden=[8]",
+             "student.jet_pt_feature=true"]
     args = ["run", str(REPO / "hls_configs" / "mlp_kd.yml"), "--to", "student", "--run-dir", str(run), "--no-progress"]
     for s in [*TINY, *extra]:
         args += ["--set", s]
@@ -105,3 +106,5 @@ def test_student_distilled_on_transfer_jets_boosted_views_and_seal(tmp_path):
     assert train["student_scratch"]["jets"] == n_train  # no teacher: no transfer jets
     assert m["distill"]["augment_max_beta"] == 0.5 and m["seal"]["lambda"] == 0.1
     assert (run / "student" / "student_scratch.pt").is_file()
+    assert m["inputs"] == {"n_particles": 4, "features": ["2*pt/pt_jet", "2*deta", "2*dphi", "mass_gev", "ln_pt_jet_tev"],
+                           "layout": "flat", "shape": [20]}  # the jet's ln(pT / TeV) on each of the 4 constituents

@@ -141,6 +141,9 @@ class StudentConfig(Section):
     arch: Literal["mlp", "deepset"] = "mlp"
     framework: Literal["brevitas", "qkeras"] = "brevitas"
     n_particles: Count = 16
+    # + ln(pT_jet / TeV) on every constituent (trigger_kd/data/features.py): the jet's scale, which boosted
+    # views need to keep a student's accuracy under boosts (benchmarks/RESULTS.md)
+    jet_pt_feature: bool = False
     mlp_hidden: tuple[Count, ...] = (32, 16)
     phi_hidden: Annotated[tuple[Count, ...], Field(min_length=1)] = (16, 16)  # the mean pools phi's ReLU outputs
     rho_hidden: tuple[Count, ...] = (16,)

@@ -1,6 +1,7 @@
 """Student inputs from canonical constituents (after arXiv 2311.14160, scaled for fixed point).
 
-Per constituent, for the ``n_particles`` leading ones (pT order of the input), four features:
+Per constituent, for the ``n_particles`` leading ones (pT order of the input), four features,
+and a fifth with ``student.jet_pt_feature``:
 
 ====  ==========================  ============================================
  idx  feature                     typical range
@@ -9,6 +10,7 @@ Per constituent, for the ``n_particles`` leading ones (pT order of the input), f
  1    2 * (eta - eta_jet)         about [-1.6, 1.6] for R = 0.8 jets
  2    2 * wrap(phi - phi_jet)     about [-1.6, 1.6]; wrap into [-pi, pi) first
  3    m / GeV                     [0, 0.94] (photons 0, pions 0.14, kaons 0.49, protons 0.94)
+ 4    ln(pT_jet / TeV)            [-2, 2) holds 135 GeV to 7.4 TeV (-0.51 at 600 GeV); optional
 ====  ==========================  ============================================
 
 The factor 2 on the first three spreads them over the signed fixed-point input range
@@ -16,7 +18,15 @@ The factor 2 on the first three spreads them over the signed fixed-point input r
 features; the mass is kept in GeV as in the paper (m / pT_jet would round to zero).
 The mass comes from float32 4-vectors: its m^2 carries a rounding error of about
 1e-7 * E^2 GeV^2, so it tells particle species apart only below E of roughly 100 GeV.
-The jet axis is the sum of all constituents. Padded (all-zero) constituents, and slots
+The jet axis is the sum of all constituents.
+
+Features 0-2 describe the jet's shape relative to its own pT and axis; they do not say how hard
+the jet is. Seen from a boosted frame a jet's pT changes and its opening angles shrink or grow
+with it, so a top jet at higher pT looks like a narrower, QCD-like jet: without the jet's pT a
+student cannot tell the two apart (the teacher can: it sees 4-vectors). Feature 4, the same
+value on every real constituent of the jet, gives the student that scale; trained with boosted
+views (``distill.augment_max_beta``) it then keeps its accuracy under boosts (benchmarks/RESULTS.md,
+"Boost robustness and the jet's pT"). Padded (all-zero) constituents, and slots
 beyond a jet's constituent count, are exactly 0 in every feature.
 """
 from __future__ import annotations
@@ -26,14 +36,19 @@ import numpy as np
 from ..errors import TriggerKDError
 from .physics import constituent_kinematics, jet_kinematics
 
-N_FEATURES = 4
-FEATURE_NAMES = ("2*pt/pt_jet", "2*deta", "2*dphi", "mass_gev")
+N_FEATURES = 4  # without the jet's pT
+FEATURE_NAMES = ("2*pt/pt_jet", "2*deta", "2*dphi", "mass_gev", "ln_pt_jet_tev")
 SCALES = (2.0, 2.0, 2.0, 1.0)
 
 
-def student_features(constituents, n_particles: int) -> np.ndarray:
-    """(N, P, 4) E,px,py,pz -> (N, n_particles, 4) float32 features (see module docstring)."""
-    return features_of(*leading_and_axis(constituents, n_particles))
+def n_features(jet_pt: bool = False) -> int:
+    """Features per constituent: 4, or 5 with the jet's ln(pT / TeV)."""
+    return N_FEATURES + int(bool(jet_pt))
+
+
+def student_features(constituents, n_particles: int, jet_pt: bool = False) -> np.ndarray:
+    """(N, P, 4) E,px,py,pz -> (N, n_particles, 4 or 5) float32 features (see module docstring)."""
+    return features_of(*leading_and_axis(constituents, n_particles), jet_pt=jet_pt)
 
 
 def leading_and_axis(constituents, n_particles: int) -> tuple[np.ndarray, np.ndarray]:
@@ -49,8 +64,8 @@ def leading_and_axis(constituents, n_particles: int) -> tuple[np.ndarray, np.nda
     return lead, c.astype(np.float64).sum(axis=1)
 
 
-def features_of(lead: np.ndarray, axis: np.ndarray) -> np.ndarray:
-    """Leading constituents (N, n, 4) and jet 4-vectors (N, 4) -> (N, n, 4) float32 features."""
+def features_of(lead: np.ndarray, axis: np.ndarray, jet_pt: bool = False) -> np.ndarray:
+    """Leading constituents (N, n, 4) and jet 4-vectors (N, 4) -> (N, n, 4 or 5) float32 features."""
     jet = jet_kinematics(np.asarray(axis)[:, None, :])
     kin = constituent_kinematics(lead)
     pt_jet = jet["pt"][:, None]
@@ -59,7 +74,11 @@ def features_of(lead: np.ndarray, axis: np.ndarray) -> np.ndarray:
     d_phi = np.mod(kin["phi"] - jet["phi"][:, None] + np.pi, 2 * np.pi) - np.pi
     e, px, py, pz = np.moveaxis(np.asarray(lead, dtype=np.float64), -1, 0)
     mass = np.sqrt(np.maximum(e * e - (px * px + py * py + pz * pz), 0.0))
-    feats = np.stack([pt_rel, d_eta, d_phi, mass], axis=-1) * np.asarray(SCALES)
+    cols = [pt_rel * SCALES[0], d_eta * SCALES[1], d_phi * SCALES[2], mass * SCALES[3]]
+    if jet_pt:
+        ln_pt = np.log(np.maximum(pt_jet, 1e-300) / 1000.0)  # GeV -> TeV; a jet of pT 0 has no real constituent
+        cols.append(np.broadcast_to(ln_pt, pt_rel.shape))
+    feats = np.stack(cols, axis=-1)
     feats[~kin["mask"]] = 0.0
     return feats.astype(np.float32)
 

@@ -42,7 +42,7 @@ class StudentBackend(ABC):
     # ---- inputs: the one place that knows layouts
     def inputs(self, constituents) -> np.ndarray:
         """Canonical constituents -> the exact array the student takes."""
-        return self.inputs_from_features(student_features(constituents, self.s.n_particles))
+        return self.inputs_from_features(student_features(constituents, self.s.n_particles, self.s.jet_pt_feature))
 
     def inputs_from_features(self, feats) -> np.ndarray:
         """Features (N, P, F) -> the exact array the student takes."""

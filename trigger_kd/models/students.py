@@ -24,7 +24,7 @@ import torch
 from torch import nn
 
 from ..config import StudentConfig
-from ..data.features import N_FEATURES
+from ..data.features import n_features
 from .intnet import Dense, FixedFormat, IntNet, MeanPool, Quant
 
 N_CLASSES = 2
@@ -112,7 +112,7 @@ class MLPStudent(nn.Module):
         super().__init__()
         self.spec, self.quantized = spec, quantized
         first = input_quant(spec) if quantized else nn.Identity()
-        layers, _ = _stack(spec, quantized, spec.n_particles * N_FEATURES, spec.mlp_hidden, N_CLASSES)
+        layers, _ = _stack(spec, quantized, spec.n_particles * n_features(spec.jet_pt_feature), spec.mlp_hidden, N_CLASSES)
         self.net = nn.Sequential(first, *layers)
 
     def forward(self, x):
@@ -126,7 +126,7 @@ class DeepSetStudent(nn.Module):
         super().__init__()
         self.spec, self.quantized = spec, quantized
         first = input_quant(spec) if quantized else nn.Identity()
-        phi, n_in = _stack(spec, quantized, N_FEATURES, spec.phi_hidden, per_particle=True)
+        phi, n_in = _stack(spec, quantized, n_features(spec.jet_pt_feature), spec.phi_hidden, per_particle=True)
         self.phi = nn.Sequential(first, *phi)
         self.pool = nn.AdaptiveAvgPool1d(1)
         self.pool_q = pool_quant(spec) if quantized else nn.Identity()
@@ -210,6 +210,7 @@ def student_intnet(model: nn.Module) -> IntNet:
         fmt = _act_format(model.pool_q)
         layers.append(Quant(fmt, relu=False))
         walk(list(model.rho), fmt.frac_bits, False)
-    shape = (spec.n_particles * N_FEATURES,) if spec.arch == "mlp" else (N_FEATURES, spec.n_particles)
+    f = n_features(spec.jet_pt_feature)
+    shape = (spec.n_particles * f,) if spec.arch == "mlp" else (f, spec.n_particles)
     return IntNet(in_fmt, shape, layers, name=f"{spec.arch}_student")
 

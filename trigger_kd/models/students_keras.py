@@ -27,7 +27,7 @@ import numpy as np  # noqa: E402
 from ..atomic import atomic_path  # noqa: E402
 from ..errors import TriggerKDError  # noqa: E402
 from ..config import StudentConfig  # noqa: E402
-from ..data.features import N_FEATURES  # noqa: E402
+from ..data.features import n_features  # noqa: E402
 from .intnet import Dense, FixedFormat, IntNet, MeanPool, Quant  # noqa: E402
 
 try:
@@ -74,7 +74,7 @@ def build_keras_student(spec: StudentConfig, quantized: bool, seed: int = 0):
 
     Unchecked: build students through ``models.backend``. Initialisers are seeded from ``seed``.
     """
-    P, F = spec.n_particles, N_FEATURES
+    P, F = spec.n_particles, n_features(spec.jet_pt_feature)
     counter = iter(range(1000))
 
     def init():

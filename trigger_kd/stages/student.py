@@ -32,7 +32,7 @@ def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
 
     d, s = cfg.distill, cfg.student
     c, y = train
-    jets, labels = [LorentzJets.from_constituents(c, s.n_particles)], [y.astype(np.int64)]
+    jets, labels = [LorentzJets.from_constituents(c, s.n_particles, s.jet_pt_feature)], [y.astype(np.int64)]
     kd = d.uses_teacher
     t = [np.load(teacher / "logits_train.npy")] if kd else None
     views = d.augment_max_beta > 0
@@ -40,7 +40,7 @@ def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
     view_t = [np.load(transfer / "logits_views_train.npy")] if views and kd else None
     if kd and (transfer / "transfer.h5").is_file():  # the transfer stage makes none from scratch
         c_tr = read_transfer(transfer / "transfer.h5")
-        jets.append(LorentzJets.from_constituents(c_tr, s.n_particles))
+        jets.append(LorentzJets.from_constituents(c_tr, s.n_particles, s.jet_pt_feature))
         labels.append(np.full(len(c_tr), UNLABELLED))
         t.append(np.load(transfer / "logits_transfer.npy"))
         if views:
@@ -54,6 +54,7 @@ def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
 
 
 def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
+    from ..data.features import FEATURE_NAMES, n_features
     from ..data.formats import read_canonical
     from ..models.backend import NAMES, SCRATCH, student_backend
     from ..train.metrics import binary_metrics, robustness, top_score
@@ -98,6 +99,8 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         "seed": s.seed,
         "distill": d.model_dump(),
         "seal": {"lambda": s.seal_lambda, "max_beta": s.seal_max_beta},
+        "inputs": {"n_particles": s.n_particles, "features": list(FEATURE_NAMES[:n_features(s.jet_pt_feature)]),
+                   "layout": backend.layout, "shape": list(x["test"].shape[1:])},
         "n_test_jets": int(len(is_top)),
         "n_training_jets": {"labelled": int(len(y["train"])), "transfer": int((feed.labels < 0).sum()),
                             "boosted_views": feed.n_views},

@@ -20,7 +20,7 @@ features come from the same leading constituents and the boosted jet 4-vector.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Callable
 
 import numpy as np
@@ -36,14 +36,16 @@ _VIEW_STREAM, _SEAL_STREAM = 7331, 7332
 @dataclass(frozen=True)
 class LorentzJets:
     """The leading constituents (N, n, 4) and jet 4-vectors (N, 4) of jets, float64: what the student
-    features are computed from, kept as 4-vectors so that Lorentz transformations apply to them."""
+    features are computed from, kept as 4-vectors so that Lorentz transformations apply to them;
+    ``jet_pt``: the features include the jet's ln(pT / TeV) (``student.jet_pt_feature``)."""
 
     lead: np.ndarray
     axis: np.ndarray
+    jet_pt: bool = False
 
     @classmethod
-    def from_constituents(cls, constituents, n_particles: int) -> "LorentzJets":
-        return cls(*leading_and_axis(constituents, n_particles))
+    def from_constituents(cls, constituents, n_particles: int, jet_pt: bool = False) -> "LorentzJets":
+        return cls(*leading_and_axis(constituents, n_particles), jet_pt=jet_pt)
 
     def __len__(self) -> int:
         return len(self.axis)
@@ -51,17 +53,20 @@ class LorentzJets:
     def boosted(self, betas) -> "LorentzJets":
         """Each jet boosted by its own velocity (N, 3)."""
         m = boost_matrices(betas)
-        return LorentzJets(apply_matrices(self.lead, m), apply_matrices(self.axis, m))
+        return replace(self, lead=apply_matrices(self.lead, m), axis=apply_matrices(self.axis, m))
 
     def features(self) -> np.ndarray:
-        return features_of(self.lead, self.axis)
+        return features_of(self.lead, self.axis, jet_pt=self.jet_pt)
 
     def take(self, idx) -> "LorentzJets":
-        return LorentzJets(self.lead[idx], self.axis[idx])
+        return replace(self, lead=self.lead[idx], axis=self.axis[idx])
 
     @staticmethod
     def concat(parts: list["LorentzJets"]) -> "LorentzJets":
-        return LorentzJets(np.concatenate([p.lead for p in parts]), np.concatenate([p.axis for p in parts]))
+        if len({p.jet_pt for p in parts}) > 1:
+            raise TriggerKDError("LorentzJets.concat: parts with and without the jet pT feature")
+        return replace(parts[0], lead=np.concatenate([p.lead for p in parts]),
+                       axis=np.concatenate([p.axis for p in parts]))
 
 
 def view_velocities(seed: int, part: int, n_views: int, n_jets: int, max_beta: float) -> np.ndarray:
