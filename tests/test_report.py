@@ -17,7 +17,9 @@ def _metrics(acc: float, alpha: float, scratch_acc: float | None = None) -> dict
     scratch_rob = {**rob, "boost": [{"beta": b, "accuracy": 0.8 - b, "auc": 0.9} for b in (0.0, 0.1)]}
     return {"model": "x", "arch": "mlp", "framework": "brevitas", "distill": {"alpha": alpha, "temperature": 3.0},
             "seed": 7, "n_training_jets": {"labelled": 6000, "transfer": 2000, "boosted_views": 4},
-            "n_test_jets": 1000, "teacher": {**m, "accuracy": 0.94}, "student": m, "student_float": m,
+            "n_test_jets": 1000, "inputs": {"n_particles": 16, "features": ["2*pt/pt_jet", "2*deta", "2*dphi", "mass_gev",
+                                                                        "ln_pt_jet_tev"], "layout": "flat", "shape": [80]},
+            "teacher": {**m, "accuracy": 0.94}, "student": m, "student_float": m,
             "robustness": {"student": rob, "student_scratch": scratch_rob}, "source": "1000 test jets",
             **({"student_scratch": {**m, "accuracy": scratch_acc}} if scratch_acc is not None else {})}
 
@@ -53,6 +55,7 @@ def test_report_carries_vendor_numbers_and_sources(tmp_path):
     assert "| KD student (quantised) | 0.8800 |" in md and "| scratch twin (quantised) | 0.8600 |" in md
     assert "| teacher | 0.9400 |" in md and "acc @ boost 0.1" in md and "| 0.7000 |" in md  # scratch at beta 0.1
     assert (run / "report" / "resources.png").stat().st_size > 1000
+    assert "Inputs: the 16 leading constituents (pT order, zero-padded), 5 features each" in md and "`ln_pt_jet_tev`" in md
 
 
 def test_missing_figures_are_reported_missing(tmp_path):

@@ -29,6 +29,7 @@ def physics_block(run_dir: Path) -> dict:
     block["n_test_jets"] = m.get("n_test_jets")
     block["robustness"] = m.get("robustness")
     block["source"] = m.get("source")
+    block["inputs"] = m.get("inputs")
     scratch = m.get("student_scratch")  # the same student trained without the teacher, in this run
     if scratch:
         block["kd_vs_scratch"] = {
@@ -165,6 +166,12 @@ def render_markdown(report: dict, out: Path) -> str:
                          "1/eB @ eS=30%": fmt(m.get("rej30"), ".1f"), "1/eB @ eS=50%": fmt(m.get("rej50"), ".1f"),
                          "jets": fmt(m.get("n_jets"), "d")})
     lines += [md_table(rows), ""] if rows else ["No physics metrics (student stage not run).", ""]
+    inputs = phys.get("inputs")
+    if inputs:
+        feats = inputs.get("features") or []
+        lines += [f"Inputs: the {inputs.get('n_particles')} leading constituents (pT order, zero-padded), "
+                  f"{len(feats)} features each ({', '.join(f'`{f}`' for f in feats)}), particle-major in the "
+                  "firmware (trigger_kd/data/features.py).", ""]
     if not phys.get("kd_vs_scratch") and rows:
         lines += ["KD vs scratch: no scratch twin in this run.", ""]
     rob = phys.get("robustness") or {}
