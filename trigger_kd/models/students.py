@@ -112,7 +112,8 @@ class MLPStudent(nn.Module):
         super().__init__()
         self.spec, self.quantized = spec, quantized
         first = input_quant(spec) if quantized else nn.Identity()
-        layers, _ = _stack(spec, quantized, spec.n_particles * n_features(spec.jet_pt_feature), spec.mlp_hidden, N_CLASSES)
+        n_in = spec.n_particles * n_features(spec.jet_pt_feature)
+        layers, _ = _stack(spec, quantized, n_in, spec.mlp_hidden, N_CLASSES)
         self.net = nn.Sequential(first, *layers)
 
     def forward(self, x):
