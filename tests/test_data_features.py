@@ -6,7 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-from trigger_kd.data.features import FEATURE_NAMES, N_FEATURES, n_features, student_features, student_input
+from trigger_kd.data.features import (FEATURE_NAMES, N_FEATURES, feature_names, n_features, student_features,
+                                      student_input)
 from trigger_kd.config import DataConfig
 from trigger_kd.data.boost import apply_matrices, boost_matrices
 from trigger_kd.data.generate import generate_shard
@@ -70,6 +71,7 @@ def test_jet_pt_feature_is_the_jets_log_pt_on_every_real_constituent():
     c[2, 0], c[2, 1], c[2, 2] = _p4(4000.0, 0.1, 0.0), _p4(3000.0, 0.0, 0.1), _p4(2000.0, 0.0, -0.1)
     plain, f = student_features(c, 4), student_features(c, 4, jet_pt=True)
     assert f.shape == (3, 4, 5) and n_features(True) == 5 and n_features(False) == N_FEATURES == 4
+    assert feature_names(True)[-1] == "ln_pt_jet_tev" and feature_names(False) == FEATURE_NAMES[:4]
     np.testing.assert_array_equal(f[..., :4], plain)  # the first four are unchanged
     pt = jet_kinematics(c)["pt"]
     for k, n_real in enumerate((2, 1, 3)):

@@ -41,9 +41,13 @@ FEATURE_NAMES = ("2*pt/pt_jet", "2*deta", "2*dphi", "mass_gev", "ln_pt_jet_tev")
 SCALES = (2.0, 2.0, 2.0, 1.0)
 
 
+def feature_names(jet_pt: bool = False) -> tuple[str, ...]:
+    """Names of the features per constituent, in input order: 4, or 5 with the jet's ln(pT / TeV)."""
+    return FEATURE_NAMES[:N_FEATURES + int(bool(jet_pt))]
+
+
 def n_features(jet_pt: bool = False) -> int:
-    """Features per constituent: 4, or 5 with the jet's ln(pT / TeV)."""
-    return N_FEATURES + int(bool(jet_pt))
+    return len(feature_names(jet_pt))
 
 
 def student_features(constituents, n_particles: int, jet_pt: bool = False) -> np.ndarray:

@@ -54,7 +54,7 @@ def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
 
 
 def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
-    from ..data.features import FEATURE_NAMES, n_features
+    from ..data.features import feature_names
     from ..data.formats import read_canonical
     from ..models.backend import NAMES, SCRATCH, student_backend
     from ..train.metrics import binary_metrics, robustness, top_score
@@ -99,7 +99,7 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         "seed": s.seed,
         "distill": d.model_dump(),
         "seal": {"lambda": s.seal_lambda, "max_beta": s.seal_max_beta},
-        "inputs": {"n_particles": s.n_particles, "features": list(FEATURE_NAMES[:n_features(s.jet_pt_feature)]),
+        "inputs": {"n_particles": s.n_particles, "features": list(feature_names(s.jet_pt_feature)),
                    "layout": backend.layout, "shape": list(x["test"].shape[1:])},
         "n_test_jets": int(len(is_top)),
         "n_training_jets": {"labelled": int(len(y["train"])), "transfer": int((feed.labels < 0).sum()),
