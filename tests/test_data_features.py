@@ -6,8 +6,8 @@ import warnings
 import numpy as np
 import pytest
 
-from trigger_kd.data.features import (FEATURE_NAMES, N_FEATURES, feature_names, n_features, student_features,
-                                      student_input)
+from trigger_kd.data.features import (FEATURE_NAMES, N_FEATURES, check_input_range, feature_names, input_range,
+                                      n_features, saturated_jets, student_features, student_input)
 from trigger_kd.config import DataConfig
 from trigger_kd.data.boost import apply_matrices, boost_matrices
 from trigger_kd.data.generate import generate_shard
@@ -122,3 +122,37 @@ def test_features_of_generated_jets_fit_the_fixed_point_range():
     assert live.mean() > 0.9  # generated jets have more than 16 constituents mostly
     assert np.abs(f[..., 1][live]).max() < 2.0 and np.abs(f[..., 2][live]).max() < 2.0
     assert (f[..., 0][live] > 0.005).mean() > 0.9  # pT fractions above the 8-bit LSB mostly
+
+
+def test_saturated_jets_counts_jets_beyond_half_an_lsb_of_the_input_range():
+    lo, hi, lsb = input_range(10, 1)
+    assert (lo, hi, lsb) == (-2.0, 2.0 - 2.0**-8, 2.0**-8)
+    f = np.zeros((4, 3, 2))
+    f[0, 1, 0] = hi + 0.4 * lsb  # rounds onto hi: a rounding error, not saturation
+    f[1, 2, 0] = hi + 0.6 * lsb  # saturates
+    f[2, :, 1] = -2.1  # saturates on every constituent: still one jet
+    f[3, 0, 1] = lo  # exactly representable
+    np.testing.assert_allclose(saturated_jets(f, 10, 1), [0.25, 0.25])
+    np.testing.assert_allclose(saturated_jets(f, 10, 2), [0.0, 0.0])  # fixed<10,3> holds [-4, 4)
+    assert saturated_jets(np.zeros((0, 3, 2)), 10, 1).tolist() == [0.0, 0.0]
+
+
+def test_jet_pt_feature_of_soft_jets_is_refused_with_what_to_do():
+    """Jets of 40-120 GeV: ln(pT / TeV) < -2 saturates silently in model and firmware alike; refuse it."""
+    rng = np.random.default_rng(5)
+    pts = rng.uniform(40.0, 400.0, size=200)
+    c = np.zeros((200, 3, 4))
+    for k, pt in enumerate(pts):
+        c[k, 0], c[k, 1] = _p4(0.7 * pt, 0.1, 0.0), _p4(0.3 * pt, -0.1, 0.1)
+    f = student_features(c, 4, jet_pt=True)
+    with pytest.raises(TriggerKDError) as err:
+        check_input_range(f, feature_names(True), 10, 1, "training")
+    msg = str(err.value)
+    soft = (pts < 135.3).mean()
+    assert f"ln_pt_jet_tev is outside the student's input range [-2, 1.99609] (fixed<10,2>) in {100 * soft:.1f} % " \
+           "of the training jets" in msg
+    assert "135 GeV to 7.4 TeV" in msg and "student.input_int_bits" in msg and "student.jet_pt_feature off" in msg
+    assert "2*pt/pt_jet" not in msg  # the other features are fine
+    frac = check_input_range(f, feature_names(True), 10, 2, "training")  # fixed<10,3>: 18 GeV to 55 TeV
+    assert frac == {name: 0.0 for name in feature_names(True)}
+    assert check_input_range(student_features(c, 4), feature_names(False), 10, 1, "training")["2*deta"] == 0.0

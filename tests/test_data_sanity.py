@@ -45,11 +45,13 @@ def test_toptagging_file_of_random_bytes(tmp_path):
         load_source("toptagging", [path], 10)
 
 
-def _data_cfg(repo, *paths):
+def _data_cfg_sets(*paths) -> list[str]:
     listed = ", ".join(f"'{p}'" for p in paths)
-    return load_config(repo / "hls_configs/mlp_kd.yml",
-                       ["data.source=canonical", f"data.paths=[{listed}]", "data.jets_per_class=0",
-                        "data.max_constituents=10"])
+    return ["data.source=canonical", f"data.paths=[{listed}]", "data.jets_per_class=0", "data.max_constituents=10"]
+
+
+def _data_cfg(repo, *paths):
+    return load_config(repo / "hls_configs/mlp_kd.yml", _data_cfg_sets(*paths))
 
 
 def test_same_file_twice_is_refused(tmp_path, repo):
@@ -100,3 +102,27 @@ def test_huge_request_states_its_cost_and_is_refused_before_starting(tmp_path, r
     assert "does not fit" in err and "Traceback" not in err
     assert pool_files() == before  # nothing generated
     assert not (tmp_path / "run" / "data").exists()
+
+
+def test_jet_pt_feature_of_soft_jets_is_refused_before_the_student_trains(tmp_path, repo):
+    """Jets of about 120 GeV: ln(pT / TeV) is below the fixed<10,2> input range. The student stage refuses
+    before training (model and firmware would agree on a clipped input, so no parity check would notice);
+    one more integer bit lets it run, and metrics.json records what saturates."""
+    import json
+
+    from trigger_kd.errors import TriggerKDError
+
+    path = write_canonical(tmp_path / "soft.h5", _jets(400, 7) * 0.3, _labels(400))
+    tiny = ["teacher.n_particles=4", "teacher.hidden=4", "teacher.layers=1", "teacher.epochs=1",
+            "distill.transfer_jets_per_class=0", "student.epochs=1", "student.n_particles=4", "student.mlp_hidden=[4]",
+            "distill.scratch_twin=false", "student.jet_pt_feature=true"]
+    cfg = load_config(repo / "hls_configs/mlp_kd.yml", [*_data_cfg_sets(path), *tiny])
+    with pytest.raises(TriggerKDError, match=r"ln_pt_jet_tev is outside .* in 100\.0 % of the training and transfer "
+                                             r"jets: .* 135 GeV to 7\.4 TeV; raise student\.input_int_bits"):
+        run_pipeline(cfg, STAGES, tmp_path / "run", to="student", progress=False)
+    assert not (tmp_path / "run" / "student").exists()
+    cfg = load_config(repo / "hls_configs/mlp_kd.yml", [*_data_cfg_sets(path), *tiny, "student.input_int_bits=2"])
+    run_pipeline(cfg, STAGES, tmp_path / "run", to="student", progress=False)
+    sat = json.loads((tmp_path / "run" / "student" / "metrics.json").read_text())["inputs"]["saturated_jets"]
+    assert set(sat) == {"training", "test"} and sat["training"]["ln_pt_jet_tev"] == 0.0
+    assert list(sat["test"]) == ["2*pt/pt_jet", "2*deta", "2*dphi", "mass_gev", "ln_pt_jet_tev"]

@@ -18,7 +18,9 @@ def _metrics(acc: float, alpha: float, scratch_acc: float | None = None) -> dict
     return {"model": "x", "arch": "mlp", "framework": "brevitas", "distill": {"alpha": alpha, "temperature": 3.0},
             "seed": 7, "n_training_jets": {"labelled": 6000, "transfer": 2000, "boosted_views": 4},
             "n_test_jets": 1000, "inputs": {"n_particles": 16, "features": ["2*pt/pt_jet", "2*deta", "2*dphi", "mass_gev",
-                                                                        "ln_pt_jet_tev"], "layout": "flat", "shape": [80]},
+                                                                        "ln_pt_jet_tev"], "layout": "flat", "shape": [80],
+                                              "saturated_jets": {"training": {},
+                                                                 "test": {"2*deta": 0.0, "ln_pt_jet_tev": 0.0042}}},
             "teacher": {**m, "accuracy": 0.94}, "student": m, "student_float": m,
             "robustness": {"student": rob, "student_scratch": scratch_rob}, "source": "1000 test jets",
             **({"student_scratch": {**m, "accuracy": scratch_acc}} if scratch_acc is not None else {})}
@@ -56,6 +58,7 @@ def test_report_carries_vendor_numbers_and_sources(tmp_path):
     assert "| teacher | 0.9400 |" in md and "acc @ boost 0.1" in md and "| 0.7000 |" in md  # scratch at beta 0.1
     assert (run / "report" / "resources.png").stat().st_size > 1000
     assert "Inputs: the 16 leading constituents (pT order, zero-padded), 5 features each" in md and "`ln_pt_jet_tev`" in md
+    assert "Input range: `ln_pt_jet_tev` saturates the input quantiser in 0.42 % of the test jets." in md
 
 
 def test_missing_figures_are_reported_missing(tmp_path):

@@ -28,6 +28,10 @@ value on every real constituent of the jet, gives the student that scale; traine
 views (``distill.augment_max_beta``) it then keeps its accuracy under boosts (benchmarks/RESULTS.md,
 "Boost robustness and the jet's pT"). Padded (all-zero) constituents, and slots
 beyond a jet's constituent count, are exactly 0 in every feature.
+
+The student stage refuses features that leave the input range in more than 1 % of the training
+or transfer jets (``check_input_range``): the quantiser would clip them silently, in the model and
+the firmware alike, and the student would learn from a clipped input (feature 4 of a 100 GeV jet).
 """
 from __future__ import annotations
 
@@ -85,6 +89,50 @@ def features_of(lead: np.ndarray, axis: np.ndarray, jet_pt: bool = False) -> np.
     feats = np.stack(cols, axis=-1)
     feats[~kin["mask"]] = 0.0
     return feats.astype(np.float32)
+
+
+def input_range(bits: int, int_bits: int) -> tuple[float, float, float]:
+    """The student's signed input ``fixed<bits, int_bits + 1>``: its lowest and highest value and its LSB."""
+    lsb = 2.0 ** -(bits - 1 - int_bits)
+    return -(2.0 ** int_bits), 2.0 ** int_bits - lsb, lsb
+
+
+def saturated_jets(feats, bits: int, int_bits: int) -> np.ndarray:
+    """(N, P, F) features -> (F,) the fraction of jets in which feature k leaves the input range on some
+    constituent, i.e. where the input quantiser saturates it (beyond half an LSB, the rounding error)."""
+    lo, hi, lsb = input_range(bits, int_bits)
+    f = np.asarray(feats)
+    if not len(f):
+        return np.zeros(f.shape[-1])
+    out = (f < lo - lsb / 2) | (f > hi + lsb / 2)
+    return out.any(axis=1).mean(axis=0)
+
+
+MAX_SATURATED_JETS = 0.01  # above this fraction of jets a feature's saturation is refused (check_input_range)
+
+
+def check_input_range(feats, names, bits: int, int_bits: int, what: str) -> dict[str, float]:
+    """Refuse features that the input quantiser would saturate in more than 1 % of the jets: the model
+    and the firmware would agree (both saturate), but on a clipped input that no longer says what it
+    should (e.g. the jet pT feature of jets softer than 135 GeV). Returns the saturated fractions."""
+    frac = dict(zip(names, (float(v) for v in saturated_jets(feats, bits, int_bits))))
+    bad = {k: v for k, v in frac.items() if v > MAX_SATURATED_JETS}
+    if not bad:
+        return frac
+    lo, hi, _ = input_range(bits, int_bits)
+    fmt = f"fixed<{bits},{int_bits + 1}>"
+    msgs = []
+    for k, v in bad.items():
+        msg = f"feature {k} is outside the student's input range [{lo:g}, {hi:g}] ({fmt}) in {100 * v:.1f} % of the {what} jets"
+        if k == FEATURE_NAMES[4]:
+            msg += (f": ln(pT_jet / TeV) fits only jets from {1000 * np.exp(lo):.0f} GeV to {np.exp(hi):.1f} TeV; "
+                    "raise student.input_int_bits (each bit doubles the log range) or turn student.jet_pt_feature off")
+        else:
+            msg += ": the jets are not what the features are scaled for (trigger_kd/data/features.py); "\
+                   "check the jet radius and the input files, or raise student.input_int_bits"
+        msgs.append(msg)
+    raise TriggerKDError("; ".join(msgs) + f" (more than {100 * MAX_SATURATED_JETS:g} % would saturate silently, "
+                         "in the model and the firmware alike)")
 
 
 def student_input(feats, layout: str) -> np.ndarray:

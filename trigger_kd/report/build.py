@@ -172,6 +172,12 @@ def render_markdown(report: dict, out: Path) -> str:
         lines += [f"Inputs: the {inputs.get('n_particles')} leading constituents (pT order, zero-padded), "
                   f"{len(feats)} features each ({', '.join(f'`{f}`' for f in feats)}), particle-major in the "
                   "firmware (trigger_kd/data/features.py).", ""]
+        test_sat = (inputs.get("saturated_jets") or {}).get("test")
+        if test_sat is not None:
+            clipped = {k: v for k, v in test_sat.items() if v > 0}
+            lines += ["Input range: " + (", ".join(f"`{k}` saturates the input quantiser in {100 * v:.2f} % of the test "
+                                                   "jets" for k, v in clipped.items()) if clipped else
+                                         "no feature saturates the input quantiser on any test jet") + ".", ""]
     if not phys.get("kd_vs_scratch") and rows:
         lines += ["KD vs scratch: no scratch twin in this run.", ""]
     rob = phys.get("robustness") or {}

@@ -54,7 +54,7 @@ def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
 
 
 def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
-    from ..data.features import feature_names
+    from ..data.features import check_input_range, feature_names, saturated_jets, student_features
     from ..data.formats import read_canonical
     from ..models.backend import NAMES, SCRATCH, student_backend
     from ..train.metrics import binary_metrics, robustness, top_score
@@ -64,9 +64,14 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     s, d = cfg.student, cfg.distill
     backend = student_backend(s)
     splits = {k: read_canonical(data / f"{k}.h5") for k in ("train", "val", "test")}
-    x = {k: backend.inputs(splits[k][0]) for k in ("val", "test")}
+    feats = {k: student_features(splits[k][0], s.n_particles, s.jet_pt_feature) for k in ("val", "test")}
+    x = {k: backend.inputs_from_features(f) for k, f in feats.items()}
     y = {k: v[1].astype(np.int64) for k, v in splits.items()}
     feed = training_feed(cfg, backend, splits["train"], teacher, transfer)
+    fnames = feature_names(s.jet_pt_feature)
+    saturated = {"training": check_input_range(feed.jets.features(), fnames, s.input_bits, s.input_int_bits,
+                                               "training and transfer"),
+                 "test": dict(zip(fnames, saturated_jets(feats["test"], s.input_bits, s.input_int_bits).tolist()))}
     histories = backend.train_twins(feed, x["val"], y["val"], d, out, progress=ctx.progress,
                                     scratch_twin=d.with_scratch_twin)
     names = [*NAMES, SCRATCH] if d.with_scratch_twin else list(NAMES)
@@ -99,8 +104,9 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         "seed": s.seed,
         "distill": d.model_dump(),
         "seal": {"lambda": s.seal_lambda, "max_beta": s.seal_max_beta},
-        "inputs": {"n_particles": s.n_particles, "features": list(feature_names(s.jet_pt_feature)),
-                   "layout": backend.layout, "shape": list(x["test"].shape[1:])},
+        "inputs": {"n_particles": s.n_particles, "features": list(fnames),
+                   "layout": backend.layout, "shape": list(x["test"].shape[1:]),
+                   "saturated_jets": saturated},
         "n_test_jets": int(len(is_top)),
         "n_training_jets": {"labelled": int(len(y["train"])), "transfer": int((feed.labels < 0).sum()),
                             "boosted_views": feed.n_views},
