@@ -106,5 +106,7 @@ def test_student_distilled_on_transfer_jets_boosted_views_and_seal(tmp_path):
     assert train["student_scratch"]["jets"] == n_train  # no teacher: no transfer jets
     assert m["distill"]["augment_max_beta"] == 0.5 and m["seal"]["lambda"] == 0.1
     assert (run / "student" / "student_scratch.pt").is_file()
+    saturated = m["inputs"].pop("saturated_jets")
     assert m["inputs"] == {"n_particles": 4, "features": ["2*pt/pt_jet", "2*deta", "2*dphi", "mass_gev", "ln_pt_jet_tev"],
                            "layout": "flat", "shape": [20]}  # the jet's ln(pT / TeV) on each of the 4 constituents
+    assert saturated["training"]["ln_pt_jet_tev"] == 0.0 and max(saturated["test"].values()) <= 0.01  # 550-650 GeV jets
