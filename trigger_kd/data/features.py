@@ -38,6 +38,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import TriggerKDError
+from ..fixedpoint import FixedFormat
 from .physics import constituent_kinematics, jet_kinematics
 
 N_FEATURES = 4  # without the jet's pT
@@ -91,10 +92,16 @@ def features_of(lead: np.ndarray, axis: np.ndarray, jet_pt: bool = False) -> np.
     return feats.astype(np.float32)
 
 
+def input_format(bits: int, int_bits: int) -> FixedFormat:
+    """The student's signed input ``fixed<bits, int_bits + 1>`` (``student.input_bits``, ``input_int_bits``)."""
+    return FixedFormat(signed=True, bits=bits, frac_bits=bits - 1 - int_bits)
+
+
 def input_range(bits: int, int_bits: int) -> tuple[float, float, float]:
-    """The student's signed input ``fixed<bits, int_bits + 1>``: its lowest and highest value and its LSB."""
-    lsb = 2.0 ** -(bits - 1 - int_bits)
-    return -(2.0 ** int_bits), 2.0 ** int_bits - lsb, lsb
+    """The student's input format: its lowest and highest value and its LSB."""
+    fmt = input_format(bits, int_bits)
+    lsb = 2.0 ** -fmt.frac_bits
+    return fmt.int_min * lsb, fmt.int_max * lsb, lsb
 
 
 def saturated_jets(feats, bits: int, int_bits: int) -> np.ndarray:
@@ -120,7 +127,7 @@ def check_input_range(feats, names, bits: int, int_bits: int, what: str) -> dict
     if not bad:
         return frac
     lo, hi, _ = input_range(bits, int_bits)
-    fmt = f"fixed<{bits},{int_bits + 1}>"
+    fmt = input_format(bits, int_bits).hls_type
     msgs = []
     for k, v in bad.items():
         msg = f"feature {k} is outside the student's input range [{lo:g}, {hi:g}] ({fmt}) in {100 * v:.1f} % of the {what} jets"
