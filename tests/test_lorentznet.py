@@ -10,6 +10,7 @@ output changes under them.
 """
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 
@@ -20,6 +21,7 @@ import torch
 from lorentznet_reference import edge_list, reference_forward
 from trigger_kd.data.boost import boost, random_lorentz_transform, rotate
 from trigger_kd.errors import TriggerKDError
+from trigger_kd.models import edge_kernel
 from trigger_kd.models.lorentznet import INFER_ELEMENTS, LorentzNet, group_jets, prepare_batch
 
 P = 10
@@ -235,15 +237,44 @@ def rel(a, b):
     return float((a - b).detach().abs().max() / b.detach().abs().max())
 
 
+@contextlib.contextmanager
+def edges(path: str, threads: int = 1, hidden: int = 16, dtype=torch.float64):
+    """Run LorentzNet's edges on `path`: "kernel" (the compiled edge kernel, which must build here:
+    g++ is part of the toolchain) or "torch" (PyTorch ops), with `threads` torch / OpenMP threads."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        if path == "kernel":
+            ok, why = edge_kernel.available(hidden, dtype)
+            assert ok, f"the compiled edge kernel did not build: {why}"
+            yield
+        else:
+            with edge_kernel.torch_edges():
+                assert not edge_kernel.available(hidden, dtype)[0]
+                yield
+    finally:
+        torch.set_num_threads(old)
+
+
+EDGE_PATHS = [("kernel", 1, 16), ("kernel", 2, 16), ("kernel", 1, 6), ("torch", 1, 16)]
+
+
+@pytest.mark.parametrize("path,threads,hidden", EDGE_PATHS)
 @pytest.mark.parametrize("budget,n_groups", [(3 * 14 ** 2 * 16, 3), (10 ** 9, 1)])
-def test_dense_equals_edge_list_reference_in_float64(budget, n_groups):
-    """Outputs, gradients and BatchNorm running statistics of one training step, then eval outputs."""
-    new, ref = twins(torch.float64, hidden=16, layers=3)
-    new.train_elements = new.infer_elements = budget
+def test_dense_equals_edge_list_reference_in_float64(budget, n_groups, path, threads, hidden):
+    """Outputs, gradients and BatchNorm running statistics of one training step, then eval outputs: both
+    edge paths, the kernel on 1 and 2 threads and at a hidden size that is no multiple of the vector width."""
+    with edges(path, threads, hidden):
+        _dense_equals_edge_list_reference_in_float64(budget, n_groups, hidden)
+
+
+def _dense_equals_edge_list_reference_in_float64(budget, n_groups, hidden):
+    new, ref = twins(torch.float64, hidden=hidden, layers=3)
+    new.train_elements = new.infer_elements = budget * hidden // 16
     c = jets(8, 12)
     c[3] = c[3, ::-1].copy()  # padding first in one jet
     batch = prepare_batch(c, 12, dtype=torch.float64)
-    assert len(group_jets(batch, budget, 16)) == n_groups  # 8 jets of 14 nodes: 3 + 3 + 2 or all in one
+    assert len(group_jets(batch, budget * hidden // 16, hidden)) == n_groups  # 8 jets of 14 nodes: 3 + 3 + 2 or all in one
     a, b = new.train()(batch), reference_forward(ref.train(), batch)
     assert rel(a, b) < 1e-12
     (a * torch.tensor([1.0, -2.0], dtype=a.dtype)).square().sum().backward()
@@ -258,9 +289,10 @@ def test_dense_equals_edge_list_reference_in_float64(budget, n_groups):
         assert rel(new.eval()(batch), reference_forward(ref.eval(), batch)) < 1e-12
 
 
+@pytest.mark.parametrize("path", ["kernel", "torch"])
 @pytest.mark.parametrize("hidden,layers,particles", [(32, 3, 32), (72, 6, 64)])
-def test_dense_equals_edge_list_reference_in_float32(hidden, layers, particles):
-    """float32 (as used) on jet-like inputs at the quick and a paper-like size.
+def test_dense_equals_edge_list_reference_in_float32(hidden, layers, particles, path):
+    """float32 (as used) on jet-like inputs at the quick and a paper-like size, both edge paths.
 
     Eval: relative difference to the float32 reference < 1e-5. Training: both are compared with
     the float64 result, because the reference's float32 BatchNorm over ~10^4 edges is itself off by
@@ -270,11 +302,49 @@ def test_dense_equals_edge_list_reference_in_float32(hidden, layers, particles):
     truth = reference_forward(copy.deepcopy(ref).train(), prepare_batch(c, particles, dtype=torch.float64)).detach()
     new, ref = new.float(), ref.float()
     batch = prepare_batch(c, particles)
-    with torch.no_grad():  # before the training pass below, which moves the running statistics
-        assert rel(new.eval()(batch), reference_forward(ref.eval(), batch)) < 1e-5
-    dense_error = rel(new.train()(batch).detach().double(), truth)
+    with edges(path, hidden=hidden, dtype=torch.float32):
+        with torch.no_grad():  # before the training pass below, which moves the running statistics
+            assert rel(new.eval()(batch), reference_forward(ref.eval(), batch)) < 1e-5
+        dense_error = rel(new.train()(batch).detach().double(), truth)
     assert dense_error < 1e-5
     assert dense_error <= rel(reference_forward(ref.train(), batch).detach().double(), truth)
+
+
+def test_edge_kernel_is_differentiable_once_only_and_curvature_uses_torch_edges():
+    """A second derivative through the compiled kernel raises (never a silently wrong Hessian);
+    train.curvature switches to PyTorch edges, and its Hessian-vector product matches a central
+    difference of gradients."""
+    from trigger_kd.train.curvature import hessian_vector_product
+    model, _ = twins(torch.float64, hidden=8, layers=2)
+    batch = prepare_batch(jets(4, 8), 8, dtype=torch.float64)
+    y = torch.tensor([0, 1, 0, 1])
+    model.train()
+    params = [p for p in model.parameters() if p.requires_grad]
+    with pytest.raises(RuntimeError, match="second derivatives through LorentzNet's compiled edge kernel"):
+        torch.autograd.grad(torch.nn.functional.cross_entropy(model(batch), y), params, create_graph=True)
+
+    def loss_fn(m, b):
+        return torch.nn.functional.cross_entropy(m(b[0]), b[1])
+
+    torch.manual_seed(1)
+    vec = [torch.randn_like(p) for p in params]
+    model.eval()  # fixed BatchNorm statistics: the loss is a smooth function of the parameters
+    hv = hessian_vector_product(model, [(batch, y)], loss_fn, vec)
+
+    def grad_at(sign, eps=1e-5):
+        with torch.no_grad():
+            for p, v in zip(params, vec):
+                p.add_(sign * eps * v)
+        g = torch.autograd.grad(loss_fn(model, (batch, y)), params)
+        with torch.no_grad():
+            for p, v in zip(params, vec):
+                p.sub_(sign * eps * v)
+        return g
+
+    fd = [(a - b) / 2e-5 for a, b in zip(grad_at(1), grad_at(-1))]
+    scale = max(float(f.abs().max()) for f in fd)
+    assert scale > 0
+    assert max(float((h - f).abs().max()) for h, f in zip(hv, fd)) < 1e-5 * scale
 
 
 def test_grouping_does_not_change_eval_outputs(model):

@@ -28,6 +28,7 @@ import torch
 from torch import nn
 
 from ..errors import TriggerKDError
+from . import edge_kernel
 
 BEAM_MASS = 1.0
 BEAM_PZ = 1.0
@@ -48,7 +49,7 @@ def minkowski_dot(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
 # 10 jets per group, paper size: 1-2), training near 1e6 (backward keeps every group's tensors anyway,
 # so the per-group overhead matters more).
 INFER_ELEMENTS = 400_000
-TRAIN_ELEMENTS = 1_000_000
+TRAIN_ELEMENTS = 10000000
 
 
 class Group:
@@ -100,27 +101,33 @@ def group_jets(batch: dict, max_elements: int = INFER_ELEMENTS, hidden: int = 1)
     return groups
 
 
-def _edge_batch_norm(bn: nn.BatchNorm1d, a, b, inv, w2, groups):
+def _edge_stats_torch(inv: torch.Tensor, edge: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sums over the real pairs of the invariants inv (G, N, N, 2), in float64: r (G, N, 2) = sum_j e_ij inv_ij,
+    mom (G, 2, 2) = sum_ij e_ij inv_ij inv_ij^T (what `edge_kernel.EdgeStats` computes from the coordinates)."""
+    vi, e = inv.double(), edge.double()
+    return (vi * e.unsqueeze(-1)).sum(2), torch.einsum("gijk,gijl,gij->gkl", vi, vi, e)
+
+
+def _edge_batch_norm(bn: nn.BatchNorm1d, a, b, stats, w2, groups):
     """Scale and shift (H,) of `bn` applied to the edge pre-activations a_i + b_j + inv_ij @ w2.T.
 
     In training the batch statistics over all real edges of all groups are computed from per-node
     sums, without forming the (G, N, N, H) pre-activations: with c_ij = inv_ij @ w2.T,
     sum e (a_i + b_j + c_ij)^2 = sum_i deg_i (a_i^2 + b_i^2) + sum_ij e_ij (c_ij^2 + 2 a_i b_j + 2 (a_i + b_j) c_ij),
-    where the edge weights e and the invariants are symmetric in i, j (float64 sums). Running
-    statistics are updated as `bn` would (momentum, unbiased variance).
+    where the edge weights e and the invariants are symmetric in i, j (float64 sums); `stats` holds each
+    group's invariant sums (r, mom) of `_edge_stats_torch`. Running statistics are updated as `bn` would
+    (momentum, unbiased variance).
     """
     if bn.training:
         s0 = s1 = s2 = 0.0
-        for ai, bi, vi, g in zip(a, b, inv, groups):
-            ai, bi, vi, e, deg = ai.double(), bi.double(), vi.double(), g.edge.double(), g.degree.double()
-            r = (vi * e.unsqueeze(-1)).sum(2)  # (G, N, 2): sum_j e_ij inv_ij
-            mom = torch.einsum("gijk,gijl,gij->kl", vi, vi, e)  # (2, 2): sum e inv inv^T
+        for ai, bi, (r, mom), g in zip(a, b, stats, groups):
+            ai, bi, e, deg = ai.double(), bi.double(), g.edge.double(), g.degree.double()
             c = r @ w2.double().t()  # (G, N, H): sum_j e_ij c_ij
             s0 = s0 + e.sum()
             s1 = s1 + (deg * (ai + bi) + c).sum((0, 1))
             s2 = (s2 + (deg * (ai.square() + bi.square())).sum((0, 1)) + 2 * (ai * (e @ bi)).sum((0, 1))
                   + 2 * ((ai + bi) * c).sum((0, 1)))
-            s2 = s2 + torch.einsum("hk,kl,hl->h", w2.double(), mom, w2.double())
+            s2 = s2 + torch.einsum("hk,kl,hl->h", w2.double(), mom.sum(0), w2.double())
         if float(s0) < 2:
             raise ValueError(f"BatchNorm in training needs more than 1 edge, got {int(s0)}")
         mean = s1 / s0
@@ -166,35 +173,64 @@ class LGEB(nn.Module):
         """
         w, k = self.phi_e[0].weight, hs[0].size(-1)
         w_node, w2 = torch.cat([w[:, :k], w[:, k:2 * k]]), w[:, 2 * k:]
-        a, b, inv, x_diffs = [], [], [], []
-        for h, x in zip(hs, xs):
-            ai, bi = nn.functional.linear(h, w_node).split(w.size(0), dim=-1)
-            xi, xj = x.unsqueeze(2), x.unsqueeze(1)
-            x_diff = xi - xj
-            inv.append(psi(torch.stack([minkowski_dot(x_diff, x_diff), minkowski_dot(xi, xj)], dim=-1)))
-            a.append(ai), b.append(bi), x_diffs.append(x_diff)
-        scale, shift = _edge_batch_norm(self.phi_e[1], a, b, inv, w2, groups)
+        bn, lin, gate_layer = self.phi_e[1], self.phi_e[3], self.phi_m[0]
+        ab = [nn.functional.linear(h, w_node).split(w.size(0), dim=-1) for h in hs]
+        a, b = [p[0] for p in ab], [p[1] for p in ab]
+        lib = edge_kernel.library(k, hs[0].dtype) if hs[0].device.type == "cpu" else "not on the CPU"
+        if isinstance(lib, str):  # PyTorch ops (no compiled kernel, or twice differentiable wanted)
+            inv = [_invariants(x) for x in xs]
+            stats = [_edge_stats_torch(vi, g.edge) for vi, g in zip(inv, groups)] if bn.training else None
+        else:
+            pts = [edge_kernel.pair_table(lib, x, g.edge) for x, g in zip(xs, groups)]
+            stats = [edge_kernel.EdgeStats.apply(lib, x, g.edge, pt) for x, g, pt in zip(xs, groups, pts)] \
+                if bn.training else None
+        scale, shift = _edge_batch_norm(bn, a, b, stats, w2, groups)
         w2s = (w2 * scale.unsqueeze(1)).t()
-        lin, gate_layer = self.phi_e[3], self.phi_m[0]
+        px = (None, None, None) if self.last_layer else \
+            (self.phi_x[0].weight, self.phi_x[0].bias, self.phi_x[2].weight.view(-1))
         nodes, new_xs = [], []
-        for h, x, g, ai, bi, vi, x_diff in zip(hs, xs, groups, a, b, inv, x_diffs):
-            z = (ai * scale).unsqueeze(2) + (bi * scale + shift).unsqueeze(1)
-            z = torch.addmm(z.reshape(-1, k), vi.reshape(-1, 2), w2s).relu_()
-            m = torch.addmm(lin.bias, z, lin.weight.t()).relu_()
-            gate = torch.sigmoid(torch.addmm(gate_layer.bias, m, gate_layer.weight.t()))
-            m = m * (gate * g.edge.reshape(-1, 1))  # gated messages, zero on non-edges
-            agg = m.view(*g.edge.shape, k).sum(2)
+        for k_group, (h, x, g, ai, bi) in enumerate(zip(hs, xs, groups, a, b)):
+            ai, bi = ai * scale, bi * scale + shift
+            if isinstance(lib, str):
+                agg, xsum = self._edges_torch(x, inv[k_group], g.edge, ai, bi, w2s)
+            else:
+                agg, xsum = edge_kernel.EdgeBlock.apply(lib, x, g.edge, pts[k_group], ai, bi, w2s, lin.weight, lin.bias,
+                                                        gate_layer.weight.view(-1), gate_layer.bias, *px)
             if not self.last_layer:
-                hidden, out = self.phi_x[0], self.phi_x[2]
-                gx = torch.addmm(hidden.bias, m, hidden.weight.t()).relu_() @ out.weight.t()
-                trans = torch.clamp(x_diff * (gx.view(g.edge.shape) * g.edge).unsqueeze(-1), min=-100, max=100)
-                x = x + self.c_weight * trans.sum(2) / g.degree.clamp(min=1)  # clamp as in the original
+                x = x + self.c_weight * xsum / g.degree.clamp(min=1)  # clamp as in the original
             new_xs.append(x)
             nodes.append(torch.cat([h, agg, g.scalars], dim=-1).reshape(-1, 2 * k + g.scalars.size(-1))[g.real])
         # phi_h on the real nodes of all groups together (its BatchNorm sees real nodes only)
         update = self.phi_h(torch.cat(nodes)).split([len(g.real) for g in groups])
         new_hs = [h.reshape(-1, k).index_add(0, g.real, u).view_as(h) for h, g, u in zip(hs, groups, update)]
         return new_hs, new_xs
+
+    def _edges_torch(self, x, inv, edge, a, b, w2s):
+        """The edge MLP and coordinate sums with PyTorch ops (what `edge_kernel.EdgeBlock` computes):
+        x (G, N, 4), invariants inv (G, N, N, 2), edge (G, N, N) weights, a_i, b_j (G, N, H) folded
+        projections -> message sums agg (G, N, H) and xsum (G, N, 4) = sum_j clamp((x_i - x_j) phi_x(m_ij))
+        (None in the last block)."""
+        k = a.size(-1)
+        lin, gate_layer = self.phi_e[3], self.phi_m[0]
+        z = a.unsqueeze(2) + b.unsqueeze(1)
+        z = torch.addmm(z.reshape(-1, k), inv.reshape(-1, 2), w2s).relu_()
+        m = torch.addmm(lin.bias, z, lin.weight.t()).relu_()
+        gate = torch.sigmoid(torch.addmm(gate_layer.bias, m, gate_layer.weight.t()))
+        m = m * (gate * edge.reshape(-1, 1))  # gated messages, zero on non-edges
+        agg = m.view(*edge.shape, k).sum(2)
+        if self.last_layer:
+            return agg, None
+        hidden, out = self.phi_x[0], self.phi_x[2]
+        gx = (torch.addmm(hidden.bias, m, hidden.weight.t()).relu_() @ out.weight.t()).view(edge.shape)
+        x_diff = x.unsqueeze(2) - x.unsqueeze(1)
+        return agg, torch.clamp(x_diff * (gx * edge).unsqueeze(-1), min=-100, max=100).sum(2)
+
+
+def _invariants(x: torch.Tensor) -> torch.Tensor:
+    """psi of the Minkowski invariants of every pair: (G, N, 4) -> (G, N, N, 2) (<x_i - x_j, x_i - x_j>, <x_i, x_j>)."""
+    xi, xj = x.unsqueeze(2), x.unsqueeze(1)
+    x_diff = xi - xj
+    return psi(torch.stack([minkowski_dot(x_diff, x_diff), minkowski_dot(xi, xj)], dim=-1))
 
 
 class LorentzNet(nn.Module):

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import torch
 
 from ..errors import TriggerKDError
+from ..models.edge_kernel import torch_edges
 
 LossFn = Callable[[torch.nn.Module, tuple], torch.Tensor]
 
@@ -32,14 +33,18 @@ def _batch_size(batch: tuple) -> int:
 
 def hessian_vector_product(model: torch.nn.Module, batches: Sequence[tuple], loss_fn: LossFn,
                            vec: list[torch.Tensor]) -> list[torch.Tensor]:
-    """H v for the mean loss over all jets in ``batches`` (``loss_fn(model, batch)`` = batch mean)."""
+    """H v for the mean loss over all jets in ``batches`` (``loss_fn(model, batch)`` = batch mean).
+
+    Second derivatives: LorentzNet computes its edges with PyTorch ops here (its compiled edge kernel
+    is differentiable once only)."""
     params = _params(model)
     total = sum(_batch_size(b) for b in batches)
     if total == 0:
         raise TriggerKDError("no jets to measure the curvature on: pass at least one non-empty batch")
     out = [torch.zeros_like(p) for p in params]
     for batch in batches:
-        loss = loss_fn(model, batch) * (_batch_size(batch) / total)
+        with torch_edges():
+            loss = loss_fn(model, batch) * (_batch_size(batch) / total)
         grads = torch.autograd.grad(loss, params, create_graph=True)
         dot = sum((g * v).sum() for g, v in zip(grads, vec))
         hv = torch.autograd.grad(dot, params, allow_unused=True)

@@ -1,0 +1,630 @@
+"""LorentzNet's per-edge MLP as one compiled CPU kernel (forward and backward), built with g++ on first use.
+
+The dense LorentzNet (`lorentznet.LGEB`) spends most of a training step in the edge MLP: for every
+real pair (i, j) of a jet
+
+    z    = relu(a_i + b_j + inv_ij @ W2s)        phi_e's first layer, BatchNorm folded into a, b, W2s
+    m    = relu(W z + bW)                        phi_e's second layer
+    gate = sigmoid(wg . m + bg)                  phi_m
+    agg_i = sum_j gate * m                       the node's message sum
+    gx   = wo . relu(Wx (gate * m) + bx)         phi_x (all blocks but the last)
+
+With PyTorch ops every line is a pass over (E, H) tensors that do not fit the CPU caches, forward
+and backward, and the H x 1 / 2 x H products run as slow thin matrix products (torch.profiler, in
+benchmarks/RESULTS.md). Here one jet row (i, all j) at a time is computed in L1-sized buffers;
+backward recomputes the row instead of storing (E, H) activations. Same arithmetic as the PyTorch
+path (`tests/test_lorentznet.py` compares both, and the edge-list reference, in float64 to 1e-12).
+
+The source is C++ without Python or torch headers (compiles in about a second), built once per
+hidden size and scalar type with ``g++ -O3 -march=native -fopenmp`` into
+``$TRIGGER_KD_CACHE/kernels/`` (key: source, flags, compiler version, CPU), and called through
+ctypes on the tensors' memory. Where g++ is missing or the build fails, `available` says why and
+LorentzNet uses its PyTorch path (same results, slower). Not twice differentiable: `torch_edges()`
+switches it off for Hessian-vector products (`train.curvature`); a backward with create_graph=True
+through it raises.
+"""
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import torch
+from filelock import FileLock
+
+SOURCE = r"""
+#include <cmath>
+#include <cstring>
+#include <vector>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+typedef SCALAR T;
+enum { H = HIDDEN };
+
+// Small products of (rows x K) by (K x H) blocks that live in L1. Where H is a multiple of the AVX2
+// width, a register tile of R rows x CV vectors accumulates over K (GCC vector extensions);
+// otherwise plain loops.
+constexpr int VW = 32 / (int)sizeof(T);
+constexpr int NV = H / VW;
+constexpr bool VEC = H % VW == 0;
+typedef T vec __attribute__((vector_size(32)));
+
+static inline vec loadv(const T* p) { vec v; __builtin_memcpy(&v, p, sizeof(vec)); return v; }
+static inline void storev(T* p, vec v) { __builtin_memcpy(p, &v, sizeof(vec)); }
+
+// C[r][col..] (+)= sum_k A(r, k) * B[k][col..] for R rows, CV vectors from vector column col;
+// A(r, k) = A[r * as_row + k * as_k]; ACC: add to C, else start from bias (or zero).
+template <int R, int CV, bool ACC>
+static inline void tile(T* __restrict C, const T* __restrict A, int as_row, int as_k, const T* __restrict B,
+                        int K, const T* __restrict bias, int col) {
+    vec c[R][CV];
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < CV; ++v)
+            c[r][v] = ACC ? loadv(C + r * H + (col + v) * VW) : (bias ? loadv(bias + (col + v) * VW) : vec{});
+    for (int k = 0; k < K; ++k) {
+        vec b[CV];
+        for (int v = 0; v < CV; ++v) b[v] = loadv(B + k * H + (col + v) * VW);
+        for (int r = 0; r < R; ++r) {
+            const vec x = vec{} + A[r * as_row + k * as_k];
+            for (int v = 0; v < CV; ++v) c[r][v] += x * b[v];
+        }
+    }
+    for (int r = 0; r < R; ++r)
+        for (int v = 0; v < CV; ++v) storev(C + r * H + (col + v) * VW, c[r][v]);
+}
+
+template <int R, bool ACC>
+static inline void tile_row(T* C, const T* A, int as_row, int as_k, const T* B, int K, const T* bias) {
+    int v = 0;
+    for (; v + 4 <= NV; v += 4) tile<R, 4, ACC>(C, A, as_row, as_k, B, K, bias, v);
+    for (; v + 2 <= NV; v += 2) tile<R, 2, ACC>(C, A, as_row, as_k, B, K, bias, v);
+    for (; v < NV; ++v) tile<R, 1, ACC>(C, A, as_row, as_k, B, K, bias, v);
+}
+
+// C (rows x H) (+)= A (rows x K, strides as_row, as_k) @ B (K x H).
+template <bool ACC>
+static inline void gemm(T* __restrict C, const T* __restrict A, int as_row, int as_k, const T* __restrict B,
+                        int rows, int K, const T* __restrict bias) {
+    if constexpr (VEC) {
+        int r = 0;
+        for (; r + 2 <= rows; r += 2) tile_row<2, ACC>(C + r * H, A + r * as_row, as_row, as_k, B, K, bias);
+        for (; r < rows; ++r) tile_row<1, ACC>(C + r * H, A + r * as_row, as_row, as_k, B, K, bias);
+    } else {
+        for (int r = 0; r < rows; ++r) {
+            T* c = C + r * H;
+            if (!ACC) for (int h = 0; h < H; ++h) c[h] = bias ? bias[h] : T(0);
+            for (int k = 0; k < K; ++k) {
+                const T x = A[r * as_row + k * as_k]; const T* b = B + k * H;
+                for (int h = 0; h < H; ++h) c[h] += x * b[h];
+            }
+        }
+    }
+}
+
+// C[r][:] = bias + A[r] @ B for r < n (A: n x H);  C += A^T @ B (A, B: n x H, C: H x H).
+static inline void gemm_nn(T* C, const T* A, const T* B, int n, const T* bias) { gemm<false>(C, A, H, 1, B, n, H, bias); }
+static inline void gemm_tn(T* C, const T* A, const T* B, int n) { gemm<true>(C, A, 1, H, B, H, n, nullptr); }
+
+static inline T dot(const T* __restrict a, const T* __restrict b) {
+    if constexpr (VEC) {  // lane-wise partial sums, then the lanes in order (no reassociation flags needed)
+        vec acc = loadv(a) * loadv(b);
+        for (int v = 1; v < NV; ++v) acc += loadv(a + v * VW) * loadv(b + v * VW);
+        T s = 0;
+        for (int l = 0; l < VW; ++l) s += acc[l];
+        return s;
+    } else {
+        T s = 0; for (int h = 0; h < H; ++h) s += a[h] * b[h]; return s;
+    }
+}
+static inline void add(T* __restrict y, const T* __restrict x) { for (int h = 0; h < H; ++h) y[h] += x[h]; }
+static inline void axpy(T* __restrict y, T a, const T* __restrict x) { for (int h = 0; h < H; ++h) y[h] += a * x[h]; }
+// g = g where x > 0, else 0 (ReLU backward through its output x)
+static inline void relu_grad(T* __restrict g, const T* __restrict x) {
+    for (int h = 0; h < H; ++h) g[h] = x[h] > T(0) ? g[h] : T(0);
+}
+
+struct Params {  // weights as the kernel uses them; WT = W^T, WxT = Wx^T (input-major)
+    const T *w2s, *W, *WT, *bW, *wg, *bg, *Wx, *WxT, *bx, *wo;
+};
+
+// Minkowski invariants of the pair (i, j), metric (+, -, -, -): xd = x_i - x_j, n2 = <xd, xd>,
+// d = <x_i, x_j>; and their psi = sign(p) log(1 + |p|) (what phi_e sees), as LorentzNet computes them.
+static inline void invariants(const T* xi, const T* xj, T* xd, T& n2, T& d) {
+    for (int c = 0; c < 4; ++c) xd[c] = xi[c] - xj[c];
+    n2 = xd[0] * xd[0] - (xd[1] * xd[1] + xd[2] * xd[2] + xd[3] * xd[3]);
+    d = xi[0] * xj[0] - (xi[1] * xj[1] + xi[2] * xj[2] + xi[3] * xj[3]);
+}
+static inline T psi(T p) { return p > T(0) ? std::log1p(p) : (p < T(0) ? -std::log1p(-p) : T(0)); }
+static inline T dpsi(T p) { return p == T(0) ? T(0) : T(1) / (T(1) + std::fabs(p)); }  // as autograd: 0 at 0
+
+// Gradient of the pair's invariants back to x_i and x_j: g_v = dL/d(psi(n2), psi(d)), g_xd = dL/dxd
+// from other uses of xd (the coordinate update).
+static inline void invariants_backward(const T* xi, const T* xj, const T* xd, T n2, T d, T gv0, T gv1,
+                                       const T* g_xd, T* g_xi, T* g_xj) {
+    const T gn = gv0 * dpsi(n2), gd = gv1 * dpsi(d);
+    const T eta[4] = {T(1), T(-1), T(-1), T(-1)};
+    for (int c = 0; c < 4; ++c) {
+        const T gx = g_xd[c] + T(2) * gn * eta[c] * xd[c];
+        g_xi[c] += gx + gd * eta[c] * xj[c];
+        g_xj[c] += -gx + gd * eta[c] * xi[c];
+    }
+}
+
+struct Row {  // one jet row (i, its real neighbours j): n <= N rows of H, and per pair xd, invariants, gate, gx
+    std::vector<T> z, m, mg, u, gu, gmg, gmp, gz, xd, raw, v, gate, gx, gxd; std::vector<int> js;
+    explicit Row(int N) : z(N * H), m(N * H), mg(N * H), u(N * H), gu(N * H), gmg(N * H), gmp(N * H), gz(N * H),
+                          xd(4 * N), raw(2 * N), v(2 * N), gate(N), gx(N), gxd(4 * N), js(N) {}
+};
+
+// The real neighbours of node i and the invariants of each pair (from the pair table of edge_pairs); returns n.
+static int row_pairs(Row& r, const T* x_g, const T* e_gi, const T* pt_gi, int i, int N) {
+    int n = 0;
+    for (int j = 0; j < N; ++j) if (e_gi[j] != T(0)) r.js[n++] = j;
+    for (int q = 0; q < n; ++q) {
+        const int j = r.js[q]; const T* t = pt_gi + 4 * j;
+        for (int c = 0; c < 4; ++c) r.xd[4 * q + c] = x_g[4 * i + c] - x_g[4 * j + c];
+        r.raw[2 * q] = t[0]; r.raw[2 * q + 1] = t[1]; r.v[2 * q] = t[2]; r.v[2 * q + 1] = t[3];
+    }
+    return n;
+}
+
+// Forward of row (g, i): fills the Row (z, m, gate, mg; u and gx with phi_x); returns n. The n rows of m
+// and u are compact: saved_m / saved_u (if given) hold them from an earlier forward and are read instead of
+// recomputed; store_m / store_u (if given) receive them.
+static int row_forward(Row& r, const Params& p, const T* x_g, const T* e_gi, const T* pt_gi, const T* a_i,
+                       const T* b_g, int i, int N, bool has_x, const T* saved_m, const T* saved_u, T* store_m,
+                       T* store_u) {
+    const int n = row_pairs(r, x_g, e_gi, pt_gi, i, N);
+    for (int q = 0; q < n; ++q) {
+        const T v0 = r.v[2 * q], v1 = r.v[2 * q + 1];
+        const T* __restrict b_j = b_g + r.js[q] * H; T* __restrict z = r.z.data() + q * H;
+        for (int h = 0; h < H; ++h) {
+            const T t = a_i[h] + b_j[h] + (v0 * p.w2s[h] + v1 * p.w2s[H + h]);
+            z[h] = t > T(0) ? t : T(0);
+        }
+    }
+    if (saved_m) {
+        std::memcpy(r.m.data(), saved_m, sizeof(T) * n * H);
+    } else {
+        gemm_nn(r.m.data(), r.z.data(), p.WT, n, p.bW);
+        for (int k = 0; k < n * H; ++k) r.m[k] = r.m[k] > T(0) ? r.m[k] : T(0);
+        if (store_m) std::memcpy(store_m, r.m.data(), sizeof(T) * n * H);
+    }
+    for (int q = 0; q < n; ++q) {
+        const T* __restrict m = r.m.data() + q * H; T* __restrict mg = r.mg.data() + q * H;
+        const T g = T(1) / (T(1) + std::exp(-(dot(m, p.wg) + p.bg[0])));
+        r.gate[q] = g;
+        for (int h = 0; h < H; ++h) mg[h] = m[h] * g;
+    }
+    if (has_x) {
+        if (saved_u) {
+            std::memcpy(r.u.data(), saved_u, sizeof(T) * n * H);
+        } else {
+            gemm_nn(r.u.data(), r.mg.data(), p.WxT, n, p.bx);
+            for (int k = 0; k < n * H; ++k) r.u[k] = r.u[k] > T(0) ? r.u[k] : T(0);
+            if (store_u) std::memcpy(store_u, r.u.data(), sizeof(T) * n * H);
+        }
+        for (int q = 0; q < n; ++q) r.gx[q] = dot(r.u.data() + q * H, p.wo);
+    }
+    return n;
+}
+
+static inline T clamp100(T t) { return t < T(-100) ? T(-100) : (t > T(100) ? T(100) : t); }
+
+static Params params(const T* w2s, const T* W, const T* WT, const T* bW, const T* wg, const T* bg,
+                     const T* Wx, const T* WxT, const T* bx, const T* wo) {
+    Params p = {w2s, W, WT, bW, wg, bg, Wx, WxT, bx, wo}; return p;
+}
+
+static inline int thread_id() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+extern "C" {
+
+int hidden_size() { return H; }
+
+// The pair table pt (G, N, N, 4) = (<xd, xd>, <x_i, x_j>, and their psi) of every real pair, computed once per
+// block (the invariants are symmetric in i, j) and read by the kernels below, which take their gradients
+// back to x themselves.
+void edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
+    #pragma omp parallel for num_threads(nthreads) schedule(static)
+    for (int g = 0; g < G; ++g) {
+        const T* x_g = x + (long)g * N * 4;
+        for (int i = 0; i < N; ++i)
+            for (int j = i + 1; j < N; ++j) {
+                const long ij = ((long)g * N + i) * N + j, ji = ((long)g * N + j) * N + i;
+                if (e[ij] == T(0) && e[ji] == T(0)) continue;
+                T xd[4], n2, d;
+                invariants(x_g + 4 * i, x_g + 4 * j, xd, n2, d);
+                const T t[4] = {n2, d, psi(n2), psi(d)};
+                std::memcpy(pt + 4 * ij, t, sizeof t); std::memcpy(pt + 4 * ji, t, sizeof t);
+            }
+    }
+}
+
+// x (G, N, 4) coordinates, e (G, N, N) 0/1 edge weights, a, b (G, N, H) folded phi_e projections.
+// Out: agg (G, N, H) message sums; with phi_x, xsum (G, N, 4) = sum_j clamp(xd_ij * gx_ij, -100, 100).
+void edge_forward(int G, int N, int nthreads, const T* x, const T* e, const T* pt, const T* a, const T* b,
+                  const T* w2s, const T* W, const T* WT, const T* bW, const T* wg, const T* bg,
+                  const T* Wx, const T* WxT, const T* bx, const T* wo, T* agg, T* xsum, T* store_m, T* store_u) {
+    const Params p = params(w2s, W, WT, bW, wg, bg, Wx, WxT, bx, wo);
+    const bool has_x = Wx != nullptr;
+    #pragma omp parallel num_threads(nthreads)
+    {
+        Row r(N);
+        #pragma omp for schedule(static)
+        for (int g = 0; g < G; ++g) {
+            for (int i = 0; i < N; ++i) {
+                const long gi = (long)g * N + i;
+                const long row = gi * N * H;  // m and u of the row, compact, in (G, N, N, H) buffers
+                const int n = row_forward(r, p, x + (long)g * N * 4, e + gi * N, pt + gi * N * 4, a + gi * H, b + (long)g * N * H,
+                                          i, N, has_x, nullptr, nullptr, store_m ? store_m + row : nullptr,
+                                          store_u ? store_u + row : nullptr);
+                double sum[H] = {}, xs[4] = {};  // sums over the neighbours in double
+                for (int q = 0; q < n; ++q) {
+                    const T* mg = r.mg.data() + q * H;
+                    for (int h = 0; h < H; ++h) sum[h] += mg[h];
+                }
+                for (int h = 0; h < H; ++h) agg[gi * H + h] = (T)sum[h];
+                if (has_x) {
+                    for (int q = 0; q < n; ++q)
+                        for (int c = 0; c < 4; ++c) xs[c] += clamp100(r.xd[4 * q + c] * r.gx[q]);
+                    for (int c = 0; c < 4; ++c) xsum[gi * 4 + c] = (T)xs[c];
+                }
+            }
+        }
+    }
+}
+
+// Gradients of sum(agg * g_agg) + sum(xsum * g_xsum): g_x, g_a, g_b (per jet) and the weight
+// gradients (each the parameter's shape) are overwritten.
+void edge_backward(int G, int N, int nthreads, const T* x, const T* e, const T* pt, const T* a, const T* b,
+                   const T* w2s, const T* W, const T* WT, const T* bW, const T* wg, const T* bg,
+                   const T* Wx, const T* WxT, const T* bx, const T* wo, const T* saved_m, const T* saved_u,
+                   const T* g_agg, const T* g_xsum,
+                   T* g_x, T* g_a, T* g_b, T* g_w2s, T* g_W, T* g_bW, T* g_wg, T* g_bg,
+                   T* g_Wx, T* g_bx, T* g_wo) {
+    const Params p = params(w2s, W, WT, bW, wg, bg, Wx, WxT, bx, wo);
+    const bool has_x = Wx != nullptr;
+    // per-thread weight gradients, laid out w2s (2H) | W (HH) | bW | wg | bg (1) | Wx (HH) | bx | wo
+    const int S = 2 * H + H * H + H + H + 1 + H * H + H + H;
+    std::vector<T> acc((size_t)nthreads * S, T(0));
+    std::memset(g_b, 0, sizeof(T) * (size_t)G * N * H);
+    std::memset(g_x, 0, sizeof(T) * (size_t)G * N * 4);
+    #pragma omp parallel num_threads(nthreads)
+    {
+        Row r(N);
+        T* s = acc.data() + (size_t)thread_id() * S;
+        T *s_w2s = s, *s_W = s_w2s + 2 * H, *s_bW = s_W + H * H, *s_wg = s_bW + H, *s_bg = s_wg + H;
+        T *s_Wx = s_bg + 1, *s_bx = s_Wx + H * H, *s_wo = s_bx + H;
+        #pragma omp for schedule(static)
+        for (int g = 0; g < G; ++g) {
+            const T* x_g = x + (long)g * N * 4;
+            T* gb_g = g_b + (long)g * N * H;
+            T* gx_g = g_x + (long)g * N * 4;
+            for (int i = 0; i < N; ++i) {
+                const long gi = (long)g * N + i;
+                const long row = gi * N * H;
+                const int n = row_forward(r, p, x_g, e + gi * N, pt + gi * N * 4, a + gi * H, b + (long)g * N * H, i, N, has_x,
+                                          saved_m + row, has_x ? saved_u + row : nullptr, nullptr, nullptr);
+                T* ga = g_a + gi * H;
+                for (int h = 0; h < H; ++h) ga[h] = 0;
+                if (n == 0) continue;
+                const T* gagg = g_agg + gi * H;
+                if (has_x) {
+                    const T* gxs = g_xsum + gi * 4;
+                    for (int q = 0; q < n; ++q) {
+                        T ggx = 0;  // dL/dgx through the clamped products xd * gx
+                        for (int c = 0; c < 4; ++c) {
+                            const T t = r.xd[4 * q + c] * r.gx[q];
+                            const bool in = t >= T(-100) && t <= T(100);
+                            ggx += in ? gxs[c] * r.xd[4 * q + c] : T(0);
+                            r.gxd[4 * q + c] = in ? gxs[c] * r.gx[q] : T(0);
+                        }
+                        const T* u = r.u.data() + q * H; T* gu = r.gu.data() + q * H;
+                        axpy(s_wo, ggx, u);
+                        for (int h = 0; h < H; ++h) gu[h] = ggx * p.wo[h];
+                        relu_grad(gu, u);
+                        add(s_bx, gu);
+                    }
+                    gemm_nn(r.gmg.data(), r.gu.data(), p.Wx, n, gagg);  // Wx^T gu + dL/dagg_i
+                    gemm_tn(s_Wx, r.gu.data(), r.mg.data(), n);
+                } else {
+                    for (int q = 0; q < n; ++q) std::memcpy(r.gmg.data() + q * H, gagg, sizeof(T) * H);
+                    for (int k = 0; k < 4 * n; ++k) r.gxd[k] = 0;
+                }
+                for (int q = 0; q < n; ++q) {
+                    const T* m = r.m.data() + q * H; const T* gmg = r.gmg.data() + q * H; T* gmp = r.gmp.data() + q * H;
+                    const T gt = r.gate[q];
+                    const T gs = dot(gmg, m) * gt * (T(1) - gt);
+                    s_bg[0] += gs;
+                    axpy(s_wg, gs, m);
+                    for (int h = 0; h < H; ++h) gmp[h] = gmg[h] * gt + gs * p.wg[h];
+                    relu_grad(gmp, m);
+                    add(s_bW, gmp);
+                }
+                gemm_tn(s_W, r.gmp.data(), r.z.data(), n);
+                gemm_nn(r.gz.data(), r.gmp.data(), p.W, n, nullptr);  // W^T gmp
+                for (int q = 0; q < n; ++q) relu_grad(r.gz.data() + q * H, r.z.data() + q * H);
+                for (int q = 0; q < n; ++q) {
+                    const int j = r.js[q]; const T* gz = r.gz.data() + q * H;
+                    add(ga, gz); add(gb_g + j * H, gz);
+                    axpy(s_w2s, r.v[2 * q], gz); axpy(s_w2s + H, r.v[2 * q + 1], gz);
+                    invariants_backward(x_g + 4 * i, x_g + 4 * j, &r.xd[4 * q], r.raw[2 * q], r.raw[2 * q + 1],
+                                        dot(gz, p.w2s), dot(gz, p.w2s + H), &r.gxd[4 * q], gx_g + 4 * i, gx_g + 4 * j);
+                }
+            }
+        }
+    }
+    for (int k = 0; k < S; ++k) for (int t = 1; t < nthreads; ++t) acc[k] += acc[(size_t)t * S + k];
+    T* s = acc.data();
+    std::memcpy(g_w2s, s, sizeof(T) * 2 * H); s += 2 * H;
+    std::memcpy(g_W, s, sizeof(T) * H * H); s += H * H;
+    std::memcpy(g_bW, s, sizeof(T) * H); s += H;
+    std::memcpy(g_wg, s, sizeof(T) * H); s += H;
+    g_bg[0] = s[0]; s += 1;
+    if (has_x) {
+        std::memcpy(g_Wx, s, sizeof(T) * H * H); s += H * H;
+        std::memcpy(g_bx, s, sizeof(T) * H); s += H;
+        std::memcpy(g_wo, s, sizeof(T) * H);
+    }
+}
+
+// BatchNorm statistics of the invariants over the real pairs, in double: r (G, N, 2) = sum_j v_ij,
+// mom (G, 4) = sum_ij v_ij v_ij^T (row-major 2 x 2), v = (psi(n2), psi(d)).
+void edge_stats(int G, int N, int nthreads, const T* x, const T* e, const T* pt, double* r_out, double* mom) {
+    #pragma omp parallel num_threads(nthreads)
+    {
+        Row r(N);
+        #pragma omp for schedule(static)
+        for (int g = 0; g < G; ++g) {
+            double* mg = mom + 4 * (long)g;
+            for (int k = 0; k < 4; ++k) mg[k] = 0;
+            for (int i = 0; i < N; ++i) {
+                const long gi = (long)g * N + i;
+                const int n = row_pairs(r, x + (long)g * N * 4, e + gi * N, pt + gi * N * 4, i, N);
+                double s0 = 0, s1 = 0;
+                for (int q = 0; q < n; ++q) {
+                    const double v0 = r.v[2 * q], v1 = r.v[2 * q + 1];
+                    s0 += v0; s1 += v1;
+                    mg[0] += v0 * v0; mg[1] += v0 * v1; mg[2] += v1 * v0; mg[3] += v1 * v1;
+                }
+                r_out[2 * gi] = s0; r_out[2 * gi + 1] = s1;
+            }
+        }
+    }
+}
+
+// g_x (G, N, 4), overwritten, from dL/dr (G, N, 2) and dL/dmom (G, 4) of edge_stats.
+void edge_stats_backward(int G, int N, int nthreads, const T* x, const T* e, const T* pt, const double* g_r,
+                         const double* g_mom, T* g_x) {
+    std::memset(g_x, 0, sizeof(T) * (size_t)G * N * 4);
+    #pragma omp parallel num_threads(nthreads)
+    {
+        Row r(N);
+        const T zero[4] = {0, 0, 0, 0};
+        #pragma omp for schedule(static)
+        for (int g = 0; g < G; ++g) {
+            const T* x_g = x + (long)g * N * 4;
+            const double* gm = g_mom + 4 * (long)g;
+            for (int i = 0; i < N; ++i) {
+                const long gi = (long)g * N + i;
+                const int n = row_pairs(r, x_g, e + gi * N, pt + gi * N * 4, i, N);
+                for (int q = 0; q < n; ++q) {
+                    const double v0 = r.v[2 * q], v1 = r.v[2 * q + 1];
+                    const T gv0 = (T)(g_r[2 * gi] + 2 * gm[0] * v0 + (gm[1] + gm[2]) * v1);
+                    const T gv1 = (T)(g_r[2 * gi + 1] + (gm[1] + gm[2]) * v0 + 2 * gm[3] * v1);
+                    invariants_backward(x_g + 4 * i, x_g + 4 * r.js[q], &r.xd[4 * q], r.raw[2 * q],
+                                        r.raw[2 * q + 1], gv0, gv1, zero, g_x + (long)g * N * 4 + 4 * i,
+                                        g_x + (long)g * N * 4 + 4 * r.js[q]);
+                }
+            }
+        }
+    }
+}
+
+}  // extern "C"
+"""
+
+FLAGS = ("-O3", "-march=native", "-fopenmp", "-fPIC", "-shared", "-std=c++17")
+TYPES = {torch.float32: "float", torch.float64: "double"}
+_P = ctypes.c_void_p
+
+_lock = threading.Lock()
+_libs: dict = {}
+_disabled = threading.local()
+
+
+@contextlib.contextmanager
+def torch_edges():
+    """Within this block LorentzNet computes its edges with PyTorch ops (twice differentiable)."""
+    before = getattr(_disabled, "on", False)
+    _disabled.on = True
+    try:
+        yield
+    finally:
+        _disabled.on = before
+
+
+def _cpu_id() -> str:
+    try:
+        info = Path("/proc/cpuinfo").read_text()
+        lines = [ln for ln in info.splitlines() if ln.startswith(("model name", "flags"))][:2]
+    except OSError:
+        lines = []
+    return "\n".join([platform.machine(), *lines])
+
+
+def _compiler_version(gxx: str) -> str:
+    return subprocess.run([gxx, "--version"], capture_output=True, text=True, check=True).stdout.splitlines()[0]
+
+
+def kernel_dir() -> Path:
+    root = os.environ.get("TRIGGER_KD_CACHE")
+    return (Path(root) if root else Path.home() / ".cache" / "trigger_kd") / "kernels"
+
+
+def _build(hidden: int, ctype: str) -> ctypes.CDLL:
+    gxx = shutil.which("g++")
+    if gxx is None:
+        raise RuntimeError("g++ not found")
+    defines = (f"-DSCALAR={ctype}", f"-DHIDDEN={hidden}")
+    key = hashlib.sha256("\0".join([SOURCE, *FLAGS, *defines, _compiler_version(gxx), _cpu_id()]).encode()).hexdigest()
+    out_dir = kernel_dir()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lib = out_dir / f"lorentznet_edges_{ctype}_h{hidden}_{key[:16]}.so"
+    with FileLock(str(lib) + ".lock"):
+        if not lib.exists():
+            with tempfile.TemporaryDirectory(dir=out_dir) as tmp:
+                src = Path(tmp) / "edges.cpp"
+                src.write_text(SOURCE)
+                obj = Path(tmp) / lib.name
+                run = subprocess.run([gxx, *FLAGS, *defines, str(src), "-o", str(obj)], capture_output=True, text=True)
+                if run.returncode != 0:
+                    raise RuntimeError(f"g++ failed: {run.stderr.strip()[-2000:]}")
+                os.replace(obj, lib)  # atomic: a reader sees the whole library or none
+    dll = ctypes.CDLL(str(lib))
+    for name, pointers in (("edge_pairs", 3), ("edge_forward", 19), ("edge_backward", 30), ("edge_stats", 5),
+                            ("edge_stats_backward", 6)):
+        getattr(dll, name).argtypes = [ctypes.c_int] * 3 + [_P] * pointers
+        getattr(dll, name).restype = None
+    if dll.hidden_size() != hidden:
+        raise RuntimeError(f"kernel {lib} was built for hidden size {dll.hidden_size()}, not {hidden}")
+    return dll
+
+
+def library(hidden: int, dtype: torch.dtype):
+    """The compiled kernel for this hidden size and dtype, or a string saying why there is none."""
+    if getattr(_disabled, "on", False):
+        return "switched off (torch_edges)"
+    if dtype not in TYPES:
+        return f"no kernel for {dtype}"
+    key = (hidden, dtype)
+    with _lock:
+        if key not in _libs:
+            try:
+                _libs[key] = _build(hidden, TYPES[dtype])
+            except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
+                _libs[key] = f"build failed: {exc}"
+        return _libs[key]
+
+
+def available(hidden: int, dtype: torch.dtype = torch.float32) -> tuple[bool, str]:
+    """(True, library path) when the compiled edge kernel is used for this size, else (False, why)."""
+    lib = library(hidden, dtype)
+    return (False, lib) if isinstance(lib, str) else (True, lib._name)
+
+
+def _ptr(t: torch.Tensor | None):
+    return None if t is None else t.data_ptr()
+
+
+def _plain(*tensors):
+    """Detached, contiguous tensors (None stays None): the kernel reads raw memory."""
+    return [t.detach().contiguous() if t is not None else None for t in tensors]
+
+
+def _first_order_only():
+    """Refuse a backward with create_graph=True (grad mode on in backward): the kernel's gradients are not
+    differentiable, and autograd would silently drop their second-order terms (torch's once_differentiable
+    only raises when the path reaches its own outputs, not for autograd.grad with respect to parameters)."""
+    if torch.is_grad_enabled():
+        raise RuntimeError("second derivatives through LorentzNet's compiled edge kernel are not available: run the "
+                           "forward pass inside trigger_kd.models.edge_kernel.torch_edges() (as train.curvature does)")
+
+
+def pair_table(lib, x: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
+    """(G, N, N, 4): <x_i - x_j, x_i - x_j>, <x_i, x_j> and their psi for the real pairs (zero elsewhere), a
+    constant input of EdgeStats and EdgeBlock (their backward differentiates the invariants themselves)."""
+    x, edge = _plain(x, edge)
+    G, N, _ = x.shape
+    pt = x.new_zeros(G, N, N, 4)
+    lib.edge_pairs(G, N, torch.get_num_threads(), *map(_ptr, (x, edge, pt)))
+    return pt
+
+
+class EdgeBlock(torch.autograd.Function):
+    """(x, edge, pt, a, b, w2s, W, bW, wg, bg[, Wx, bx, wo]) -> (agg (G, N, H), xsum (G, N, 4)); see the module doc.
+
+    x (G, N, 4) coordinates, edge (G, N, N) 0/1 weights of the real pairs, pt their `pair_table`, a, b (G, N, H) phi_e's first layer
+    on h_i and h_j with its BatchNorm folded in, w2s (2, H) its columns for the invariants (scaled likewise);
+    W, bW phi_e's second layer; wg (H,), bg (1,) phi_m; Wx, bx, wo (H,) phi_x (None in the last block, where
+    xsum is zero). xsum_i = sum_j clamp((x_i - x_j) * phi_x(m_ij), -100, 100)."""
+
+    @staticmethod
+    def forward(ctx, lib, x, edge, pt, a, b, w2s, W, bW, wg, bg, Wx, bx, wo):
+        x, edge, pt, a, b, w2s, W, bW, wg, bg, Wx, bx, wo = _plain(x, edge, pt, a, b, w2s, W, bW, wg, bg, Wx, bx, wo)
+        G, N, H = a.shape
+        WT, WxT = W.t().contiguous(), (Wx.t().contiguous() if Wx is not None else None)
+        agg, xsum = a.new_empty(G, N, H), x.new_zeros(G, N, 4)
+        # for backward, phi_e's and phi_x's hidden activations are kept (compact per row) instead of recomputed
+        keep = any(ctx.needs_input_grad)
+        store_m = a.new_empty(G, N, N, H) if keep else None
+        store_u = a.new_empty(G, N, N, H) if keep and Wx is not None else None
+        threads = torch.get_num_threads()
+        lib.edge_forward(G, N, threads, *map(_ptr, (x, edge, pt, a, b, w2s, W, WT, bW, wg, bg, Wx, WxT, bx, wo,
+                                                     agg, xsum, store_m, store_u)))
+        ctx.lib, ctx.threads, ctx.has_x = lib, threads, Wx is not None
+        ctx.save_for_backward(x, edge, pt, a, b, w2s, W, WT, bW, wg, bg, store_m,
+                              *((Wx, WxT, bx, wo, store_u) if Wx is not None else ()))
+        if Wx is None:
+            ctx.mark_non_differentiable(xsum)
+        return agg, xsum
+
+    @staticmethod
+    def backward(ctx, g_agg, g_xsum):
+        _first_order_only()
+        x, edge, pt, a, b, w2s, W, WT, bW, wg, bg, saved_m, *rest = ctx.saved_tensors
+        Wx, WxT, bx, wo, saved_u = rest if ctx.has_x else (None,) * 5
+        G, N, H = a.shape
+        g_agg = (g_agg if g_agg is not None else a.new_zeros(G, N, H)).contiguous()
+        g_xsum = (g_xsum if g_xsum is not None else x.new_zeros(G, N, 4)).contiguous()
+        g_x, g_a, g_b = torch.empty_like(x), torch.empty_like(a), torch.empty_like(b)
+        g_w2s, g_W, g_bW, g_wg, g_bg = map(torch.empty_like, (w2s, W, bW, wg, bg))
+        g_Wx, g_bx, g_wo = map(torch.empty_like, (Wx, bx, wo)) if ctx.has_x else (None, None, None)
+        ctx.lib.edge_backward(G, N, ctx.threads, *map(_ptr, (
+            x, edge, pt, a, b, w2s, W, WT, bW, wg, bg, Wx, WxT, bx, wo, saved_m, saved_u, g_agg, g_xsum,
+            g_x, g_a, g_b, g_w2s, g_W, g_bW, g_wg, g_bg, g_Wx, g_bx, g_wo)))
+        grads = (g_x, None, None, g_a, g_b, g_w2s, g_W, g_bW, g_wg, g_bg, g_Wx, g_bx, g_wo)
+        return (None, *(gr if need else None for gr, need in zip(grads, ctx.needs_input_grad[1:])))
+
+
+class EdgeStats(torch.autograd.Function):
+    """(x (G, N, 4), edge (G, N, N), pt) -> (r (G, N, 2), mom (G, 2, 2)), float64: sums over the real pairs of the
+    invariants v_ij = (psi(<xd, xd>), psi(<x_i, x_j>)) and of v_ij v_ij^T, for phi_e's BatchNorm statistics."""
+
+    @staticmethod
+    def forward(ctx, lib, x, edge, pt):
+        x, edge, pt = _plain(x, edge, pt)
+        G, N, _ = x.shape
+        r, mom = torch.empty(G, N, 2, dtype=torch.float64), torch.empty(G, 2, 2, dtype=torch.float64)
+        threads = torch.get_num_threads()
+        lib.edge_stats(G, N, threads, *map(_ptr, (x, edge, pt, r, mom)))
+        ctx.lib, ctx.threads = lib, threads
+        ctx.save_for_backward(x, edge, pt)
+        return r, mom
+
+    @staticmethod
+    def backward(ctx, g_r, g_mom):
+        _first_order_only()
+        x, edge, pt = ctx.saved_tensors
+        G, N, _ = x.shape
+        g_r = (g_r if g_r is not None else x.new_zeros(G, N, 2, dtype=torch.float64)).double().contiguous()
+        g_mom = (g_mom if g_mom is not None else x.new_zeros(G, 2, 2, dtype=torch.float64)).double().contiguous()
+        g_x = torch.empty_like(x)
+        ctx.lib.edge_stats_backward(G, N, ctx.threads, *map(_ptr, (x, edge, pt, g_r, g_mom, g_x)))
+        return None, (g_x if ctx.needs_input_grad[1] else None), None, None
