@@ -14,10 +14,13 @@ The computation is dense per jet instead of the original's edge lists (gather, i
 jets are grouped by multiplicity (`group_jets`) into groups whose (G, N, N, H) edge tensors fit
 the CPU caches, with 0/1 weights for the real i != j pairs; messages are summed with tensor
 reductions, and phi_e's first layer and BatchNorm are factorised into per-node projections (the
-BatchNorm statistics over the real edges come from per-node sums). Same parameters, same
-buffers, same outputs and gradients as the edge-list forward (tests/lorentznet_reference.py,
-compared in tests/test_lorentznet.py); speed against it in benchmarks/RESULTS.md
-(`make bench-teacher`).
+BatchNorm statistics over the real edges come from per-node sums). The per-edge work (invariants,
+phi_e's second layer, phi_m, phi_x, message and coordinate sums, and their gradients) runs in a
+compiled CPU kernel (`edge_kernel`, built with g++ on first use) one jet row at a time; where it
+cannot be built, or second derivatives are wanted (`edge_kernel.torch_edges()`), the same
+arithmetic runs as PyTorch ops. Same parameters, same buffers, same outputs and gradients as the
+edge-list forward on both paths (tests/lorentznet_reference.py, compared in
+tests/test_lorentznet.py); speed against it in benchmarks/RESULTS.md (`make bench-teacher`).
 """
 from __future__ import annotations
 
@@ -44,12 +47,13 @@ def minkowski_dot(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return p[..., 0] * q[..., 0] - (p[..., 1:] * q[..., 1:]).sum(-1)
 
 
-# Edge-tensor budget per group, in floats (G * N * N * H): groups sized to stay in the CPU caches.
-# Measured on 2 AMD EPYC cores (benchmarks/RESULTS.md): inference fastest near 4e5 (quick size: about
-# 10 jets per group, paper size: 1-2), training near 1e6 (backward keeps every group's tensors anyway,
-# so the per-group overhead matters more).
+# Edge-tensor budget per group, in floats (G * N * N * H). Measured on 2 AMD EPYC cores, 1 thread
+# (benchmarks/RESULTS.md): inference fastest near 4e5 (quick size: about 10 jets per group, paper size: 1-2;
+# with the edge kernel 1,855 / 1,730 / 972 jets/s at 4e5 / 2e6 / 1e7, quick size); training with the edge
+# kernel fastest with the whole batch in few groups (per-group overhead; backward keeps the activations
+# anyway): 1e7 (quick size: 64 jets in one group, 126 -> 114 ms per step against 1e6).
 INFER_ELEMENTS = 400_000
-TRAIN_ELEMENTS = 10000000
+TRAIN_ELEMENTS = 10_000_000
 
 
 class Group:
