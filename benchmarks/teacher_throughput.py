@@ -4,7 +4,8 @@
         [--sizes quick,paper] [--threads 1] [--seconds 3] [--rounds 3]
 
 Same model, same weights, same batches: the reference is the former edge-list implementation
-(gather + index_add, tests/lorentznet_reference.py), the new one is `LorentzNet.forward`.
+(gather + index_add, tests/lorentznet_reference.py), the new one is `LorentzNet.forward` (dense, with
+its compiled edge kernel; the JSON says whether the kernel was used, or why not).
 Training = forward + cross-entropy backward + AdamW step at the profile's teacher batch size;
 inference = `torch.inference_mode` forward on batches of 512 jets (the `teacher_logits` batch;
 64 at paper size, where the reference's edge tensors for 512 jets take GBs).
@@ -37,6 +38,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from lorentznet_reference import reference_forward  # noqa: E402
 
 from trigger_kd.atomic import write_text_atomic  # noqa: E402
+from trigger_kd.models import edge_kernel  # noqa: E402
 from trigger_kd.models.lorentznet import LorentzNet, prepare_batch  # noqa: E402
 
 INFER_BATCH = {"quick": 512, "paper": 64}  # 512 = teacher_logits' batch; the reference needs GBs for 512 at paper size
@@ -123,7 +125,9 @@ def measure(profile: str, threads: int, seconds: float, rounds: int) -> dict:
             impls = list(forwards) if r % 2 == 0 else list(forwards)[::-1]
             for impl in impls:
                 timers[mode, impl].run(steps[mode, impl], bs if mode == "train" else ibs, seconds)
-    out = {"profile": profile, "threads": threads, **size, "infer_batch_size": ibs}
+    ok, why = edge_kernel.available(size["hidden"], torch.float32)
+    out = {"profile": profile, "threads": threads, **size, "infer_batch_size": ibs,
+           "edge_kernel": {"used": ok, "library" if ok else "why_not": why}}
     for mode in ("train", "infer"):
         ref, new = timers[mode, "reference"], timers[mode, "dense"]
         out[mode] = {"reference_jets_per_s": round(ref.rate, 1), "dense_jets_per_s": round(new.rate, 1),
