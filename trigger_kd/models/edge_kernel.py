@@ -43,12 +43,14 @@ SOURCE = r"""
 #include <cmath>
 #include <cstring>
 #include <vector>
+#include <immintrin.h>
 #ifdef _OPENMP
 #include <omp.h>
 #endif
 
 typedef SCALAR T;
 enum { H = HIDDEN };
+enum { RB = 6, CB = 2 };  // register tile: RB rows x CB vectors (measured at H = 32: 6 x 2 ahead of 2 x 4, 3 x 4, 4 x 2)
 
 // Small products of (rows x K) by (K x H) blocks that live in L1. Where H is a multiple of the AVX2
 // width, a register tile of R rows x CV vectors accumulates over K (GCC vector extensions);
@@ -61,9 +63,15 @@ typedef T vec __attribute__((vector_size(32)));
 static inline vec loadv(const T* p) { vec v; __builtin_memcpy(&v, p, sizeof(vec)); return v; }
 static inline void storev(T* p, vec v) { __builtin_memcpy(p, &v, sizeof(vec)); }
 
+static inline vec splat(T s) {
+    if constexpr (sizeof(T) == 4) return (vec)_mm256_set1_ps((float)s);
+    else return (vec)_mm256_set1_pd((double)s);
+}
+
 // C[r][col..] (+)= sum_k A(r, k) * B[k][col..] for R rows, CV vectors from vector column col;
-// A(r, k) = A[r * as_row + k * as_k]; ACC: add to C, else start from bias (or zero).
-template <int R, int CV, bool ACC>
+// A(r, k) = A[r * as_row + k * as_k]; ACC: add to C, else start from bias (or zero). R x CV accumulators
+// stay in registers (R = 6, CV = 2: 12 independent FMA chains, enough to hide the FMA latency).
+template <int R, int CV, bool ACC, bool RELU>
 static inline void tile(T* __restrict C, const T* __restrict A, int as_row, int as_k, const T* __restrict B,
                         int K, const T* __restrict bias, int col) {
     vec c[R][CV];
@@ -74,30 +82,42 @@ static inline void tile(T* __restrict C, const T* __restrict A, int as_row, int 
         vec b[CV];
         for (int v = 0; v < CV; ++v) b[v] = loadv(B + k * H + (col + v) * VW);
         for (int r = 0; r < R; ++r) {
-            const vec x = vec{} + A[r * as_row + k * as_k];
+            const vec x = splat(A[r * as_row + k * as_k]);
             for (int v = 0; v < CV; ++v) c[r][v] += x * b[v];
         }
     }
     for (int r = 0; r < R; ++r)
-        for (int v = 0; v < CV; ++v) storev(C + r * H + (col + v) * VW, c[r][v]);
+        for (int v = 0; v < CV; ++v) {
+            if (RELU) c[r][v] = c[r][v] > vec{} ? c[r][v] : vec{};
+            storev(C + r * H + (col + v) * VW, c[r][v]);
+        }
 }
 
-template <int R, bool ACC>
+template <int R, bool ACC, bool RELU>
 static inline void tile_row(T* C, const T* A, int as_row, int as_k, const T* B, int K, const T* bias) {
     int v = 0;
-    for (; v + 4 <= NV; v += 4) tile<R, 4, ACC>(C, A, as_row, as_k, B, K, bias, v);
-    for (; v + 2 <= NV; v += 2) tile<R, 2, ACC>(C, A, as_row, as_k, B, K, bias, v);
-    for (; v < NV; ++v) tile<R, 1, ACC>(C, A, as_row, as_k, B, K, bias, v);
+    for (; v + CB <= NV; v += CB) tile<R, CB, ACC, RELU>(C, A, as_row, as_k, B, K, bias, v);
+    for (; v < NV; ++v) tile<R, 1, ACC, RELU>(C, A, as_row, as_k, B, K, bias, v);
 }
 
 // C (rows x H) (+)= A (rows x K, strides as_row, as_k) @ B (K x H).
-template <bool ACC>
+template <bool ACC, bool RELU>
 static inline void gemm(T* __restrict C, const T* __restrict A, int as_row, int as_k, const T* __restrict B,
                         int rows, int K, const T* __restrict bias) {
     if constexpr (VEC) {
         int r = 0;
-        for (; r + 2 <= rows; r += 2) tile_row<2, ACC>(C + r * H, A + r * as_row, as_row, as_k, B, K, bias);
-        for (; r < rows; ++r) tile_row<1, ACC>(C + r * H, A + r * as_row, as_row, as_k, B, K, bias);
+        for (; r + RB <= rows; r += RB) tile_row<RB, ACC, RELU>(C + r * H, A + r * as_row, as_row, as_k, B, K, bias);
+        T* c = C + r * H; const T* a = A + r * as_row;
+        switch (rows - r) {
+            case 7: tile_row<7, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
+            case 6: tile_row<6, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
+            case 5: tile_row<5, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
+            case 4: tile_row<4, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
+            case 3: tile_row<3, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
+            case 2: tile_row<2, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
+            case 1: tile_row<1, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
+            default: break;
+        }
     } else {
         for (int r = 0; r < rows; ++r) {
             T* c = C + r * H;
@@ -106,13 +126,16 @@ static inline void gemm(T* __restrict C, const T* __restrict A, int as_row, int 
                 const T x = A[r * as_row + k * as_k]; const T* b = B + k * H;
                 for (int h = 0; h < H; ++h) c[h] += x * b[h];
             }
+            if (RELU) for (int h = 0; h < H; ++h) c[h] = c[h] > T(0) ? c[h] : T(0);
         }
     }
 }
 
 // C[r][:] = bias + A[r] @ B for r < n (A: n x H);  C += A^T @ B (A, B: n x H, C: H x H).
-static inline void gemm_nn(T* C, const T* A, const T* B, int n, const T* bias) { gemm<false>(C, A, H, 1, B, n, H, bias); }
-static inline void gemm_tn(T* C, const T* A, const T* B, int n) { gemm<true>(C, A, 1, H, B, H, n, nullptr); }
+// relu_nn: C = relu(bias + A @ B).
+static inline void gemm_nn(T* C, const T* A, const T* B, int n, const T* bias) { gemm<false, false>(C, A, H, 1, B, n, H, bias); }
+static inline void relu_nn(T* C, const T* A, const T* B, int n, const T* bias) { gemm<false, true>(C, A, H, 1, B, n, H, bias); }
+static inline void gemm_tn(T* C, const T* A, const T* B, int n) { gemm<true, false>(C, A, 1, H, B, H, n, nullptr); }
 
 static inline T dot(const T* __restrict a, const T* __restrict b) {
     if constexpr (VEC) {  // lane-wise partial sums, then the lanes in order (no reassociation flags needed)
@@ -130,6 +153,79 @@ static inline void axpy(T* __restrict y, T a, const T* __restrict x) { for (int 
 // g = g where x > 0, else 0 (ReLU backward through its output x)
 static inline void relu_grad(T* __restrict g, const T* __restrict x) {
     for (int h = 0; h < H; ++h) g[h] = x[h] > T(0) ? g[h] : T(0);
+}
+
+static inline T hsum(vec v) { T s = 0; for (int l = 0; l < VW; ++l) s += v[l]; return s; }
+
+// Backward of phi_x for one pair (u = relu(Wx mg + bx), gx = wo . u; ggx = dL/dgx): gu = dL/d(Wx mg + bx),
+// and the wo and bx gradients accumulated. One pass over H.
+static inline void phi_x_backward(const T* __restrict u, T ggx, const T* __restrict wo, T* __restrict gu,
+                                  T* __restrict s_wo, T* __restrict s_bx) {
+    if constexpr (VEC) {
+        const vec g = splat(ggx);
+        for (int v = 0; v < NV; ++v) {
+            const vec uv = loadv(u + v * VW);
+            const vec t = uv > vec{} ? g * loadv(wo + v * VW) : vec{};
+            storev(gu + v * VW, t);
+            storev(s_wo + v * VW, loadv(s_wo + v * VW) + g * uv);
+            storev(s_bx + v * VW, loadv(s_bx + v * VW) + t);
+        }
+    } else {
+        for (int h = 0; h < H; ++h) {
+            gu[h] = u[h] > T(0) ? ggx * wo[h] : T(0);
+            s_wo[h] += ggx * u[h]; s_bx[h] += gu[h];
+        }
+    }
+}
+
+// Backward of the gate for one pair (mg = m * gate, gate = sigmoid(wg . m + bg); gmg = dL/dmg): gmp =
+// dL/d(W z + bW) through m's ReLU, and the wg, bW gradients accumulated; returns dL/dbg. One pass over H.
+static inline T gate_backward(const T* __restrict m, const T* __restrict gmg, T gt, const T* __restrict wg,
+                              T* __restrict gmp, T* __restrict s_wg, T* __restrict s_bW) {
+    const T gs = dot(gmg, m) * gt * (T(1) - gt);
+    if constexpr (VEC) {
+        const vec gsv = splat(gs), gtv = splat(gt);
+        for (int v = 0; v < NV; ++v) {
+            const vec mv = loadv(m + v * VW);
+            const vec t = mv > vec{} ? loadv(gmg + v * VW) * gtv + gsv * loadv(wg + v * VW) : vec{};
+            storev(gmp + v * VW, t);
+            storev(s_wg + v * VW, loadv(s_wg + v * VW) + gsv * mv);
+            storev(s_bW + v * VW, loadv(s_bW + v * VW) + t);
+        }
+    } else {
+        for (int h = 0; h < H; ++h) {
+            gmp[h] = m[h] > T(0) ? gmg[h] * gt + gs * wg[h] : T(0);
+            s_wg[h] += gs * m[h]; s_bW[h] += gmp[h];
+        }
+    }
+    return gs;
+}
+
+// Backward of z = relu(a_i + b_j + v0 w2s[0] + v1 w2s[1]) for one pair, from gz = dL/dz: accumulates
+// dL/da_i, dL/db_j and dL/dw2s; returns dL/dv0, dL/dv1. One pass over H.
+static inline void z_backward(const T* __restrict z, const T* __restrict gz, T v0, T v1, const T* __restrict w2s,
+                              T* __restrict ga, T* __restrict gb, T* __restrict s_w2s, T& gv0, T& gv1) {
+    if constexpr (VEC) {
+        const vec v0v = splat(v0), v1v = splat(v1);
+        vec d0 = vec{}, d1 = vec{};
+        for (int v = 0; v < NV; ++v) {
+            const vec t = loadv(z + v * VW) > vec{} ? loadv(gz + v * VW) : vec{};
+            storev(ga + v * VW, loadv(ga + v * VW) + t);
+            storev(gb + v * VW, loadv(gb + v * VW) + t);
+            storev(s_w2s + v * VW, loadv(s_w2s + v * VW) + v0v * t);
+            storev(s_w2s + H + v * VW, loadv(s_w2s + H + v * VW) + v1v * t);
+            d0 += t * loadv(w2s + v * VW); d1 += t * loadv(w2s + H + v * VW);
+        }
+        gv0 = hsum(d0); gv1 = hsum(d1);
+    } else {
+        T d0 = 0, d1 = 0;
+        for (int h = 0; h < H; ++h) {
+            const T t = z[h] > T(0) ? gz[h] : T(0);
+            ga[h] += t; gb[h] += t; s_w2s[h] += v0 * t; s_w2s[H + h] += v1 * t;
+            d0 += t * w2s[h]; d1 += t * w2s[H + h];
+        }
+        gv0 = d0; gv1 = d1;
+    }
 }
 
 struct Params {  // weights as the kernel uses them; WT = W^T, WxT = Wx^T (input-major)
@@ -161,6 +257,7 @@ static inline void invariants_backward(const T* xi, const T* xj, const T* xd, T 
 
 struct Row {  // one jet row (i, its real neighbours j): n <= N rows of H, and per pair xd, invariants, gate, gx
     std::vector<T> z, m, mg, u, gu, gmg, gmp, gz, xd, raw, v, gate, gx, gxd; std::vector<int> js;
+    T* mp = nullptr; T* up = nullptr;  // where this row's m and u are (own buffers or the caller's)
     explicit Row(int N) : z(N * H), m(N * H), mg(N * H), u(N * H), gu(N * H), gmg(N * H), gmp(N * H), gz(N * H),
                           xd(4 * N), raw(2 * N), v(2 * N), gate(N), gx(N), gxd(4 * N), js(N) {}
 };
@@ -192,28 +289,23 @@ static int row_forward(Row& r, const Params& p, const T* x_g, const T* e_gi, con
             z[h] = t > T(0) ? t : T(0);
         }
     }
-    if (saved_m) {
-        std::memcpy(r.m.data(), saved_m, sizeof(T) * n * H);
-    } else {
-        gemm_nn(r.m.data(), r.z.data(), p.WT, n, p.bW);
-        for (int k = 0; k < n * H; ++k) r.m[k] = r.m[k] > T(0) ? r.m[k] : T(0);
-        if (store_m) std::memcpy(store_m, r.m.data(), sizeof(T) * n * H);
+    // m and u live in the caller's buffers where given (no copies), else in the Row's
+    r.mp = saved_m ? const_cast<T*>(saved_m) : (store_m ? store_m : r.m.data());
+    if (!saved_m) {
+        relu_nn(r.mp, r.z.data(), p.WT, n, p.bW);
     }
     for (int q = 0; q < n; ++q) {
-        const T* __restrict m = r.m.data() + q * H; T* __restrict mg = r.mg.data() + q * H;
+        const T* __restrict m = r.mp + q * H; T* __restrict mg = r.mg.data() + q * H;
         const T g = T(1) / (T(1) + std::exp(-(dot(m, p.wg) + p.bg[0])));
         r.gate[q] = g;
         for (int h = 0; h < H; ++h) mg[h] = m[h] * g;
     }
     if (has_x) {
-        if (saved_u) {
-            std::memcpy(r.u.data(), saved_u, sizeof(T) * n * H);
-        } else {
-            gemm_nn(r.u.data(), r.mg.data(), p.WxT, n, p.bx);
-            for (int k = 0; k < n * H; ++k) r.u[k] = r.u[k] > T(0) ? r.u[k] : T(0);
-            if (store_u) std::memcpy(store_u, r.u.data(), sizeof(T) * n * H);
+        r.up = saved_u ? const_cast<T*>(saved_u) : (store_u ? store_u : r.u.data());
+        if (!saved_u) {
+            relu_nn(r.up, r.mg.data(), p.WxT, n, p.bx);
         }
-        for (int q = 0; q < n; ++q) r.gx[q] = dot(r.u.data() + q * H, p.wo);
+        for (int q = 0; q < n; ++q) r.gx[q] = dot(r.up + q * H, p.wo);
     }
     return n;
 }
@@ -335,11 +427,7 @@ void edge_backward(int G, int N, int nthreads, const T* x, const T* e, const T* 
                             ggx += in ? gxs[c] * r.xd[4 * q + c] : T(0);
                             r.gxd[4 * q + c] = in ? gxs[c] * r.gx[q] : T(0);
                         }
-                        const T* u = r.u.data() + q * H; T* gu = r.gu.data() + q * H;
-                        axpy(s_wo, ggx, u);
-                        for (int h = 0; h < H; ++h) gu[h] = ggx * p.wo[h];
-                        relu_grad(gu, u);
-                        add(s_bx, gu);
+                        phi_x_backward(r.up + q * H, ggx, p.wo, r.gu.data() + q * H, s_wo, s_bx);
                     }
                     gemm_nn(r.gmg.data(), r.gu.data(), p.Wx, n, gagg);  // Wx^T gu + dL/dagg_i
                     gemm_tn(s_Wx, r.gu.data(), r.mg.data(), n);
@@ -347,25 +435,18 @@ void edge_backward(int G, int N, int nthreads, const T* x, const T* e, const T* 
                     for (int q = 0; q < n; ++q) std::memcpy(r.gmg.data() + q * H, gagg, sizeof(T) * H);
                     for (int k = 0; k < 4 * n; ++k) r.gxd[k] = 0;
                 }
-                for (int q = 0; q < n; ++q) {
-                    const T* m = r.m.data() + q * H; const T* gmg = r.gmg.data() + q * H; T* gmp = r.gmp.data() + q * H;
-                    const T gt = r.gate[q];
-                    const T gs = dot(gmg, m) * gt * (T(1) - gt);
-                    s_bg[0] += gs;
-                    axpy(s_wg, gs, m);
-                    for (int h = 0; h < H; ++h) gmp[h] = gmg[h] * gt + gs * p.wg[h];
-                    relu_grad(gmp, m);
-                    add(s_bW, gmp);
-                }
+                for (int q = 0; q < n; ++q)
+                    s_bg[0] += gate_backward(r.mp + q * H, r.gmg.data() + q * H, r.gate[q], p.wg, r.gmp.data() + q * H,
+                                             s_wg, s_bW);
                 gemm_tn(s_W, r.gmp.data(), r.z.data(), n);
                 gemm_nn(r.gz.data(), r.gmp.data(), p.W, n, nullptr);  // W^T gmp
-                for (int q = 0; q < n; ++q) relu_grad(r.gz.data() + q * H, r.z.data() + q * H);
                 for (int q = 0; q < n; ++q) {
-                    const int j = r.js[q]; const T* gz = r.gz.data() + q * H;
-                    add(ga, gz); add(gb_g + j * H, gz);
-                    axpy(s_w2s, r.v[2 * q], gz); axpy(s_w2s + H, r.v[2 * q + 1], gz);
+                    const int j = r.js[q];
+                    T gv0, gv1;
+                    z_backward(r.z.data() + q * H, r.gz.data() + q * H, r.v[2 * q], r.v[2 * q + 1], p.w2s, ga,
+                               gb_g + j * H, s_w2s, gv0, gv1);
                     invariants_backward(x_g + 4 * i, x_g + 4 * j, &r.xd[4 * q], r.raw[2 * q], r.raw[2 * q + 1],
-                                        dot(gz, p.w2s), dot(gz, p.w2s + H), &r.gxd[4 * q], gx_g + 4 * i, gx_g + 4 * j);
+                                        gv0, gv1, &r.gxd[4 * q], gx_g + 4 * i, gx_g + 4 * j);
                 }
             }
         }
