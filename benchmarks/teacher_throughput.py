@@ -82,6 +82,7 @@ class Timer:
 
 def measure(profile: str, threads: int, seconds: float, rounds: int) -> dict:
     torch.set_num_threads(threads)
+    edge_kernel.keep_freed_memory()  # as the teacher's training does (both implementations, same process)
     size = teacher_size(profile)
     n, bs, ibs = size["n_particles"], size["batch_size"], INFER_BATCH.get(profile, 512)
     torch.manual_seed(0)

@@ -29,6 +29,7 @@ from ..atomic import atomic_path, write_text_atomic
 from ..config import TeacherConfig, validated
 from ..console import error, info, progress_enabled
 from ..errors import TriggerKDError
+from ..models import edge_kernel
 from ..models.lorentznet import LorentzNet, prepare_batch
 from .seal import PairForward, boosted, seal_penalty
 
@@ -160,6 +161,7 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
     boosts = torch.Generator().manual_seed(settings.seed + 7919 * (rank + 1))  # SEAL's own random stream
     torch.manual_seed(settings.seed + rank)  # dropout differs per rank, as in the original
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    edge_kernel.keep_freed_memory()  # no page faults for the same large blocks every step
     total_steps = max(1, settings.epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total_steps))
 
