@@ -6,7 +6,8 @@
 Same model, same weights, same batches: the reference is the former edge-list implementation
 (gather + index_add, tests/lorentznet_reference.py), the new one is `LorentzNet.forward` (dense, with
 its compiled edge kernel; the JSON says whether the kernel was used, or why not).
-Training = forward + cross-entropy backward + AdamW step at the profile's teacher batch size;
+Training = forward + cross-entropy backward + AdamW step (fused, as `train.teacher`) at the profile's
+teacher batch size, with glibc keeping freed memory (`edge_kernel.keep_freed_memory`, as `train.teacher`);
 inference = `torch.inference_mode` forward on batches of 512 jets (the `teacher_logits` batch;
 64 at paper size, where the reference's edge tensors for 512 jets take GBs).
 Measurements alternate reference and new, round by round, so load from other jobs on a shared
@@ -92,7 +93,7 @@ def measure(profile: str, threads: int, seconds: float, rounds: int) -> dict:
     labels = torch.from_numpy(np.arange(len(jets)) % 2)
     train_batches = [(prepare_batch(jets[i:i + bs, :n], n), labels[i:i + bs]) for i in range(0, len(jets), bs)]
     infer_batches = [prepare_batch(jets[i:i + ibs, :n], n) for i in range(0, len(jets), ibs)]
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # as train.teacher
     forwards = {"reference": lambda batch: reference_forward(model, batch), "dense": model}
 
     def train_step(forward):

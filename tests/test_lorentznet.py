@@ -310,6 +310,20 @@ def test_dense_equals_edge_list_reference_in_float32(hidden, layers, particles, 
     assert dense_error <= rel(reference_forward(ref.train(), batch).detach().double(), truth)
 
 
+def test_edge_kernel_psi_matches_torch():
+    """The kernel's vectorised float32 psi (log1p by polynomial) against float64 torch: within 3 ulp over
+    1e-30 .. 1e30 and both signs; 0, inf and NaN as log1p gives them."""
+    from trigger_kd.models.lorentznet import psi
+    lib = edge_kernel.library(16, torch.float32)
+    assert not isinstance(lib, str), lib
+    v = torch.cat([torch.logspace(-30, 30, 20001, dtype=torch.float64), torch.rand(5000, dtype=torch.float64) * 10])
+    v = torch.cat([v, -v]).float()
+    got, want = edge_kernel.psi_values(lib, v).double(), psi(v.double())
+    assert float(((got - want).abs() / want.abs()).max()) < 3 * 2 ** -24
+    special = edge_kernel.psi_values(lib, torch.tensor([0.0, float("inf"), float("-inf"), float("nan")]))
+    assert special[0] == 0 and special[1] == float("inf") and special[2] == float("-inf") and special[3].isnan()
+
+
 def test_edge_kernel_is_differentiable_once_only_and_curvature_uses_torch_edges():
     """A second derivative through the compiled kernel raises (never a silently wrong Hessian);
     train.curvature switches to PyTorch edges, and its Hessian-vector product matches a central

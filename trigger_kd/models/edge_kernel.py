@@ -39,6 +39,8 @@ from pathlib import Path
 import torch
 from filelock import FileLock
 
+from ..console import warn
+
 SOURCE = r"""
 #include <cmath>
 #include <cstring>
@@ -240,6 +242,41 @@ static inline void invariants(const T* xi, const T* xj, T* xd, T& n2, T& d) {
     d = xi[0] * xj[0] - (xi[1] * xj[1] + xi[2] * xj[2] + xi[3] * xj[3]);
 }
 static inline T psi(T p) { return p > T(0) ? std::log1p(p) : (p < T(0) ? -std::log1p(-p) : T(0)); }
+
+// psi on VW values at once (float): log1p(|p|) as log(u) + (|p| - (u - 1)) / u with u = 1 + |p| and log
+// by Cephes' logf polynomial (relative error below 1e-7 on [sqrt(1/2), sqrt(2)]); NaN and inf pass through
+// as log1p's; the sign restored. The test compares it with torch on 1e-30 .. 1e30 (tests/test_lorentznet.py).
+typedef int ivec __attribute__((vector_size(32)));
+static inline vec psi_vec(vec p) {
+#if !SCALAR_IS_FLOAT
+    vec out;
+    for (int l = 0; l < VW; ++l) out[l] = psi(p[l]);
+    return out;
+#else
+    const ivec sign = (ivec)p & (int)0x80000000;
+    const vec x = (vec)((ivec)p & 0x7fffffff);
+    const vec u = x + T(1);
+    const ivec bits = (ivec)u;
+    ivec e = ((bits >> 23) & 0xff) - 126;
+    vec m = (vec)((bits & (int)0x807fffff) | 0x3f000000);  // u = m 2^e, m in [0.5, 1)
+    const ivec small = m < T(0.707106781186547524);
+    e += small;  // -1 where small
+    m = small ? m + m - T(1) : m - T(1);
+    const vec z = m * m;
+    vec y = splat(T(7.0376836292E-2));
+    y = y * m + T(-1.1514610310E-1); y = y * m + T(1.1676998740E-1); y = y * m + T(-1.2420140846E-1);
+    y = y * m + T(1.4249322787E-1); y = y * m + T(-1.6668057665E-1); y = y * m + T(2.0000714765E-1);
+    y = y * m + T(-2.4999993993E-1); y = y * m + T(3.3333331174E-1);
+    y = y * m * z;
+    const vec ef = __builtin_convertvector(e, vec);
+    y += T(-2.12194440e-4) * ef;
+    y += T(-0.5) * z;
+    vec r = m + y + T(0.693359375) * ef;
+    r += (x - (u - T(1))) / u;  // log1p(x) = log(u) + the rounding of 1 + x
+    r = (x < T(INFINITY)) ? r : x;  // inf stays inf, NaN stays NaN
+    return (vec)((ivec)r | sign);
+#endif
+}
 static inline T dpsi(T p) { return p == T(0) ? T(0) : T(1) / (T(1) + std::fabs(p)); }  // as autograd: 0 at 0
 
 // Gradient of the pair's invariants back to x_i and x_j: g_v = dL/d(psi(n2), psi(d)), g_xd = dL/dxd
@@ -333,19 +370,41 @@ int hidden_size() { return H; }
 // block (the invariants are symmetric in i, j) and read by the kernels below, which take their gradients
 // back to x themselves.
 void edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
-    #pragma omp parallel for num_threads(nthreads) schedule(static)
-    for (int g = 0; g < G; ++g) {
-        const T* x_g = x + (long)g * N * 4;
-        for (int i = 0; i < N; ++i)
-            for (int j = i + 1; j < N; ++j) {
-                const long ij = ((long)g * N + i) * N + j, ji = ((long)g * N + j) * N + i;
-                if (e[ij] == T(0) && e[ji] == T(0)) continue;
-                T xd[4], n2, d;
-                invariants(x_g + 4 * i, x_g + 4 * j, xd, n2, d);
-                const T t[4] = {n2, d, psi(n2), psi(d)};
-                std::memcpy(pt + 4 * ij, t, sizeof t); std::memcpy(pt + 4 * ji, t, sizeof t);
+    #pragma omp parallel num_threads(nthreads)
+    {
+        std::vector<T> raw(2 * N + 2 * VW), ps(2 * N + 2 * VW);
+        std::vector<int> js(N);
+        #pragma omp for schedule(static)
+        for (int g = 0; g < G; ++g) {
+            const T* x_g = x + (long)g * N * 4;
+            for (int i = 0; i < N; ++i) {
+                int n = 0;
+                for (int j = i + 1; j < N; ++j) {
+                    const long ij = ((long)g * N + i) * N + j, ji = ((long)g * N + j) * N + i;
+                    if (e[ij] == T(0) && e[ji] == T(0)) continue;
+                    T xd[4];
+                    invariants(x_g + 4 * i, x_g + 4 * j, xd, raw[2 * n], raw[2 * n + 1]);
+                    js[n++] = j;
+                }
+                for (int k = 2 * n; k < 2 * n + VW; ++k) raw[k] = 0;
+                for (int k = 0; k < 2 * n; k += VW) storev(&ps[k], psi_vec(loadv(&raw[k])));
+                for (int q = 0; q < n; ++q) {
+                    const int j = js[q];
+                    const long ij = ((long)g * N + i) * N + j, ji = ((long)g * N + j) * N + i;
+                    const T t[4] = {raw[2 * q], raw[2 * q + 1], ps[2 * q], ps[2 * q + 1]};
+                    std::memcpy(pt + 4 * ij, t, sizeof t); std::memcpy(pt + 4 * ji, t, sizeof t);
+                }
             }
+        }
     }
+}
+
+// out[k] = psi(in[k]) as edge_pairs computes it (for the tests).
+void psi_values(int n, int unused1, int unused2, const T* in, T* out) {
+    std::vector<T> buf(n + VW, T(0));
+    std::memcpy(buf.data(), in, sizeof(T) * n);
+    for (int k = 0; k < n; k += VW) storev(&buf[k], psi_vec(loadv(&buf[k])));
+    std::memcpy(out, buf.data(), sizeof(T) * n);
 }
 
 // x (G, N, 4) coordinates, e (G, N, N) 0/1 edge weights, a, b (G, N, H) folded phi_e projections.
@@ -582,7 +641,7 @@ def _build(hidden: int, ctype: str) -> ctypes.CDLL:
     gxx = shutil.which("g++")
     if gxx is None:
         raise RuntimeError("g++ not found")
-    defines = (f"-DSCALAR={ctype}", f"-DHIDDEN={hidden}")
+    defines = (f"-DSCALAR={ctype}", f"-DSCALAR_IS_FLOAT={int(ctype == 'float')}", f"-DHIDDEN={hidden}")
     key = hashlib.sha256("\0".join([SOURCE, *FLAGS, *defines, _compiler_version(gxx), _cpu_id()]).encode()).hexdigest()
     out_dir = kernel_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -598,7 +657,7 @@ def _build(hidden: int, ctype: str) -> ctypes.CDLL:
                     raise RuntimeError(f"g++ failed: {run.stderr.strip()[-2000:]}")
                 os.replace(obj, lib)  # atomic: a reader sees the whole library or none
     dll = ctypes.CDLL(str(lib))
-    for name, pointers in (("edge_pairs", 3), ("edge_forward", 19), ("edge_backward", 30), ("edge_stats", 5),
+    for name, pointers in (("psi_values", 2), ("edge_pairs", 3), ("edge_forward", 19), ("edge_backward", 30), ("edge_stats", 5),
                             ("edge_stats_backward", 6)):
         getattr(dll, name).argtypes = [ctypes.c_int] * 3 + [_P] * pointers
         getattr(dll, name).restype = None
@@ -620,6 +679,8 @@ def library(hidden: int, dtype: torch.dtype):
                 _libs[key] = _build(hidden, TYPES[dtype])
             except (RuntimeError, OSError, subprocess.CalledProcessError) as exc:
                 _libs[key] = f"build failed: {exc}"
+                warn(f"LorentzNet's edge kernel (hidden {hidden}, {TYPES[dtype]}) could not be built, so the teacher "
+                     f"runs its PyTorch path (same results, about 2x slower): {_libs[key][:500]}")
         return _libs[key]
 
 
@@ -645,6 +706,14 @@ def _first_order_only():
     if torch.is_grad_enabled():
         raise RuntimeError("second derivatives through LorentzNet's compiled edge kernel are not available: run the "
                            "forward pass inside trigger_kd.models.edge_kernel.torch_edges() (as train.curvature does)")
+
+
+def psi_values(lib, values: torch.Tensor) -> torch.Tensor:
+    """psi(values) as the kernel computes the invariants' psi (vectorised log1p for float32)."""
+    values = values.detach().contiguous()
+    out = torch.empty_like(values)
+    lib.psi_values(values.numel(), 0, 0, values.data_ptr(), out.data_ptr())
+    return out
 
 
 def pair_table(lib, x: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:

