@@ -292,22 +292,20 @@ static inline void invariants_backward(const T* xi, const T* xj, const T* xd, T 
     }
 }
 
-struct Row {  // one jet row (i, its real neighbours j): n <= N rows of H, and per pair xd, invariants, gate, gx
-    std::vector<T> z, m, mg, u, gu, gmg, gmp, gz, xd, raw, v, gate, gx, gxd; std::vector<int> js;
+struct Row {  // one jet row (i, its real neighbours j): n <= N rows of H, per pair its gate, gx, dL/dxd and
+              // pair-table entry tp[q] = pt[g, i, j] (<xd, xd>, <x_i, x_j>, their psi, xd = x_i - x_j)
+    std::vector<T> z, m, mg, u, gu, gmg, gmp, gz, gate, gx, gxd; std::vector<int> js; std::vector<const T*> tp;
     T* mp = nullptr; T* up = nullptr;  // where this row's m and u are (own buffers or the caller's)
     explicit Row(int N) : z(N * H), m(N * H), mg(N * H), u(N * H), gu(N * H), gmg(N * H), gmp(N * H), gz(N * H),
-                          xd(4 * N), raw(2 * N), v(2 * N), gate(N), gx(N), gxd(4 * N), js(N) {}
+                          gate(N), gx(N), gxd(4 * N), js(N), tp(N) {}
+    const T* xd(int q) const { return tp[q] + 4; }
 };
 
-// The real neighbours of node i and the invariants of each pair (from the pair table of edge_pairs); returns n.
-static int row_pairs(Row& r, const T* x_g, const T* e_gi, const T* pt_gi, int i, int N) {
+// The real neighbours of node i and their pair-table entries; returns n.
+static int row_pairs(Row& r, const T* e_gi, const T* pt_gi, int N) {
     int n = 0;
-    for (int j = 0; j < N; ++j) if (e_gi[j] != T(0)) r.js[n++] = j;
-    for (int q = 0; q < n; ++q) {
-        const int j = r.js[q]; const T* t = pt_gi + 4 * j;
-        for (int c = 0; c < 4; ++c) r.xd[4 * q + c] = x_g[4 * i + c] - x_g[4 * j + c];
-        r.raw[2 * q] = t[0]; r.raw[2 * q + 1] = t[1]; r.v[2 * q] = t[2]; r.v[2 * q + 1] = t[3];
-    }
+    for (int j = 0; j < N; ++j)
+        if (e_gi[j] != T(0)) { r.js[n] = j; r.tp[n] = pt_gi + 8 * j; ++n; }
     return n;
 }
 
@@ -315,11 +313,11 @@ static int row_pairs(Row& r, const T* x_g, const T* e_gi, const T* pt_gi, int i,
 // and u are compact: saved_m / saved_u (if given) hold them from an earlier forward and are read instead of
 // recomputed; store_m / store_u (if given) receive them.
 static int row_forward(Row& r, const Params& p, const T* x_g, const T* e_gi, const T* pt_gi, const T* a_i,
-                       const T* b_g, int i, int N, bool has_x, const T* saved_m, const T* saved_u, T* store_m,
-                       T* store_u) {
-    const int n = row_pairs(r, x_g, e_gi, pt_gi, i, N);
+                       const T* b_g, int i, int N, bool has_x, const T* saved_m, const T* saved_u,
+                       const T* saved_gate, T* store_m, T* store_u, T* store_gate) {
+    const int n = row_pairs(r, e_gi, pt_gi, N);
     for (int q = 0; q < n; ++q) {
-        const T v0 = r.v[2 * q], v1 = r.v[2 * q + 1];
+        const T v0 = r.tp[q][2], v1 = r.tp[q][3];
         const T* __restrict b_j = b_g + r.js[q] * H; T* __restrict z = r.z.data() + q * H;
         for (int h = 0; h < H; ++h) {
             const T t = a_i[h] + b_j[h] + (v0 * p.w2s[h] + v1 * p.w2s[H + h]);
@@ -333,8 +331,9 @@ static int row_forward(Row& r, const Params& p, const T* x_g, const T* e_gi, con
     }
     for (int q = 0; q < n; ++q) {
         const T* __restrict m = r.mp + q * H; T* __restrict mg = r.mg.data() + q * H;
-        const T g = T(1) / (T(1) + std::exp(-(dot(m, p.wg) + p.bg[0])));
+        const T g = saved_gate ? saved_gate[q] : T(1) / (T(1) + std::exp(-(dot(m, p.wg) + p.bg[0])));
         r.gate[q] = g;
+        if (store_gate) store_gate[q] = g;
         for (int h = 0; h < H; ++h) mg[h] = m[h] * g;
     }
     if (has_x) {
@@ -366,7 +365,7 @@ extern "C" {
 
 int hidden_size() { return H; }
 
-// The pair table pt (G, N, N, 4) = (<xd, xd>, <x_i, x_j>, and their psi) of every real pair, computed once per
+// The pair table pt (G, N, N, 8) = (<xd, xd>, <x_i, x_j>, their psi, xd = x_i - x_j) of every real pair, once per
 // block (the invariants are symmetric in i, j) and read by the kernels below, which take their gradients
 // back to x themselves.
 void edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
@@ -391,8 +390,11 @@ void edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
                 for (int q = 0; q < n; ++q) {
                     const int j = js[q];
                     const long ij = ((long)g * N + i) * N + j, ji = ((long)g * N + j) * N + i;
-                    const T t[4] = {raw[2 * q], raw[2 * q + 1], ps[2 * q], ps[2 * q + 1]};
-                    std::memcpy(pt + 4 * ij, t, sizeof t); std::memcpy(pt + 4 * ji, t, sizeof t);
+                    const T* xi = x_g + 4 * i; const T* xj = x_g + 4 * j;
+                    const T t[8] = {raw[2 * q], raw[2 * q + 1], ps[2 * q], ps[2 * q + 1],
+                                    xi[0] - xj[0], xi[1] - xj[1], xi[2] - xj[2], xi[3] - xj[3]};
+                    const T u[8] = {t[0], t[1], t[2], t[3], xj[0] - xi[0], xj[1] - xi[1], xj[2] - xi[2], xj[3] - xi[3]};
+                    std::memcpy(pt + 8 * ij, t, sizeof t); std::memcpy(pt + 8 * ji, u, sizeof u);
                 }
             }
         }
@@ -411,7 +413,8 @@ void psi_values(int n, int unused1, int unused2, const T* in, T* out) {
 // Out: agg (G, N, H) message sums; with phi_x, xsum (G, N, 4) = sum_j clamp(xd_ij * gx_ij, -100, 100).
 void edge_forward(int G, int N, int nthreads, const T* x, const T* e, const T* pt, const T* a, const T* b,
                   const T* w2s, const T* W, const T* WT, const T* bW, const T* wg, const T* bg,
-                  const T* Wx, const T* WxT, const T* bx, const T* wo, T* agg, T* xsum, T* store_m, T* store_u) {
+                  const T* Wx, const T* WxT, const T* bx, const T* wo, T* agg, T* xsum, T* store_m, T* store_u,
+                  T* store_gate) {
     const Params p = params(w2s, W, WT, bW, wg, bg, Wx, WxT, bx, wo);
     const bool has_x = Wx != nullptr;
     #pragma omp parallel num_threads(nthreads)
@@ -422,9 +425,9 @@ void edge_forward(int G, int N, int nthreads, const T* x, const T* e, const T* p
             for (int i = 0; i < N; ++i) {
                 const long gi = (long)g * N + i;
                 const long row = gi * N * H;  // m and u of the row, compact, in (G, N, N, H) buffers
-                const int n = row_forward(r, p, x + (long)g * N * 4, e + gi * N, pt + gi * N * 4, a + gi * H, b + (long)g * N * H,
-                                          i, N, has_x, nullptr, nullptr, store_m ? store_m + row : nullptr,
-                                          store_u ? store_u + row : nullptr);
+                const int n = row_forward(r, p, x + (long)g * N * 4, e + gi * N, pt + gi * N * 8, a + gi * H, b + (long)g * N * H,
+                                          i, N, has_x, nullptr, nullptr, nullptr, store_m ? store_m + row : nullptr,
+                                          store_u ? store_u + row : nullptr, store_gate ? store_gate + gi * N : nullptr);
                 double sum[H] = {}, xs[4] = {};  // sums over the neighbours in double
                 for (int q = 0; q < n; ++q) {
                     const T* mg = r.mg.data() + q * H;
@@ -433,7 +436,7 @@ void edge_forward(int G, int N, int nthreads, const T* x, const T* e, const T* p
                 for (int h = 0; h < H; ++h) agg[gi * H + h] = (T)sum[h];
                 if (has_x) {
                     for (int q = 0; q < n; ++q)
-                        for (int c = 0; c < 4; ++c) xs[c] += clamp100(r.xd[4 * q + c] * r.gx[q]);
+                        for (int c = 0; c < 4; ++c) xs[c] += clamp100(r.xd(q)[c] * r.gx[q]);
                     for (int c = 0; c < 4; ++c) xsum[gi * 4 + c] = (T)xs[c];
                 }
             }
@@ -446,7 +449,7 @@ void edge_forward(int G, int N, int nthreads, const T* x, const T* e, const T* p
 void edge_backward(int G, int N, int nthreads, const T* x, const T* e, const T* pt, const T* a, const T* b,
                    const T* w2s, const T* W, const T* WT, const T* bW, const T* wg, const T* bg,
                    const T* Wx, const T* WxT, const T* bx, const T* wo, const T* saved_m, const T* saved_u,
-                   const T* g_agg, const T* g_xsum,
+                   const T* saved_gate, const T* g_agg, const T* g_xsum,
                    T* g_x, T* g_a, T* g_b, T* g_w2s, T* g_W, T* g_bW, T* g_wg, T* g_bg,
                    T* g_Wx, T* g_bx, T* g_wo) {
     const Params p = params(w2s, W, WT, bW, wg, bg, Wx, WxT, bx, wo);
@@ -470,8 +473,9 @@ void edge_backward(int G, int N, int nthreads, const T* x, const T* e, const T* 
             for (int i = 0; i < N; ++i) {
                 const long gi = (long)g * N + i;
                 const long row = gi * N * H;
-                const int n = row_forward(r, p, x_g, e + gi * N, pt + gi * N * 4, a + gi * H, b + (long)g * N * H, i, N, has_x,
-                                          saved_m + row, has_x ? saved_u + row : nullptr, nullptr, nullptr);
+                const int n = row_forward(r, p, x_g, e + gi * N, pt + gi * N * 8, a + gi * H, b + (long)g * N * H, i, N, has_x,
+                                          saved_m + row, has_x ? saved_u + row : nullptr, saved_gate + gi * N,
+                                          nullptr, nullptr, nullptr);
                 T* ga = g_a + gi * H;
                 for (int h = 0; h < H; ++h) ga[h] = 0;
                 if (n == 0) continue;
@@ -481,9 +485,9 @@ void edge_backward(int G, int N, int nthreads, const T* x, const T* e, const T* 
                     for (int q = 0; q < n; ++q) {
                         T ggx = 0;  // dL/dgx through the clamped products xd * gx
                         for (int c = 0; c < 4; ++c) {
-                            const T t = r.xd[4 * q + c] * r.gx[q];
+                            const T t = r.xd(q)[c] * r.gx[q];
                             const bool in = t >= T(-100) && t <= T(100);
-                            ggx += in ? gxs[c] * r.xd[4 * q + c] : T(0);
+                            ggx += in ? gxs[c] * r.xd(q)[c] : T(0);
                             r.gxd[4 * q + c] = in ? gxs[c] * r.gx[q] : T(0);
                         }
                         phi_x_backward(r.up + q * H, ggx, p.wo, r.gu.data() + q * H, s_wo, s_bx);
@@ -502,9 +506,9 @@ void edge_backward(int G, int N, int nthreads, const T* x, const T* e, const T* 
                 for (int q = 0; q < n; ++q) {
                     const int j = r.js[q];
                     T gv0, gv1;
-                    z_backward(r.z.data() + q * H, r.gz.data() + q * H, r.v[2 * q], r.v[2 * q + 1], p.w2s, ga,
+                    z_backward(r.z.data() + q * H, r.gz.data() + q * H, r.tp[q][2], r.tp[q][3], p.w2s, ga,
                                gb_g + j * H, s_w2s, gv0, gv1);
-                    invariants_backward(x_g + 4 * i, x_g + 4 * j, &r.xd[4 * q], r.raw[2 * q], r.raw[2 * q + 1],
+                    invariants_backward(x_g + 4 * i, x_g + 4 * j, r.xd(q), r.tp[q][0], r.tp[q][1],
                                         gv0, gv1, &r.gxd[4 * q], gx_g + 4 * i, gx_g + 4 * j);
                 }
             }
@@ -536,10 +540,10 @@ void edge_stats(int G, int N, int nthreads, const T* x, const T* e, const T* pt,
             for (int k = 0; k < 4; ++k) mg[k] = 0;
             for (int i = 0; i < N; ++i) {
                 const long gi = (long)g * N + i;
-                const int n = row_pairs(r, x + (long)g * N * 4, e + gi * N, pt + gi * N * 4, i, N);
+                const int n = row_pairs(r, e + gi * N, pt + gi * N * 8, N);
                 double s0 = 0, s1 = 0;
                 for (int q = 0; q < n; ++q) {
-                    const double v0 = r.v[2 * q], v1 = r.v[2 * q + 1];
+                    const double v0 = r.tp[q][2], v1 = r.tp[q][3];
                     s0 += v0; s1 += v1;
                     mg[0] += v0 * v0; mg[1] += v0 * v1; mg[2] += v1 * v0; mg[3] += v1 * v1;
                 }
@@ -563,13 +567,13 @@ void edge_stats_backward(int G, int N, int nthreads, const T* x, const T* e, con
             const double* gm = g_mom + 4 * (long)g;
             for (int i = 0; i < N; ++i) {
                 const long gi = (long)g * N + i;
-                const int n = row_pairs(r, x_g, e + gi * N, pt + gi * N * 4, i, N);
+                const int n = row_pairs(r, e + gi * N, pt + gi * N * 8, N);
                 for (int q = 0; q < n; ++q) {
-                    const double v0 = r.v[2 * q], v1 = r.v[2 * q + 1];
+                    const double v0 = r.tp[q][2], v1 = r.tp[q][3];
                     const T gv0 = (T)(g_r[2 * gi] + 2 * gm[0] * v0 + (gm[1] + gm[2]) * v1);
                     const T gv1 = (T)(g_r[2 * gi + 1] + (gm[1] + gm[2]) * v0 + 2 * gm[3] * v1);
-                    invariants_backward(x_g + 4 * i, x_g + 4 * r.js[q], &r.xd[4 * q], r.raw[2 * q],
-                                        r.raw[2 * q + 1], gv0, gv1, zero, g_x + (long)g * N * 4 + 4 * i,
+                    invariants_backward(x_g + 4 * i, x_g + 4 * r.js[q], r.xd(q), r.tp[q][0],
+                                        r.tp[q][1], gv0, gv1, zero, g_x + (long)g * N * 4 + 4 * i,
                                         g_x + (long)g * N * 4 + 4 * r.js[q]);
                 }
             }
@@ -657,7 +661,7 @@ def _build(hidden: int, ctype: str) -> ctypes.CDLL:
                     raise RuntimeError(f"g++ failed: {run.stderr.strip()[-2000:]}")
                 os.replace(obj, lib)  # atomic: a reader sees the whole library or none
     dll = ctypes.CDLL(str(lib))
-    for name, pointers in (("psi_values", 2), ("edge_pairs", 3), ("edge_forward", 19), ("edge_backward", 30), ("edge_stats", 5),
+    for name, pointers in (("psi_values", 2), ("edge_pairs", 3), ("edge_forward", 20), ("edge_backward", 31), ("edge_stats", 5),
                             ("edge_stats_backward", 6)):
         getattr(dll, name).argtypes = [ctypes.c_int] * 3 + [_P] * pointers
         getattr(dll, name).restype = None
@@ -717,11 +721,11 @@ def psi_values(lib, values: torch.Tensor) -> torch.Tensor:
 
 
 def pair_table(lib, x: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
-    """(G, N, N, 4): <x_i - x_j, x_i - x_j>, <x_i, x_j> and their psi for the real pairs (zero elsewhere), a
+    """(G, N, N, 8): <x_i - x_j, x_i - x_j>, <x_i, x_j>, their psi and x_i - x_j for the real pairs (zero elsewhere), a
     constant input of EdgeStats and EdgeBlock (their backward differentiates the invariants themselves)."""
     x, edge = _plain(x, edge)
     G, N, _ = x.shape
-    pt = x.new_zeros(G, N, N, 4)
+    pt = x.new_zeros(G, N, N, 8)
     lib.edge_pairs(G, N, torch.get_num_threads(), *map(_ptr, (x, edge, pt)))
     return pt
 
@@ -740,15 +744,16 @@ class EdgeBlock(torch.autograd.Function):
         G, N, H = a.shape
         WT, WxT = W.t().contiguous(), (Wx.t().contiguous() if Wx is not None else None)
         agg, xsum = a.new_empty(G, N, H), x.new_zeros(G, N, 4)
-        # for backward, phi_e's and phi_x's hidden activations are kept (compact per row) instead of recomputed
+        # for backward, phi_e's and phi_x's hidden activations and the gates are kept (compact per row)
         keep = any(ctx.needs_input_grad)
         store_m = a.new_empty(G, N, N, H) if keep else None
         store_u = a.new_empty(G, N, N, H) if keep and Wx is not None else None
+        store_gate = a.new_empty(G, N, N) if keep else None
         threads = torch.get_num_threads()
         lib.edge_forward(G, N, threads, *map(_ptr, (x, edge, pt, a, b, w2s, W, WT, bW, wg, bg, Wx, WxT, bx, wo,
-                                                     agg, xsum, store_m, store_u)))
+                                                     agg, xsum, store_m, store_u, store_gate)))
         ctx.lib, ctx.threads, ctx.has_x = lib, threads, Wx is not None
-        ctx.save_for_backward(x, edge, pt, a, b, w2s, W, WT, bW, wg, bg, store_m,
+        ctx.save_for_backward(x, edge, pt, a, b, w2s, W, WT, bW, wg, bg, store_m, store_gate,
                               *((Wx, WxT, bx, wo, store_u) if Wx is not None else ()))
         if Wx is None:
             ctx.mark_non_differentiable(xsum)
@@ -757,7 +762,7 @@ class EdgeBlock(torch.autograd.Function):
     @staticmethod
     def backward(ctx, g_agg, g_xsum):
         _first_order_only()
-        x, edge, pt, a, b, w2s, W, WT, bW, wg, bg, saved_m, *rest = ctx.saved_tensors
+        x, edge, pt, a, b, w2s, W, WT, bW, wg, bg, saved_m, saved_gate, *rest = ctx.saved_tensors
         Wx, WxT, bx, wo, saved_u = rest if ctx.has_x else (None,) * 5
         G, N, H = a.shape
         g_agg = (g_agg if g_agg is not None else a.new_zeros(G, N, H)).contiguous()
@@ -766,7 +771,7 @@ class EdgeBlock(torch.autograd.Function):
         g_w2s, g_W, g_bW, g_wg, g_bg = map(torch.empty_like, (w2s, W, bW, wg, bg))
         g_Wx, g_bx, g_wo = map(torch.empty_like, (Wx, bx, wo)) if ctx.has_x else (None, None, None)
         ctx.lib.edge_backward(G, N, ctx.threads, *map(_ptr, (
-            x, edge, pt, a, b, w2s, W, WT, bW, wg, bg, Wx, WxT, bx, wo, saved_m, saved_u, g_agg, g_xsum,
+            x, edge, pt, a, b, w2s, W, WT, bW, wg, bg, Wx, WxT, bx, wo, saved_m, saved_u, saved_gate, g_agg, g_xsum,
             g_x, g_a, g_b, g_w2s, g_W, g_bW, g_wg, g_bg, g_Wx, g_bx, g_wo)))
         grads = (g_x, None, None, g_a, g_b, g_w2s, g_W, g_bW, g_wg, g_bg, g_Wx, g_bx, g_wo)
         return (None, *(gr if need else None for gr, need in zip(grads, ctx.needs_input_grad[1:])))
