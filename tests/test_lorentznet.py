@@ -290,6 +290,23 @@ def _dense_equals_edge_list_reference_in_float64(budget, n_groups, hidden):
 
 
 @pytest.mark.parametrize("path", ["kernel", "torch"])
+def test_dense_equals_reference_on_unpadded_jets_in_float64(path):
+    """Jets with no padding (one group without gather / scatter of nodes): training outputs and gradients."""
+    new, ref = twins(torch.float64, hidden=16, layers=3)
+    batch = prepare_batch(realistic_jets(6, 16, seed=3), 16, dtype=torch.float64)
+    assert bool(batch["node_mask"].all())
+    with edges(path):
+        a = new.train()(batch)
+        a.square().sum().backward()
+    b = reference_forward(ref.train(), batch)
+    b.square().sum().backward()
+    assert rel(a, b) < 1e-12
+    scale = max(float(q.grad.abs().max()) for q in ref.parameters())
+    for (name, p), q in zip(new.named_parameters(), ref.parameters()):
+        assert float((p.grad - q.grad).abs().max()) < 1e-12 * scale, name
+
+
+@pytest.mark.parametrize("path", ["kernel", "torch"])
 @pytest.mark.parametrize("hidden,layers,particles", [(32, 3, 32), (72, 6, 64)])
 def test_dense_equals_edge_list_reference_in_float32(hidden, layers, particles, path):
     """float32 (as used) on jet-like inputs at the quick and a paper-like size, both edge paths.

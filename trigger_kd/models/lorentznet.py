@@ -72,6 +72,7 @@ class Group:
         self.edge = (mask.unsqueeze(1) & mask.unsqueeze(2) & ~eye).to(x.dtype)
         self.degree = self.edge.sum(2, keepdim=True)
         self.real = torch.nonzero(mask.reshape(-1)).squeeze(1)
+        self.all_real = len(self.real) == mask.numel()  # no padding in the group: no gather / scatter of nodes
 
 
 def group_jets(batch: dict, max_elements: int = INFER_ELEMENTS, hidden: int = 1) -> list[Group]:
@@ -205,10 +206,12 @@ class LGEB(nn.Module):
             if not self.last_layer:
                 x = x + self.c_weight * xsum / g.degree.clamp(min=1)  # clamp as in the original
             new_xs.append(x)
-            nodes.append(torch.cat([h, agg, g.scalars], dim=-1).reshape(-1, 2 * k + g.scalars.size(-1))[g.real])
+            node_in = torch.cat([h, agg, g.scalars], dim=-1).reshape(-1, 2 * k + g.scalars.size(-1))
+            nodes.append(node_in if g.all_real else node_in[g.real])
         # phi_h on the real nodes of all groups together (its BatchNorm sees real nodes only)
-        update = self.phi_h(torch.cat(nodes)).split([len(g.real) for g in groups])
-        new_hs = [h.reshape(-1, k).index_add(0, g.real, u).view_as(h) for h, g, u in zip(hs, groups, update)]
+        update = self.phi_h(torch.cat(nodes) if len(nodes) > 1 else nodes[0]).split([len(g.real) for g in groups])
+        new_hs = [h + u.view_as(h) if g.all_real else h.reshape(-1, k).index_add(0, g.real, u).view_as(h)
+                  for h, g, u in zip(hs, groups, update)]
         return new_hs, new_xs
 
     def _edges_torch(self, x, inv, edge, a, b, w2s):
