@@ -528,6 +528,99 @@ void edge_backward(int G, int N, int nthreads, const T* x, const T* e, const T* 
     }
 }
 
+// phi_e's BatchNorm sums over the real pairs, in double, from per-node quantities (the formulas of
+// lorentznet._edge_sums_torch): with c_i = r_i @ w2^T and eb_i = node_i (sum_j node_j b_j - b_i),
+// s1 = sum_i deg_i (a_i + b_i) + c_i and s2 = sum_i deg_i (a_i^2 + b_i^2) + 2 a_i eb_i + 2 (a_i + b_i) c_i
+// + sum_h w2_h^T (sum_g mom_g) w2_h. a, b (G, N, H); node, deg (G, N); r (G, N, 2); mom (G, 4); w2 (H, 2).
+// Out: s = s1 (H) | s2 (H).
+void edge_norm(int G, int N, int nthreads, const T* a, const T* b, const T* node, const T* deg, const double* r,
+               const double* mom, const T* w2, double* s) {
+    std::vector<double> acc((size_t)nthreads * 2 * H, 0.0);
+    #pragma omp parallel num_threads(nthreads)
+    {
+        double* s1 = acc.data() + (size_t)thread_id() * 2 * H; double* s2 = s1 + H;
+        #pragma omp for schedule(static)
+        for (int g = 0; g < G; ++g) {
+            double sb[H] = {};
+            for (int i = 0; i < N; ++i) {
+                const T* b_i = b + ((long)g * N + i) * H;
+                for (int h = 0; h < H; ++h) sb[h] += (double)node[(long)g * N + i] * b_i[h];
+            }
+            for (int i = 0; i < N; ++i) {
+                const long gi = (long)g * N + i;
+                const double n_i = node[gi], d_i = deg[gi], r0 = r[2 * gi], r1 = r[2 * gi + 1];
+                const T* a_i = a + gi * H; const T* b_i = b + gi * H;
+                for (int h = 0; h < H; ++h) {
+                    const double A = a_i[h], B = b_i[h];
+                    const double c = r0 * w2[2 * h] + r1 * w2[2 * h + 1], eb = n_i * (sb[h] - B);
+                    s1[h] += d_i * (A + B) + c;
+                    s2[h] += d_i * (A * A + B * B) + 2 * A * eb + 2 * (A + B) * c;
+                }
+            }
+        }
+    }
+    double M[4] = {0, 0, 0, 0};
+    for (int g = 0; g < G; ++g) for (int k = 0; k < 4; ++k) M[k] += mom[4 * (long)g + k];
+    for (int h = 0; h < 2 * H; ++h) {
+        double t = 0;
+        for (int th = 0; th < nthreads; ++th) t += acc[(size_t)th * 2 * H + h];
+        s[h] = t;
+    }
+    for (int h = 0; h < H; ++h) {
+        const double w0 = w2[2 * h], w1 = w2[2 * h + 1];
+        s[H + h] += w0 * (M[0] * w0 + M[1] * w1) + w1 * (M[2] * w0 + M[3] * w1);
+    }
+}
+
+// Gradients of edge_norm from gs = dL/ds1 (H) | dL/ds2 (H): g_a, g_b (G, N, H), g_r (G, N, 2), g_w2 (H, 2),
+// g_mom (G, 4), all overwritten.
+void edge_norm_backward(int G, int N, int nthreads, const T* a, const T* b, const T* node, const T* deg,
+                        const double* r, const double* mom, const T* w2, const double* gs, T* g_a, T* g_b,
+                        double* g_r, T* g_w2, double* g_mom) {
+    const double* g1 = gs; const double* g2 = gs + H;
+    std::vector<double> acc((size_t)nthreads * 2 * H, 0.0);
+    #pragma omp parallel num_threads(nthreads)
+    {
+        double* dw = acc.data() + (size_t)thread_id() * 2 * H;
+        #pragma omp for schedule(static)
+        for (int g = 0; g < G; ++g) {
+            double sa[H] = {}, sb[H] = {};
+            for (int i = 0; i < N; ++i) {
+                const long gi = (long)g * N + i;
+                for (int h = 0; h < H; ++h) { sa[h] += (double)node[gi] * a[gi * H + h]; sb[h] += (double)node[gi] * b[gi * H + h]; }
+            }
+            for (int i = 0; i < N; ++i) {
+                const long gi = (long)g * N + i;
+                const double n_i = node[gi], d_i = deg[gi], r0 = r[2 * gi], r1 = r[2 * gi + 1];
+                double gr0 = 0, gr1 = 0;
+                for (int h = 0; h < H; ++h) {
+                    const double A = a[gi * H + h], B = b[gi * H + h];
+                    const double c = r0 * w2[2 * h] + r1 * w2[2 * h + 1], eb = n_i * (sb[h] - B);
+                    const double dc = g1[h] + 2 * g2[h] * (A + B);
+                    g_a[gi * H + h] = (T)(d_i * g1[h] + g2[h] * (2 * d_i * A + 2 * eb + 2 * c));
+                    g_b[gi * H + h] = (T)(d_i * g1[h] + g2[h] * (2 * d_i * B + 2 * c) + 2 * g2[h] * n_i * (sa[h] - A));
+                    gr0 += dc * w2[2 * h]; gr1 += dc * w2[2 * h + 1];
+                    dw[2 * h] += dc * r0; dw[2 * h + 1] += dc * r1;
+                }
+                g_r[2 * gi] = gr0; g_r[2 * gi + 1] = gr1;
+            }
+        }
+    }
+    double M[4] = {0, 0, 0, 0};
+    for (int g = 0; g < G; ++g) for (int k = 0; k < 4; ++k) M[k] += mom[4 * (long)g + k];
+    double gm[4] = {0, 0, 0, 0};
+    for (int h = 0; h < H; ++h) {
+        const double w0 = w2[2 * h], w1 = w2[2 * h + 1];
+        double d0 = 0, d1 = 0;
+        for (int th = 0; th < nthreads; ++th) { d0 += acc[(size_t)th * 2 * H + 2 * h]; d1 += acc[(size_t)th * 2 * H + 2 * h + 1]; }
+        d0 += g2[h] * ((M[0] + M[0]) * w0 + (M[1] + M[2]) * w1);
+        d1 += g2[h] * ((M[2] + M[1]) * w0 + (M[3] + M[3]) * w1);
+        g_w2[2 * h] = (T)d0; g_w2[2 * h + 1] = (T)d1;
+        gm[0] += g2[h] * w0 * w0; gm[1] += g2[h] * w0 * w1; gm[2] += g2[h] * w1 * w0; gm[3] += g2[h] * w1 * w1;
+    }
+    for (int g = 0; g < G; ++g) for (int k = 0; k < 4; ++k) g_mom[4 * (long)g + k] = gm[k];
+}
+
 // BatchNorm statistics of the invariants over the real pairs, in double: r (G, N, 2) = sum_j v_ij,
 // mom (G, 4) = sum_ij v_ij v_ij^T (row-major 2 x 2), v = (psi(n2), psi(d)).
 void edge_stats(int G, int N, int nthreads, const T* x, const T* e, const T* pt, double* r_out, double* mom) {
@@ -662,7 +755,7 @@ def _build(hidden: int, ctype: str) -> ctypes.CDLL:
                 os.replace(obj, lib)  # atomic: a reader sees the whole library or none
     dll = ctypes.CDLL(str(lib))
     for name, pointers in (("psi_values", 2), ("edge_pairs", 3), ("edge_forward", 20), ("edge_backward", 31), ("edge_stats", 5),
-                            ("edge_stats_backward", 6)):
+                            ("edge_stats_backward", 6), ("edge_norm", 8), ("edge_norm_backward", 13)):
         getattr(dll, name).argtypes = [ctypes.c_int] * 3 + [_P] * pointers
         getattr(dll, name).restype = None
     if dll.hidden_size() != hidden:
@@ -802,3 +895,34 @@ class EdgeStats(torch.autograd.Function):
         g_x = torch.empty_like(x)
         ctx.lib.edge_stats_backward(G, N, ctx.threads, *map(_ptr, (x, edge, pt, g_r, g_mom, g_x)))
         return None, (g_x if ctx.needs_input_grad[1] else None), None, None
+
+
+class EdgeNorm(torch.autograd.Function):
+    """(a, b, node, deg, r, mom, w2) -> (s1, s2) (H,) float64: phi_e's BatchNorm sums over the real pairs of
+    one group (the formulas of `lorentznet._edge_sums_torch`); r, mom from EdgeStats, w2 (H, 2) phi_e's
+    first-layer columns for the invariants."""
+
+    @staticmethod
+    def forward(ctx, lib, a, b, node, deg, r, mom, w2):
+        a, b, node, deg, r, mom, w2 = _plain(a, b, node, deg, r, mom, w2)
+        G, N, H = a.shape
+        s = torch.empty(2 * H, dtype=torch.float64)
+        threads = torch.get_num_threads()
+        lib.edge_norm(G, N, threads, *map(_ptr, (a, b, node, deg, r, mom, w2, s)))
+        ctx.lib, ctx.threads = lib, threads
+        ctx.save_for_backward(a, b, node, deg, r, mom, w2)
+        return s[:H], s[H:]
+
+    @staticmethod
+    def backward(ctx, g1, g2):
+        _first_order_only()
+        a, b, node, deg, r, mom, w2 = ctx.saved_tensors
+        G, N, H = a.shape
+        zero = torch.zeros(H, dtype=torch.float64)
+        gs = torch.cat([g1 if g1 is not None else zero, g2 if g2 is not None else zero]).double().contiguous()
+        g_a, g_b, g_r, g_w2, g_mom = map(torch.empty_like, (a, b, r, w2, mom))
+        ctx.lib.edge_norm_backward(G, N, ctx.threads, *map(_ptr, (a, b, node, deg, r, mom, w2, gs,
+                                                                 g_a, g_b, g_r, g_w2, g_mom)))
+        need = ctx.needs_input_grad
+        return (None, g_a if need[1] else None, g_b if need[2] else None, None, None,
+                g_r if need[5] else None, g_mom if need[6] else None, g_w2 if need[7] else None)

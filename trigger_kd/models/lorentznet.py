@@ -113,28 +113,32 @@ def _edge_stats_torch(inv: torch.Tensor, edge: torch.Tensor) -> tuple[torch.Tens
     return (vi * e.unsqueeze(-1)).sum(2), torch.einsum("gijk,gijl,gij->gkl", vi, vi, e)
 
 
-def _edge_batch_norm(bn: nn.BatchNorm1d, a, b, stats, w2, groups):
+def _edge_sums_torch(a, b, r, mom, w2, g: Group):
+    """phi_e's BatchNorm sums over the real pairs of one group, float64: s1 = sum e (a_i + b_j + c_ij) and
+    s2 = sum e (a_i + b_j + c_ij)^2 with c_ij = inv_ij @ w2.T, from per-node sums without forming the
+    (G, N, N, H) pre-activations: s2 = sum_i deg_i (a_i^2 + b_i^2) + sum_ij e_ij (c_ij^2 + 2 a_i b_j +
+    2 (a_i + b_j) c_ij), where the edge weights e and the invariants are symmetric in i, j; (r, mom) are the
+    group's invariant sums of `_edge_stats_torch`. `edge_kernel.EdgeNorm` computes the same."""
+    a, b, node, deg = a.double(), b.double(), g.node.double(), g.degree.double()
+    c = r @ w2.double().t()  # (G, N, H): sum_j e_ij c_ij
+    # sum_j e_ij b_j with e_ij = node_i node_j (i != j): node_i (sum_j node_j b_j - b_i)
+    eb = node * ((node * b).sum(1, keepdim=True) - b)
+    s1 = (deg * (a + b) + c).sum((0, 1))
+    s2 = ((deg * (a.square() + b.square())).sum((0, 1)) + 2 * (a * eb).sum((0, 1)) + 2 * ((a + b) * c).sum((0, 1))
+          + torch.einsum("hk,kl,hl->h", w2.double(), mom.sum(0), w2.double()))
+    return s1, s2
+
+
+def _edge_batch_norm(bn: nn.BatchNorm1d, sums, s0, dtype):
     """Scale and shift (H,) of `bn` applied to the edge pre-activations a_i + b_j + inv_ij @ w2.T.
 
-    In training the batch statistics over all real edges of all groups are computed from per-node
-    sums, without forming the (G, N, N, H) pre-activations: with c_ij = inv_ij @ w2.T,
-    sum e (a_i + b_j + c_ij)^2 = sum_i deg_i (a_i^2 + b_i^2) + sum_ij e_ij (c_ij^2 + 2 a_i b_j + 2 (a_i + b_j) c_ij),
-    where the edge weights e and the invariants are symmetric in i, j (float64 sums); `stats` holds each
-    group's invariant sums (r, mom) of `_edge_stats_torch`. Running statistics are updated as `bn` would
-    (momentum, unbiased variance).
+    In training, `sums` holds each group's (s1, s2) (`_edge_sums_torch` or `edge_kernel.EdgeNorm`) and s0
+    is the number of real edges: batch mean s1 / s0 and variance s2 / s0 - mean^2 over all real edges of
+    all groups, in float64. Running statistics are updated as `bn` would (momentum, unbiased variance).
     """
     if bn.training:
-        s0 = s1 = s2 = 0.0
-        for ai, bi, (r, mom), g in zip(a, b, stats, groups):
-            ai, bi, node, deg = ai.double(), bi.double(), g.node.double(), g.degree.double()
-            c = r @ w2.double().t()  # (G, N, H): sum_j e_ij c_ij
-            # sum_j e_ij b_j with e_ij = node_i node_j (i != j): node_i (sum_j node_j b_j - b_i)
-            eb = node * ((node * bi).sum(1, keepdim=True) - bi)
-            s0 = s0 + deg.sum()
-            s1 = s1 + (deg * (ai + bi) + c).sum((0, 1))
-            s2 = (s2 + (deg * (ai.square() + bi.square())).sum((0, 1)) + 2 * (ai * eb).sum((0, 1))
-                  + 2 * ((ai + bi) * c).sum((0, 1)))
-            s2 = s2 + torch.einsum("hk,kl,hl->h", w2.double(), mom.sum(0), w2.double())
+        s1 = sum(x[0] for x in sums)
+        s2 = sum(x[1] for x in sums)
         if float(s0) < 2:
             raise ValueError(f"BatchNorm in training needs more than 1 edge, got {int(s0)}")
         mean = s1 / s0
@@ -144,7 +148,7 @@ def _edge_batch_norm(bn: nn.BatchNorm1d, a, b, stats, w2, groups):
             bn.running_mean.mul_(1 - bn.momentum).add_(mean.to(bn.running_mean.dtype), alpha=bn.momentum)
             bn.running_var.mul_(1 - bn.momentum).add_((var * (s0 / (s0 - 1))).to(bn.running_var.dtype),
                                                       alpha=bn.momentum)
-        mean, var = mean.to(a[0].dtype), var.to(a[0].dtype)
+        mean, var = mean.to(dtype), var.to(dtype)
     else:
         mean, var = bn.running_mean, bn.running_var
     scale = bn.weight * torch.rsqrt(var + bn.eps)
@@ -184,14 +188,20 @@ class LGEB(nn.Module):
         ab = [nn.functional.linear(h, w_node).split(w.size(0), dim=-1) for h in hs]
         a, b = [p[0] for p in ab], [p[1] for p in ab]
         lib = edge_kernel.library(k, hs[0].dtype) if hs[0].device.type == "cpu" else "not on the CPU"
+        sums = []
         if isinstance(lib, str):  # PyTorch ops (no compiled kernel, or twice differentiable wanted)
             inv = [_invariants(x) for x in xs]
-            stats = [_edge_stats_torch(vi, g.edge) for vi, g in zip(inv, groups)] if bn.training else None
+            if bn.training:
+                for ai, bi, vi, g in zip(a, b, inv, groups):
+                    sums.append(_edge_sums_torch(ai, bi, *_edge_stats_torch(vi, g.edge), w2, g))
         else:
             pts = [edge_kernel.pair_table(lib, x, g.edge) for x, g in zip(xs, groups)]
-            stats = [edge_kernel.EdgeStats.apply(lib, x, g.edge, pt) for x, g, pt in zip(xs, groups, pts)] \
-                if bn.training else None
-        scale, shift = _edge_batch_norm(bn, a, b, stats, w2, groups)
+            if bn.training:
+                for ai, bi, x, g, pt in zip(a, b, xs, groups, pts):
+                    r, mom = edge_kernel.EdgeStats.apply(lib, x, g.edge, pt)
+                    sums.append(edge_kernel.EdgeNorm.apply(lib, ai, bi, g.node, g.degree, r, mom, w2))
+        s0 = float(sum(float(g.degree.sum()) for g in groups)) if bn.training else 0.0
+        scale, shift = _edge_batch_norm(bn, sums, s0, hs[0].dtype)
         w2s = (w2 * scale.unsqueeze(1)).t()
         px = (None, None, None) if self.last_layer else \
             (self.phi_x[0].weight, self.phi_x[0].bias, self.phi_x[2].weight.view(-1))
