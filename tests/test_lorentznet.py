@@ -327,18 +327,24 @@ def test_dense_equals_edge_list_reference_in_float32(hidden, layers, particles, 
     assert dense_error <= rel(reference_forward(ref.train(), batch).detach().double(), truth)
 
 
-def test_edge_kernel_psi_matches_torch():
-    """The kernel's vectorised float32 psi (log1p by polynomial) against float64 torch: within 3 ulp over
-    1e-30 .. 1e30 and both signs; 0, inf and NaN as log1p gives them."""
+def test_edge_kernel_elementwise_functions_match_torch():
+    """The kernel's vectorised float32 psi (log1p by polynomial) and sigmoid (exp by polynomial) against
+    float64 torch: psi within 3 ulp over 1e-30 .. 1e30 and both signs, with 0, inf and NaN as log1p gives
+    them; sigmoid within 4 ulp where it is above 1e-30 (-69 .. 88), and 0 <= sigmoid <= 1 everywhere."""
     from trigger_kd.models.lorentznet import psi
     lib = edge_kernel.library(16, torch.float32)
     assert not isinstance(lib, str), lib
     v = torch.cat([torch.logspace(-30, 30, 20001, dtype=torch.float64), torch.rand(5000, dtype=torch.float64) * 10])
     v = torch.cat([v, -v]).float()
-    got, want = edge_kernel.psi_values(lib, v).double(), psi(v.double())
+    got, want = edge_kernel.elementwise_values(lib, "psi", v).double(), psi(v.double())
     assert float(((got - want).abs() / want.abs()).max()) < 3 * 2 ** -24
-    special = edge_kernel.psi_values(lib, torch.tensor([0.0, float("inf"), float("-inf"), float("nan")]))
+    special = edge_kernel.elementwise_values(lib, "psi", torch.tensor([0.0, float("inf"), float("-inf"), float("nan")]))
     assert special[0] == 0 and special[1] == float("inf") and special[2] == float("-inf") and special[3].isnan()
+    s = torch.cat([torch.linspace(-69, 88, 200001), torch.tensor([0.0, 1e-8, -1e-8])])
+    got, want = edge_kernel.elementwise_values(lib, "sigmoid", s).double(), torch.sigmoid(s.double())
+    assert float(((got - want).abs() / want).max()) < 4 * 2 ** -24
+    wide = edge_kernel.elementwise_values(lib, "sigmoid", torch.tensor([-1e4, -200.0, -90.0, 90.0, 200.0, 1e4]))
+    assert bool((wide >= 0).all() and (wide <= 1).all()) and wide[-1] == 1 and float(wide[0]) < 1e-37
 
 
 def test_edge_kernel_is_differentiable_once_only_and_curvature_uses_torch_edges():

@@ -61,6 +61,7 @@ constexpr int VW = 32 / (int)sizeof(T);
 constexpr int NV = H / VW;
 constexpr bool VEC = H % VW == 0;
 typedef T vec __attribute__((vector_size(32)));
+typedef int ivec __attribute__((vector_size(32)));  // the bits of a float vec
 
 static inline vec loadv(const T* p) { vec v; __builtin_memcpy(&v, p, sizeof(vec)); return v; }
 static inline void storev(T* p, vec v) { __builtin_memcpy(p, &v, sizeof(vec)); }
@@ -243,10 +244,35 @@ static inline void invariants(const T* xi, const T* xj, T* xd, T& n2, T& d) {
 }
 static inline T psi(T p) { return p > T(0) ? std::log1p(p) : (p < T(0) ? -std::log1p(-p) : T(0)); }
 
+// 1 / (1 + exp(-s)) on VW values at once; for float exp by Cephes' expf (range reduction by ln 2, degree-5
+// polynomial, within 2 ulp), the arguments clamped to +-88 (sigmoid is 0 or 1 there to float precision).
+static inline vec sigmoid_vec(vec s) {
+#if !SCALAR_IS_FLOAT
+    vec out;
+    for (int l = 0; l < VW; ++l) out[l] = T(1) / (T(1) + std::exp(-s[l]));
+    return out;
+#else
+    vec x = -s;
+    x = x > T(88) ? splat(T(88)) : x;
+    x = x < T(-88) ? splat(T(-88)) : x;
+    vec fx = x * T(1.44269504088896341) + T(0.5);
+    const vec fl = __builtin_convertvector(__builtin_convertvector(fx, ivec), vec);  // truncation
+    fx = fl > fx ? fl - T(1) : fl;  // floor
+    x = x - fx * T(0.693359375) - fx * T(-2.12194440e-4);
+    const vec z = x * x;
+    vec y = splat(T(1.9875691500E-4));
+    y = y * x + T(1.3981999507E-3); y = y * x + T(8.3334519073E-3); y = y * x + T(4.1665795894E-2);
+    y = y * x + T(1.6666665459E-1); y = y * x + T(5.0000001201E-1);
+    y = y * z + x + T(1);
+    const ivec n = __builtin_convertvector(fx, ivec);
+    const vec e = y * (vec)((n + 127) << 23);  // times 2^n
+    return T(1) / (T(1) + e);
+#endif
+}
+
 // psi on VW values at once (float): log1p(|p|) as log(u) + (|p| - (u - 1)) / u with u = 1 + |p| and log
 // by Cephes' logf polynomial (relative error below 1e-7 on [sqrt(1/2), sqrt(2)]); NaN and inf pass through
 // as log1p's; the sign restored. The test compares it with torch on 1e-30 .. 1e30 (tests/test_lorentznet.py).
-typedef int ivec __attribute__((vector_size(32)));
 static inline vec psi_vec(vec p) {
 #if !SCALAR_IS_FLOAT
     vec out;
@@ -297,7 +323,7 @@ struct Row {  // one jet row (i, its real neighbours j): n <= N rows of H, per p
     std::vector<T> z, m, mg, u, gu, gmg, gmp, gz, gate, gx, gxd; std::vector<int> js; std::vector<const T*> tp;
     T* mp = nullptr; T* up = nullptr;  // where this row's m and u are (own buffers or the caller's)
     explicit Row(int N) : z(N * H), m(N * H), mg(N * H), u(N * H), gu(N * H), gmg(N * H), gmp(N * H), gz(N * H),
-                          gate(N), gx(N), gxd(4 * N), js(N), tp(N) {}
+                          gate(N + VW), gx(N), gxd(4 * N), js(N), tp(N) {}
     const T* xd(int q) const { return tp[q] + 4; }
 };
 
@@ -329,11 +355,16 @@ static int row_forward(Row& r, const Params& p, const T* x_g, const T* e_gi, con
     if (!saved_m) {
         relu_nn(r.mp, r.z.data(), p.WT, n, p.bW);
     }
+    if (saved_gate) {
+        std::memcpy(r.gate.data(), saved_gate, sizeof(T) * n);
+    } else {
+        for (int q = 0; q < n; ++q) r.gate[q] = dot(r.mp + q * H, p.wg) + p.bg[0];
+        for (int q = 0; q < n; q += VW) storev(&r.gate[q], sigmoid_vec(loadv(&r.gate[q])));  // gate has VW spare
+        if (store_gate) std::memcpy(store_gate, r.gate.data(), sizeof(T) * n);
+    }
     for (int q = 0; q < n; ++q) {
         const T* __restrict m = r.mp + q * H; T* __restrict mg = r.mg.data() + q * H;
-        const T g = saved_gate ? saved_gate[q] : T(1) / (T(1) + std::exp(-(dot(m, p.wg) + p.bg[0])));
-        r.gate[q] = g;
-        if (store_gate) store_gate[q] = g;
+        const T g = r.gate[q];
         for (int h = 0; h < H; ++h) mg[h] = m[h] * g;
     }
     if (has_x) {
@@ -401,11 +432,11 @@ void edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
     }
 }
 
-// out[k] = psi(in[k]) as edge_pairs computes it (for the tests).
-void psi_values(int n, int unused1, int unused2, const T* in, T* out) {
+// out[k] = psi(in[k]) (fn 0) or sigmoid(in[k]) (fn 1) as the kernels compute them (for the tests).
+void elementwise_values(int fn, int n, int unused, const T* in, T* out) {
     std::vector<T> buf(n + VW, T(0));
     std::memcpy(buf.data(), in, sizeof(T) * n);
-    for (int k = 0; k < n; k += VW) storev(&buf[k], psi_vec(loadv(&buf[k])));
+    for (int k = 0; k < n; k += VW) storev(&buf[k], fn == 0 ? psi_vec(loadv(&buf[k])) : sigmoid_vec(loadv(&buf[k])));
     std::memcpy(out, buf.data(), sizeof(T) * n);
 }
 
@@ -754,7 +785,7 @@ def _build(hidden: int, ctype: str) -> ctypes.CDLL:
                     raise RuntimeError(f"g++ failed: {run.stderr.strip()[-2000:]}")
                 os.replace(obj, lib)  # atomic: a reader sees the whole library or none
     dll = ctypes.CDLL(str(lib))
-    for name, pointers in (("psi_values", 2), ("edge_pairs", 3), ("edge_forward", 20), ("edge_backward", 31), ("edge_stats", 5),
+    for name, pointers in (("elementwise_values", 2), ("edge_pairs", 3), ("edge_forward", 20), ("edge_backward", 31), ("edge_stats", 5),
                             ("edge_stats_backward", 6), ("edge_norm", 8), ("edge_norm_backward", 13)):
         getattr(dll, name).argtypes = [ctypes.c_int] * 3 + [_P] * pointers
         getattr(dll, name).restype = None
@@ -805,11 +836,11 @@ def _first_order_only():
                            "forward pass inside trigger_kd.models.edge_kernel.torch_edges() (as train.curvature does)")
 
 
-def psi_values(lib, values: torch.Tensor) -> torch.Tensor:
-    """psi(values) as the kernel computes the invariants' psi (vectorised log1p for float32)."""
+def elementwise_values(lib, fn: str, values: torch.Tensor) -> torch.Tensor:
+    """fn ("psi" or "sigmoid") of values as the kernel computes them (vectorised polynomials for float32)."""
     values = values.detach().contiguous()
     out = torch.empty_like(values)
-    lib.psi_values(values.numel(), 0, 0, values.data_ptr(), out.data_ptr())
+    lib.elementwise_values(("psi", "sigmoid").index(fn), values.numel(), 0, values.data_ptr(), out.data_ptr())
     return out
 
 
