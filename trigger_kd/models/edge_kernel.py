@@ -140,13 +140,20 @@ static inline void gemm_nn(T* C, const T* A, const T* B, int n, const T* bias) {
 static inline void relu_nn(T* C, const T* A, const T* B, int n, const T* bias) { gemm<false, true>(C, A, H, 1, B, n, H, bias); }
 static inline void gemm_tn(T* C, const T* A, const T* B, int n) { gemm<true, false>(C, A, 1, H, B, H, n, nullptr); }
 
+// The lanes of v summed as a tree (halves, then quarters, ...): a fixed order, short dependency chain.
+static inline T hsum(vec v) {
+    T s[VW];
+    __builtin_memcpy(s, &v, sizeof v);
+    for (int w = VW / 2; w > 0; w /= 2)
+        for (int l = 0; l < w; ++l) s[l] += s[l + w];
+    return s[0];
+}
+
 static inline T dot(const T* __restrict a, const T* __restrict b) {
-    if constexpr (VEC) {  // lane-wise partial sums, then the lanes in order (no reassociation flags needed)
+    if constexpr (VEC) {  // lane-wise partial sums, then the lanes as a tree (no reassociation flags needed)
         vec acc = loadv(a) * loadv(b);
         for (int v = 1; v < NV; ++v) acc += loadv(a + v * VW) * loadv(b + v * VW);
-        T s = 0;
-        for (int l = 0; l < VW; ++l) s += acc[l];
-        return s;
+        return hsum(acc);
     } else {
         T s = 0; for (int h = 0; h < H; ++h) s += a[h] * b[h]; return s;
     }
@@ -158,7 +165,7 @@ static inline void relu_grad(T* __restrict g, const T* __restrict x) {
     for (int h = 0; h < H; ++h) g[h] = x[h] > T(0) ? g[h] : T(0);
 }
 
-static inline T hsum(vec v) { T s = 0; for (int l = 0; l < VW; ++l) s += v[l]; return s; }
+
 
 // Backward of phi_x for one pair (u = relu(Wx mg + bx), gx = wo . u; ggx = dL/dgx): gu = dL/d(Wx mg + bx),
 // and the wo and bx gradients accumulated. One pass over H.
