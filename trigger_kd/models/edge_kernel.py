@@ -1,25 +1,27 @@
-"""LorentzNet's per-edge MLP as one compiled CPU kernel (forward and backward), built with g++ on first use.
+"""LorentzNet's per-edge work as compiled CPU kernels (forward and backward), built with g++ on first use.
 
-The dense LorentzNet (`lorentznet.LGEB`) spends most of a training step in the edge MLP: for every
-real pair (i, j) of a jet
+For every real pair (i, j) of a jet, one LGEB computes
 
-    z    = relu(a_i + b_j + inv_ij @ W2s)        phi_e's first layer, BatchNorm folded into a, b, W2s
-    m    = relu(W z + bW)                        phi_e's second layer
-    gate = sigmoid(wg . m + bg)                  phi_m
-    agg_i = sum_j gate * m                       the node's message sum
-    gx   = wo . relu(Wx (gate * m) + bx)         phi_x (all blocks but the last)
+    v    = psi(<x_i - x_j, x_i - x_j>), psi(<x_i, x_j>)    the invariants (`edge_pairs`, once per block)
+    z    = relu(a_i + b_j + v @ W2s)        phi_e's first layer, its BatchNorm folded into a, b, W2s
+    m    = relu(W z + bW)                   phi_e's second layer
+    gate = sigmoid(wg . m + bg)             phi_m
+    agg_i = sum_j gate * m                  the node's message sum
+    gx   = wo . relu(Wx (gate * m) + bx)    phi_x (all blocks but the last);  xsum_i = sum_j clamp((x_i - x_j) gx)
 
-With PyTorch ops every line is a pass over (E, H) tensors that do not fit the CPU caches, forward
-and backward, and the H x 1 / 2 x H products run as slow thin matrix products (torch.profiler, in
-benchmarks/RESULTS.md). Here one jet row (i, all j) at a time is computed in L1-sized buffers;
-backward recomputes the row instead of storing (E, H) activations. Same arithmetic as the PyTorch
-path (`tests/test_lorentznet.py` compares both, and the edge-list reference, in float64 to 1e-12).
+plus phi_e's BatchNorm statistics over the pairs (`edge_stats`, `edge_norm`). With PyTorch ops every
+line is a pass over (E, H) tensors that do not fit the CPU caches, and the H x 1 / 2 x H products run
+as slow thin matrix products (torch.profiler, benchmarks/RESULTS.md). Here one jet row (i, all j) at a
+time is computed in L1-sized buffers with register-tiled products; training keeps m, u and the gates
+(compact per row) for backward, which recomputes the rest of the row. float32 psi and sigmoid use
+vectorised polynomials (within 3 and 4 ulp of torch, tested). Same arithmetic as the PyTorch path
+(`tests/test_lorentznet.py` compares both, and the edge-list reference, in float64 to 1e-12).
 
-The source is C++ without Python or torch headers (compiles in about a second), built once per
-hidden size and scalar type with ``g++ -O3 -march=native -fopenmp`` into
-``$TRIGGER_KD_CACHE/kernels/`` (key: source, flags, compiler version, CPU), and called through
-ctypes on the tensors' memory. Where g++ is missing or the build fails, `available` says why and
-LorentzNet uses its PyTorch path (same results, slower). Not twice differentiable: `torch_edges()`
+The source is C++ without Python or torch headers (compiles in about 2 s), built once per hidden size
+and scalar type with ``g++ -O3 -march=native -fopenmp`` into ``$TRIGGER_KD_CACHE/.kernels/`` (key:
+source, flags, compiler version, CPU), and called through ctypes on the tensors' memory; OpenMP runs
+jets in parallel on torch's thread count. Where g++ is missing or the build fails, a warning says why
+and LorentzNet uses its PyTorch path (same results, slower). Not twice differentiable: `torch_edges()`
 switches it off for Hessian-vector products (`train.curvature`); a backward with create_graph=True
 through it raises.
 """
@@ -768,8 +770,9 @@ def _compiler_version(gxx: str) -> str:
 
 
 def kernel_dir() -> Path:
+    """$TRIGGER_KD_CACHE/.kernels (a dot directory: not a stage entry for `trigger-kd cache`)."""
     root = os.environ.get("TRIGGER_KD_CACHE")
-    return (Path(root) if root else Path.home() / ".cache" / "trigger_kd") / "kernels"
+    return (Path(root) if root else Path.home() / ".cache" / "trigger_kd") / ".kernels"
 
 
 def _build(hidden: int, ctype: str) -> ctypes.CDLL:

@@ -253,6 +253,7 @@ def load_teacher(path) -> LorentzNet:
 def teacher_logits(model: LorentzNet, constituents: np.ndarray, n_particles: int, batch_size: int = 512,
                    progress: bool = True) -> np.ndarray:
     """Logits (N, 2) float32 of the leading n_particles constituents of every jet."""
+    edge_kernel.keep_freed_memory()  # the same large blocks every batch: no page faults (as in training)
     model.eval()
     dtype = next(model.parameters()).dtype
     c = np.asarray(constituents)
