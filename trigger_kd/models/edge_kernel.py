@@ -855,11 +855,11 @@ def elementwise_values(lib, fn: str, values: torch.Tensor) -> torch.Tensor:
 
 
 def pair_table(lib, x: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
-    """(G, N, N, 8): <x_i - x_j, x_i - x_j>, <x_i, x_j>, their psi and x_i - x_j for the real pairs (zero elsewhere), a
+    """(G, N, N, 8): <x_i - x_j, x_i - x_j>, <x_i, x_j>, their psi and x_i - x_j for the real pairs (unset elsewhere), a
     constant input of EdgeStats and EdgeBlock (their backward differentiates the invariants themselves)."""
     x, edge = _plain(x, edge)
     G, N, _ = x.shape
-    pt = x.new_zeros(G, N, N, 8)
+    pt = x.new_empty(G, N, N, 8)  # the kernels read the entries of real pairs only
     lib.edge_pairs(G, N, torch.get_num_threads(), *map(_ptr, (x, edge, pt)))
     return pt
 
