@@ -81,9 +81,10 @@ class Timer:
         return self.jets / self.seconds
 
 
-def measure(profile: str, threads: int, seconds: float, rounds: int) -> dict:
+def measure(profile: str, threads: int, seconds: float, rounds: int, keep_memory: bool = True) -> dict:
     torch.set_num_threads(threads)
-    edge_kernel.keep_freed_memory()  # as the teacher's training does (both implementations, same process)
+    if keep_memory:
+        edge_kernel.keep_freed_memory()  # as the teacher's training does (both implementations, same process)
     size = teacher_size(profile)
     n, bs, ibs = size["n_particles"], size["batch_size"], INFER_BATCH.get(profile, 512)
     torch.manual_seed(0)
@@ -150,6 +151,9 @@ def main() -> int:
                     "runs)")
     ap.add_argument("--seconds", type=float, default=3.0, help="minimum seconds per measurement and round")
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--default-allocator", action="store_true",
+                    help="leave glibc's malloc settings alone (train.teacher calls edge_kernel.keep_freed_memory; "
+                         "this shows what that setting does to both implementations)")
     args = ap.parse_args()
     t0, git = time.time(), git_state()  # the code that is measured
     threads = [int(t) for t in args.threads.split(",")]
@@ -157,10 +161,11 @@ def main() -> int:
     results = []
     for profile in sizes:
         for t in threads:
-            results.append(measure(profile, t, args.seconds, args.rounds))
+            results.append(measure(profile, t, args.seconds, args.rounds, keep_memory=not args.default_allocator))
     result = {
         "benchmark": "teacher_throughput",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "allocator": "glibc default" if args.default_allocator else "edge_kernel.keep_freed_memory (as train.teacher)",
         "git_commit": git["commit"], "git_dirty": git["dirty"],
         # the acceptance figures: the least speedup over every size and thread count measured
         "speedup_train": min(r["train"]["speedup"] for r in results),
