@@ -347,6 +347,24 @@ def test_edge_kernel_elementwise_functions_match_torch():
     assert bool((wide >= 0).all() and (wide <= 1).all()) and wide[-1] == 1 and float(wide[0]) < 1e-37
 
 
+@pytest.mark.parametrize("bad", ["fractional", "one-sided", "diagonal"])
+def test_edge_kernel_refuses_edge_weights_it_cannot_represent(bad):
+    """The kernel treats any non-zero weight as an edge of both directions: other weights are refused."""
+    lib = edge_kernel.library(16, torch.float64)
+    assert not isinstance(lib, str), lib
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    e = (torch.ones(2, 5, 5) - torch.eye(5)).double()
+    assert edge_kernel.pair_table(lib, x, e).shape == (2, 5, 5, 8)
+    if bad == "fractional":
+        e[0, 1, 2] = e[0, 2, 1] = 0.5
+    elif bad == "one-sided":
+        e[1, 3, 4] = 0
+    else:
+        e[1, 2, 2] = 1
+    with pytest.raises(ValueError, match="edge weights must be 0 or 1"):
+        edge_kernel.pair_table(lib, x, e)
+
+
 def test_edge_kernel_is_differentiable_once_only_and_curvature_uses_torch_edges():
     """A second derivative through the compiled kernel raises (never a silently wrong Hessian);
     train.curvature switches to PyTorch edges, and its Hessian-vector product matches a central

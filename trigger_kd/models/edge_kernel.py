@@ -408,8 +408,11 @@ int hidden_size() { return H; }
 // The pair table pt (G, N, N, 8) = (<xd, xd>, <x_i, x_j>, their psi, xd = x_i - x_j) of every real pair, once per
 // block (the invariants are symmetric in i, j) and read by the kernels below, which take their gradients
 // back to x themselves.
-void edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
-    #pragma omp parallel num_threads(nthreads)
+// Returns the number of edge weights that are neither 0 nor 1 (the kernels treat any non-zero weight as 1,
+// so the caller refuses such input) or that mark a pair in one direction only.
+int edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
+    long bad = 0;
+    #pragma omp parallel num_threads(nthreads) reduction(+ : bad)
     {
         std::vector<T> raw(2 * N + 2 * VW), ps(2 * N + 2 * VW);
         std::vector<int> js(N);
@@ -420,6 +423,7 @@ void edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
                 int n = 0;
                 for (int j = i + 1; j < N; ++j) {
                     const long ij = ((long)g * N + i) * N + j, ji = ((long)g * N + j) * N + i;
+                    bad += (e[ij] != T(0) && e[ij] != T(1)) + (e[ji] != T(0) && e[ji] != T(1)) + (e[ij] != e[ji]);
                     if (e[ij] == T(0) && e[ji] == T(0)) continue;
                     T xd[4];
                     invariants(x_g + 4 * i, x_g + 4 * j, xd, raw[2 * n], raw[2 * n + 1]);
@@ -439,6 +443,8 @@ void edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
             }
         }
     }
+    for (long k = 0; k < (long)G * N; ++k) bad += e[k * N + k % N] != T(0);  // the diagonal (g, i, i)
+    return (int)(bad > 2147483647L ? 2147483647L : bad);
 }
 
 // out[k] = psi(in[k]) (fn 0) or sigmoid(in[k]) (fn 1) as the kernels compute them (for the tests).
@@ -798,7 +804,7 @@ def _build(hidden: int, ctype: str) -> ctypes.CDLL:
     for name, pointers in (("elementwise_values", 2), ("edge_pairs", 3), ("edge_forward", 20), ("edge_backward", 31), ("edge_stats", 5),
                             ("edge_stats_backward", 6), ("edge_norm", 8), ("edge_norm_backward", 13)):
         getattr(dll, name).argtypes = [ctypes.c_int] * 3 + [_P] * pointers
-        getattr(dll, name).restype = None
+        getattr(dll, name).restype = ctypes.c_int if name == "edge_pairs" else None
     if dll.hidden_size() != hidden:
         raise RuntimeError(f"kernel {lib} was built for hidden size {dll.hidden_size()}, not {hidden}")
     return dll
@@ -860,7 +866,9 @@ def pair_table(lib, x: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
     x, edge = _plain(x, edge)
     G, N, _ = x.shape
     pt = x.new_empty(G, N, N, 8)  # the kernels read the entries of real pairs only
-    lib.edge_pairs(G, N, torch.get_num_threads(), *map(_ptr, (x, edge, pt)))
+    bad = lib.edge_pairs(G, N, torch.get_num_threads(), *map(_ptr, (x, edge, pt)))
+    if bad:
+        raise ValueError(f"edge weights must be 0 or 1, symmetric, and 0 on the diagonal; {bad} are not")
     return pt
 
 
