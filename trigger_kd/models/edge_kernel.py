@@ -160,12 +160,6 @@ static inline T dot(const T* __restrict a, const T* __restrict b) {
         T s = 0; for (int h = 0; h < H; ++h) s += a[h] * b[h]; return s;
     }
 }
-static inline void add(T* __restrict y, const T* __restrict x) { for (int h = 0; h < H; ++h) y[h] += x[h]; }
-static inline void axpy(T* __restrict y, T a, const T* __restrict x) { for (int h = 0; h < H; ++h) y[h] += a * x[h]; }
-// g = g where x > 0, else 0 (ReLU backward through its output x)
-static inline void relu_grad(T* __restrict g, const T* __restrict x) {
-    for (int h = 0; h < H; ++h) g[h] = x[h] > T(0) ? g[h] : T(0);
-}
 
 
 

@@ -47,11 +47,12 @@ def minkowski_dot(p: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
     return p[..., 0] * q[..., 0] - (p[..., 1:] * q[..., 1:]).sum(-1)
 
 
-# Edge-tensor budget per group, in floats (G * N * N * H). Measured on 2 AMD EPYC cores, 1 thread
-# (benchmarks/RESULTS.md): inference fastest near 4e5 (quick size: about 10 jets per group, paper size: 1-2;
-# with the edge kernel 1,855 / 1,730 / 972 jets/s at 4e5 / 2e6 / 1e7, quick size); training with the edge
-# kernel fastest with the whole batch in few groups (per-group overhead; backward keeps the activations
-# anyway): 1e7 (quick size: 64 jets in one group, 126 -> 114 ms per step against 1e6).
+# Edge-tensor budget per group, in floats (G * N * N * H): jets of similar multiplicity share a group, so
+# little padding is computed. Measured on 2 AMD EPYC cores, 1 thread, with the edge kernel and
+# `edge_kernel.keep_freed_memory` (2026-11-24): inference 2,554 / 2,948 / 2,917 jets/s at 4e5 / 2e6 / 1e7
+# (quick size, 512-jet batches) and 92 / 98 / 97 (paper size, 64); training fastest with the whole batch in
+# few groups (per-group overhead; backward keeps the activations anyway): 1e7 (quick size: 64 jets in one
+# group, 126 -> 114 ms per step against 1e6).
 INFER_ELEMENTS = 2_000_000
 TRAIN_ELEMENTS = 10_000_000
 
