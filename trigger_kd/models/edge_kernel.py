@@ -113,9 +113,7 @@ static inline void gemm(T* __restrict C, const T* __restrict A, int as_row, int 
         int r = 0;
         for (; r + RB <= rows; r += RB) tile_row<RB, ACC, RELU>(C + r * H, A + r * as_row, as_row, as_k, B, K, bias);
         T* c = C + r * H; const T* a = A + r * as_row;
-        switch (rows - r) {
-            case 7: tile_row<7, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
-            case 6: tile_row<6, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
+        switch (rows - r) {  // fewer than RB rows left
             case 5: tile_row<5, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
             case 4: tile_row<4, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
             case 3: tile_row<3, ACC, RELU>(c, a, as_row, as_k, B, K, bias); break;
@@ -160,8 +158,6 @@ static inline T dot(const T* __restrict a, const T* __restrict b) {
         T s = 0; for (int h = 0; h < H; ++h) s += a[h] * b[h]; return s;
     }
 }
-
-
 
 // Backward of phi_x for one pair (u = relu(Wx mg + bx), gx = wo . u; ggx = dL/dgx): gu = dL/d(Wx mg + bx),
 // and the wo and bx gradients accumulated. One pass over H.
@@ -408,7 +404,7 @@ int edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
     long bad = 0;
     #pragma omp parallel num_threads(nthreads) reduction(+ : bad)
     {
-        std::vector<T> raw(2 * N + 2 * VW), ps(2 * N + 2 * VW);
+        std::vector<T> raw(2 * N + 2 * VW), ps(2 * N + 2 * VW), xd(4 * N);
         std::vector<int> js(N);
         #pragma omp for schedule(static)
         for (int g = 0; g < G; ++g) {
@@ -419,8 +415,7 @@ int edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
                     const long ij = ((long)g * N + i) * N + j, ji = ((long)g * N + j) * N + i;
                     bad += (e[ij] != T(0) && e[ij] != T(1)) + (e[ji] != T(0) && e[ji] != T(1)) + (e[ij] != e[ji]);
                     if (e[ij] == T(0) && e[ji] == T(0)) continue;
-                    T xd[4];
-                    invariants(x_g + 4 * i, x_g + 4 * j, xd, raw[2 * n], raw[2 * n + 1]);
+                    invariants(x_g + 4 * i, x_g + 4 * j, &xd[4 * n], raw[2 * n], raw[2 * n + 1]);
                     js[n++] = j;
                 }
                 for (int k = 2 * n; k < 2 * n + VW; ++k) raw[k] = 0;
@@ -428,10 +423,9 @@ int edge_pairs(int G, int N, int nthreads, const T* x, const T* e, T* pt) {
                 for (int q = 0; q < n; ++q) {
                     const int j = js[q];
                     const long ij = ((long)g * N + i) * N + j, ji = ((long)g * N + j) * N + i;
-                    const T* xi = x_g + 4 * i; const T* xj = x_g + 4 * j;
-                    const T t[8] = {raw[2 * q], raw[2 * q + 1], ps[2 * q], ps[2 * q + 1],
-                                    xi[0] - xj[0], xi[1] - xj[1], xi[2] - xj[2], xi[3] - xj[3]};
-                    const T u[8] = {t[0], t[1], t[2], t[3], xj[0] - xi[0], xj[1] - xi[1], xj[2] - xi[2], xj[3] - xi[3]};
+                    const T* d = &xd[4 * q];  // x_j - x_i is exactly -(x_i - x_j)
+                    const T t[8] = {raw[2 * q], raw[2 * q + 1], ps[2 * q], ps[2 * q + 1], d[0], d[1], d[2], d[3]};
+                    const T u[8] = {t[0], t[1], t[2], t[3], -d[0], -d[1], -d[2], -d[3]};
                     std::memcpy(pt + 8 * ij, t, sizeof t); std::memcpy(pt + 8 * ji, u, sizeof u);
                 }
             }
@@ -663,7 +657,7 @@ void edge_norm_backward(int G, int N, int nthreads, const T* a, const T* b, cons
 
 // BatchNorm statistics of the invariants over the real pairs, in double: r (G, N, 2) = sum_j v_ij,
 // mom (G, 4) = sum_ij v_ij v_ij^T (row-major 2 x 2), v = (psi(n2), psi(d)).
-void edge_stats(int G, int N, int nthreads, const T* x, const T* e, const T* pt, double* r_out, double* mom) {
+void edge_stats(int G, int N, int nthreads, const T* e, const T* pt, double* r_out, double* mom) {
     #pragma omp parallel num_threads(nthreads)
     {
         Row r(N);
@@ -795,7 +789,7 @@ def _build(hidden: int, ctype: str) -> ctypes.CDLL:
                     raise RuntimeError(f"g++ failed: {run.stderr.strip()[-2000:]}")
                 os.replace(obj, lib)  # atomic: a reader sees the whole library or none
     dll = ctypes.CDLL(str(lib))
-    for name, pointers in (("elementwise_values", 2), ("edge_pairs", 3), ("edge_forward", 20), ("edge_backward", 31), ("edge_stats", 5),
+    for name, pointers in (("elementwise_values", 2), ("edge_pairs", 3), ("edge_forward", 20), ("edge_backward", 31), ("edge_stats", 4),
                             ("edge_stats_backward", 6), ("edge_norm", 8), ("edge_norm_backward", 13)):
         getattr(dll, name).argtypes = [ctypes.c_int] * 3 + [_P] * pointers
         getattr(dll, name).restype = ctypes.c_int if name == "edge_pairs" else None
@@ -923,7 +917,7 @@ class EdgeStats(torch.autograd.Function):
         G, N, _ = x.shape
         r, mom = torch.empty(G, N, 2, dtype=torch.float64), torch.empty(G, 2, 2, dtype=torch.float64)
         threads = torch.get_num_threads()
-        lib.edge_stats(G, N, threads, *map(_ptr, (x, edge, pt, r, mom)))
+        lib.edge_stats(G, N, threads, *map(_ptr, (edge, pt, r, mom)))
         ctx.lib, ctx.threads = lib, threads
         ctx.save_for_backward(x, edge, pt)
         return r, mom
