@@ -365,6 +365,24 @@ def test_edge_kernel_refuses_edge_weights_it_cannot_represent(bad):
         edge_kernel.pair_table(lib, x, e)
 
 
+def test_edge_kernel_refuses_tensors_of_another_size_or_type():
+    """The kernel reads raw memory: a hidden size or dtype other than it was built for is refused."""
+    lib = edge_kernel.library(16, torch.float64)
+    assert not isinstance(lib, str), lib
+    x = torch.randn(2, 5, 4, dtype=torch.float64)
+    e = (torch.ones(2, 5, 5) - torch.eye(5)).double()
+    pt = edge_kernel.pair_table(lib, x, e)
+    weights = [torch.randn(2, 16), torch.randn(16, 16), torch.randn(16), torch.randn(16), torch.randn(1)]
+    weights = [w.double() for w in weights]
+    a = torch.randn(2, 5, 16, dtype=torch.float64)
+    agg, _ = edge_kernel.EdgeBlock.apply(lib, x, e, pt, a, a, *weights, None, None, None)
+    assert agg.shape == (2, 5, 16)
+    with pytest.raises(ValueError, match="hidden 16"):
+        edge_kernel.EdgeBlock.apply(lib, x, e, pt, a[..., :8], a[..., :8], *weights, None, None, None)
+    with pytest.raises(ValueError, match="float32"):
+        edge_kernel.pair_table(lib, x.float(), e.float())
+
+
 def test_edge_kernel_is_differentiable_once_only_and_curvature_uses_torch_edges():
     """A second derivative through the compiled kernel raises (never a silently wrong Hessian);
     train.curvature switches to PyTorch edges, and its Hessian-vector product matches a central

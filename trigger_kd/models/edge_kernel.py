@@ -795,6 +795,7 @@ def _build(hidden: int, ctype: str) -> ctypes.CDLL:
         getattr(dll, name).restype = ctypes.c_int if name == "edge_pairs" else None
     if dll.hidden_size() != hidden:
         raise RuntimeError(f"kernel {lib} was built for hidden size {dll.hidden_size()}, not {hidden}")
+    dll.hidden, dll.dtype = hidden, {v: k for k, v in TYPES.items()}[ctype]  # what `_check` holds inputs to
     return dll
 
 
@@ -831,6 +832,16 @@ def _plain(*tensors):
     return [t.detach().contiguous() if t is not None else None for t in tensors]
 
 
+def _check(lib, *expected):
+    """(tensor, shape[, dtype]) pairs: the kernel reads raw memory of its own hidden size and scalar type, so a
+    tensor of another shape or dtype is refused here instead of read out of bounds or misread."""
+    for t, shape, *dtype in expected:
+        want = dtype[0] if dtype else lib.dtype
+        if t is not None and (t.dtype != want or tuple(t.shape) != tuple(shape)):
+            raise ValueError(f"LorentzNet edge kernel (hidden {lib.hidden}, {lib.dtype}): got a {t.dtype} tensor of "
+                             f"shape {tuple(t.shape)} where {want} {tuple(shape)} is needed")
+
+
 def _first_order_only():
     """Refuse a backward with create_graph=True (grad mode on in backward): the kernel's gradients are not
     differentiable, and autograd would silently drop their second-order terms (torch's once_differentiable
@@ -852,7 +863,8 @@ def pair_table(lib, x: torch.Tensor, edge: torch.Tensor) -> torch.Tensor:
     """(G, N, N, 8): <x_i - x_j, x_i - x_j>, <x_i, x_j>, their psi and x_i - x_j for the real pairs (unset elsewhere), a
     constant input of EdgeStats and EdgeBlock (their backward differentiates the invariants themselves)."""
     x, edge = _plain(x, edge)
-    G, N, _ = x.shape
+    G, N = x.shape[:2]
+    _check(lib, (x, (G, N, 4)), (edge, (G, N, N)))
     pt = x.new_empty(G, N, N, 8)  # the kernels read the entries of real pairs only
     bad = lib.edge_pairs(G, N, torch.get_num_threads(), *map(_ptr, (x, edge, pt)))
     if bad:
@@ -871,7 +883,9 @@ class EdgeBlock(torch.autograd.Function):
     @staticmethod
     def forward(ctx, lib, x, edge, pt, a, b, w2s, W, bW, wg, bg, Wx, bx, wo):
         x, edge, pt, a, b, w2s, W, bW, wg, bg, Wx, bx, wo = _plain(x, edge, pt, a, b, w2s, W, bW, wg, bg, Wx, bx, wo)
-        G, N, H = a.shape
+        G, N, H = x.shape[0], x.shape[1], lib.hidden
+        _check(lib, (x, (G, N, 4)), (edge, (G, N, N)), (pt, (G, N, N, 8)), (a, (G, N, H)), (b, (G, N, H)),
+               (w2s, (2, H)), (W, (H, H)), (bW, (H,)), (wg, (H,)), (bg, (1,)), (Wx, (H, H)), (bx, (H,)), (wo, (H,)))
         WT, WxT = W.t().contiguous(), (Wx.t().contiguous() if Wx is not None else None)
         agg, xsum = a.new_empty(G, N, H), x.new_zeros(G, N, 4)
         # for backward, phi_e's and phi_x's hidden activations and the gates are kept (compact per row)
@@ -914,7 +928,8 @@ class EdgeStats(torch.autograd.Function):
     @staticmethod
     def forward(ctx, lib, x, edge, pt):
         x, edge, pt = _plain(x, edge, pt)
-        G, N, _ = x.shape
+        G, N = x.shape[:2]
+        _check(lib, (x, (G, N, 4)), (edge, (G, N, N)), (pt, (G, N, N, 8)))
         r, mom = torch.empty(G, N, 2, dtype=torch.float64), torch.empty(G, 2, 2, dtype=torch.float64)
         threads = torch.get_num_threads()
         lib.edge_stats(G, N, threads, *map(_ptr, (edge, pt, r, mom)))
@@ -942,7 +957,9 @@ class EdgeNorm(torch.autograd.Function):
     @staticmethod
     def forward(ctx, lib, a, b, node, deg, r, mom, w2):
         a, b, node, deg, r, mom, w2 = _plain(a, b, node, deg, r, mom, w2)
-        G, N, H = a.shape
+        G, N, H = a.shape[0], a.shape[1], lib.hidden
+        _check(lib, (a, (G, N, H)), (b, (G, N, H)), (node, (G, N, 1)), (deg, (G, N, 1)), (w2, (H, 2)),
+               (r, (G, N, 2), torch.float64), (mom, (G, 2, 2), torch.float64))
         s = torch.empty(2 * H, dtype=torch.float64)
         threads = torch.get_num_threads()
         lib.edge_norm(G, N, threads, *map(_ptr, (a, b, node, deg, r, mom, w2, s)))
