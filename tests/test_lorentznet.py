@@ -330,6 +330,38 @@ def test_dense_equals_edge_list_reference_in_float32(hidden, layers, particles, 
     assert dense_error <= rel(reference_forward(ref.train(), batch).detach().double(), truth)
 
 
+def _has_avx2() -> bool:
+    try:
+        flags = next(ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")).split()
+    except (OSError, StopIteration):
+        return False
+    return {"avx2", "fma"} <= set(flags)
+
+
+@pytest.mark.skipif(not _has_avx2(), reason="needs an x86-64 CPU with AVX2 and FMA")
+def test_edge_kernel_gives_the_same_bits_built_for_avx2_only(monkeypatch):
+    """The kernel's results do not depend on the CPU it was built for: where the CPU has AVX-512 the products
+    run in 512-bit register tiles plus tall 256-bit tiles for the columns left (72 = 64 + 8), elsewhere in
+    256-bit tiles; both sum every output in the same order. A kernel built for AVX2 only (x86-64-v3) gives
+    the same eval logits, training logits and gradients as the native build, bit for bit (float32, hidden 72)."""
+    model, _ = twins(torch.float32, 72, 2)
+    batch = prepare_batch(realistic_jets(6, 40), 40)
+
+    def outputs(lib):
+        monkeypatch.setitem(edge_kernel._libs, (72, torch.float32), lib)
+        m = copy.deepcopy(model)
+        with torch.no_grad():
+            logits = m.eval()(batch)
+        out = m.train()(batch)
+        out.square().sum().backward()
+        return [logits, out.detach(), *(p.grad for p in m.parameters())]
+
+    with edges("kernel", hidden=72, dtype=torch.float32):
+        native = outputs(edge_kernel._build(72, "float"))
+        avx2 = outputs(edge_kernel._build(72, "float", march="x86-64-v3"))
+    assert all(torch.equal(a, b) for a, b in zip(native, avx2))
+
+
 def test_edge_kernel_elementwise_functions_match_torch():
     """The kernel's vectorised float32 psi (log1p by polynomial) and sigmoid (exp by polynomial) against
     float64 torch: psi within 3 ulp over 1e-30 .. 1e30 and both signs, with 0, inf and NaN as log1p gives

@@ -813,12 +813,15 @@ def kernel_dir() -> Path:
     return (Path(root) if root else Path.home() / ".cache" / "trigger_kd") / ".kernels"
 
 
-def _build(hidden: int, ctype: str) -> ctypes.CDLL:
+def _build(hidden: int, ctype: str, march: str = "native") -> ctypes.CDLL:
+    """Compile (once; cached under `kernel_dir`) and load the kernel. `march` other than "native" is for the
+    tests (e.g. "x86-64-v3": AVX2 without AVX-512, to compare the two register tilings bit for bit)."""
     gxx = shutil.which("g++")
     if gxx is None:
         raise RuntimeError("g++ not found")
+    flags = tuple(f"-march={march}" if f == "-march=native" else f for f in FLAGS)
     defines = (f"-DSCALAR={ctype}", f"-DSCALAR_IS_FLOAT={int(ctype == 'float')}", f"-DHIDDEN={hidden}")
-    key = hashlib.sha256("\0".join([SOURCE, *FLAGS, *defines, _compiler_version(gxx), _cpu_id()]).encode()).hexdigest()
+    key = hashlib.sha256("\0".join([SOURCE, *flags, *defines, _compiler_version(gxx), _cpu_id()]).encode()).hexdigest()
     out_dir = kernel_dir()
     out_dir.mkdir(parents=True, exist_ok=True)
     lib = out_dir / f"lorentznet_edges_{ctype}_h{hidden}_{key[:16]}.so"
@@ -828,7 +831,7 @@ def _build(hidden: int, ctype: str) -> ctypes.CDLL:
                 src = Path(tmp) / "edges.cpp"
                 src.write_text(SOURCE)
                 obj = Path(tmp) / lib.name
-                run = subprocess.run([gxx, *FLAGS, *defines, str(src), "-o", str(obj)], capture_output=True, text=True)
+                run = subprocess.run([gxx, *flags, *defines, str(src), "-o", str(obj)], capture_output=True, text=True)
                 if run.returncode != 0:
                     raise RuntimeError(f"g++ failed: {run.stderr.strip()[-2000:]}")
                 os.replace(obj, lib)  # atomic: a reader sees the whole library or none
