@@ -148,17 +148,17 @@ def main() -> int:
     def job(arch: str, variant: str, seed: int, extra: list[str]) -> tuple:
         return (arch, variant, seed, extra, args.set, args.profile, args.work)
 
-    def run_all(jobs: list[tuple]) -> list[dict]:
-        """The runs, args.jobs at a time; the first runs alone so that it fills the shared cache
-        (dataset, teacher) that every other run reuses."""
-        results = [run_one(jobs[0])] if jobs else []
-        if len(jobs) > 1:
-            if args.jobs > 1:
-                ctx = multiprocessing.get_context("spawn")  # no torch state forked into workers
-                with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
-                    results += list(pool.map(run_one, jobs[1:]))
-            else:
-                results += [run_one(j) for j in jobs[1:]]
+    def run_all(jobs: list[tuple], first_alone: bool) -> list[dict]:
+        """The runs, args.jobs at a time; with first_alone the first runs alone so that it fills the
+        shared cache (dataset, teacher) that every other run reuses."""
+        results = [run_one(jobs[0])] if jobs and first_alone else []
+        rest = jobs[len(results):]
+        if args.jobs > 1 and len(rest) > 1:
+            ctx = multiprocessing.get_context("spawn")  # no torch state forked into workers
+            with ProcessPoolExecutor(args.jobs, mp_context=ctx) as pool:
+                results += list(pool.map(run_one, rest))
+        else:
+            results += [run_one(j) for j in rest]
         if "teacher" not in result:
             metrics, tm = results[0]
             result["teacher"] = {"test": tm["test"], "validation": metrics.get("validation", {}).get("teacher"),
@@ -171,7 +171,7 @@ def main() -> int:
     twin = {v: "true" if v == "kd" else "false" for v in args.variants}  # the scratch variant is the kd run's twin
     metrics = run_all([job(a, v, s, [*variant_sets(option_sets, [OPTIONS[v]] if v in OPTIONS else []),
                                      f"distill.scratch_twin={twin[v]}"])
-                       for a, v, s in plan])
+                       for a, v, s in plan], first_alone=True)
     per: dict[str, dict[str, list]] = {arch: {} for arch in args.archs}
     for (arch, variant, _), m in zip(plan, metrics):
         per[arch].setdefault(variant, []).append(flatten(m, "student"))
@@ -182,7 +182,8 @@ def main() -> int:
     best_jobs = [(arch, seed) for arch in args.archs if "kd_best" in args.variants and len(chosen[arch]) > 1
                  for seed in args.seeds]
     best = run_all([job(arch, "kd_best", seed, [*variant_sets(option_sets, chosen[arch]),
-                                                "distill.scratch_twin=false"]) for arch, seed in best_jobs])
+                                                "distill.scratch_twin=false"]) for arch, seed in best_jobs],
+                   first_alone=False)  # data, teacher and transfer logits are cached by the runs before
     for arch in args.archs:
         summary = summaries[arch]
         if len(chosen[arch]) > 1 and "kd_best" in args.variants:
