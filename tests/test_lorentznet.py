@@ -330,15 +330,8 @@ def test_dense_equals_edge_list_reference_in_float32(hidden, layers, particles, 
     assert dense_error <= rel(reference_forward(ref.train(), batch).detach().double(), truth)
 
 
-def _has_avx2() -> bool:
-    try:
-        flags = next(ln for ln in open("/proc/cpuinfo") if ln.startswith("flags")).split()
-    except (OSError, StopIteration):
-        return False
-    return {"avx2", "fma"} <= set(flags)
-
-
-@pytest.mark.skipif(not _has_avx2(), reason="needs an x86-64 CPU with AVX2 and FMA")
+@pytest.mark.skipif(not {"avx2", "fma"} <= set(edge_kernel._cpu_id().split()),
+                    reason="needs an x86-64 CPU with AVX2 and FMA")
 def test_edge_kernel_gives_the_same_bits_built_for_avx2_only(monkeypatch):
     """The kernel's results do not depend on the CPU it was built for: where the CPU has AVX-512 the products
     run in 512-bit register tiles plus tall 256-bit tiles for the columns left (72 = 64 + 8), elsewhere in
