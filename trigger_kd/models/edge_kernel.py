@@ -78,14 +78,15 @@ static inline vec splat(T s) {
 // 512-bit vectors (R x CW of them) for the columns they fill, and the columns left (H = 72: the last 8)
 // are computed in tall tiles of RT rows x 256-bit vectors; elsewhere 6 x 2 tiles of 256-bit vectors.
 // Measured for one 72 x 72 x 72 product on an idle Xeon (Ice Lake) core, 2026-12-01: 88-97 GFLOP/s with
-// 6 x 2 256-bit tiles, 137-146 with 6 x 4 512-bit tiles and the last 8 columns in 12-row tiles (the
-// same columns in 6 x 1 tiles cost a third of the time). Each output's sum over k runs in the same order
-// whatever the tiling, so the results are the same on every CPU.
+// 6 x 2 256-bit tiles, 137-146 with 6 x 4 512-bit tiles and the last 8 columns in 12-row tiles (on a
+// machine shared with another job, the same columns in 6 x 1 tiles took about a third of the time).
+// Each output's sum over k runs in the same order whatever the tiling, so the results are the same on
+// every CPU (tested against a build for AVX2 only).
 #ifdef __AVX512F__
 constexpr int WW = 64 / (int)sizeof(T);
 typedef T wvec __attribute__((vector_size(64)));
 constexpr int CW = 4, RT = 12;
-#else
+#else  // no wide vectors: the main tiles cover every column; wvec, CW and RT only keep the code compiling
 constexpr int WW = 0;
 typedef vec wvec;
 constexpr int CW = 2, RT = 6;
