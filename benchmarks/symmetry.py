@@ -69,6 +69,7 @@ def _init_worker() -> None:
 
 def one_run(args, variant: str, lam: float, seed: int) -> dict:
     """Train (or reuse from the cache) one teacher + student, evaluate it out of distribution, diagnose it."""
+    from trigger_kd.cli import run_data_stage
     from trigger_kd.config import load_config
     from trigger_kd.generalisation.diagnose import diagnose
     from trigger_kd.generalisation.evaluate import evaluate_run
@@ -81,7 +82,8 @@ def one_run(args, variant: str, lam: float, seed: int) -> dict:
     run_pipeline(cfg, STAGES, run_dir, to="student", progress=False)
     t_train = time.time() - t0
     for name, (sig, bkg) in OOD.items():
-        evaluate_run(run_dir, str(CONFIG), name=name, overrides=data_overrides(args, sig, bkg), progress=False)
+        evaluate_run(run_dir, str(CONFIG), name=name, overrides=data_overrides(args, sig, bkg), progress=False,
+                     run_data=run_data_stage)
     diag = diagnose(run_dir, curvature_jets=args.curvature_jets, power_iterations=args.power_iterations,
                     trace_samples=args.trace_samples, compress_epochs=args.compress_epochs, progress=False)
     teacher_metrics = json.loads((run_dir / "teacher" / "metrics.json").read_text())

@@ -93,9 +93,8 @@ def cmd_parse_report(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from .cache import format_entries, list_entries, prune
+    from .cache import cache_root, format_entries, list_entries, prune
     from .console import info
-    from .pipeline import cache_root
 
     cache = cache_root()
     if args.action == "list":
@@ -112,10 +111,21 @@ def cmd_cache(args) -> int:
     return 0
 
 
+def run_data_stage(cfg, run_dir: Path, progress: bool = True) -> Path:
+    """Run (or reuse from the cache) the data stage of ``cfg`` in ``run_dir``; its data directory.
+    What `trigger-kd evaluate --on CONFIG` scores (the library module does not run the pipeline itself)."""
+    from .pipeline import run_pipeline
+    from .stages import STAGES
+
+    run_pipeline(cfg, STAGES, run_dir, to="data", progress=progress)
+    return (Path(run_dir) / "data").resolve()
+
+
 def cmd_evaluate(args) -> int:
     from .generalisation.evaluate import evaluate_run
 
-    evaluate_run(Path(args.run_dir), args.on, name=args.name, overrides=args.set or [], progress=not args.no_progress)
+    evaluate_run(Path(args.run_dir), args.on, name=args.name, overrides=args.set or [], progress=not args.no_progress,
+                 run_data=run_data_stage)
     return 0
 
 

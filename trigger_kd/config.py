@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, Mapping
+from typing import Annotated, Any, ClassVar, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -185,15 +185,37 @@ class StudentConfig(Section):
         return v
 
 
+# The transfer stage reads a part of ``distill``: every DistillConfig field carries one of these two marks, and
+# the transfer stage's stamp is the fields marked TRANSFER plus TRANSFER_DERIVED (DistillConfig.transfer_keys).
+TRANSFER = Field(json_schema_extra={"transfer_stamp": True})  # the transfer stage's output depends on it
+NOT_TRANSFER = Field(json_schema_extra={"transfer_stamp": False})  # it does not (the student stage reads all)
+
+
 class DistillConfig(Section):
-    alpha: Annotated[float, Field(ge=0, le=1)] = 0.7  # weight of the soft-target term; 0 = trained from scratch
-    temperature: Positive = 3.0
-    transfer_jets_per_class: NonNeg = 0  # extra generated jets per class, teacher targets only (own seed stream)
-    transfer_paths: tuple[str, ...] = ()  # unlabelled jet files, teacher targets only (labels ignored)
-    transfer_source: Literal["toptagging", "hls4ml", "jetclass", "canonical"] = "canonical"  # format of those files
-    augment_max_beta: Annotated[float, Field(ge=0, lt=1)] = 0.0  # boosted views: |beta| ~ U(0, this), 0 = off
-    augment_views: Count = 4  # boosted views per jet (teacher logits precomputed); epoch e uses view e mod k
-    scratch_twin: bool | None = None  # train the from-scratch twin (null: when alpha > 0)
+    # weight of the soft-target term; 0 = trained from scratch (the transfer stage reads only alpha > 0: uses_teacher)
+    alpha: Annotated[float, Field(ge=0, le=1), NOT_TRANSFER] = 0.7
+    temperature: Annotated[Positive, NOT_TRANSFER] = 3.0
+    # extra generated jets per class, teacher targets only (own seed stream)
+    transfer_jets_per_class: Annotated[NonNeg, TRANSFER] = 0
+    transfer_paths: Annotated[tuple[str, ...], TRANSFER] = ()  # unlabelled jet files, teacher targets only
+    transfer_source: Annotated[Literal["toptagging", "hls4ml", "jetclass", "canonical"], TRANSFER] = "canonical"
+    augment_max_beta: Annotated[float, Field(ge=0, lt=1), TRANSFER] = 0.0  # boosted views: |beta| ~ U(0, this), 0 = off
+    augment_views: Annotated[Count, TRANSFER] = 4  # boosted views per jet (teacher logits precomputed); epoch e: e mod k
+    scratch_twin: Annotated[bool | None, NOT_TRANSFER] = None  # train the from-scratch twin (null: when alpha > 0)
+
+    TRANSFER_DERIVED: ClassVar[tuple[str, ...]] = ("uses_teacher",)  # properties the transfer stage reads
+
+    @classmethod
+    def transfer_keys(cls) -> tuple[str, ...]:
+        """The ``distill`` keys in the transfer stage's stamp: fields marked TRANSFER, then TRANSFER_DERIVED.
+        A field without a mark is refused here (every run computes this), so none escapes the stamp unnoticed."""
+        marks = {name: f.json_schema_extra.get("transfer_stamp") if isinstance(f.json_schema_extra, dict) else None
+                 for name, f in cls.model_fields.items()}
+        unmarked = sorted(name for name, mark in marks.items() if mark is None)
+        if unmarked:
+            raise TypeError(f"DistillConfig field(s) {', '.join(unmarked)} carry neither TRANSFER nor NOT_TRANSFER "
+                            "(trigger_kd/config.py): say whether the transfer stage's output depends on them")
+        return tuple(name for name, mark in marks.items() if mark) + cls.TRANSFER_DERIVED
 
     @property
     def with_scratch_twin(self) -> bool:

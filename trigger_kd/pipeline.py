@@ -1,8 +1,8 @@
 """The stage runner.
 
 Each stage is a plain function ``func(cfg, ctx, out_dir) -> summary`` that reads
-only what earlier stages wrote (``ctx.dir(stage)``) and writes into ``out_dir``,
-a fresh temporary directory. The runner stamps each stage with a hash of the
+only what the stages it needs wrote (``ctx.dir(stage)``, ``trigger_kd/stage.py``) and
+writes into ``out_dir``, a fresh temporary directory. The runner stamps each stage with a hash of the
 config sections it reads plus the stamps of the stages it needs; a stage whose
 stamp matches the one on disk is skipped. Outputs are swapped in atomically:
 an interrupted or failed stage leaves the previous result untouched.
@@ -10,7 +10,8 @@ an interrupted or failed stage leaves the previous result untouched.
 Stamps also cover the stage's code, the versions of the tools it calls and the
 content of its input files (``trigger_kd/fingerprint.py``). Each completed stage
 directory holds ``stamp.json`` (what it was made from) and ``config.resolved.yml``
-(the full resolved config of the run that made it).
+(the full resolved config of the run that made it); ``trigger_kd/rundir.py`` names
+every file of the run directory. Only the CLI imports this module.
 
 Shared, expensive stages (data, teacher) live in a content-addressed cache
 (``$TRIGGER_KD_CACHE``, default ``~/.cache/trigger_kd``) keyed by their stamp;
@@ -26,81 +27,26 @@ import os
 import shutil
 import tempfile
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from . import __version__
 from .atomic import write_text_atomic
-from .cache import note_use
+from .cache import cache_root, note_use
 from .concurrency import remove_dead_leftovers, waiting_lock
 from .config import Config, dump_config, stamp_of
 from .console import info, warn
 from .errors import TriggerKDError
 from .fingerprint import code_fingerprint, file_identity, identity_key, tool_versions
+from .rundir import FAILED_FILE, RESOLVED_CONFIG, RUN_LOCK, STAMP_FILE, failed_dir, last_attempt_failed, read_stamp
+from .stage import RunContext, Stage, StageError
 
-STAMP_FILE = "stamp.json"
-FAILED_FILE = "FAILED.json"  # in <stage>.failed/: the last attempt of that stage failed or was interrupted
-RESOLVED_CONFIG = "config.resolved.yml"
-RUN_LOCK = ".trigger-kd.lock"
+# Stage, RunContext and StageError live in stage.py, file names and read_stamp in rundir.py (the stages and the
+# tools import those, never this module); they are imported here for the runner and its callers.
+__all__ = ["FAILED_FILE", "RESOLVED_CONFIG", "RUN_LOCK", "STAMP_FILE", "RunContext", "Stage", "StageError",
+           "cache_root", "compute_stamp", "is_environment_error", "last_attempt_failed", "read_stamp", "run_pipeline",
+           "stage_dependencies"]
 # OS errors that mean "the environment cannot hold the results", reported as messages, not tracebacks
 _ENV_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EPERM, errno.EROFS, errno.EFBIG}
-
-
-class StageError(TriggerKDError):
-    """A stage could not run; the message says what is wrong and what to do."""
-
-
-@dataclass(frozen=True)
-class Stage:
-    name: str
-    reads: tuple[str, ...]  # config sections, or single keys as "section.key"
-    needs: tuple[str, ...]  # upstream stages
-    func: Callable[["Config", "RunContext", Path], dict]
-    shared: bool = False  # output lives in the content-addressed cache
-    help: str = ""
-    tools: tuple[str, ...] | Callable[["Config"], tuple[str, ...]] = ()  # fingerprint.TOOLS names it calls
-    inputs: Callable[["Config"], list] | None = None  # input files outside the run directory
-
-    def code_module(self) -> str:
-        return getattr(self.func, "module", None) or self.func.__module__
-
-    def tool_names(self, cfg: "Config") -> tuple[str, ...]:
-        return tuple(self.tools(cfg) if callable(self.tools) else self.tools)
-
-
-def cache_root() -> Path:
-    env = os.environ.get("TRIGGER_KD_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "trigger_kd"
-
-
-@dataclass
-class RunContext:
-    run_dir: Path
-    cache: Path
-    progress: bool = True
-    stamps: dict[str, str] = field(default_factory=dict)
-
-    def dir(self, stage: str) -> Path:
-        """Output directory of a completed stage (resolving cache links)."""
-        path = self.run_dir / stage
-        if not (path / STAMP_FILE).is_file():
-            raise StageError(
-                f"stage '{stage}' has no completed output in {self.run_dir}; "
-                f"run `trigger-kd run CONFIG --to {stage} --run-dir {self.run_dir}` first"
-            )
-        return path.resolve()
-
-
-def read_stamp(path: Path) -> dict | None:
-    """The stamp.json of a completed stage directory, or None."""
-    try:
-        return json.loads((path / STAMP_FILE).read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def config_part(cfg: Config, name: str):
@@ -257,7 +203,7 @@ def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict,
     info(f"[{stage.name}] running -> {final}")
     t0 = time.time()
     try:
-        summary = stage.func(cfg, ctx, tmp.resolve()) or {}  # absolute: tools may run in other directories
+        summary = stage.func(cfg, ctx.for_stage(stage), tmp.resolve()) or {}  # absolute: tools may run in other directories
         record = {
             "stage": stage.name,
             "stamp": stamp,
@@ -310,12 +256,12 @@ def _environment_message(stage: str, exc: BaseException, final: Path) -> str:
         what = f"a file could not be written: {getattr(exc, 'strerror', None) or exc}"
         todo = "make that location writable (or choose another --run-dir / TRIGGER_KD_CACHE) and rerun"
     return (f"stage '{stage}' stopped: {what}{where}; {todo}. Earlier results are kept; "
-            f"see {final.with_name(final.name + '.failed')} for what this attempt wrote")
+            f"see {failed_dir(final)} for what this attempt wrote")
 
 
 def _point_at_kept(exc: BaseException, tmp: Path, final: Path) -> None:
     """A stage's error may name files (logs) in its temporary directory, now moved to ``<stage>.failed/``."""
-    failed = final.with_name(f"{final.name}.failed")
+    failed = failed_dir(final)
     if (isinstance(exc, TriggerKDError) and exc.args and isinstance(exc.args[0], str)
             and not tmp.exists() and failed.is_dir()):
         exc.args = (exc.args[0].replace(str(tmp.resolve()), str(failed.resolve())), *exc.args[1:])
@@ -323,7 +269,7 @@ def _point_at_kept(exc: BaseException, tmp: Path, final: Path) -> None:
 
 def _remove_failed(final: Path) -> None:
     """A later success makes an old ``<stage>.failed/`` obsolete."""
-    failed = final.with_name(f"{final.name}.failed")
+    failed = failed_dir(final)
     if failed.exists():
         shutil.rmtree(failed, ignore_errors=True)
 
@@ -334,7 +280,7 @@ def _keep_failed(tmp: Path, final: Path, stamp: str, exc: BaseException) -> None
     ``<stage>.failed/FAILED.json`` records that the latest attempt did not finish (also after an
     interrupt), so ``check-parity`` does not accept the previous result as current.
     """
-    failed = final.with_name(f"{final.name}.failed")
+    failed = failed_dir(final)
     interrupted = isinstance(exc, KeyboardInterrupt)
     try:
         if failed.exists():
@@ -354,15 +300,6 @@ def _keep_failed(tmp: Path, final: Path, stamp: str, exc: BaseException) -> None
         }, indent=2))
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)  # e.g. a full disk: do not hide the original error
-
-
-def last_attempt_failed(stage_dir: Path) -> dict | None:
-    """The FAILED.json of ``<stage>.failed/`` next to ``stage_dir`` (None when its last attempt succeeded)."""
-    path = Path(stage_dir).with_name(f"{Path(stage_dir).name}.failed") / FAILED_FILE
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
 
 
 def _plain(obj):

@@ -86,7 +86,7 @@ def parity_report(csim: np.ndarray, q_logits: np.ndarray, lsb: float, float_bloc
 
 def stale_reasons(fw_dir: Path) -> list[str]:
     """Why ``fw_dir/parity.json`` does not describe the student and export now in its run directory."""
-    from ..pipeline import last_attempt_failed, read_stamp
+    from ..rundir import last_attempt_failed, read_stamp
 
     fw_dir = Path(fw_dir)
     stamp = read_stamp(fw_dir)

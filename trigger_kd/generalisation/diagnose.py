@@ -17,8 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TriggerKDError
-
-DIAGNOSTICS = "diagnostics.json"
+from ..rundir import DIAGNOSTICS  # RUN_DIR/diagnostics.json
 
 
 def _teacher_curvature(models, c, y, batch_size, **kw) -> dict:
@@ -82,7 +81,7 @@ def diagnose(run_dir: Path, curvature_jets: int = 256, power_iterations: int = 2
     from ..data.classes import describe
     from ..data.formats import read_canonical
     from .compressibility import distillation_curve, reference_inputs
-    from .evaluate import load_evaluations
+    from ..rundir import read_evaluations
     from .run_models import RunModels
 
     if curvature_jets < 1:
@@ -117,7 +116,7 @@ def diagnose(run_dir: Path, curvature_jets: int = 256, power_iterations: int = 2
         "curvature": curvature,
         "compressibility": compress,
         "smearing": _smearing(student_metrics),
-        "ood": load_evaluations(run_dir),
+        "ood": read_evaluations(run_dir),
         "settings": {"curvature_jets": n, "power_iterations": power_iterations, "power_tol": 1e-3,
                      "trace_samples": trace_samples, "compress_epochs": compress_epochs, "seed": seed},
     }

@@ -7,16 +7,27 @@ a task sharing a class pool with the run (W vs gluon and Z vs gluon share the gl
 scored on unseen jets only. Writes ``RUN_DIR/evaluate/NAME.json``: accuracy, AUC, 1/eB at 30 %
 and 50 % signal efficiency of the teacher, quantised student and float twin, with the task,
 the jets per class and where they came from.
+
+This module does not run the pipeline: for an ``--on`` model YAML the caller passes ``run_data``,
+which runs that config's data stage (the CLI's ``trigger_kd.cli.run_data_stage``).
 """
 from __future__ import annotations
 
 import json
 import re
 from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
 from ..errors import TriggerKDError
+from ..rundir import EVALUATE_DIR, split_file
+
+if TYPE_CHECKING:
+    from ..config import Config
+
+# (config of the --on YAML, run directory, progress) -> that config's completed data directory
+RunData = Callable[["Config", Path, bool], Path]
 
 _KEY_PARTICLES = 8  # jets are identified by the bytes of their leading constituents
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
@@ -41,8 +52,11 @@ def _test_file(path: Path) -> Path:
                          "directory, a canonical jet file or a model YAML")
 
 
-def resolve_jets(on: str, overrides: list[str], work_dir: Path, progress: bool = True) -> tuple[Path, dict, str]:
-    """(canonical file to score, description of where it came from, default name)."""
+def resolve_jets(on: str, overrides: list[str], work_dir: Path, progress: bool = True,
+                 run_data: RunData | None = None) -> tuple[Path, dict, str]:
+    """(canonical file to score, description of where it came from, default name).
+
+    A model YAML's jets come from its data stage, which ``run_data`` runs (in ``work_dir/<task>``)."""
     from ..data.classes import describe
 
     path = Path(on)
@@ -50,14 +64,14 @@ def resolve_jets(on: str, overrides: list[str], work_dir: Path, progress: bool =
         raise TriggerKDError(f"--on {on}: not found; give a model YAML, a data or run directory or a canonical .h5")
     if path.suffix in (".yml", ".yaml"):
         from ..config import load_config
-        from ..pipeline import run_pipeline
-        from ..stages import STAGES
 
         cfg = load_config(path, overrides)
+        if run_data is None:
+            raise TriggerKDError(f"--on {on}: a model YAML's jets come from its data stage, and nothing was given "
+                                 "to run it; use `trigger-kd evaluate` (or pass run_data=trigger_kd.cli.run_data_stage)")
         task = describe(cfg.data.signal, cfg.data.background)
         name = task.replace(" vs ", "_vs_")
-        run_pipeline(cfg, STAGES, work_dir / name, to="data", progress=progress)
-        data = (work_dir / name / "data").resolve()
+        data = Path(run_data(cfg, work_dir / name, progress)).resolve()
         return data / "test.h5", {"config": str(path), "set": list(overrides), "task": task, "split": "test",
                                   "data_dir": str(data)}, name
     if overrides:
@@ -69,8 +83,9 @@ def resolve_jets(on: str, overrides: list[str], work_dir: Path, progress: bool =
 
 
 def evaluate_run(run_dir: Path, on: str, name: str | None = None, overrides: list[str] | tuple[str, ...] = (),
-                 progress: bool = True) -> dict:
-    """Score the run's models on the jets ``on`` names; write and return ``RUN_DIR/evaluate/NAME.json``."""
+                 progress: bool = True, run_data: RunData | None = None) -> dict:
+    """Score the run's models on the jets ``on`` names; write and return ``RUN_DIR/evaluate/NAME.json``.
+    ``run_data`` runs the data stage of an ``on`` model YAML (``resolve_jets``)."""
     from ..atomic import write_text_atomic
     from ..console import info
     from ..data.classes import describe
@@ -82,12 +97,13 @@ def evaluate_run(run_dir: Path, on: str, name: str | None = None, overrides: lis
         raise TriggerKDError(f"--name {name!r}: use letters, digits and . _ + - only (it becomes a file name)")
     run_dir = Path(run_dir)
     models = RunModels(run_dir)
-    out_dir = run_dir / "evaluate"
-    path, source, default_name = resolve_jets(on, list(overrides), out_dir / "data", progress=progress)
+    out_dir = run_dir / EVALUATE_DIR
+    path, source, default_name = resolve_jets(on, list(overrides), out_dir / "data", progress=progress,
+                                              run_data=run_data)
     name = name or default_name
     c, y = read_canonical(path)
     names = read_jet_classes(path)
-    seen = [read_canonical(models.dirs["data"] / f"{s}.h5")[0] for s in ("train", "val")]
+    seen = [read_canonical(models.dirs["data"] / split_file(s))[0] for s in ("train", "val")]
     keep = unseen_mask(c, seen)
     c, y, names = c[keep], y[keep], names[keep]
     if len(np.unique(y)) < 2:
@@ -117,14 +133,3 @@ def _task_of(names: np.ndarray, y: np.ndarray) -> str:
     from ..data.classes import describe
 
     return describe(sorted(set(names[y == 1].tolist())), sorted(set(names[y == 0].tolist())))
-
-
-def load_evaluations(run_dir: Path) -> dict[str, dict]:
-    """Every ``RUN_DIR/evaluate/*.json`` by name."""
-    out = {}
-    for p in sorted((Path(run_dir) / "evaluate").glob("*.json")):
-        try:
-            out[p.stem] = json.loads(p.read_text())
-        except (OSError, ValueError):
-            continue
-    return out

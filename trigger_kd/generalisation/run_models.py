@@ -6,20 +6,9 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TriggerKDError
-from ..models.backend import NAMES
+from ..rundir import MODELS, RESOLVED_CONFIG, STUDENT_MODELS, TEACHER_MODEL, completed_stage
 
-MODELS = ("teacher", *NAMES)  # NAMES: the quantised student and its float twin
-
-
-def completed_stage(run_dir: Path, stage: str) -> Path:
-    """The resolved output directory of a completed stage of ``run_dir``, or a clear error."""
-    from ..pipeline import STAMP_FILE
-
-    path = Path(run_dir) / stage
-    if not (path / STAMP_FILE).is_file():
-        raise TriggerKDError(f"{run_dir}: the {stage} stage has not completed there; run "
-                             f"`trigger-kd run CONFIG --to student --run-dir {run_dir}` first")
-    return path.resolve()
+__all__ = ["MODELS", "RunModels", "completed_stage"]  # MODELS: the teacher, the quantised student and its float twin
 
 
 class RunModels:
@@ -28,7 +17,6 @@ class RunModels:
     def __init__(self, run_dir: Path):
         from ..config import load_config
         from ..models.backend import student_backend
-        from ..pipeline import RESOLVED_CONFIG
         from ..train.teacher import load_teacher
 
         self.run_dir = Path(run_dir)
@@ -36,9 +24,9 @@ class RunModels:
             raise TriggerKDError(f"run directory {self.run_dir} not found")
         self.dirs = {s: completed_stage(self.run_dir, s) for s in ("data", "teacher", "student")}
         self.cfg = load_config(self.dirs["student"] / RESOLVED_CONFIG)
-        self.teacher = load_teacher(self.dirs["teacher"] / "teacher.pt")
+        self.teacher = load_teacher(self.dirs["teacher"] / TEACHER_MODEL)
         self.backend = student_backend(self.cfg.student)
-        self.students = {name: self.backend.load(self.dirs["student"], name) for name in NAMES}
+        self.students = {name: self.backend.load(self.dirs["student"], name) for name in STUDENT_MODELS}
 
     def student_inputs(self, constituents: np.ndarray) -> np.ndarray:
         return self.backend.inputs(constituents)

@@ -5,25 +5,19 @@ Reads ``RUN_DIR/diagnostics.json`` (``trigger-kd diagnose``) and ``RUN_DIR/evalu
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from ..generalisation.run_models import MODELS
+from ..rundir import DIAGNOSTICS, MODELS, read_evaluations, read_json
 from .tables import fmt, md_table
 
 
 def generalisation_block(run_dir: Path) -> dict | None:
-    from ..generalisation.evaluate import load_evaluations
-
     run_dir = Path(run_dir)
-    try:
-        diag = json.loads((run_dir / "diagnostics.json").read_text())
-    except (OSError, ValueError):
-        diag = None
-    ood = load_evaluations(run_dir)  # newer than a diagnostics.json that predates them
+    diag = read_json(run_dir / DIAGNOSTICS)
+    ood = read_evaluations(run_dir)  # newer than a diagnostics.json that predates them
     if diag is None and not ood:
         return None
-    return {**(diag or {}), "ood": ood, "diagnostics_file": str(run_dir / "diagnostics.json") if diag else None}
+    return {**(diag or {}), "ood": ood, "diagnostics_file": str(run_dir / DIAGNOSTICS) if diag else None}
 
 
 def compressibility_plot(block: dict, path: Path) -> bool:

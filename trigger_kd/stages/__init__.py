@@ -1,13 +1,18 @@
-"""The pipeline's stages, in order. Each is a plain function in its own module."""
+"""The pipeline's stages, in order. Each is a plain function in its own module.
+
+This table is runner code: what each stage reads, needs and calls is in its stamp as values, and its code
+fingerprint starts at its own module (``trigger_kd/stages/<stage>.py``) and leaves this one out
+(``fingerprint.RUNNER``). Stage modules and the student interface are imported only when needed.
+"""
 from __future__ import annotations
 
 import importlib
 
-from ..models.backend import backend_class
-from ..pipeline import Stage
+from ..config import DistillConfig
+from ..rundir import STAGE_NAMES as _ORDER
+from ..stage import Stage
 
-TRANSFER_KEYS = ("transfer_jets_per_class", "transfer_paths", "transfer_source", "augment_max_beta", "augment_views",
-                 "uses_teacher")
+TRANSFER_KEYS = DistillConfig.transfer_keys()  # marked on the fields in trigger_kd/config.py, not kept by hand here
 
 
 def _lazy(module: str, func: str):
@@ -22,7 +27,10 @@ def _lazy(module: str, func: str):
 
 
 def _framework_tools(cfg) -> tuple[str, ...]:
-    return backend_class(cfg.student.framework).tools  # the student interface names its framework's tools
+    """The student interface names its framework's tools (imported when a stamp is made, not with this table)."""
+    from ..models.backend import backend_class
+
+    return backend_class(cfg.student.framework).tools
 
 
 def _data_inputs(cfg) -> list:
@@ -57,3 +65,4 @@ STAGES: list[Stage] = [
           help="report.md + report.json + plots, from this run's directory only"),
 ]
 STAGE_NAMES = [s.name for s in STAGES]
+assert tuple(STAGE_NAMES) == _ORDER, "trigger_kd/rundir.py STAGE_NAMES and this table disagree"

@@ -19,7 +19,7 @@ import numpy as np
 
 from ..config import Config
 from ..console import info
-from ..pipeline import RunContext, StageError
+from ..stage import RunContext, StageError
 
 
 def _split_arrays(constituents, is_top, names, origin, data):

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import Config
 from ..console import info
-from ..pipeline import RunContext, StageError
+from ..stage import RunContext, StageError
 
 
 def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:

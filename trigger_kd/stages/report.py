@@ -5,7 +5,7 @@ from pathlib import Path
 
 from ..config import Config
 from ..console import info
-from ..pipeline import RunContext
+from ..stage import RunContext
 
 
 def run_report(cfg: Config, ctx: RunContext, out: Path) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import Config
 from ..console import info
-from ..pipeline import RunContext
+from ..stage import RunContext
 
 
 def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):

@@ -17,7 +17,7 @@ import numpy as np
 from ..atomic import write_text_atomic
 from ..config import Config
 from ..console import info, warn
-from ..pipeline import RunContext, StageError
+from ..stage import RunContext, StageError
 
 
 def choose_route(cfg: Config) -> tuple[str, list[str]]:

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..config import Config
 from ..console import info
-from ..pipeline import RunContext
+from ..stage import RunContext
 
 
 def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:

@@ -21,7 +21,7 @@ import numpy as np
 
 from ..config import Config
 from ..console import info
-from ..pipeline import RunContext, StageError
+from ..stage import RunContext, StageError
 
 
 def _transfer_jets(cfg: Config, ctx: RunContext) -> tuple[np.ndarray, dict]:

@@ -1,0 +1,261 @@
+"""The run directory, in one place: what each stage directory holds and how to read it.
+
+Every module that reads or writes a run directory takes its names from here: the runner
+(``pipeline.py``), the stages, the cache tools, ``check-parity``, the report and the
+``evaluate`` / ``diagnose`` tools. This module imports nothing of the package but ``errors``,
+so anything may import it without pulling in the runner.
+
+Layout of ``<run-dir>/``:
+
+- ``<stage>/`` (a symlink into ``$TRIGGER_KD_CACHE`` for the shared stages ``data``, ``teacher``,
+  ``transfer``): the stage's artefacts (names below), ``stamp.json`` (what the result was made
+  from: ``read_stamp``) and ``config.resolved.yml`` (the full resolved config of the run that
+  made it);
+- ``<stage>.failed/``: the partial output of a failed or interrupted attempt and ``FAILED.json``
+  (``last_attempt_failed``), removed by the next success;
+- ``.trigger-kd.lock``: held while a run works on the directory;
+- ``evaluate/<name>.json`` (``trigger-kd evaluate``) and ``diagnostics.json`` (``trigger-kd diagnose``).
+
+The JSON records the report and the tools read (``parity.json``, ``resources.json``, the
+teacher's and the student's ``metrics.json``) have a typed view here (``Parity``,
+``Resources``, ``TeacherMetrics``, ``StudentMetrics``): the stage that writes a file builds the
+record, readers get attributes instead of ``.get`` chains. The files keep their JSON layout;
+keys a record does not name are kept (``rest``) and written back unchanged.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from .errors import TriggerKDError
+
+# ----------------------------------------------------------------------------- the runner's files
+STAMP_FILE = "stamp.json"
+FAILED_FILE = "FAILED.json"  # in <stage>.failed/: the last attempt of that stage failed or was interrupted
+RESOLVED_CONFIG = "config.resolved.yml"
+RUN_LOCK = ".trigger-kd.lock"
+
+# ----------------------------------------------------------------------------- stages, in order
+DATA, TEACHER, TRANSFER, STUDENT, EXPORT, FIRMWARE, SYNTH, REPORT = (
+    "data", "teacher", "transfer", "student", "export", "firmware", "synth", "report")
+STAGE_NAMES = (DATA, TEACHER, TRANSFER, STUDENT, EXPORT, FIRMWARE, SYNTH, REPORT)  # stages/__init__.py checks its table
+
+# ----------------------------------------------------------------------------- artefacts, by the stage that writes them
+SPLITS = ("train", "val", "test")
+SUMMARY = "summary.json"  # data: counts, per-class medians, generation cost
+METRICS = "metrics.json"  # teacher and student: TeacherMetrics / StudentMetrics
+TEACHER_MODEL = "teacher.pt"
+TRANSFER_JETS = "transfer.h5"
+TRANSFER_LOGITS = "logits_transfer.npy"
+OVERLAP = "overlap.json"
+STUDENT_MODELS = ("student", "student_float")  # the quantised student and its float twin (file stems)
+SCRATCH_MODEL = "student_scratch"  # the quantised student trained without the teacher (scratch twin)
+MODELS = ("teacher", *STUDENT_MODELS)  # what `evaluate` and `diagnose` score
+INTNET = "intnet.json"
+QUANT_LAYERS = "quant_layers.json"
+TEST_INPUTS = "test_inputs.npy"  # the exact student input of every test jet (golden I/O of later stages)
+TEST_LOGITS = "test_logits.npy"  # the quantised student's logits on them
+TEST_LOGITS_FLOAT = "test_logits_float.npy"
+TEST_LABELS = "test_is_top.npy"  # 1 = a signal-class jet
+ROC_PLOT = "roc.png"
+ROBUSTNESS_PLOT = "robustness.png"
+EXPORT_CHECK = "check.json"
+ONNX_RAW = "model_raw.onnx"
+ONNX_CLEAN = "model_clean.onnx"
+KERAS_EXPORT = "student.h5"
+HLS_PROJECT = "hls4ml_prj"
+CSIM_OUTPUTS = "csim_outputs.npy"
+PARITY = "parity.json"
+RESOURCES = "resources.json"
+REPORT_JSON = "report.json"
+REPORT_MD = "report.md"
+EVALUATE_DIR = "evaluate"
+DIAGNOSTICS = "diagnostics.json"
+
+
+def split_file(split: str) -> str:
+    """data: ``train.h5`` / ``val.h5`` / ``test.h5`` (canonical layout)."""
+    return f"{split}.h5"
+
+
+def teacher_logits_file(split: str) -> str:
+    """teacher: its logits (N, 2) on every jet of a split, in the data file's row order."""
+    return f"logits_{split}.npy"
+
+
+def view_betas_file(part: str) -> str:
+    """transfer: boosts (k, N, 3) of the k boosted views of ``part`` ('train' or 'transfer')."""
+    return f"view_betas_{part}.npy"
+
+
+def view_logits_file(part: str) -> str:
+    """transfer: the teacher's logits (k, N, 2) on those views."""
+    return f"logits_views_{part}.npy"
+
+
+# ----------------------------------------------------------------------------- stamps and failed attempts
+def read_stamp(path: Path) -> dict | None:
+    """The stamp.json of a completed stage directory, or None."""
+    try:
+        return json.loads((Path(path) / STAMP_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def failed_dir(stage_dir: Path) -> Path:
+    """``<stage>.failed/`` beside ``<stage>/``."""
+    stage_dir = Path(stage_dir)
+    return stage_dir.with_name(f"{stage_dir.name}.failed")
+
+
+def last_attempt_failed(stage_dir: Path) -> dict | None:
+    """The FAILED.json of ``<stage>.failed/`` next to ``stage_dir`` (None when its last attempt succeeded)."""
+    try:
+        return json.loads((failed_dir(stage_dir) / FAILED_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def completed_stage(run_dir: Path, stage: str, hint: str = STUDENT) -> Path:
+    """The resolved output directory of a completed stage of ``run_dir``, or a clear error."""
+    path = Path(run_dir) / stage
+    if not (path / STAMP_FILE).is_file():
+        raise TriggerKDError(f"{run_dir}: the {stage} stage has not completed there; run "
+                             f"`trigger-kd run CONFIG --to {hint} --run-dir {run_dir}` first")
+    return path.resolve()
+
+
+def read_json(path: Path) -> dict | None:
+    """A JSON object from ``path``; None when the file is missing or not JSON."""
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def read_evaluations(run_dir: Path) -> dict[str, dict]:
+    """Every ``RUN_DIR/evaluate/*.json`` (``trigger-kd evaluate``) by name."""
+    out = {}
+    for p in sorted((Path(run_dir) / EVALUATE_DIR).glob("*.json")):
+        data = read_json(p)
+        if data is not None:
+            out[p.stem] = data
+    return out
+
+
+# ----------------------------------------------------------------------------- typed records
+class Record:
+    """A JSON object with named fields; other keys of the file are kept in ``rest``, in file order after them."""
+
+    rest: dict
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        names = [f.name for f in fields(cls) if f.name != "rest"]
+        return cls(**{k: data[k] for k in names if k in data}, rest={k: v for k, v in data.items() if k not in names})
+
+    def to_dict(self) -> dict:
+        named = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "rest"}
+        return {**named, **self.rest}
+
+    @classmethod
+    def read(cls, path: Path):
+        """The record in ``path``; None when the file is missing or unreadable."""
+        data = read_json(path)
+        return None if data is None else cls.from_dict(data)
+
+    def write(self, path: Path) -> None:
+        from .atomic import write_text_atomic
+
+        write_text_atomic(path, json.dumps(self.to_dict(), indent=2, default=float))
+
+
+@dataclass
+class Parity(Record):
+    """``firmware/parity.json``: C-simulation against the quantised student, as integers on the output grid."""
+
+    n_jets: int = 0
+    bit_exact_fraction: float = 0.0
+    max_abs_diff: float | None = None
+    first_mismatch_layer: str | None = None
+    source: str | None = None
+    float_agreement: dict | None = None  # against the float twin (firmware/parity.py float_agreement)
+    required_fraction: float = 1.0  # checks.parity_min_fraction as the firmware stage applied it
+    rest: dict = field(default_factory=dict)  # n_mismatched, output_lsb, first_mismatched_jets, ...
+
+    @property
+    def exact(self) -> bool:
+        return self.n_jets > 0 and self.bit_exact_fraction == 1.0
+
+
+@dataclass
+class Resources(Record):
+    """``synth/resources.json``: the primary resource record (``synth.reports.ResourceRecord`` as a dict), all
+    records, RTL parity (open-source route), da4ml's own estimate, notes and the route that made them."""
+
+    primary: dict = field(default_factory=dict)
+    records: list = field(default_factory=list)
+    rtl_parity: dict | None = None
+    da4ml_estimate: float | None = None
+    notes: list = field(default_factory=list)
+    route: str | None = None
+    rest: dict = field(default_factory=dict)
+
+
+@dataclass
+class TeacherMetrics(Record):
+    """``teacher/metrics.json``: test metrics, robustness to boosts and smearing, training record."""
+
+    test: dict = field(default_factory=dict)
+    robustness: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    n_params: int | None = None
+    rest: dict = field(default_factory=dict)
+
+
+@dataclass
+class StudentMetrics(Record):
+    """``student/metrics.json``: the test metrics of the teacher and every student model (``models``: written as
+    top-level keys ``teacher``, ``student``, ``student_float``, ``student_scratch``), the same on the validation
+    jets, robustness, the settings the students were trained with."""
+
+    model: str | None = None
+    framework: str | None = None
+    arch: str | None = None
+    seed: int | None = None
+    distill: dict = field(default_factory=dict)
+    seal: dict = field(default_factory=dict)
+    inputs: dict | None = None
+    n_test_jets: int | None = None
+    n_training_jets: dict | None = None
+    models: dict = field(default_factory=dict)  # model name -> binary metrics (accuracy, auc, rej30, rej50, n_jets)
+    validation: dict = field(default_factory=dict)
+    robustness: dict = field(default_factory=dict)
+    training: dict = field(default_factory=dict)
+    source: str | None = None
+    rest: dict = field(default_factory=dict)
+
+    MODEL_KEYS = ("teacher", *STUDENT_MODELS, SCRATCH_MODEL)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        models = {k: data[k] for k in cls.MODEL_KEYS if k in data}
+        rec = super().from_dict({k: v for k, v in data.items() if k not in cls.MODEL_KEYS})
+        rec.models = models
+        return rec
+
+    def to_dict(self) -> dict:
+        out: dict[str, Any] = {}
+        for f in fields(self):
+            if f.name == "models":
+                out.update(self.models)
+            elif f.name != "rest":
+                out[f.name] = getattr(self, f.name)
+        return {**out, **self.rest}
+
+    def metrics(self, model: str) -> dict:
+        """Test metrics of one model ({} when the run has none)."""
+        return self.models.get(model) or {}
