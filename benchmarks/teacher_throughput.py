@@ -7,7 +7,7 @@ Same model, same weights, same batches: the reference is the former edge-list im
 (gather + index_add, tests/lorentznet_reference.py), the new one is `LorentzNet.forward` (dense, with
 its compiled edge kernel; the JSON says whether the kernel was used, or why not).
 Training = forward + cross-entropy backward + AdamW step (fused, as `train.teacher`) at the profile's
-teacher batch size, with glibc keeping freed memory (`edge_kernel.keep_freed_memory`, as `train.teacher`);
+teacher batch size, with glibc keeping freed memory (`allocator.keep_freed_memory`, as `train.teacher`);
 inference = `torch.inference_mode` forward on batches of 512 jets (the `teacher_logits` batch;
 64 at paper size, where the reference's edge tensors for 512 jets take GBs).
 Measurements alternate reference and new, round by round, so load from other jobs on a shared
@@ -39,6 +39,7 @@ sys.path.insert(0, str(REPO / "tests"))
 from lorentznet_reference import reference_forward  # noqa: E402
 
 from trigger_kd.atomic import write_text_atomic  # noqa: E402
+from trigger_kd.allocator import keep_freed_memory  # noqa: E402
 from trigger_kd.models import edge_kernel  # noqa: E402
 from trigger_kd.models.lorentznet import LorentzNet, prepare_batch  # noqa: E402
 
@@ -84,7 +85,7 @@ class Timer:
 def measure(profile: str, threads: int, seconds: float, rounds: int, keep_memory: bool = True) -> dict:
     torch.set_num_threads(threads)
     if keep_memory:
-        edge_kernel.keep_freed_memory()  # as the teacher's training does (both implementations, same process)
+        keep_freed_memory()  # as the teacher's training does (both implementations, same process)
     size = teacher_size(profile)
     n, bs, ibs = size["n_particles"], size["batch_size"], INFER_BATCH.get(profile, 512)
     torch.manual_seed(0)
@@ -152,7 +153,7 @@ def main() -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="minimum seconds per measurement and round")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--default-allocator", action="store_true",
-                    help="leave glibc's malloc settings alone (train.teacher calls edge_kernel.keep_freed_memory; "
+                    help="leave glibc's malloc settings alone (trigger-kd and train.teacher call allocator.keep_freed_memory; "
                          "this shows what that setting does to both implementations)")
     args = ap.parse_args()
     t0, git = time.time(), git_state()  # the code that is measured
@@ -165,7 +166,7 @@ def main() -> int:
     result = {
         "benchmark": "teacher_throughput",
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "allocator": "glibc default" if args.default_allocator else "edge_kernel.keep_freed_memory (as train.teacher)",
+        "allocator": "glibc default" if args.default_allocator else "allocator.keep_freed_memory (as trigger-kd and train.teacher)",
         "git_commit": git["commit"], "git_dirty": git["dirty"],
         # the acceptance figures: the least speedup over every size and thread count measured
         "speedup_train": min(r["train"]["speedup"] for r in results),

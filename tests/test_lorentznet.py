@@ -330,29 +330,111 @@ def test_dense_equals_edge_list_reference_in_float32(hidden, layers, particles, 
     assert dense_error <= rel(reference_forward(ref.train(), batch).detach().double(), truth)
 
 
-@pytest.mark.skipif(not {"avx2", "fma"} <= set(edge_kernel._cpu_id().split()),
-                    reason="needs an x86-64 CPU with AVX2 and FMA")
-def test_edge_kernel_gives_the_same_bits_built_for_avx2_only(monkeypatch):
-    """The kernel's results do not depend on the CPU it was built for: where the CPU has AVX-512 the products
-    run in 512-bit register tiles plus tall 256-bit tiles for the columns left (72 = 64 + 8), elsewhere in
-    256-bit tiles; both sum every output in the same order. A kernel built for AVX2 only (x86-64-v3) gives
-    the same eval logits, training logits and gradients as the native build, bit for bit (float32, hidden 72)."""
-    model, _ = twins(torch.float32, 72, 2)
-    batch = prepare_batch(realistic_jets(6, 40), 40)
-
-    def outputs(lib):
-        monkeypatch.setitem(edge_kernel._libs, (72, torch.float32), lib)
+def _kernel_outputs(lib, model, batch, hidden, dtype=torch.float32, threads=1):
+    """Eval logits, training logits and every parameter's gradient of one step with the kernel `lib`."""
+    old = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    saved = edge_kernel._libs.get((hidden, dtype))
+    edge_kernel._libs[(hidden, dtype)] = lib
+    try:
         m = copy.deepcopy(model)
         with torch.no_grad():
             logits = m.eval()(batch)
         out = m.train()(batch)
         out.square().sum().backward()
         return [logits, out.detach(), *(p.grad for p in m.parameters())]
+    finally:
+        edge_kernel._libs[(hidden, dtype)] = saved
+        torch.set_num_threads(old)
 
-    with edges("kernel", hidden=72, dtype=torch.float32):
-        native = outputs(edge_kernel._build(72, "float"))
-        avx2 = outputs(edge_kernel._build(72, "float", march="x86-64-v3"))
-    assert all(torch.equal(a, b) for a, b in zip(native, avx2))
+
+# Builds that vectorise differently: for AVX2 only (256-bit tiles; on an AVX-512 CPU the native build uses
+# 512-bit tiles), with 128-bit vectors preferred by the auto-vectoriser, and at -O2 (other loops vectorised).
+# Before -ffp-contract=off and explicit FMAs, the -O2 build differed from -O3 by 1e-5 here (an AMD EPYC with
+# AVX2), and an AVX2-only build from the native one on an AMD CPU with AVX-512.
+OTHER_BUILDS = {"avx2 only": ("x86-64-v3", ()), "128-bit vectors": ("native", ("-mprefer-vector-width=128",)),
+                "-O2": ("native", ("-O2",))}
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not {"avx2", "fma"} <= set(edge_kernel._cpu_id().split()),
+                    reason="needs an x86-64 CPU with AVX2 and FMA")
+@pytest.mark.parametrize("dtype,hidden", [(torch.float32, 72), (torch.float64, 12)])
+def test_edge_kernel_bits_do_not_depend_on_how_it_was_built(dtype, hidden):
+    """The kernel's results do not depend on the CPU or on the compiler's vectorisation: builds for AVX2 only,
+    with 128-bit vectors and at -O2 give the native build's eval logits, training logits and gradients bit
+    for bit (float32 at hidden 72: 64 + 8 columns, main and tall tiles with AVX-512; float64 at hidden 12)."""
+    model, _ = twins(dtype, hidden, 2)
+    batch = prepare_batch(realistic_jets(6, 40), 40, dtype=dtype)
+    ctype = edge_kernel.TYPES[dtype]
+    native = _kernel_outputs(edge_kernel._build(hidden, ctype), model, batch, hidden, dtype)
+    for name, (march, extra) in OTHER_BUILDS.items():
+        other = _kernel_outputs(edge_kernel._build(hidden, ctype, march=march, extra=extra), model, batch, hidden, dtype)
+        same = [torch.equal(a, b) for a, b in zip(native, other)]
+        assert all(same), f"{name}: {same.count(False)} of {len(same)} outputs differ"
+
+
+def test_edge_kernel_bits_do_not_depend_on_the_thread_count():
+    """Sums over jets (weight gradients, BatchNorm sums) run over a fixed number of chunks: the kernel's
+    operators give the same outputs and gradients bit for bit on 1, 2 and 3 threads (float32, hidden 32,
+    70 jets: more jets than chunks). torch's own reductions elsewhere in LorentzNet may still depend on it."""
+    lib = edge_kernel.library(32, torch.float32)
+    assert not isinstance(lib, str), lib
+    torch.manual_seed(0)
+    G, N, H = 70, 9, 32
+    x = torch.randn(G, N, 4)
+    e = (torch.ones(G, N, N) - torch.eye(N)).float()
+    e[:, :, -2:] = e[:, -2:, :] = 0  # two padded nodes
+    node = torch.ones(G, N, 1)
+    node[:, -2:] = 0
+    deg = e.sum(-1, keepdim=True)
+    leaves = [torch.randn(G, N, H), torch.randn(G, N, H), torch.randn(2, H), torch.randn(H, H) / 6, torch.randn(H),
+              torch.randn(H) / 6, torch.randn(1), torch.randn(H, H) / 6, torch.randn(H), torch.randn(H), torch.randn(H, 2)]
+
+    def run(threads):
+        old = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        try:
+            xs = x.clone().requires_grad_()
+            ws = [t.clone().requires_grad_() for t in leaves]
+            a, b, w2s, W, bW, wg, bg, Wx, bx, wo, w2 = ws
+            pairs = edge_kernel.pair_table(lib, xs, e)
+            r, mom = edge_kernel.EdgeStats.apply(lib, xs, e, pairs)
+            s1, s2 = edge_kernel.EdgeNorm.apply(lib, a, b, node, deg, r, mom, w2)
+            agg, xsum = edge_kernel.EdgeBlock.apply(lib, xs, e, pairs, a, b, w2s, W, bW, wg, bg, Wx, bx, wo)
+            loss = agg.square().sum() + xsum.square().sum() + (s1.sum() + s2.sum() / 100).float()
+            loss.backward()
+            return [agg, xsum, s1, s2, xs.grad, *(w.grad for w in ws)]
+        finally:
+            torch.set_num_threads(old)
+
+    one = run(1)
+    for threads in (2, 3):
+        same = [torch.equal(u, v) for u, v in zip(one, run(threads))]
+        assert all(same), f"{threads} threads: outputs {[k for k, ok in enumerate(same) if not ok]} differ"
+
+
+@pytest.mark.slow
+def test_edge_kernel_is_clean_under_address_and_undefined_behaviour_sanitizers(tmp_path):
+    """The kernel built with -fsanitize=address,undefined runs the float64 comparison with the edge-list
+    reference (padded jets, 1 and 2 threads, hidden 6 and 16) in a Python process with libasan preloaded:
+    no out-of-bounds access, use after free or undefined behaviour, and the same results."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    libasan = subprocess.run(["g++", "-print-file-name=libasan.so"], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    if not Path(libasan).is_file():
+        pytest.skip("libasan is not installed with this g++")
+    env = dict(os.environ, LD_PRELOAD=libasan, ASAN_OPTIONS="detect_leaks=0:abort_on_error=1",
+               UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1", TRIGGER_KD_CACHE=str(tmp_path))
+    script = Path(__file__).with_name("sanitized_kernel_check.py")
+    done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900,
+                          cwd=Path(__file__).parent)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
+    assert "sanitized kernel: 4 comparisons passed" in done.stdout, done.stdout[-3000:]
 
 
 def test_edge_kernel_elementwise_functions_match_torch():
@@ -399,16 +481,20 @@ def test_edge_kernel_refuses_tensors_of_another_size_or_type():
     assert not isinstance(lib, str), lib
     x = torch.randn(2, 5, 4, dtype=torch.float64)
     e = (torch.ones(2, 5, 5) - torch.eye(5)).double()
-    pt = edge_kernel.pair_table(lib, x, e)
+    pairs = edge_kernel.pair_table(lib, x, e)
     weights = [torch.randn(2, 16), torch.randn(16, 16), torch.randn(16), torch.randn(16), torch.randn(1)]
     weights = [w.double() for w in weights]
     a = torch.randn(2, 5, 16, dtype=torch.float64)
-    agg, _ = edge_kernel.EdgeBlock.apply(lib, x, e, pt, a, a, *weights, None, None, None)
+    agg, _ = edge_kernel.EdgeBlock.apply(lib, x, e, pairs, a, a, *weights, None, None, None)
     assert agg.shape == (2, 5, 16)
-    with pytest.raises(ValueError, match="hidden 16"):
-        edge_kernel.EdgeBlock.apply(lib, x, e, pt, a[..., :8], a[..., :8], *weights, None, None, None)
-    with pytest.raises(ValueError, match="float32"):
+    with pytest.raises(ValueError, match="hidden 16.*for a where torch.float64 \\[2, 5, 16\\]"):
+        edge_kernel.EdgeBlock.apply(lib, x, e, pairs, a[..., :8], a[..., :8], *weights, None, None, None)
+    with pytest.raises(ValueError, match="torch.float32 tensor of shape"):
         edge_kernel.pair_table(lib, x.float(), e.float())
+    with pytest.raises(ValueError, match="wg"):
+        edge_kernel.EdgeBlock.apply(lib, x, e, pairs, a, a, *weights[:3], weights[3][:8], weights[4], None, None, None)
+    with pytest.raises(ValueError, match="on meta.*CPU only"):
+        edge_kernel.pair_table(lib, x.to("meta"), e.to("meta"))
 
 
 def test_edge_kernel_is_differentiable_once_only_and_curvature_uses_torch_edges():

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .errors import TriggerKDError
+from .rundir import DATA, FIRMWARE, PARITY, REPORT, REPORT_MD
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -25,7 +26,7 @@ def cmd_run(args) -> int:
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
     info(f"model {cfg.name} (profile {cfg.profile}) -> run directory {run_dir}")
     run_pipeline(cfg, STAGES, run_dir, to=args.to, start=args.from_, progress=not args.no_progress)
-    report = run_dir / "report" / "report.md"
+    report = run_dir / REPORT / REPORT_MD
     if report.is_file() and (args.to in (None, "report")):
         info(f"report: {report}")
     return 0
@@ -51,7 +52,7 @@ def cmd_check_parity(args) -> int:
     from .firmware.parity import check_parity
 
     run_dir = Path(args.run_dir)
-    fw = run_dir / "firmware" if (run_dir / "firmware" / "parity.json").is_file() else run_dir
+    fw = run_dir / FIRMWARE if (run_dir / FIRMWARE / PARITY).is_file() else run_dir
     return check_parity(fw)
 
 
@@ -117,8 +118,8 @@ def run_data_stage(cfg, run_dir: Path, progress: bool = True) -> Path:
     from .pipeline import run_pipeline
     from .stages import STAGES
 
-    run_pipeline(cfg, STAGES, run_dir, to="data", progress=progress)
-    return (Path(run_dir) / "data").resolve()
+    run_pipeline(cfg, STAGES, run_dir, to=DATA, progress=progress)
+    return (Path(run_dir) / DATA).resolve()
 
 
 def cmd_evaluate(args) -> int:
@@ -271,7 +272,10 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow (imported by hls4ml) is noisy on stderr
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # QKeras needs tf_keras; must be set before TF loads
     args = build_parser().parse_args(argv)
+    from .allocator import keep_freed_memory
     from .console import error
+
+    keep_freed_memory()  # the teacher's steps reuse the same large blocks: keep them (allocator.py)
 
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     restore_hooks = _quiet_full_disk_hooks()

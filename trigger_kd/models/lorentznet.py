@@ -196,10 +196,10 @@ class LGEB(nn.Module):
                 for ai, bi, vi, g in zip(a, b, inv, groups):
                     sums.append(_edge_sums_torch(ai, bi, *_edge_stats_torch(vi, g.edge), w2, g))
         else:
-            pts = [edge_kernel.pair_table(lib, x, g.edge) for x, g in zip(xs, groups)]
+            pairs = [edge_kernel.pair_table(lib, x, g.edge) for x, g in zip(xs, groups)]
             if bn.training:
-                for ai, bi, x, g, pt in zip(a, b, xs, groups, pts):
-                    r, mom = edge_kernel.EdgeStats.apply(lib, x, g.edge, pt)
+                for ai, bi, x, g, pair in zip(a, b, xs, groups, pairs):
+                    r, mom = edge_kernel.EdgeStats.apply(lib, x, g.edge, pair)
                     sums.append(edge_kernel.EdgeNorm.apply(lib, ai, bi, g.node, g.degree, r, mom, w2))
         s0 = float(sum(float(g.degree.sum()) for g in groups)) if bn.training else 0.0
         scale, shift = _edge_batch_norm(bn, sums, s0, hs[0].dtype)
@@ -212,7 +212,7 @@ class LGEB(nn.Module):
             if isinstance(lib, str):
                 agg, xsum = self._edges_torch(x, inv[k_group], g.edge, ai, bi, w2s)
             else:
-                agg, xsum = edge_kernel.EdgeBlock.apply(lib, x, g.edge, pts[k_group], ai, bi, w2s, lin.weight, lin.bias,
+                agg, xsum = edge_kernel.EdgeBlock.apply(lib, x, g.edge, pairs[k_group], ai, bi, w2s, lin.weight, lin.bias,
                                                         gate_layer.weight.view(-1), gate_layer.bias, *px)
             if not self.last_layer:
                 x = x + self.c_weight * xsum / g.degree.clamp(min=1)  # clamp as in the original

@@ -25,11 +25,11 @@ import torch.distributed as dist
 from torch import nn
 from tqdm.auto import tqdm
 
+from ..allocator import keep_freed_memory
 from ..atomic import atomic_path, write_text_atomic
 from ..config import TeacherConfig, validated
 from ..console import error, info, progress_enabled
 from ..errors import TriggerKDError
-from ..models import edge_kernel
 from ..models.lorentznet import LorentzNet, prepare_batch
 from .seal import PairForward, boosted, seal_penalty
 
@@ -162,7 +162,6 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
     torch.manual_seed(settings.seed + rank)  # dropout differs per rank, as in the original
     # fused: one kernel for all parameters (0.3 ms instead of 2 ms per step at quick size, same updates)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
-    edge_kernel.keep_freed_memory()  # no page faults for the same large blocks every step
     total_steps = max(1, settings.epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total_steps))
 
@@ -253,7 +252,6 @@ def load_teacher(path) -> LorentzNet:
 def teacher_logits(model: LorentzNet, constituents: np.ndarray, n_particles: int, batch_size: int = 512,
                    progress: bool = True) -> np.ndarray:
     """Logits (N, 2) float32 of the leading n_particles constituents of every jet."""
-    edge_kernel.keep_freed_memory()  # the same large blocks every batch: no page faults (as in training)
     model.eval()
     dtype = next(model.parameters()).dtype
     c = np.asarray(constituents)
@@ -278,6 +276,7 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    keep_freed_memory()  # this process trains: no page faults for the same large blocks every step
     try:
         settings = validated(TeacherSettings, {n: getattr(args, n) for n in TeacherSettings.model_fields}, default="command line")
         result = train_teacher(args.train, args.val, settings, args.out, progress=not args.no_progress,
