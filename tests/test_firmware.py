@@ -15,6 +15,7 @@ from trigger_kd.firmware.import_qonnx import import_qonnx
 from trigger_kd.firmware.parity import compare_fixed
 from trigger_kd.config import StudentConfig as StudentSpec
 from trigger_kd.models.backend import BrevitasBackend
+from trigger_kd.models.backend_export import export_for_firmware
 from trigger_kd.models.students import predict_logits
 
 pytestmark = pytest.mark.slow
@@ -38,7 +39,7 @@ def exported(request, tmp_path_factory):
 
 
 def export_student(model, x, out):
-    return BrevitasBackend(model.spec).export(model, x, out)
+    return export_for_firmware(BrevitasBackend(model.spec), model, x, out)
 
 
 def _layout(x, spec):

@@ -10,7 +10,8 @@ import pytest
 from trigger_kd.config import Config, HLSConfig, StudentConfig, SynthConfig
 from trigger_kd.errors import TriggerKDError
 from trigger_kd.models.intnet import Dense, FixedFormat, IntNet, MeanPool, Quant
-from trigger_kd.pipeline import STAMP_FILE, RunContext
+from trigger_kd.rundir import STAMP_FILE
+from trigger_kd.stage import RunContext
 from trigger_kd.synth import da4ml_trace
 from trigger_kd.synth.opensource import LATENCY_LABEL, parity, run_open_source, stage_cutoff
 

@@ -17,8 +17,10 @@ from trigger_kd.config import Config, HLSConfig, SynthConfig
 from trigger_kd.firmware.hls import convert_qonnx
 from trigger_kd.config import StudentConfig as StudentSpec
 from trigger_kd.models.backend import BrevitasBackend
+from trigger_kd.models.backend_export import export_for_firmware
 from trigger_kd.errors import TriggerKDError
-from trigger_kd.pipeline import STAMP_FILE, RunContext
+from trigger_kd.rundir import STAMP_FILE
+from trigger_kd.stage import RunContext
 
 FIXTURE = Path(__file__).parent / "fixtures" / "reports" / "vitis_hls_2022.2_myproject_csynth.xml"
 
@@ -26,7 +28,7 @@ FIXTURE = Path(__file__).parent / "fixtures" / "reports" / "vitis_hls_2022.2_myp
 @pytest.fixture()
 def run_with_project(tmp_path):
     spec = StudentSpec(arch="mlp", n_particles=2, mlp_hidden=(4,))
-    BrevitasBackend(spec).export(perturbed_student(spec), random_inputs(spec, 8), tmp_path)
+    export_for_firmware(BrevitasBackend(spec), perturbed_student(spec), random_inputs(spec, 8), tmp_path)
     fw = tmp_path / "run" / "firmware"
     fw.mkdir(parents=True)
     (fw / STAMP_FILE).write_text("{}")

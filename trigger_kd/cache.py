@@ -8,26 +8,17 @@ those links still resolves to it (a jet pool: while a ``data`` entry names it).
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from .atomic import write_text_atomic
+from .paths import cache_root  # noqa: F401 (where the cache is: `trigger-kd cache` and the runner ask here)
 from .rundir import read_stamp
 
 USES_FILE = ".uses.json"
 POOL_DIR = "jets"
-
-
-def cache_root() -> Path:
-    """``$TRIGGER_KD_CACHE``, else ``$XDG_CACHE_HOME/trigger_kd``, else ``~/.cache/trigger_kd``."""
-    env = os.environ.get("TRIGGER_KD_CACHE")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "trigger_kd"
 
 
 def note_use(entry: Path, link: Path | None = None, made_from: dict | None = None) -> None:

@@ -5,8 +5,22 @@ or a data file replaced at the same path reruns the stages it affects instead of
 
 - Code: the SHA-256 of the ``.py`` files of ``trigger_kd`` that the stage's module imports, directly or
   through other package modules (found by reading the ``import`` statements, also those inside
-  functions). Only ``.py`` files count: a README or report-template edit invalidates nothing, and a
-  change to the report code does not retrain the teacher.
+  functions), the ``__init__.py`` of their parent packages, and the non-Python sources a module
+  declares in a module-level ``NATIVE_SOURCES = ("csrc/kernel.cpp", ...)`` (paths relative to that
+  module's directory, a directory meaning every file below it; read from the source, the module is not
+  imported). Nothing else counts: a README or report-template edit invalidates nothing, a change to the
+  report code does not retrain the teacher, and an hls4ml rule (``firmware/rules.py``) reruns the
+  firmware stage onwards only. A stage's fingerprint therefore follows only the modules it can reach:
+  code the stage does not run must not sit in a module it imports (the student interface's firmware
+  half is ``models/backend_firmware.py`` for that reason).
+- The runner is in no stage's fingerprint (``RUNNER``, on purpose, for every stage alike): the modules
+  that decide whether, where and when a stage runs and how it reports (``pipeline``, ``stage``,
+  ``stages/__init__`` (the stage table), ``rundir``, ``cache``, ``concurrency``, ``fingerprint``,
+  ``paths``, ``console``, ``atomic``, ``errors``) do not change what a stage computes, and ``config``
+  acts on a stage only through the values of the sections it reads, which are in its stamp. So a runner
+  fix does not retrain a teacher; a change to a stage's output that comes from one of them (e.g. a
+  derived config property's definition) needs ``--from STAGE``. These modules are neither hashed nor
+  followed.
 - Tools: ``importlib.metadata`` versions of the Python distributions (Pythia, FastJet, torch, ...) and
   ``yosys -V`` / ``g++ -dumpfullversion``, looked up once per process.
 - Input files: size and SHA-256 of the content (mtime is recorded too, for provenance). The hash is
@@ -28,6 +42,11 @@ from .atomic import write_text_atomic
 
 PACKAGE = __name__.split(".")[0]
 PACKAGE_DIR = Path(__file__).resolve().parent
+# The runner: in no stage's code fingerprint, and not followed (see the module docstring).
+RUNNER = frozenset(f"{PACKAGE}.{m}" for m in (
+    "pipeline", "stage", "stages", "rundir", "cache", "concurrency", "fingerprint", "paths", "config", "console",
+    "atomic", "errors"))
+_NATIVE_NAME = "NATIVE_SOURCES"  # the module-level tuple that declares a module's non-Python sources
 
 # Tool name -> how to learn its version: ("dist", distribution name) or ("cmd", argv).
 TOOLS: dict[str, tuple[str, object]] = {
@@ -69,6 +88,33 @@ def _module_file(name: str) -> Path | None:
     return Path(file) if file and file.endswith(".py") else None
 
 
+def native_sources(path: Path) -> list[Path]:
+    """Files named by ``path``'s module-level ``NATIVE_SOURCES`` tuple (relative to its directory; a directory:
+    every file below it, sorted), read from the source without importing it. A named path that does not exist is
+    returned as it is (hashed as missing)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    names: list[str] = []
+    for node in tree.body:
+        target = node.targets[0] if isinstance(node, ast.Assign) and len(node.targets) == 1 else \
+            node.target if isinstance(node, ast.AnnAssign) else None
+        if isinstance(target, ast.Name) and target.id == _NATIVE_NAME and node.value is not None:
+            try:
+                value = ast.literal_eval(node.value)
+            except ValueError:
+                raise ValueError(f"{path}: {_NATIVE_NAME} must be a literal tuple of paths") from None
+            if not isinstance(value, (tuple, list)) or not all(isinstance(v, str) for v in value):
+                raise ValueError(f"{path}: {_NATIVE_NAME} must be a tuple of path strings, got {value!r}")
+            names += list(value)
+    files: list[Path] = []
+    for name in names:
+        src = path.parent / name
+        if src.is_dir():
+            files += sorted(f for f in src.rglob("*") if f.is_file() and "__pycache__" not in f.parts)
+        else:
+            files.append(src)
+    return files
+
+
 def _package_imports(path: Path, module: str) -> set[str]:
     """Names of package modules (or attributes of them) that ``path`` imports anywhere in its body."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
@@ -90,24 +136,32 @@ def _package_imports(path: Path, module: str) -> set[str]:
 
 @functools.cache
 def code_fingerprint(*roots: str) -> dict:
-    """SHA-256 over the source of ``roots`` and every package module they import (transitively)."""
+    """SHA-256 over the source of ``roots``, every package module they import (transitively, the runner left
+    out) and the native sources those modules declare. ``modules``: the module names; ``native``: the native
+    files, as ``module:relative/path``."""
     files: dict[str, Path] = {}
+    native: dict[str, Path] = {}
     todo = list(roots)
     while todo:
         name = todo.pop()
-        if name in files:
+        if name in files or name in RUNNER:
             continue
         path = _module_file(name)
         if path is None:
             continue
         files[name] = path
+        for src in native_sources(path):
+            native[f"{name}:{src.relative_to(path.parent).as_posix()}"] = src
         parts = name.split(".")
         todo += [".".join(parts[:i]) for i in range(1, len(parts))]  # parent packages run their __init__
         todo += sorted(_package_imports(path, name))
     digest = hashlib.sha256()
     for name in sorted(files):
         digest.update(name.encode() + b"\0" + files[name].read_bytes() + b"\0")
-    return {"sha256": digest.hexdigest(), "modules": sorted(files)}
+    for name in sorted(native):
+        content = native[name].read_bytes() if native[name].is_file() else b"<missing>"
+        digest.update(name.encode() + b"\0" + content + b"\0")
+    return {"sha256": digest.hexdigest(), "modules": sorted(files), "native": sorted(native)}
 
 
 # ----------------------------------------------------------------------------- tools

@@ -62,6 +62,7 @@ def stage_dependencies(stage: Stage, cfg: Config, cache: Path | None) -> dict:
     return {
         "code": code["sha256"],
         "code_modules": code["modules"],
+        "code_native": code["native"],
         "tools": tool_versions(stage.tool_names(cfg)),
         "inputs": [file_identity(p, cache) for p in (stage.inputs(cfg) if stage.inputs else [])],
     }

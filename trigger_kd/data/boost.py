@@ -73,6 +73,18 @@ def random_boost_velocities(rng: np.random.Generator, n: int, max_beta: float) -
     return rng.uniform(0.0, max_beta, size=n)[:, None] * direction
 
 
+_VIEW_STREAM = 7331  # seed stream of the boosted views (train/feed.py draws SEAL boosts from 7332)
+
+
+def view_velocities(seed: int, part: int, n_views: int, n_jets: int, max_beta: float) -> np.ndarray:
+    """(n_views, n_jets, 3) boost velocities of the augmented views, reproducible from (seed, part).
+    Here, not in train/feed.py, so that the transfer stage, which draws them, does not carry the student
+    features in its code fingerprint."""
+    rng = np.random.default_rng([seed, _VIEW_STREAM, part])
+    return np.stack([random_boost_velocities(rng, n_jets, max_beta) for _ in range(n_views)]) if n_views else \
+        np.zeros((0, n_jets, 3))
+
+
 def rotation_matrix(angle: float, axis: str = "z") -> np.ndarray:
     """4x4 rotation of the 3-momentum by `angle` (radians, right-handed) about `axis`."""
     k = _axis(axis)

@@ -12,6 +12,7 @@ import numpy as np
 
 from ..console import error, info, warn
 from ..errors import TriggerKDError
+from ..rundir import PARITY
 
 
 def on_grid(values: np.ndarray, lsb: float) -> np.ndarray:
@@ -115,7 +116,7 @@ def check_parity(fw_dir: Path) -> int:
     parity.json as ``required_fraction``; 1.0, every jet bit-exact, when absent).
     """
     fw_dir = Path(fw_dir)
-    path = fw_dir / "parity.json"
+    path = fw_dir / PARITY
     if not path.is_file():
         raise TriggerKDError(f"{path} not found: run the firmware stage first "
                              "(`trigger-kd run CONFIG --to firmware --run-dir RUN_DIR`)")

@@ -1,8 +1,11 @@
 """One interface to a student, whichever framework (Brevitas or QKeras): all the stages call.
 
 Each backend builds the quantised student and its float twin, makes one training step, stores,
-loads and runs them, gives the integer network (RTL route), exports what hls4ml converts, builds
-the hls4ml project and gives the output LSB. The input layout is decided here and nowhere else:
+loads and runs them, gives the integer network (RTL route) and the output LSB. What hls4ml converts
+(``models/backend_export.py``) and the hls4ml build (``models/backend_firmware.py``) are the rest of
+the interface, in modules of their own so that a stage's code fingerprint holds only the part it runs
+(the student stage's neither, the export stage's not the hls4ml path). The input layout is decided
+here and nowhere else:
 ``layout`` is what the model takes ('flat' (N, P*F) for the MLP; 'NFP' (N, F, P) for the Brevitas
 deep set, 'NPF' (N, P, F) for the QKeras one); hls4ml takes 'NPF' from both frameworks (qonnx
 makes the Brevitas graph channels-last), the integer network 'NFP'.
@@ -11,22 +14,15 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Callable, NamedTuple
+from typing import Callable
 
 import numpy as np
 
 from ..console import info
 from ..data.features import student_features, student_input
 from ..errors import TriggerKDError
-
-NAMES = ("student", "student_float")  # the quantised student and its float twin (file stems)
-SCRATCH = "student_scratch"  # the quantised student trained without the teacher (scratch twin)
-
-
-class Firmware(NamedTuple):
-    hls_model: object
-    lsb: float  # the quantised student's output grid
-    first_mismatch: Callable[[np.ndarray], str | None]  # firmware inputs -> first differing layer
+from ..rundir import SCRATCH_MODEL as SCRATCH  # the quantised student trained without the teacher (scratch twin)
+from ..rundir import STUDENT_MODELS as NAMES  # the quantised student and its float twin (file stems)
 
 
 class StudentBackend(ABC):
@@ -124,17 +120,6 @@ class StudentBackend(ABC):
     def intnet(self, model):
         """The quantised student as an integer network (its inputs: ``intnet_inputs``)."""
 
-    @abstractmethod
-    def export(self, model, x: np.ndarray, out: Path) -> dict:
-        """Write what the firmware stage converts into ``out``; return {"check": {..., "exact": bool}, ...}."""
-
-    @abstractmethod
-    def firmware(self, model, export_dir: Path, prj: Path, settings, record_dir: Path) -> Firmware:
-        """Build and compile the hls4ml project in ``prj``; the rules applied are recorded in ``record_dir``."""
-
-    def _n_pool(self):
-        return self.s.n_particles if self.s.arch == "deepset" else None
-
 
 class BrevitasBackend(StudentBackend):
     framework, suffix, deepset_layout = "brevitas", ".pt", "NFP"
@@ -203,21 +188,6 @@ class BrevitasBackend(StudentBackend):
 
         return student_intnet(model)
 
-    def export(self, model, x, out):
-        from ..firmware.qonnx_export import export_student
-
-        result = export_student(model, x, self.firmware_inputs(x), out)
-        result["raw"], result["clean"] = "model_raw.onnx", "model_clean.onnx"  # relative to ``out``
-        return result
-
-    def firmware(self, model, export_dir, prj, settings, record_dir):
-        from ..firmware.hls import build_hls_from_qonnx, first_mismatch_layer
-
-        onnx_path = Path(export_dir) / "model_clean.onnx"
-        info(f"[firmware] hls4ml {settings.backend} project from {onnx_path}")
-        hls_model = build_hls_from_qonnx(onnx_path, prj, settings, n_particles=self._n_pool(), record_dir=record_dir)
-        return Firmware(hls_model, self.output_lsb(model), lambda xs: first_mismatch_layer(hls_model, onnx_path, xs))
-
 
 class QKerasBackend(StudentBackend):
     framework, suffix, deepset_layout = "qkeras", ".h5", "NPF"
@@ -284,20 +254,6 @@ class QKerasBackend(StudentBackend):
         from .students_keras import keras_intnet
 
         return keras_intnet(model)
-
-    def export(self, model, x, out):
-        """hls4ml converts the QKeras model itself: store it and check that reloading reproduces it."""
-        self.save(model, Path(out) / "student.h5")
-        diff = float(np.max(np.abs(self.predict(self._load(Path(out) / "student.h5"), x) - self.predict(model, x)))) \
-            if len(x) else 0.0
-        return {"check": {"n_jets": int(len(x)), "max_abs_diff": diff, "exact": diff == 0.0}, "model": "student.h5"}
-
-    def firmware(self, model, export_dir, prj, settings, record_dir):
-        from ..firmware.hls_keras import build_hls_from_keras, first_mismatch_layer_keras
-
-        info(f"[firmware] hls4ml {settings.backend} project from the QKeras model")
-        hls_model = build_hls_from_keras(model, prj, settings, n_particles=self._n_pool(), record_dir=record_dir)
-        return Firmware(hls_model, self.output_lsb(model), lambda xs: first_mismatch_layer_keras(hls_model, model, xs))
 
 
 def backend_class(framework: str) -> type[StudentBackend]:

@@ -1,14 +1,16 @@
 """The report a trigger engineer reads: ``report.json``, ``report.md`` and plots.
 
-Everything comes from files earlier stages wrote; every figure carries its source
-and the number of jets it was measured on. A figure that was not measured is shown
-as "n/a" (JSON null), never guessed.
+Everything comes from files earlier stages wrote (read as the records of ``trigger_kd/rundir.py``);
+every figure carries its source and the number of jets it was measured on. A figure that was
+not measured is shown as "n/a" (JSON null), never guessed.
 """
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+from ..rundir import (DATA, FIRMWARE, METRICS, PARITY, REPORT_JSON, REPORT_MD, RESOURCES, ROBUSTNESS_PLOT, ROC_PLOT,
+                      SCRATCH_MODEL, STUDENT, SUMMARY, SYNTH, Parity, Resources, StudentMetrics, read_json)
 from .generalisation import generalisation_block, generalisation_markdown
 from .plots import resource_bars
 from .tables import fmt, md_table
@@ -16,41 +18,35 @@ from .tables import fmt, md_table
 RESOURCE_KEYS = ("dsp", "lut", "ff", "bram_18k", "uram")
 
 
-def _load(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return None
-
-
 def physics_block(run_dir: Path) -> dict:
-    m = _load(run_dir / "student" / "metrics.json") or {}
-    block = {k: m.get(k) for k in ("teacher", "student", "student_float")}
-    block["n_test_jets"] = m.get("n_test_jets")
-    block["robustness"] = m.get("robustness")
-    block["source"] = m.get("source")
-    block["inputs"] = m.get("inputs")
-    scratch = m.get("student_scratch")  # the same student trained without the teacher, in this run
+    m = StudentMetrics.read(run_dir / STUDENT / METRICS) or StudentMetrics()
+    block = {k: m.models.get(k) for k in ("teacher", "student", "student_float")}
+    block["n_test_jets"] = m.n_test_jets
+    block["robustness"] = m.robustness or None
+    block["source"] = m.source
+    block["inputs"] = m.inputs
+    scratch = m.models.get(SCRATCH_MODEL)  # the same student trained without the teacher, in this run
     if scratch:
+        kd = m.metrics("student")
         block["kd_vs_scratch"] = {
             "scratch": scratch,
-            "kd": m.get("student"),
-            "delta": {k: _delta((m.get("student") or {}).get(k), scratch.get(k)) for k in ("accuracy", "auc", "rej30", "rej50")},
+            "kd": m.models.get("student"),
+            "delta": {k: _delta(kd.get(k), scratch.get(k)) for k in ("accuracy", "auc", "rej30", "rej50")},
         }
         block["distillation"] = distillation_block(m)
     return block
 
 
-def distillation_block(m: dict) -> dict:
+def distillation_block(m: StudentMetrics) -> dict:
     """KD student, scratch twin and teacher side by side: test metrics and accuracy under boosts."""
-    rob = m.get("robustness") or {}
     models = {}
-    for name in ("student", "student_scratch", "teacher"):
-        met = m.get(name) or {}
+    for name in ("student", SCRATCH_MODEL, "teacher"):
+        met = m.metrics(name)
         models[name] = {**{k: met.get(k) for k in ("accuracy", "auc", "rej30", "rej50")},
-                        "boost_accuracy": {b["beta"]: b["accuracy"] for b in (rob.get(name) or {}).get("boost", [])}}
-    return {"seed": m.get("seed"), "distill": m.get("distill") or {}, "seal": m.get("seal") or {},
-            "n_test_jets": m.get("n_test_jets"), "n_training_jets": m.get("n_training_jets"), "models": models}
+                        "boost_accuracy": {b["beta"]: b["accuracy"]
+                                           for b in (m.robustness.get(name) or {}).get("boost", [])}}
+    return {"seed": m.seed, "distill": m.distill or {}, "seal": m.seal or {},
+            "n_test_jets": m.n_test_jets, "n_training_jets": m.n_training_jets, "models": models}
 
 
 _LABELS = {"student": "KD student (quantised)", "student_scratch": "scratch twin (quantised)", "teacher": "teacher"}
@@ -82,40 +78,39 @@ def _delta(a, b):
 
 
 def resources_block(run_dir: Path) -> dict | None:
-    res = _load(run_dir / "synth" / "resources.json")
+    """The primary resource record, flattened for the report, with all records and the route's extras."""
+    res = Resources.read(run_dir / SYNTH / RESOURCES)
     if res is None:
         return None
-    primary = dict(res.get("primary") or {})
+    primary = dict(res.primary)
     primary["latency_cycles"] = primary.get("latency_max_cycles", primary.get("latency_cycles"))
-    primary["all_records"] = res.get("records", [])
-    for key in ("rtl_parity", "da4ml_estimate", "notes"):
-        if key in res:
-            primary[key] = res[key]
+    primary["all_records"] = res.records
+    primary["rtl_parity"], primary["da4ml_estimate"], primary["notes"] = res.rtl_parity, res.da4ml_estimate, res.notes
     return primary
 
 
 def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") -> dict:
     run_dir, out = Path(run_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data = _load(run_dir / "data" / "summary.json")
+    parity = Parity.read(run_dir / FIRMWARE / PARITY)
     report = {
         "model": model,
         "config": config_file,
         "run_dir": str(run_dir),
-        "data": data,
+        "data": read_json(run_dir / DATA / SUMMARY),
         "physics": physics_block(run_dir),
-        "parity": _load(run_dir / "firmware" / "parity.json"),
+        "parity": None if parity is None else parity.to_dict(),
         "resources": resources_block(run_dir),
         "generalisation": generalisation_block(run_dir),
     }
-    (out / "report.json").write_text(json.dumps(report, indent=2, default=float))
-    for name in ("roc.png", "robustness.png"):
-        src = run_dir / "student" / name
+    (out / REPORT_JSON).write_text(json.dumps(report, indent=2, default=float))
+    for name in (ROC_PLOT, ROBUSTNESS_PLOT):
+        src = run_dir / STUDENT / name
         if src.is_file():
             (out / name).write_bytes(src.read_bytes())
     if report["resources"]:
         resource_bars({model: report["resources"]}, out / "resources.png")
-    (out / "report.md").write_text(render_markdown(report, out))
+    (out / REPORT_MD).write_text(render_markdown(report, out))
     return report
 
 
@@ -188,7 +183,7 @@ def render_markdown(report: dict, out: Path) -> str:
                 rows.append({"model": name, "boost beta (x)": fmt(b.get("beta"), "g"),
                              "accuracy": fmt(b.get("accuracy"), ".4f"), "AUC": fmt(b.get("auc"), ".4f")})
         lines += ["### Robustness to Lorentz boosts", "", md_table(rows), ""]
-    for img, title in (("roc.png", "ROC"), ("robustness.png", "Robustness")):
+    for img, title in ((ROC_PLOT, "ROC"), (ROBUSTNESS_PLOT, "Robustness")):
         if (out / img).is_file():
             lines += [f"![{title}]({img})", ""]
     lines += ["## Firmware parity", ""]

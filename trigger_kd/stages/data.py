@@ -19,6 +19,7 @@ import numpy as np
 
 from ..config import Config
 from ..console import info
+from ..rundir import SPLITS, SUMMARY, split_file
 from ..stage import RunContext, StageError
 
 
@@ -54,9 +55,9 @@ def data_summary(out: Path) -> dict:
     from ..data.physics import jet_kinematics
 
     summary: dict = {}
-    for split in ("train", "val", "test"):
-        c, y = read_canonical(out / f"{split}.h5")
-        names = read_jet_classes(out / f"{split}.h5")
+    for split in SPLITS:
+        c, y = read_canonical(out / split_file(split))
+        names = read_jet_classes(out / split_file(split))
         mass = jet_kinematics(c)["mass"]
         n_const = (np.abs(c).sum(axis=-1) > 0).sum(axis=1)
         summary[split] = {
@@ -114,7 +115,7 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
             paths = assemble(pools, d, out_dir=out)
         for split, path in paths.items():
             if Path(path).resolve().parent != out.resolve():
-                os.replace(path, out / f"{split}.h5")
+                os.replace(path, out / split_file(split))
     else:
         from ..data.sanity import check_distinct_paths, check_no_leaks
 
@@ -126,13 +127,13 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
         check_no_leaks({k: v[0] for k, v in parts.items()}, {k: v[3] for k, v in parts.items()},
                        [str(p) for p in d.paths])
         for split, (c, y, n, _) in parts.items():
-            write_canonical(out / f"{split}.h5", c, y, jet_class=n)
+            write_canonical(out / split_file(split), c, y, jet_class=n)
         summary["paths"] = list(d.paths)
     summary.update(data_summary(out))
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    (out / SUMMARY).write_text(json.dumps(summary, indent=2))
     info(
         "[data] "
-        + ", ".join(f"{s}: {summary[s]['n_jets']} jets" for s in ("train", "val", "test"))
+        + ", ".join(f"{s}: {summary[s]['n_jets']} jets" for s in SPLITS)
         + "; train jet-mass medians "
         + ", ".join(f"{cls} {v['mass_median_gev']:.0f} GeV (soft drop {v['softdrop_mass_median_gev']:.0f})"
                     for cls, v in summary["train"]["classes"].items())

@@ -15,21 +15,23 @@ import numpy as np
 
 from ..config import Config
 from ..console import info
+from ..rundir import EXPORT_CHECK, STUDENT, TEST_INPUTS
 from ..stage import RunContext, StageError
 
 
 def run_export(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..models.backend import student_backend
+    from ..models.backend_export import export_for_firmware
 
-    sdir = ctx.dir("student")
-    x = np.load(sdir / "test_inputs.npy")[: cfg.export.check_jets]
+    sdir = ctx.dir(STUDENT)
+    x = np.load(sdir / TEST_INPUTS)[: cfg.export.check_jets]
     backend = student_backend(cfg.student)
-    result = backend.export(backend.load(sdir), x, out)
+    result = export_for_firmware(backend, backend.load(sdir), x, out)
     check = result["check"]
-    (out / "check.json").write_text(json.dumps(result, indent=2, default=str))
+    (out / EXPORT_CHECK).write_text(json.dumps(result, indent=2, default=str))
     if not check["exact"]:
         raise StageError(
             f"the exported {backend.framework} student differs from the trained one on {check['n_jets']} sample jets "
-            f"(max |diff| {check['max_abs_diff']}); see {out / 'check.json'}")
+            f"(max |diff| {check['max_abs_diff']}); see {out / EXPORT_CHECK}")
     info(f"[export] exported {backend.framework} student == trained student on {check['n_jets']} jets")
     return {"check": check}

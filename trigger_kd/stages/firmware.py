@@ -8,13 +8,14 @@ If C-simulation is not bit-exact the stage fails naming the first differing laye
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..config import Config
 from ..console import info
+from ..rundir import (CSIM_OUTPUTS, EXPORT, FIRMWARE, HLS_PROJECT, PARITY, STUDENT, TEST_INPUTS, TEST_LABELS,
+                      TEST_LOGITS, TEST_LOGITS_FLOAT, Parity)
 from ..stage import RunContext, StageError
 
 
@@ -22,33 +23,36 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..firmware.hls import hls_predict
     from ..firmware.parity import float_agreement, parity_report
     from ..models.backend import student_backend
+    from ..models.backend_firmware import build_firmware
 
-    sdir = ctx.dir("student")
+    sdir = ctx.dir(STUDENT)
     backend = student_backend(cfg.student)
-    x_fw = backend.firmware_inputs(np.load(sdir / "test_inputs.npy"))
-    q_logits = np.load(sdir / "test_logits.npy")
-    f_logits = np.load(sdir / "test_logits_float.npy")
-    is_top = np.load(sdir / "test_is_top.npy")
+    x_fw = backend.firmware_inputs(np.load(sdir / TEST_INPUTS))
+    q_logits = np.load(sdir / TEST_LOGITS)
+    f_logits = np.load(sdir / TEST_LOGITS_FLOAT)
+    is_top = np.load(sdir / TEST_LABELS)
     settings = cfg.hls
-    fw = backend.firmware(backend.load(sdir), ctx.dir("export"), out / "hls4ml_prj", settings, record_dir=out)
+    fw = build_firmware(backend, backend.load(sdir), ctx.dir(EXPORT), out / HLS_PROJECT, settings, record_dir=out)
     info(f"[firmware] C-simulation of {len(x_fw)} test jets")
     csim = hls_predict(fw.hls_model, x_fw, progress=ctx.progress)
-    np.save(out / "csim_outputs.npy", csim)
+    np.save(out / CSIM_OUTPUTS, csim)
     fa = float_agreement(q_logits, f_logits, is_top, working_point=cfg.checks.working_point)
     report = parity_report(csim, q_logits, fw.lsb, float_block=fa, backend=settings.backend)
     if report["bit_exact_fraction"] < 1.0:
         report["first_mismatch_layer"] = fw.first_mismatch(x_fw[report["first_mismatched_jets"]])
-    report["required_fraction"] = cfg.checks.parity_min_fraction  # check-parity applies the same threshold
-    (out / "parity.json").write_text(json.dumps(report, indent=2, default=float))
-    _point_project_at_final_dir(out / "hls4ml_prj", ctx.run_dir / "firmware" / "hls4ml_prj")
-    info(f"[firmware] bit-exact on {report['bit_exact_fraction'] * 100:.3f} % of {report['n_jets']} test jets")
-    if report["bit_exact_fraction"] < cfg.checks.parity_min_fraction:
+    parity = Parity.from_dict(report)
+    parity.required_fraction = cfg.checks.parity_min_fraction  # check-parity applies the same threshold
+    parity.write(out / PARITY)
+    _point_project_at_final_dir(out / HLS_PROJECT, ctx.run_dir / FIRMWARE / HLS_PROJECT)
+    info(f"[firmware] bit-exact on {parity.bit_exact_fraction * 100:.3f} % of {parity.n_jets} test jets")
+    if parity.bit_exact_fraction < cfg.checks.parity_min_fraction:
         raise StageError(
-            f"C-simulation is bit-exact on only {report['bit_exact_fraction'] * 100:.3f} % of {report['n_jets']} "
+            f"C-simulation is bit-exact on only {parity.bit_exact_fraction * 100:.3f} % of {parity.n_jets} "
             f"test jets (required {cfg.checks.parity_min_fraction * 100:g} %); first differing layer: "
-            f"{report.get('first_mismatch_layer')}. Check hls.layer_precision overrides for that layer."
+            f"{parity.first_mismatch_layer}. Check hls.layer_precision overrides for that layer."
         )
-    return {k: report[k] for k in ("n_jets", "bit_exact_fraction", "max_abs_diff")}
+    return {"n_jets": parity.n_jets, "bit_exact_fraction": parity.bit_exact_fraction,
+            "max_abs_diff": parity.max_abs_diff}
 
 
 def _point_project_at_final_dir(prj: Path, final: Path) -> None:

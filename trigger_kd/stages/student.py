@@ -21,6 +21,10 @@ import numpy as np
 
 from ..config import Config
 from ..console import info
+from ..rundir import (DATA, INTNET, METRICS, QUANT_LAYERS, ROBUSTNESS_PLOT, ROC_PLOT, SPLITS, TEACHER, TEST_INPUTS,
+                      TEST_LABELS, TEST_LOGITS, TEST_LOGITS_FLOAT, TRANSFER, TRANSFER_JETS, TRANSFER_LOGITS,
+                      StudentMetrics, TeacherMetrics, split_file, teacher_logits_file, view_betas_file,
+                      view_logits_file)
 from ..stage import RunContext
 
 
@@ -34,18 +38,18 @@ def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
     c, y = train
     jets, labels = [LorentzJets.from_constituents(c, s.n_particles, s.jet_pt_feature)], [y.astype(np.int64)]
     kd = d.uses_teacher
-    t = [np.load(teacher / "logits_train.npy")] if kd else None
+    t = [np.load(teacher / teacher_logits_file("train"))] if kd else None
     views = d.augment_max_beta > 0
-    betas = [np.load(transfer / "view_betas_train.npy")] if views else None
-    view_t = [np.load(transfer / "logits_views_train.npy")] if views and kd else None
-    if kd and (transfer / "transfer.h5").is_file():  # the transfer stage makes none from scratch
-        c_tr = read_transfer(transfer / "transfer.h5")
+    betas = [np.load(transfer / view_betas_file("train"))] if views else None
+    view_t = [np.load(transfer / view_logits_file("train"))] if views and kd else None
+    if kd and (transfer / TRANSFER_JETS).is_file():  # the transfer stage makes none from scratch
+        c_tr = read_transfer(transfer / TRANSFER_JETS)
         jets.append(LorentzJets.from_constituents(c_tr, s.n_particles, s.jet_pt_feature))
         labels.append(np.full(len(c_tr), UNLABELLED))
-        t.append(np.load(transfer / "logits_transfer.npy"))
+        t.append(np.load(transfer / TRANSFER_LOGITS))
         if views:
-            betas.append(np.load(transfer / "view_betas_transfer.npy"))
-            view_t.append(np.load(transfer / "logits_views_transfer.npy"))
+            betas.append(np.load(transfer / view_betas_file("transfer")))
+            view_t.append(np.load(transfer / view_logits_file("transfer")))
     return DistillFeed(LorentzJets.concat(jets), np.concatenate(labels), backend.inputs_from_features,
                        teacher=None if t is None else np.concatenate(t),
                        view_betas=None if betas is None else np.concatenate(betas, axis=1),
@@ -60,10 +64,10 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..train.metrics import binary_metrics, robustness, top_score
     from ..train.plots import robustness_plot, roc_plot
 
-    data, teacher, transfer = ctx.dir("data"), ctx.dir("teacher"), ctx.dir("transfer")
+    data, teacher, transfer = ctx.dir(DATA), ctx.dir(TEACHER), ctx.dir(TRANSFER)
     s, d = cfg.student, cfg.distill
     backend = student_backend(s)
-    splits = {k: read_canonical(data / f"{k}.h5") for k in ("train", "val", "test")}
+    splits = {k: read_canonical(data / split_file(k)) for k in SPLITS}
     feats = {k: student_features(splits[k][0], s.n_particles, s.jet_pt_feature) for k in ("val", "test")}
     x = {k: backend.inputs_from_features(f) for k, f in feats.items()}
     y = {k: v[1].astype(np.int64) for k, v in splits.items()}
@@ -77,47 +81,46 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     names = [*NAMES, SCRATCH] if d.with_scratch_twin else list(NAMES)
     models = {name: backend.load(out, name) for name in names}
     net = backend.intnet(models["student"])
-    net.save(out / "intnet.json")
-    (out / "quant_layers.json").write_text(json.dumps(net.layer_table(), indent=2))
+    net.save(out / INTNET)
+    (out / QUANT_LAYERS).write_text(json.dumps(net.layer_table(), indent=2))
     c_test, is_top = splits["test"]
     logits = {name: backend.predict(models[name], x["test"]) for name in names}
-    np.save(out / "test_inputs.npy", x["test"].astype(np.float32))
-    np.save(out / "test_logits.npy", logits["student"])
-    np.save(out / "test_logits_float.npy", logits["student_float"])
-    np.save(out / "test_is_top.npy", is_top.astype(np.int8))
-    scores = {"teacher": top_score(np.load(teacher / "logits_test.npy"))} | {k: top_score(v) for k, v in logits.items()}
+    np.save(out / TEST_INPUTS, x["test"].astype(np.float32))
+    np.save(out / TEST_LOGITS, logits["student"])
+    np.save(out / TEST_LOGITS_FLOAT, logits["student_float"])
+    np.save(out / TEST_LABELS, is_top.astype(np.int8))
+    scores = {"teacher": top_score(np.load(teacher / teacher_logits_file("test")))} | {
+        k: top_score(v) for k, v in logits.items()}
     metrics = {k: binary_metrics(is_top, v) for k, v in scores.items()}
-    val_scores = {"teacher": top_score(np.load(teacher / "logits_val.npy"))} | {
+    val_scores = {"teacher": top_score(np.load(teacher / teacher_logits_file("val")))} | {
         name: top_score(backend.predict(models[name], x["val"])) for name in names}
     validation = {k: binary_metrics(y["val"], v) for k, v in val_scores.items()}
-    teacher_metrics = json.loads((teacher / "metrics.json").read_text())
-    rob = {"teacher": teacher_metrics["robustness"]}
+    rob = {"teacher": TeacherMetrics.read(teacher / METRICS).robustness}
     for name in names:
         rob[name] = robustness(
             lambda c, m=models[name]: top_score(backend.predict(m, backend.inputs(c))),
             c_test, is_top, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
         )
-    result = {
-        "model": cfg.name,
-        "framework": s.framework,
-        "arch": s.arch,
-        "seed": s.seed,
-        "distill": d.model_dump(),
-        "seal": {"lambda": s.seal_lambda, "max_beta": s.seal_max_beta},
-        "inputs": {"n_particles": s.n_particles, "features": list(fnames),
-                   "layout": backend.layout, "shape": list(x["test"].shape[1:]),
-                   "saturated_jets": saturated},
-        "n_test_jets": int(len(is_top)),
-        "n_training_jets": {"labelled": int(len(y["train"])), "transfer": int((feed.labels < 0).sum()),
-                            "boosted_views": feed.n_views},
-        **metrics,
-        "validation": validation,
-        "robustness": rob,
-        "training": histories,
-        "source": f"{len(is_top)} test jets and {len(y['val'])} validation jets from {data}",
-    }
-    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float))
-    roc_plot({k: (is_top, v) for k, v in scores.items()}, out / "roc.png")
-    robustness_plot(rob, out / "robustness.png")
+    StudentMetrics(
+        model=cfg.name,
+        framework=s.framework,
+        arch=s.arch,
+        seed=s.seed,
+        distill=d.model_dump(),
+        seal={"lambda": s.seal_lambda, "max_beta": s.seal_max_beta},
+        inputs={"n_particles": s.n_particles, "features": list(fnames),
+                "layout": backend.layout, "shape": list(x["test"].shape[1:]),
+                "saturated_jets": saturated},
+        n_test_jets=int(len(is_top)),
+        n_training_jets={"labelled": int(len(y["train"])), "transfer": int((feed.labels < 0).sum()),
+                         "boosted_views": feed.n_views},
+        models=metrics,
+        validation=validation,
+        robustness=rob,
+        training=histories,
+        source=f"{len(is_top)} test jets and {len(y['val'])} validation jets from {data}",
+    ).write(out / METRICS)
+    roc_plot({k: (is_top, v) for k, v in scores.items()}, out / ROC_PLOT)
+    robustness_plot(rob, out / ROBUSTNESS_PLOT)
     info("[student] " + "; ".join(f"{k}: acc {m['accuracy']:.3f} AUC {m['auc']:.4f}" for k, m in metrics.items()))
     return {k: metrics[k] for k in scores}

@@ -8,15 +8,14 @@ Output: ``resources.json`` (primary record, all records, RTL parity, notes, rout
 """
 from __future__ import annotations
 
-import json
 import shutil
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_text_atomic
 from ..config import Config
 from ..console import info, warn
+from ..rundir import FIRMWARE, HLS_PROJECT, INTNET, RESOURCES, STUDENT, TEST_INPUTS, TEST_LOGITS, Resources
 from ..stage import RunContext, StageError
 
 
@@ -40,7 +39,7 @@ def choose_route(cfg: Config) -> tuple[str, list[str]]:
 def _vendor(cfg: Config, ctx: RunContext, out: Path, route: str, notes: list[str]):
     from ..synth.backends import vendor_backend
 
-    src = ctx.dir("firmware") / "hls4ml_prj"
+    src = ctx.dir(FIRMWARE) / HLS_PROJECT
     if not (src / "build_prj.tcl").is_file():
         raise StageError(f"no hls4ml project in {src}; rerun the firmware stage")
     backend = vendor_backend(route, cfg.hls.backend, cfg.synth.docker_image, cfg.synth.container_engine,
@@ -83,16 +82,16 @@ def _open_source(cfg: Config, ctx: RunContext, out: Path, notes: list[str]):
     from ..models.intnet import IntNet
     from ..synth.opensource import run_open_source
 
-    sdir = ctx.dir("student")
-    if not (sdir / "intnet.json").is_file():
+    sdir = ctx.dir(STUDENT)
+    if not (sdir / INTNET).is_file():
         raise StageError(
-            f"the open-source route traces the student's integer network, but {sdir / 'intnet.json'} does not "
+            f"the open-source route traces the student's integer network, but {sdir / INTNET} does not "
             f"exist (student.framework: {cfg.student.framework}; a student stage from an older version writes "
             f"none); rerun the student stage, or use a vendor route "
             f"(synth.tool: vivado | vitis | docker)")
-    net = IntNet.load(sdir / "intnet.json")
-    x = student_backend(cfg.student).intnet_inputs(np.load(sdir / "test_inputs.npy"))
-    ref = np.load(sdir / "test_logits.npy") if (sdir / "test_logits.npy").is_file() else None
+    net = IntNet.load(sdir / INTNET)
+    x = student_backend(cfg.student).intnet_inputs(np.load(sdir / TEST_INPUTS))
+    ref = np.load(sdir / TEST_LOGITS) if (sdir / TEST_LOGITS).is_file() else None
     s, h = cfg.synth, cfg.hls
     info(f"[synth] open-source route: da4ml -> Yosys ({s.family}) -> {s.simulator} on {len(x)} test jets "
          f"({'all' if s.sim_jets <= 0 else min(s.sim_jets, len(x))} simulated)")
@@ -110,20 +109,14 @@ def run_synth(cfg: Config, ctx: RunContext, out: Path) -> dict:
         primary, records, rtl_parity, estimate = _open_source(cfg, ctx, out, notes)
     else:
         primary, records, rtl_parity, estimate = _vendor(cfg, ctx, out, route, notes)
-    write_text_atomic(out / "resources.json", json.dumps({
-        "primary": primary.to_dict(),
-        "records": [r.to_dict() for r in records],
-        "rtl_parity": rtl_parity,
-        "da4ml_estimate": estimate,
-        "notes": notes,
-        "route": route,
-    }, indent=2, default=float))
+    Resources(primary=primary.to_dict(), records=[r.to_dict() for r in records], rtl_parity=rtl_parity,
+              da4ml_estimate=estimate, notes=notes, route=route).write(out / RESOURCES)
     info(f"[synth] {primary.source}: LUT {primary.lut}, FF {primary.ff}, DSP {primary.dsp}, "
          f"BRAM18 {primary.bram_18k}, latency {primary.latency_max_cycles} cycles")
     if rtl_parity is not None and rtl_parity.get("bit_exact_fraction") != 1.0:
         raise StageError(
             f"RTL simulation is bit-exact on only {rtl_parity['bit_exact_fraction']:.4%} of {rtl_parity['n_jets']} "
-            f"test jets ({rtl_parity['simulator']}); see {out / 'logs'} and {out / 'resources.json'}")
+            f"test jets ({rtl_parity['simulator']}); see {out / 'logs'} and {out / RESOURCES}")
     return {"route": route, "source": primary.source, "kind": primary.kind, "lut": primary.lut, "ff": primary.ff,
             "dsp": primary.dsp, "bram_18k": primary.bram_18k, "latency_cycles": primary.latency_max_cycles,
             "rtl_bit_exact_fraction": None if rtl_parity is None else rtl_parity.get("bit_exact_fraction")}

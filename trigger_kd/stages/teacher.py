@@ -7,13 +7,13 @@ Students read the cached logits and never rerun the teacher.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..config import Config
 from ..console import info
+from ..rundir import DATA, METRICS, SPLITS, TEACHER_MODEL, TeacherMetrics, split_file, teacher_logits_file
 from ..stage import RunContext
 
 
@@ -22,24 +22,25 @@ def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..train.metrics import binary_metrics, robustness, top_score
     from ..train.teacher import load_teacher, teacher_logits, train_teacher
 
-    data = ctx.dir("data")
+    data = ctx.dir(DATA)
     settings = cfg.teacher  # train.teacher.TeacherSettings is the config section itself
-    train_info = train_teacher(data / "train.h5", data / "val.h5", settings, out, progress=ctx.progress)
-    model = load_teacher(out / "teacher.pt")
+    train_info = train_teacher(data / split_file("train"), data / split_file("val"), settings, out,
+                               progress=ctx.progress)
+    model = load_teacher(out / TEACHER_MODEL)
     n = settings.n_particles
-    for split in ("train", "val", "test"):
-        constituents, _ = read_canonical(data / f"{split}.h5")
+    for split in SPLITS:
+        constituents, _ = read_canonical(data / split_file(split))
         logits = teacher_logits(model, constituents, n, progress=ctx.progress)
-        np.save(out / f"logits_{split}.npy", logits.astype(np.float32))
-    constituents, is_top = read_canonical(data / "test.h5")
-    test_logits = np.load(out / "logits_test.npy")
+        np.save(out / teacher_logits_file(split), logits.astype(np.float32))
+    constituents, is_top = read_canonical(data / split_file("test"))
+    test_logits = np.load(out / teacher_logits_file("test"))
     metrics = binary_metrics(is_top, top_score(test_logits))
     rob = robustness(
         lambda c: top_score(teacher_logits(model, c, n, progress=False)),
         constituents, is_top, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
     )
-    result = {"test": metrics, "robustness": rob, "training": train_info,
-              "n_params": int(sum(p.numel() for p in model.parameters()))}
-    (out / "metrics.json").write_text(json.dumps(result, indent=2, default=float))
+    result = TeacherMetrics(test=metrics, robustness=rob, training=train_info,
+                            n_params=int(sum(p.numel() for p in model.parameters())))
+    result.write(out / METRICS)
     info(f"[teacher] test accuracy {metrics['accuracy']:.3f}, AUC {metrics['auc']:.4f} on {metrics['n_jets']} jets")
-    return {"test": metrics, "n_params": result["n_params"]}
+    return {"test": metrics, "n_params": result.n_params}

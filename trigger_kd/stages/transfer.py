@@ -21,6 +21,8 @@ import numpy as np
 
 from ..config import Config
 from ..console import info
+from ..rundir import (DATA, OVERLAP, SPLITS, TEACHER, TEACHER_MODEL, TRANSFER_JETS, TRANSFER_LOGITS, split_file,
+                      view_betas_file, view_logits_file)
 from ..stage import RunContext, StageError
 
 
@@ -62,13 +64,13 @@ def _views(model, constituents, betas, n_particles, progress) -> np.ndarray:
 
 
 def run_transfer(cfg: Config, ctx: RunContext, out: Path) -> dict:
+    from ..data.boost import view_velocities
     from ..data.formats import read_canonical
     from ..data.transfer import check_disjoint, write_transfer
-    from ..train.feed import view_velocities
     from ..train.teacher import load_teacher, teacher_logits
 
     d = cfg.distill
-    data, teacher = ctx.dir("data"), ctx.dir("teacher")
+    data, teacher = ctx.dir(DATA), ctx.dir(TEACHER)
     if d.uses_teacher:
         c_transfer, origin = _transfer_jets(cfg, ctx)
     else:  # from scratch: no teacher targets to learn from, so no transfer jets and no teacher logits
@@ -78,21 +80,21 @@ def run_transfer(cfg: Config, ctx: RunContext, out: Path) -> dict:
     summary: dict = {"transfer_jets": int(len(c_transfer)), **origin, "views": 0}
     if not len(c_transfer) and d.augment_max_beta == 0:
         return summary
-    model = load_teacher(teacher / "teacher.pt") if d.uses_teacher else None
+    model = load_teacher(teacher / TEACHER_MODEL) if d.uses_teacher else None
     n = cfg.teacher.n_particles
-    splits = {k: read_canonical(data / f"{k}.h5")[0] for k in ("train", "val", "test")}
+    splits = {k: read_canonical(data / split_file(k))[0] for k in SPLITS}
     if len(c_transfer):
         summary["overlap"] = check_disjoint(c_transfer, splits)
-        (out / "overlap.json").write_text(json.dumps(summary["overlap"], indent=2))
-        write_transfer(out / "transfer.h5", c_transfer, {"origin": json.dumps(origin, default=str)})
-        np.save(out / "logits_transfer.npy", teacher_logits(model, c_transfer, n, progress=ctx.progress))
+        (out / OVERLAP).write_text(json.dumps(summary["overlap"], indent=2))
+        write_transfer(out / TRANSFER_JETS, c_transfer, {"origin": json.dumps(origin, default=str)})
+        np.save(out / TRANSFER_LOGITS, teacher_logits(model, c_transfer, n, progress=ctx.progress))
         info(f"[transfer] {len(c_transfer)} transfer jets, none shared with train/val/test (constituent hashes)")
     if d.augment_max_beta > 0:
         for part, (name, c) in enumerate((("train", splits["train"]), ("transfer", c_transfer))):
             betas = view_velocities(cfg.data.seed, part, d.augment_views, len(c), d.augment_max_beta)
-            np.save(out / f"view_betas_{name}.npy", betas)
+            np.save(out / view_betas_file(name), betas)
             if model is not None:
-                np.save(out / f"logits_views_{name}.npy", _views(model, c, betas, n, ctx.progress))
+                np.save(out / view_logits_file(name), _views(model, c, betas, n, ctx.progress))
         summary["views"] = d.augment_views
         info(f"[transfer] teacher logits on {d.augment_views} boosted views (|beta| <= {d.augment_max_beta}) "
              f"of {len(splits['train'])} training + {len(c_transfer)} transfer jets")

@@ -26,11 +26,12 @@ from typing import Callable
 import numpy as np
 
 from ..data.boost import apply_matrices, boost_matrices, random_boost_velocities
+from ..data.boost import view_velocities  # noqa: F401 (the views' boosts: the transfer stage draws them)
 from ..data.features import features_of, leading_and_axis
 from ..errors import TriggerKDError
 
 UNLABELLED = -1
-_VIEW_STREAM, _SEAL_STREAM = 7331, 7332
+_SEAL_STREAM = 7332  # data/boost.py view_velocities draws the views' boosts from stream 7331
 
 
 @dataclass(frozen=True)
@@ -67,13 +68,6 @@ class LorentzJets:
             raise TriggerKDError("LorentzJets.concat: parts with and without the jet pT feature")
         return replace(parts[0], lead=np.concatenate([p.lead for p in parts]),
                        axis=np.concatenate([p.axis for p in parts]))
-
-
-def view_velocities(seed: int, part: int, n_views: int, n_jets: int, max_beta: float) -> np.ndarray:
-    """(n_views, n_jets, 3) boost velocities of the augmented views, reproducible from (seed, part)."""
-    rng = np.random.default_rng([seed, _VIEW_STREAM, part])
-    return np.stack([random_boost_velocities(rng, n_jets, max_beta) for _ in range(n_views)]) if n_views else \
-        np.zeros((0, n_jets, 3))
 
 
 class DistillFeed:
