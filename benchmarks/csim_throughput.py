@@ -28,6 +28,7 @@ from trigger_kd.firmware.hls import build_hls_from_qonnx, hls_predict  # noqa: E
 from trigger_kd.firmware.parity import compare_fixed  # noqa: E402
 from trigger_kd.config import StudentConfig as StudentSpec  # noqa: E402
 from trigger_kd.models.backend import BrevitasBackend  # noqa: E402
+from trigger_kd.models.backend_export import export_for_firmware  # noqa: E402
 from trigger_kd.models.students import build_student, predict_logits  # noqa: E402
 
 
@@ -42,7 +43,7 @@ def measure(name: str, model, x: np.ndarray, work: Path) -> dict:
 
     torch.set_num_threads(1)
     spec, backend = model.spec, BrevitasBackend(model.spec)
-    _, t_export, _ = _timed(backend.export, model, x[:64], work)
+    _, t_export, _ = _timed(export_for_firmware, backend, model, x[:64], work)
     hls_model, t_build, _ = _timed(build_hls_from_qonnx, work / "model_clean.onnx", work / "prj", HLSConfig(),
                                    n_particles=spec.n_particles if spec.arch == "deepset" else None)
     x_fw = backend.firmware_inputs(x)
