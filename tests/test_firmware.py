@@ -10,7 +10,8 @@ import torch
 from student_helpers import perturbed_student, random_inputs
 from trigger_kd.cli import main as cli
 from trigger_kd.config import HLSConfig
-from trigger_kd.firmware.hls import FirmwareError, build_hls_from_qonnx, convert_qonnx, first_mismatch_layer, hls_predict
+from trigger_kd.firmware.hls import (FirmwareError, QonnxFrontEnd, build_hls_from_qonnx, convert_qonnx,
+                                     first_mismatch_layer, hls_predict)
 from trigger_kd.firmware.import_qonnx import import_qonnx
 from trigger_kd.firmware.parity import compare_fixed
 from trigger_kd.config import StudentConfig as StudentSpec
@@ -68,6 +69,12 @@ def test_csim_is_bit_exact(exported):
     assert any(r.startswith("input ") for r in rules)
     if spec.arch == "deepset":
         assert any("pooling" in r for r in rules) and any("Transpose" in r for r in rules)
+    assert (out / "hls_config.json").is_file()
+    # every layer is compared with its own QONNX tensor (by name), and all agree on an exact design
+    xf = _layout(x[:8], spec)
+    ref = QonnxFrontEnd(out / "model_clean.onnx").reference_outputs(hls_model, xf)
+    assert set(ref) == {la.name for la in hls_model.get_layers() if la.class_name != "Input"}
+    assert first_mismatch_layer(hls_model, out / "model_clean.onnx", xf) is None
 
 
 def test_narrowed_accumulator_breaks_parity_and_is_named(tmp_path):

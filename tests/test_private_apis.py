@@ -33,11 +33,11 @@ def test_hls4ml_flows_and_passes():
     from hls4ml.model.flow.flow import flow_map, get_flow, register_flow
     from hls4ml.model.optimizer import OptimizerPass, register_pass
 
-    canary("hls4ml", "firmware/rules.py: register_pass(name, cls) and register_flow(name, optimizers, requires)",
+    canary("hls4ml", "firmware/hls_config.py: register_pass(name, cls) and register_flow(name, optimizers, requires)",
            {"name", "opt_cls"} <= _params(register_pass) and {"name", "optimizers", "requires"} <= _params(register_flow))
-    canary("hls4ml", "firmware/rules.py: OptimizerPass.match(node) / transform(model, node)",
+    canary("hls4ml", "firmware/hls_config.py, rules.py: OptimizerPass.match(node) / transform(model, node)",
            {"node"} <= _params(OptimizerPass.match) and {"model", "node"} <= _params(OptimizerPass.transform))
-    canary("hls4ml", "firmware/rules.py: flow 'vivado:optimize' runs type inference before the templates",
+    canary("hls4ml", "firmware/hls_config.py: flow 'vivado:optimize' runs type inference before the templates",
            "vivado:optimize" in flow_map and "infer_precision_types" in get_flow("vivado:optimize").optimizers
            and "vivado:optimize" in get_flow("vitis:ip").requires)
 
@@ -56,16 +56,16 @@ def test_hls4ml_graph_and_type_api(tmp_path):
         hls_model, _ = convert_qonnx(path, tmp_path / "prj", HLSConfig())
     dense = next(la for la in hls_model.get_layers() if la.class_name == "Dense")
     hls_cfg = hls_model.config.config["HLSConfig"]
-    canary("hls4ml", "firmware/rules.py: hls_config['Model'] (our TriggerKD entry) and 'Flows' reach the ModelGraph",
-           "TriggerKD" in hls_cfg.get("Model", {}) and hls_cfg.get("Flows", [None])[0] == "trigger_kd:exactness")
-    canary("hls4ml", "firmware/rules.py: ModelGraph.remove_node, backend.convert_precision_string",
+    canary("hls4ml", "firmware/hls_config.py: hls_config['Model'] (our TriggerKD entry) and 'Flows' reach the ModelGraph",
+           "TriggerKD" in hls_cfg.get("Model", {}) and hls_cfg.get("Flows", [None])[0] == "trigger_kd:exactness_qonnx")
+    canary("hls4ml", "firmware/rules.py, hls_config.py: ModelGraph.remove_node, backend.convert_precision_string",
            callable(getattr(hls_model, "remove_node", None))
            and callable(getattr(hls_model.config.backend, "convert_precision_string", None)))
-    canary("hls4ml", "firmware/rules.py: layer.get_attr('accum_t').precision, weights[...].update_precision",
+    canary("hls4ml", "firmware/hls_config.py: layer.get_attr('accum_t').precision, weights[...].update_precision",
            hasattr(dense.get_attr("accum_t"), "precision") and callable(getattr(dense.weights["weight"], "update_precision", None)))
     prec = dense.get_output_variable().type.precision
     canary("hls4ml", "firmware/import_qonnx.py: precision.width / .integer", (prec.width, prec.integer) > (0, 0))
-    canary("hls4ml", "firmware/hls.py: ModelGraph.trace(x) -> (output, {layer: array})",
+    canary("hls4ml", "firmware/hls_config.py: ModelGraph.trace(x) -> (output, {layer: array})",
            callable(getattr(hls_model, "trace", None)) and list(_params(hls_model.trace)) == ["x"])
 
 
@@ -79,8 +79,8 @@ def test_qonnx_model_wrapper_and_exec():
     import qonnx_graphs as tg
 
     mw = tg.dense()
-    canary("qonnx", "firmware/rules.py: ModelWrapper.find_producer / get_initializer / get_tensor_shape",
-           all(callable(getattr(mw, f, None)) for f in ("find_producer", "get_initializer", "get_tensor_shape")))
+    canary("qonnx", "firmware/rules.py, hls.py: ModelWrapper.find_producer / find_consumers / get_initializer / get_tensor_shape",
+           all(callable(getattr(mw, f, None)) for f in ("find_producer", "find_consumers", "get_initializer", "get_tensor_shape")))
     canary("qonnx", "firmware/qonnx_export.py: ConvertToChannelsLastAndClean(make_input_channels_last=...)",
            "make_input_channels_last" in _params(ConvertToChannelsLastAndClean.__init__))
     canary("qonnx", "firmware/qonnx_rules.py: Transformation.apply(model) -> (model, changed)",

@@ -140,13 +140,13 @@ def test_non_power_of_two_deepset_refused():
         QKerasBackend(StudentSpec(arch="deepset", framework="qkeras", n_particles=6))
 
 
-def test_unknown_layer_override_lists_names(students):
-    from trigger_kd.firmware.hls_keras import hls_config_for_keras
+def test_unknown_layer_override_lists_names(students, tmp_path):
+    from trigger_kd.firmware.hls_keras import convert_keras, hls_config_for_keras
 
     settings = HLSConfig(layer_precision={"fc9": {"result": "fixed<8,3>"}})
-    with pytest.raises(TriggerKDError, match="fc9.*fc1.*relu1.*logits"):
-        hls_config_for_keras(students["mlp"], settings)
-    with pytest.raises(TriggerKDError, match="unknown keys"):
+    with pytest.raises(TriggerKDError, match="fc9.*fc1.*relu1.*logits"):  # checked against the hls4ml model's layers
+        convert_keras(students["mlp"], tmp_path / "prj", settings)
+    with pytest.raises(TriggerKDError, match="unknown keys"):  # checked before hls4ml sees the model
         hls_config_for_keras(students["mlp"], HLSConfig(layer_precision={"fc1": {"width": "8"}}))
 
 
@@ -203,6 +203,9 @@ def test_broken_precision_named(students, tmp_path):
 
 @pytest.mark.slow
 def test_trace_agrees_on_exact_deepset(students, hls_models):
-    from trigger_kd.firmware.hls_keras import first_mismatch_layer_keras
+    from trigger_kd.firmware.hls_keras import QKerasFrontEnd, first_mismatch_layer_keras
 
-    assert first_mismatch_layer_keras(hls_models["deepset"], students["deepset"], grid_inputs("deepset", n=50)) is None
+    hls_model, x = hls_models["deepset"], grid_inputs("deepset", n=50)
+    assert first_mismatch_layer_keras(hls_model, students["deepset"], x) is None
+    ref = QKerasFrontEnd(students["deepset"]).reference_outputs(hls_model, x[:4])
+    assert {la.name for la in hls_model.get_layers() if la.class_name != "Input"} <= set(ref)  # every layer compared

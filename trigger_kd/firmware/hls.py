@@ -1,21 +1,21 @@
-"""QONNX -> hls4ml project with the exactness rules of ``rules.py`` (listed in ``hls_rules.json``)."""
+"""QONNX front end of the shared hls4ml path (``hls_config.py``), with the exactness rules of ``rules.py``
+(listed in ``hls_rules.json``)."""
 from __future__ import annotations
 
 import contextlib
 import io
-import json
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from ..atomic import write_text_atomic
 from ..config import HLSConfig
-from ..errors import TriggerKDError
-from .rules import input_precision, pooling_precision, with_exactness_flow
+from . import hls_config
+from .hls_config import FirmwareError, FrontEnd, compile_model  # noqa: F401  (FirmwareError, compile_model: re-exported)
+from .rules import RemoveTransposeBeforeGlobalPooling, input_type, pooling_precision
 
-class FirmwareError(TriggerKDError):
-    """The hls4ml project could not be built as configured."""
+# nodes hls4ml never makes a layer of when they only move values (a layer ends before them)
+_LAYOUT_OPS = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
 
 
 def check_ops(model_wrapper, source: Path, original=None) -> None:
@@ -31,64 +31,92 @@ def check_ops(model_wrapper, source: Path, original=None) -> None:
                 f"does not convert (checked after qonnx cleanup; supported: {', '.join(sorted(supported))})")
 
 
+class QonnxFrontEnd(FrontEnd):
+    """A cleaned QONNX graph (Brevitas export, or a model imported with ``import-qonnx``).
+
+    ``input_format``: (FixedFormat, why) for a model whose input no power-of-two Quant node reads.
+    """
+
+    name = "QONNX"
+    passes = (RemoveTransposeBeforeGlobalPooling,)
+
+    def __init__(self, onnx_path: Path, n_particles: int | None = None, input_format=None):
+        from qonnx.core.modelwrapper import ModelWrapper
+
+        self.path = Path(onnx_path)
+        if not self.path.is_file():
+            raise FirmwareError(f"{self.path}: QONNX file not found")
+        self.mw = ModelWrapper(str(self.path))
+        self.n_particles, self.input_format = n_particles, input_format
+
+    def hls4ml_config(self, settings: HLSConfig) -> dict:
+        import hls4ml
+
+        if self.input_format is None:  # import-qonnx checks the graph before cleanup itself, naming the original node
+            check_ops(self.mw, self.path)
+        return hls4ml.utils.config.config_from_onnx_model(
+            self.mw, granularity="name", backend=settings.backend, default_precision="fixed<16,6>",
+            default_reuse_factor=settings.reuse_factor)
+
+    def input_precision(self, layers: dict) -> tuple[str, str, str]:
+        return input_type(self.mw, self.path, self.input_format)
+
+    def precision_rules(self, layers: dict) -> list[str]:
+        return pooling_precision(self.mw, layers, self.path, self.n_particles)
+
+    def convert(self, **kwargs):
+        import hls4ml
+
+        return hls4ml.converters.convert_from_onnx_model(self.mw, **kwargs)
+
+    def layer_tensors(self, hls_model) -> dict[str, str]:
+        """hls4ml layer name -> the QONNX tensor holding that layer's output.
+
+        hls4ml names a layer's output after the first ONNX node it took in (MatMul+Add -> Dense writes
+        ``MatMul_0_out0``; Relu+Quant -> Activation writes ``Relu_0_out0``). Its value is the tensor at
+        the end of that run of nodes: follow single consumers until the node that starts the next
+        hls4ml layer (it produces another layer's output), a layout-only node or a branch.
+        """
+        g = self.mw.graph
+        known = {t for t in [*(v.name for v in g.input), *(v.name for v in g.value_info), *(v.name for v in g.output)]}
+        known |= {t for n in g.node for t in n.output}
+        layer_outputs = {out for layer in hls_model.get_layers() for out in layer.outputs}
+        tensors = {}
+        for layer in hls_model.get_layers():
+            if layer.class_name == "Input" or len(layer.outputs) != 1 or layer.outputs[0] not in known:
+                continue
+            t = layer.outputs[0]
+            while True:
+                nxt = self.mw.find_consumers(t) or []
+                if len(nxt) != 1 or len(nxt[0].output) != 1 or nxt[0].op_type in _LAYOUT_OPS \
+                        or nxt[0].output[0] in layer_outputs:
+                    break
+                t = nxt[0].output[0]
+            tensors[layer.name] = t
+        return tensors
+
+    def reference_outputs(self, hls_model, x: np.ndarray) -> dict[str, np.ndarray]:
+        tensors = self.layer_tensors(hls_model)
+        ref = reference_tensors(self.path, x, keep=set(tensors.values()))
+        sizes = {layer.name: int(np.prod(layer.get_output_variable().shape)) for layer in hls_model.get_layers()}
+        return {name: ref[t] for name, t in tensors.items() if t in ref and ref[t].shape[1] == sizes[name]}
+
+
 def convert_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None,
                   input_format=None):
     """Convert (not compile) a cleaned QONNX graph; returns (hls_model, rules applied).
 
     ``input_format``: (FixedFormat, why) for a model whose input no power-of-two Quant node reads.
     """
-    import hls4ml
-    from qonnx.core.modelwrapper import ModelWrapper
-
-    onnx_path = Path(onnx_path)
-    if not onnx_path.is_file():
-        raise FirmwareError(f"{onnx_path}: QONNX file not found")
-    mw = ModelWrapper(str(onnx_path))
-    if input_format is None:
-        check_ops(mw, onnx_path)
-    with contextlib.redirect_stdout(io.StringIO()):
-        config = hls4ml.utils.config.config_from_onnx_model(
-            mw, granularity="name", backend=settings.backend, default_precision="fixed<16,6>",
-            default_reuse_factor=settings.reuse_factor)
-        config["Model"].update(Strategy=settings.strategy, ReuseFactor=settings.reuse_factor)
-        layers = config["LayerName"]
-        rules = [input_precision(mw, layers, onnx_path, input_format)] + pooling_precision(mw, layers, onnx_path, n_particles)
-        for layer_config in layers.values():
-            layer_config["Trace"] = True
-        with_exactness_flow(config, settings.backend, settings.layer_precision)
-        hls_model = hls4ml.converters.convert_from_onnx_model(
-            mw, output_dir=str(prj_dir), project_name="myproject", backend=settings.backend, part=settings.part,
-            clock_period=settings.clock_period, io_type=settings.io_type, hls_config=config)
-    names = [layer.name for layer in hls_model.get_layers()]
-    bad = [k for k in settings.layer_precision if k not in names]
-    if bad:
-        raise FirmwareError(f"hls.layer_precision names layer(s) {bad} not in the hls4ml model; layers: {', '.join(names)}")
-    return hls_model, rules + hls_model.config.config["HLSConfig"]["Model"]["TriggerKD"]["applied"]
+    hls_model, rules, _ = hls_config.convert(QonnxFrontEnd(onnx_path, n_particles, input_format), prj_dir, settings)
+    return hls_model, rules
 
 
 def build_hls_from_qonnx(onnx_path: Path, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None,
                          record_dir: Path | None = None):
     """Convert, write and compile (g++) the hls4ml project; record the rules in ``record_dir/hls_rules.json``
-    (only where a ``record_dir`` is given: nothing is written outside the directories the caller names)."""
-    hls_model, rules = convert_qonnx(onnx_path, prj_dir, settings, n_particles)
-    compile_model(hls_model)
-    if record_dir is not None:
-        write_text_atomic(Path(record_dir) / "hls_rules.json", json.dumps({"rules": rules}, indent=2))
-    return hls_model
-
-
-def compile_model(hls_model) -> None:
-    import shutil
-
-    if shutil.which("g++") is None:
-        raise FirmwareError("g++ not found: the C-simulation library is compiled with g++ (apt-get install g++)")
-    with contextlib.redirect_stdout(io.StringIO()) as buf:
-        try:
-            hls_model.compile()
-        except Exception as exc:
-            errors = [line for line in buf.getvalue().splitlines() if "error" in line.lower()][:6]
-            raise FirmwareError(f"g++ could not compile the hls4ml project ({exc}); first errors:\n"
-                                + "\n".join(errors or buf.getvalue().splitlines()[-6:])) from exc
+    and the config in ``record_dir/hls_config.json`` (only where a ``record_dir`` is given)."""
+    return hls_config.build(QonnxFrontEnd(onnx_path, n_particles), prj_dir, settings, record_dir)
 
 
 def hls_predict(hls_model, x: np.ndarray, progress: bool = True, chunk: int = 2048) -> np.ndarray:
@@ -105,7 +133,7 @@ def hls_predict(hls_model, x: np.ndarray, progress: bool = True, chunk: int = 20
 
 # ----------------------------------------------------------------------------- diagnosis
 def reference_tensors(onnx_path: Path, x: np.ndarray, keep: set[str] | None = None) -> dict[str, np.ndarray]:
-    """Every intermediate tensor of QONNX execution on the rows of ``x``: name -> (rows, -1)."""
+    """Every intermediate tensor of QONNX execution on the rows of ``x`` (or those in ``keep``): name -> (rows, -1)."""
     import onnxruntime
     from qonnx.core.modelwrapper import ModelWrapper
     from qonnx.core.onnx_exec import execute_onnx
@@ -119,29 +147,12 @@ def reference_tensors(onnx_path: Path, x: np.ndarray, keep: set[str] | None = No
         ctx = execute_onnx(mw, {iname: row[None].astype(np.float32)}, return_full_exec_context=True)
         for k, v in ctx.items():
             if (keep is None or k in keep) and k not in params and not k.endswith(("_param0", "_param1", "_param2", "_param3")):
-                v = np.asarray(v)
-                ref.setdefault(k, []).append(v)
-                if v.ndim == 3:  # the same tensor in the other layout
-                    ref.setdefault(k + "^T", []).append(v.transpose(0, 2, 1))
+                ref.setdefault(k, []).append(np.asarray(v))
     return {k: np.concatenate([a.reshape(1, -1) for a in v]).astype(np.float64) for k, v in ref.items()}
 
 
 def first_mismatch_layer(hls_model, onnx_path: Path, x: np.ndarray) -> str | None:
-    """First hls4ml layer (in graph order) whose traced output equals no tensor of QONNX execution.
-
-    hls4ml fuses nodes (MatMul+Add -> Dense, Relu+Quant -> Activation), so layers are matched
-    by value, not by name: in an exact design every layer's output is one of the QONNX tensors.
-    """
-    x = np.ascontiguousarray(x, dtype=np.float64)
-    if len(x) == 0:
-        return None
-    with contextlib.redirect_stdout(io.StringIO()):
-        _, trace = hls_model.trace(x)
-    ref = list(reference_tensors(onnx_path, x).values())
-    for layer in hls_model.get_layers():
-        if layer.class_name == "Input" or layer.name not in trace:
-            continue
-        got = np.asarray(trace[layer.name], dtype=np.float64).reshape(len(x), -1)
-        if not any(r.shape == got.shape and np.array_equal(r, got) for r in ref):
-            return layer.name
-    return None
+    """First hls4ml layer whose traced output differs from QONNX execution of the same layer
+    (``hls_config.first_mismatch_layer``: by hls4ml layer name; ``QonnxFrontEnd.layer_tensors`` names
+    the QONNX tensor of each layer)."""
+    return hls_config.first_mismatch_layer(hls_model, QonnxFrontEnd(onnx_path), x)

@@ -1,26 +1,25 @@
-"""QKeras student -> hls4ml project (g++ C-simulation), with the precision rules that make it bit-exact.
+"""QKeras front end of the shared hls4ml path (``hls_config.py``): a QKeras student -> hls4ml project
+(g++ C-simulation), with the precision rules that make it bit-exact.
 
 The same rules as the QONNX route (``rules.py``), as config entries: input type = the input
 QActivation's type, pooling types = ``FixedFormat.pool``; hls4ml infers the rest from the quantisers.
-hls4ml parses tf_keras models only when it sees ``tf_keras`` as ``keras`` (aliased while it parses).
+hls4ml parses tf_keras models only when it sees ``tf_keras`` as ``keras`` (aliased while it parses,
+converts, writes and traces: ``QKerasFrontEnd.parsing``).
 """
 from __future__ import annotations
 
-import copy
-import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_text_atomic
 from ..config import HLSConfig
 from ..errors import TriggerKDError
 from ..fixedpoint import FixedFormat
 from ..models.students_keras import QActivation, quiet_serialisation, tf_keras
-from .hls import compile_model
-from .rules import check_precision_keys
+from . import hls_config
+from .hls_config import FrontEnd, set_pooling_precision
 
 _MISSING = object()
 
@@ -40,69 +39,75 @@ def keras_is_tf_keras():
             sys.modules["keras"] = saved
 
 
+class QKerasFrontEnd(FrontEnd):
+    """A QKeras (tf_keras) student; hls4ml layer names are the Keras layer names."""
+
+    name = "QKeras"
+
+    def __init__(self, model, n_particles: int | None = None):
+        self.model, self.n_particles = model, n_particles
+
+    def parsing(self):
+        return keras_is_tf_keras()
+
+    def hls4ml_config(self, settings: HLSConfig) -> dict:
+        import hls4ml
+
+        return hls4ml.utils.config_from_keras_model(
+            self.model, granularity="name", backend=settings.backend, default_reuse_factor=settings.reuse_factor)
+
+    def input_precision(self, layers: dict) -> tuple[str, str, str]:
+        first_q = next((lay for lay in self.model.layers if isinstance(lay, QActivation)), None)
+        if first_q is None or first_q.name not in layers:
+            raise TriggerKDError(f"model {self.model.name} has no input QActivation: hls4ml needs the quantised student")
+        return self.model.layers[0].name, layers[first_q.name]["Precision"]["result"], f"type of {first_q.name}"
+
+    def precision_rules(self, layers: dict) -> list[str]:
+        rules = []
+        for i, layer in enumerate(self.model.layers):
+            if isinstance(layer, tf_keras.layers.GlobalAveragePooling1D):
+                n = int(layer.input_shape[1])
+                if self.n_particles is not None and n != self.n_particles:
+                    raise TriggerKDError(f"model pools over {n} particles but student.n_particles is {self.n_particles}")
+                prev = self.model.layers[i - 1]
+                if not isinstance(prev, QActivation):
+                    raise TriggerKDError(f"{layer.name} must follow a QActivation (got {prev.name}) to size its precision")
+                rules.append(set_pooling_precision(layers, layer.name, FixedFormat.from_qkeras(prev.quantizer), n))
+        return rules
+
+    def convert(self, **kwargs):
+        import hls4ml
+
+        return hls4ml.converters.convert_from_keras_model(self.model, **kwargs)
+
+    def check_inputs(self, x: np.ndarray) -> None:
+        want_shape = tuple(int(d) for d in self.model.input_shape[1:])
+        if x.shape[1:] != want_shape:
+            raise TriggerKDError(f"inputs of shape {x.shape[1:]} for a student that takes {want_shape} per jet")
+
+    def reference_outputs(self, hls_model, x: np.ndarray) -> dict[str, np.ndarray]:
+        return keras_layer_outputs(self.model, x)
+
+
 def hls_config_for_keras(model, settings: HLSConfig, n_particles: int | None = None) -> dict:
-    """hls4ml config (granularity ``name``) with the bit-exact precision rules and the settings' overrides."""
-    import hls4ml
-
-    with keras_is_tf_keras():
-        cfg = hls4ml.utils.config_from_keras_model(
-            model, granularity="name", backend=settings.backend, default_reuse_factor=settings.reuse_factor
-        )
-    layers = cfg["LayerName"]
-    in_name = model.layers[0].name
-    first_q = next((lay for lay in model.layers if isinstance(lay, QActivation)), None)
-    if first_q is None or first_q.name not in layers:
-        raise TriggerKDError(f"model {model.name} has no input QActivation: hls4ml needs the quantised student")
-    layers[in_name]["Precision"]["result"] = layers[first_q.name]["Precision"]["result"]
-    for i, layer in enumerate(model.layers):
-        if isinstance(layer, tf_keras.layers.GlobalAveragePooling1D):
-            n = int(layer.input_shape[1])
-            if n_particles is not None and n != n_particles:
-                raise TriggerKDError(f"model pools over {n} particles but student.n_particles is {n_particles}")
-            prev = model.layers[i - 1]
-            if not isinstance(prev, QActivation):
-                raise TriggerKDError(f"{layer.name} must follow a QActivation (got {prev.name}) to size its precision")
-            t = FixedFormat.from_qkeras(prev.quantizer).pool(n).hls_type
-            layers[layer.name]["Precision"].update(accum=t, result=t)
-    _apply_overrides(layers, settings.layer_precision)
-    cfg["Model"].update(Strategy=settings.strategy, ReuseFactor=settings.reuse_factor)
-    for lc in layers.values():
-        lc["Trace"] = True
-        if "ReuseFactor" in lc:
-            lc["ReuseFactor"] = settings.reuse_factor
-    return cfg
+    """The hls4ml config (granularity ``name``) the shared path builds for this student."""
+    return hls_config.hls_config(QKerasFrontEnd(model, n_particles), settings)[0]
 
 
-def _apply_overrides(layers: dict, overrides: dict) -> None:
-    check_precision_keys(overrides)
-    for name, prec in (overrides or {}).items():
-        if name not in layers:
-            raise TriggerKDError(f"hls.layer_precision names layer {name!r}, which the model does not have; "
-                                 f"valid layer names: {', '.join(layers)}")
-        layers[name].setdefault("Precision", {}).update({k: str(v) for k, v in prec.items()})
+def convert_keras(model, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None):
+    """Convert (not compile) the QKeras student; returns (hls_model, rules applied)."""
+    hls_model, rules, _ = hls_config.convert(QKerasFrontEnd(model, n_particles), Path(prj_dir), settings)
+    return hls_model, rules
 
 
 def build_hls_from_keras(model, prj_dir: Path, settings: HLSConfig, n_particles: int | None = None,
                          record_dir: Path | None = None):
     """Convert the quantised QKeras student into an hls4ml project in ``prj_dir`` and compile it (g++).
 
-    Where ``record_dir`` is given, the final hls4ml config is written to ``record_dir/hls_config.json``.
+    Where ``record_dir`` is given, the rules applied go to ``record_dir/hls_rules.json`` and the hls4ml
+    config to ``record_dir/hls_config.json``.
     """
-    import hls4ml
-
-    prj_dir = Path(prj_dir)
-    cfg = hls_config_for_keras(model, settings, n_particles)
-    with keras_is_tf_keras():
-        hls_model = hls4ml.converters.convert_from_keras_model(
-            model, hls_config=copy.deepcopy(cfg), output_dir=str(prj_dir), part=settings.part,
-            clock_period=settings.clock_period, io_type=settings.io_type, backend=settings.backend,
-            project_name="myproject",
-        )
-    if record_dir is not None:
-        write_text_atomic(Path(record_dir) / "hls_config.json", json.dumps(cfg, indent=2, default=str))
-    with keras_is_tf_keras():  # the project writer saves the Keras model next to its YAML config
-        compile_model(hls_model)
-    return hls_model
+    return hls_config.build(QKerasFrontEnd(model, n_particles), Path(prj_dir), settings, record_dir)
 
 
 def keras_layer_outputs(model, x: np.ndarray) -> dict[str, np.ndarray]:
@@ -115,25 +120,6 @@ def keras_layer_outputs(model, x: np.ndarray) -> dict[str, np.ndarray]:
 
 
 def first_mismatch_layer_keras(hls_model, keras_model, x: np.ndarray) -> str | None:
-    """First layer (model order) whose C-simulation trace differs from the QKeras layer output on ``x``."""
-    x = np.ascontiguousarray(np.asarray(x, dtype=np.float64))
-    if len(x) == 0:
-        return None
-    want_shape = tuple(int(d) for d in keras_model.input_shape[1:])
-    if x.shape[1:] != want_shape:
-        raise TriggerKDError(f"inputs of shape {x.shape[1:]} for a student that takes {want_shape} per jet")
-    with keras_is_tf_keras():  # trace() rewrites and recompiles the project
-        _, trace = hls_model.trace(x)
-    ref = keras_layer_outputs(keras_model, x)
-    if not set(ref) & set(trace):
-        raise TriggerKDError(
-            f"the hls4ml trace ({', '.join(trace) or 'empty'}) shares no layer name with the QKeras model "
-            f"({', '.join(ref)}): was the project built by build_hls_from_keras from this model?"
-        )
-    for name, want in ref.items():
-        if name not in trace:
-            continue  # folded into a neighbour by hls4ml (e.g. the input quantiser)
-        got = np.asarray(trace[name], dtype=np.float64).reshape(len(x), -1)
-        if not np.array_equal(got, want.reshape(len(x), -1)):
-            return name
-    return None
+    """First layer (hls4ml graph order) whose C-simulation trace differs from the QKeras layer output on ``x``
+    (``hls_config.first_mismatch_layer``)."""
+    return hls_config.first_mismatch_layer(hls_model, QKerasFrontEnd(keras_model), x)
