@@ -178,3 +178,29 @@ def test_failed_attempts_and_stamps_are_read_from_rundir(tmp_path):
     assert rundir.last_attempt_failed(stage_dir) == {"error": "interrupted"}
     with pytest.raises(Exception, match="the student stage has not completed"):
         rundir.completed_stage(tmp_path, "student")
+
+
+# ----------------------------------------------------------------------------- the library does not run the pipeline
+def test_evaluate_gets_a_config_s_data_stage_from_its_caller(tmp_path, repo):
+    import numpy as np
+
+    from trigger_kd.data.formats import write_canonical
+    from trigger_kd.errors import TriggerKDError
+    from trigger_kd.generalisation.evaluate import resolve_jets
+
+    config = str(repo / "hls_configs" / "mlp_kd.yml")
+    with pytest.raises(TriggerKDError, match="nothing was given to run it"):
+        resolve_jets(config, ["data.signal=[z]", "data.background=[gluon]"], tmp_path)
+    calls = []
+
+    def run_data(cfg, run_dir, progress):
+        calls.append((cfg.data.signal, run_dir, progress))
+        rng = np.random.default_rng(0)
+        c = np.abs(rng.normal(size=(4, 3, 4))).astype(np.float32)
+        write_canonical(run_dir / "data" / "test.h5", c, np.array([1, 0, 1, 0]))
+        return run_dir / "data"
+
+    path, source, name = resolve_jets(config, ["data.signal=[z]", "data.background=[gluon]"], tmp_path,
+                                      progress=False, run_data=run_data)
+    assert calls == [(("z",), tmp_path / "z_vs_gluon", False)] and name == "z_vs_gluon"
+    assert path == (tmp_path / "z_vs_gluon" / "data" / "test.h5").resolve() and source["split"] == "test"
