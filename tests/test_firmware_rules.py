@@ -9,7 +9,7 @@ import pytest
 
 import qonnx_graphs as tg
 from trigger_kd.errors import TriggerKDError
-from trigger_kd.firmware import rules
+from trigger_kd.firmware import hls_config, rules
 from trigger_kd.firmware.hls import convert_qonnx
 from trigger_kd.config import HLSConfig
 from trigger_kd.fixedpoint import FixedFormat, NotFixedPoint
@@ -99,7 +99,7 @@ def test_pooling_precision_rule():
 
 def test_unknown_override_key_is_named():
     with pytest.raises(TriggerKDError, match=r"fc1 has unknown keys \['width'\]"):
-        rules.check_precision_keys({"fc1": {"width": "8"}})
+        hls_config.check_precision_keys({"fc1": {"width": "8"}})
 
 
 # ----------------------------------------------------------------------------- hls4ml passes (conversion only)

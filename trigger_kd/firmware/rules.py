@@ -17,7 +17,7 @@ from hls4ml.model.optimizer import OptimizerPass
 
 from ..errors import TriggerKDError
 from ..fixedpoint import FixedFormat
-from .hls_config import check_precision_keys, record_applied, set_input_precision, set_pooling_precision  # noqa: F401
+from .hls_config import record_applied, set_input_precision, set_pooling_precision
 
 _LAYOUT_OPS = ("Transpose", "Reshape", "Flatten", "Identity", "Relu")
 
