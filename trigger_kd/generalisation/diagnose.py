@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TriggerKDError
-from ..rundir import DIAGNOSTICS  # RUN_DIR/diagnostics.json
+from ..rundir import DIAGNOSTICS, METRICS, split_file, teacher_logits_file
 
 
 def _teacher_curvature(models, c, y, batch_size, **kw) -> dict:
@@ -89,9 +89,9 @@ def diagnose(run_dir: Path, curvature_jets: int = 256, power_iterations: int = 2
     run_dir = Path(run_dir)
     models = RunModels(run_dir)
     data, teacher_dir = models.dirs["data"], models.dirs["teacher"]
-    c_train, y_train = read_canonical(data / "train.h5")
-    c_val, _ = read_canonical(data / "val.h5")
-    t_train, t_val = (np.load(teacher_dir / f"logits_{s}.npy") for s in ("train", "val"))
+    c_train, y_train = read_canonical(data / split_file("train"))
+    c_val, _ = read_canonical(data / split_file("val"))
+    t_train, t_val = (np.load(teacher_dir / teacher_logits_file(s)) for s in ("train", "val"))
     n = min(curvature_jets, len(y_train))
     c, y = c_train[:n], y_train[:n].astype(np.int64)
     kw = {"max_iter": power_iterations, "tol": 1e-3, "trace_samples": trace_samples, "seed": seed}
@@ -100,13 +100,13 @@ def diagnose(run_dir: Path, curvature_jets: int = 256, power_iterations: int = 2
     curvature = {
         "teacher": _teacher_curvature(models, c, y, batch_size=128, **kw),
         "student_float": _student_curvature(models, c, y, t_train[:n], batch_size=256, **kw),
-        "source": f"first {n} training jets of {data / 'train.h5'}",
+        "source": f"first {n} training jets of {data / split_file('train')}",
     }
     info(f"[diagnose] compressibility: the teacher's logits distilled into the reference student "
          f"({compress_epochs} epochs, {len(c_train)} training jets)")
     compress = distillation_curve(reference_inputs(c_train), t_train, reference_inputs(c_val), t_val,
                                   epochs=compress_epochs)
-    student_metrics = json.loads((models.dirs["student"] / "metrics.json").read_text())
+    student_metrics = json.loads((models.dirs["student"] / METRICS).read_text())
     cfg = models.cfg
     result = {
         "run_dir": str(run_dir),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 
 from ..errors import TriggerKDError
-from ..rundir import EVALUATE_DIR, split_file
+from ..rundir import DATA, EVALUATE_DIR, split_file
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -45,7 +45,7 @@ def unseen_mask(constituents: np.ndarray, seen: list[np.ndarray]) -> np.ndarray:
 
 
 def _test_file(path: Path) -> Path:
-    for candidate in (path / "test.h5", path / "data" / "test.h5"):
+    for candidate in (path / split_file("test"), path / DATA / split_file("test")):
         if candidate.is_file():
             return candidate
     raise TriggerKDError(f"--on {path}: a directory without test.h5 or data/test.h5; give a data or run "
@@ -72,7 +72,7 @@ def resolve_jets(on: str, overrides: list[str], work_dir: Path, progress: bool =
         task = describe(cfg.data.signal, cfg.data.background)
         name = task.replace(" vs ", "_vs_")
         data = Path(run_data(cfg, work_dir / name, progress)).resolve()
-        return data / "test.h5", {"config": str(path), "set": list(overrides), "task": task, "split": "test",
+        return data / split_file("test"), {"config": str(path), "set": list(overrides), "task": task, "split": "test",
                                   "data_dir": str(data)}, name
     if overrides:
         raise TriggerKDError("--set applies to an --on model YAML only; the jets of a data file are fixed")
