@@ -2,8 +2,6 @@
 (listed in ``hls_rules.json``)."""
 from __future__ import annotations
 
-import contextlib
-import io
 from pathlib import Path
 
 import numpy as np
@@ -11,10 +9,11 @@ from tqdm.auto import tqdm
 
 from ..config import HLSConfig
 from . import hls_config
-from .hls_config import FirmwareError, FrontEnd, compile_model  # noqa: F401  (FirmwareError, compile_model: re-exported)
+from .hls_config import FirmwareError, FrontEnd, compile_model  # noqa: F401  (compile_model: re-exported)
 from .rules import RemoveTransposeBeforeGlobalPooling, input_type, pooling_precision
 
-# nodes hls4ml never makes a layer of when they only move values (a layer ends before them)
+# nodes that only move values: a layer's output is the tensor before them (hls4ml may have removed them,
+# as it does the Transpose before pooling, or made them layers of their own)
 _LAYOUT_OPS = ("Transpose", "Reshape", "Flatten", "Squeeze", "Unsqueeze")
 
 
@@ -78,8 +77,7 @@ class QonnxFrontEnd(FrontEnd):
         hls4ml layer (it produces another layer's output), a layout-only node or a branch.
         """
         g = self.mw.graph
-        known = {t for t in [*(v.name for v in g.input), *(v.name for v in g.value_info), *(v.name for v in g.output)]}
-        known |= {t for n in g.node for t in n.output}
+        known = {v.name for v in g.input} | {t for n in g.node for t in n.output}
         layer_outputs = {out for layer in hls_model.get_layers() for out in layer.outputs}
         tensors = {}
         for layer in hls_model.get_layers():
@@ -96,6 +94,8 @@ class QonnxFrontEnd(FrontEnd):
         return tensors
 
     def reference_outputs(self, hls_model, x: np.ndarray) -> dict[str, np.ndarray]:
+        """QONNX execution of each layer's tensor (``layer_tensors``); a layer hls4ml created itself, or whose
+        tensor has another size than the layer's output, has none (``first_mismatch_layer`` skips it)."""
         tensors = self.layer_tensors(hls_model)
         ref = reference_tensors(self.path, x, keep=set(tensors.values()))
         sizes = {layer.name: int(np.prod(layer.get_output_variable().shape)) for layer in hls_model.get_layers()}
