@@ -48,11 +48,7 @@ static inline vec loadv(const T* p) { vec v; __builtin_memcpy(&v, p, sizeof(vec)
 static inline void storev(T* p, vec v) { __builtin_memcpy(p, &v, sizeof(vec)); }
 
 template <typename V = vec>
-static inline V splat(T s) {
-    V v;
-    for (int l = 0; l < (int)(sizeof(V) / sizeof(T)); ++l) v[l] = s;
-    return v;
-}
+static inline V splat(T s) { return s - V{}; }  // s in every lane (s - 0 is s, -0 included: a broadcast)
 
 // a * b + c with one rounding: the FMA instruction on every CPU that has one (all of this project's
 // machines), whatever the vector width; elsewhere two roundings (a CPU without FMA gives other bits).
