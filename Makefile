@@ -31,12 +31,13 @@ tools:
 	  echo "warning: yosys/iverilog missing and apt-get unavailable (not root?): install them for the open-source synthesis route"; \
 	fi
 
-## test: the whole test suite (slow end-to-end tests included, on small data)
+## test: the whole test suite, slow tests included (CI runs this; at most 15 min on 2 cores), slowest 25 listed
 test:
-	$(PY) -m pytest
+	$(PY) -m pytest --durations=25
 
+## test-fast: the unit tests only (-m "not slow": no g++/hls4ml builds, pipeline runs, training; under 2 min on 2 cores)
 test-fast:
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" --durations=10
 
 ## synth: every stage for MODEL (default mlp_kd) with the quick profile; SYNTH=docker|vivado|vitis|open-source picks the route
 synth:

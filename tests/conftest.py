@@ -9,13 +9,28 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # QKeras needs tf_keras; set before anything imports TensorFlow
+# One OpenMP thread unless asked otherwise (set before torch is imported; subprocesses inherit it): the tests'
+# tensors are tiny, and on a loaded 2-core machine OpenMP's spinning threads made small unit tests 10-20x slower
+# (test_curvature: 0.7 s with one thread, 14 s with two). Tests of multi-threading set their thread count
+# themselves (torch.set_num_threads, teacher/student `threads`).
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _isolated_cache(tmp_path_factory):
-    """Every test session gets its own content-addressed cache (no stale artifacts from earlier runs)."""
+def _isolated_cache(tmp_path_factory, request):
+    """Every test session gets its own content-addressed cache (no stale artifacts from earlier runs).
+
+    Except the compiled edge kernels (<cache>/.kernels): their file names are hashes of the C++ source, the
+    compiler flags and version, torch's version and the CPU, so a build from an earlier session is the build
+    this one would make. They are kept in pytest's cache directory (.pytest_cache/d/edge-kernels; gone with
+    `pytest --cache-clear` or `make clean`, not kept with `-p no:cacheprovider`), which saves a g++ build of
+    7-15 s per kernel variant on every run after the first."""
     old = os.environ.get("TRIGGER_KD_CACHE")
-    os.environ["TRIGGER_KD_CACHE"] = str(tmp_path_factory.mktemp("cache"))
+    cache = tmp_path_factory.mktemp("cache")
+    store = getattr(request.config, "cache", None)  # None without pytest's cacheprovider plugin
+    if store is not None:
+        (cache / ".kernels").symlink_to(store.mkdir("edge-kernels"), target_is_directory=True)
+    os.environ["TRIGGER_KD_CACHE"] = str(cache)
     yield
     if old is None:
         os.environ.pop("TRIGGER_KD_CACHE", None)

@@ -26,6 +26,7 @@ def _constituents(n: int, seed: int = 1) -> np.ndarray:
     return c
 
 
+@pytest.mark.slow  # trains a student for 3 epochs in each framework (TensorFlow included)
 def test_same_per_step_learning_rate_in_both_frameworks():
     c = _constituents(150, seed=0)
     y = (c[:, 0, 1] > 0).astype(np.int64)

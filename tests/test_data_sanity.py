@@ -104,6 +104,7 @@ def test_huge_request_states_its_cost_and_is_refused_before_starting(tmp_path, r
     assert not (tmp_path / "run" / "data").exists()
 
 
+@pytest.mark.slow  # runs the pipeline up to the student twice (teacher kernel build and training)
 def test_jet_pt_feature_of_soft_jets_is_refused_before_the_student_trains(tmp_path, repo):
     """Jets of about 120 GeV: ln(pT / TeV) is below the fixed<10,2> input range. The student stage refuses
     before training (model and firmware would agree on a clipped input, so no parity check would notice);

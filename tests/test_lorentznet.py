@@ -153,6 +153,7 @@ def test_padding_does_not_change_the_output(model):
         assert_same(run(model, c[k:k + 1]), ref[k:k + 1])
 
 
+@pytest.mark.slow  # builds the kernel for hidden 8, float64 (g++)
 def test_padding_stays_out_of_batchnorm_in_training():
     torch.manual_seed(1)
     m = LorentzNet(n_scalar=2, n_hidden=8, n_class=2, n_layers=2, c_weight=5e-3, dropout=0.0).double().train()
@@ -258,7 +259,8 @@ def edges(path: str, threads: int = 1, hidden: int = 16, dtype=torch.float64):
 
 # hidden 12 in float64: with AVX-512, one 512-bit vector per row in the main tiles and the 4 columns left in
 # the tall 256-bit tiles (the float32 test at 72 covers the same split in float)
-EDGE_PATHS = [("kernel", 1, 16), ("kernel", 2, 16), ("kernel", 1, 6), ("kernel", 1, 12), ("torch", 1, 16)]
+EDGE_PATHS = [("kernel", 1, 16), ("kernel", 2, 16), pytest.param("kernel", 1, 6, marks=pytest.mark.slow),
+              pytest.param("kernel", 1, 12, marks=pytest.mark.slow), ("torch", 1, 16)]  # slow: one g++ build each
 
 
 @pytest.mark.parametrize("path,threads,hidden", EDGE_PATHS)
@@ -309,8 +311,8 @@ def test_dense_equals_reference_on_unpadded_jets_in_float64(path):
         assert float((p.grad - q.grad).abs().max()) < 1e-12 * scale, name
 
 
-@pytest.mark.parametrize("path", ["kernel", "torch"])
-@pytest.mark.parametrize("hidden,layers,particles", [(32, 3, 32), (72, 6, 64)])
+@pytest.mark.parametrize("path", [pytest.param("kernel", marks=pytest.mark.slow), "torch"])  # slow: g++ builds
+@pytest.mark.parametrize("hidden,layers,particles", [(32, 3, 32), pytest.param(72, 6, 64, marks=pytest.mark.slow)])
 def test_dense_equals_edge_list_reference_in_float32(hidden, layers, particles, path):
     """float32 (as used) on jet-like inputs at the quick and a paper-like size, both edge paths.
 
@@ -374,6 +376,7 @@ def test_edge_kernel_bits_do_not_depend_on_how_it_was_built(dtype, hidden):
         assert all(same), f"{name}: {same.count(False)} of {len(same)} outputs differ"
 
 
+@pytest.mark.slow  # builds the kernel for hidden 32, float32 (g++)
 def test_edge_kernel_bits_do_not_depend_on_the_thread_count():
     """Sums over jets (weight gradients, BatchNorm sums) run over a fixed number of chunks: the kernel's
     operators give the same outputs and gradients bit for bit on 1, 2 and 3 threads (float32, hidden 32,
@@ -437,6 +440,7 @@ def test_edge_kernel_is_clean_under_address_and_undefined_behaviour_sanitizers(t
     assert "sanitized kernel: 4 comparisons passed" in done.stdout, done.stdout[-3000:]
 
 
+@pytest.mark.slow  # builds the kernel for hidden 16, float32 (g++)
 def test_edge_kernel_elementwise_functions_match_torch():
     """The kernel's vectorised float32 psi (log1p by polynomial) and sigmoid (exp by polynomial) against
     float64 torch: psi within 3 ulp over 1e-30 .. 1e30 and both signs, with 0, inf and NaN as log1p gives
@@ -497,6 +501,7 @@ def test_edge_kernel_refuses_tensors_of_another_size_or_type():
         edge_kernel.pair_table(lib, x.to("meta"), e.to("meta"))
 
 
+@pytest.mark.slow  # builds the kernel for hidden 8, float64 (g++)
 def test_edge_kernel_is_differentiable_once_only_and_curvature_uses_torch_edges():
     """A second derivative through the compiled kernel raises (never a silently wrong Hessian);
     train.curvature switches to PyTorch edges, and its Hessian-vector product matches a central

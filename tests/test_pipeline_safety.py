@@ -288,6 +288,7 @@ run_pipeline(cfg, [Stage("slow", ("teacher",), (), toystage.slow, shared=True)],
 """
 
 
+@pytest.mark.slow  # two pipeline processes, one waiting for the other
 @pytest.mark.parametrize("same_run_dir", [True, False])
 def test_concurrent_runs_wait_and_reuse(tmp_path, repo, same_run_dir):
     _toy_module(tmp_path, sleep=3.0)
@@ -337,6 +338,7 @@ def test_cache_list_and_prune(tmp_path, repo, capsys):
     assert cli(["cache", "prune"]) == 2  # says what to remove
 
 
+@pytest.mark.slow  # the CLI in a subprocess
 def test_full_file_system_during_the_data_stage(tmp_path, repo):
     """ENOSPC from a real, tiny file system (a 256 kB tmpfs holding the cache), through the CLI."""
     import numpy as np

@@ -2,11 +2,14 @@
 
 Each test fails with a message naming the version pinned in pyproject.toml, so an upgrade that
 changes one of them says what to look at instead of breaking bit-exactness somewhere downstream.
+An installed version other than the pin is only a warning (VersionDriftWarning, in pytest's summary).
 """
 from __future__ import annotations
 
 import inspect
 import re
+import sys
+import warnings
 from importlib.metadata import version
 
 import pytest
@@ -106,7 +109,25 @@ def test_da4ml_trace_internals():
            "hwconf" in _params(FixedVariable.from_const))
 
 
+class VersionDriftWarning(UserWarning):
+    """An installed version other than the one pinned in pyproject.toml."""
+
+
+def warn_on_drift(pkg: str) -> None:
+    if version(pkg) != pinned(pkg):
+        warnings.warn(f"{pkg} {version(pkg)} is installed, {pkg}=={pinned(pkg)} is pinned in pyproject.toml: the "
+                      f"canaries in this file were written against {pinned(pkg)}; read any failure of theirs with "
+                      f"that in mind", VersionDriftWarning, stacklevel=2)
+
+
 @pytest.mark.parametrize("pkg", ["hls4ml", "qonnx", "da4ml"])
 def test_installed_versions_are_the_pinned_ones(pkg):
-    """Not a failure of trigger_kd: tells which canaries above were written against which version."""
-    canary(pkg, "installed version differs from the pin; run the canaries above", version(pkg) == pinned(pkg))
+    """Not a failure of trigger_kd: a warning (in pytest's summary) that says which version the canaries above
+    were written against when another one is installed. The canaries themselves fail only on a real change."""
+    warn_on_drift(pkg)
+
+
+def test_version_drift_warns_and_does_not_fail(monkeypatch):
+    monkeypatch.setattr(sys.modules[__name__], "pinned", lambda pkg: "0.0.1")
+    with pytest.warns(VersionDriftWarning, match=r"qonnx .* is installed, qonnx==0\.0\.1 is pinned"):
+        warn_on_drift("qonnx")

@@ -110,6 +110,7 @@ def test_deepset_permutation_invariant(students):
     np.testing.assert_allclose(keras_predict(float_twin, x), keras_predict(float_twin, x[:, perm, :]), atol=1e-5)
 
 
+@pytest.mark.slow  # trains TensorFlow students
 @pytest.mark.parametrize("arch,quantized,kd", [("mlp", True, True), ("deepset", True, False), ("deepset", False, True)])
 def test_train_one_epoch_and_round_trip(tmp_path, arch, quantized, kd):
     rng = np.random.default_rng(5)

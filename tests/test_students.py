@@ -71,6 +71,7 @@ def test_kd_loss_matches_hand_computed_value():
     assert float(kd_loss(s, y, None, alpha=0.7, temperature=2.0)) == pytest.approx(0.22009484928059772, rel=1e-6)
 
 
+@pytest.mark.slow  # trains a student for 8 epochs
 def test_training_learns_a_separable_problem():
     spec = StudentSpec(arch="mlp", n_particles=2, mlp_hidden=(8,), epochs=8, batch_size=64, lr=1e-2)
     rng = np.random.default_rng(0)

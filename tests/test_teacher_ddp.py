@@ -41,6 +41,7 @@ def data(tmp_path_factory):
     return write_jets(d / "train.h5", 320, seed=0), write_jets(d / "val.h5", 96, seed=1)
 
 
+@pytest.mark.slow  # launches torchrun: two Python processes that train
 def test_torchrun_ranks_end_with_identical_weights(data, tmp_path):
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2",
