@@ -44,7 +44,7 @@ def test_canonical_roundtrip_and_layout(tmp_path):
     path = write_canonical(tmp_path / "x.h5", c, y)
     with h5py.File(path) as f:
         assert f.attrs["layout"] == "E,px,py,pz GeV"
-        assert f["constituents"].dtype == np.float32 and f["is_top"].dtype == np.int8
+        assert f["constituents"].dtype == np.float32 and f["is_signal"].dtype == np.int8 and "is_top" not in f
     c2, y2 = read_canonical(path)
     assert np.array_equal(c2, c) and np.array_equal(y2, y)
     assert [p.name for p in tmp_path.iterdir()] == ["x.h5"]  # no temp file left behind
@@ -52,6 +52,22 @@ def test_canonical_roundtrip_and_layout(tmp_path):
     c3, y3, n3 = load_source("canonical", [path, path], 4)
     assert c3.shape == (10, 4, 4) and np.array_equal(c3[:5], _sorted(c, 4)) and np.array_equal(y3[5:], y)
     assert n3[:5].tolist() == ["top", "qcd", "top", "qcd", "qcd"]
+
+
+def test_canonical_files_that_name_the_label_is_top_keep_loading(tmp_path):
+    """Files written before the label was renamed is_signal (its dataset was is_top) read the same."""
+    c = _jets(4, 2)
+    y = np.array([1, 0, 0, 1], np.int8)
+    with h5py.File(tmp_path / "old.h5", "w") as f:
+        f["constituents"] = c.astype(np.float32)
+        f["is_top"] = y
+    c2, y2 = read_canonical(tmp_path / "old.h5")
+    assert np.array_equal(c2, c.astype(np.float32)) and np.array_equal(y2, y)
+    assert read_jet_classes(tmp_path / "old.h5").tolist() == ["top", "qcd", "qcd", "top"]
+    with h5py.File(tmp_path / "old.h5", "a") as f:
+        f["is_top"][0] = 2
+    with pytest.raises(DataFormatError, match="'is_top' must hold 0 .background. or 1 .signal."):
+        read_canonical(tmp_path / "old.h5")
 
 
 def test_canonical_records_each_jets_class(tmp_path):
@@ -78,7 +94,7 @@ def test_canonical_errors(tmp_path):
         read_canonical(tmp_path / "text.h5")
     with h5py.File(tmp_path / "other.h5", "w") as f:
         f["constituents"] = np.zeros((3, 2, 4), np.float32)
-    with pytest.raises(DataFormatError, match="no dataset 'is_top'"):
+    with pytest.raises(DataFormatError, match="no dataset 'is_signal'"):
         read_canonical(tmp_path / "other.h5")
     with h5py.File(tmp_path / "shape.h5", "w") as f:
         f["constituents"] = np.zeros((3, 2, 3), np.float32)
@@ -90,7 +106,7 @@ def test_canonical_errors(tmp_path):
     write_canonical(tmp_path / "nan.h5", c, np.zeros(3, np.int8))
     with pytest.raises(DataFormatError, match=r"nan\.h5: 1 NaN/inf values .* 1 jets \(first: jet 1\)"):
         read_canonical(tmp_path / "nan.h5")
-    with pytest.raises(DataFormatError, match="is_top must be"):
+    with pytest.raises(DataFormatError, match="is_signal must be"):
         write_canonical(tmp_path / "bad.h5", c, np.zeros(2, np.int8))
     assert issubclass(DataFormatError, TriggerKDError)
 

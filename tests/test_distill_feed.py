@@ -128,7 +128,7 @@ def test_transfer_sets_are_checked_disjoint_and_read_without_labels(tmp_path):
         check_disjoint(np.concatenate([c[:8], c[18:]]), {"train": c[10:15], "test": c[15:]})
     write_transfer(tmp_path / "t.h5", c, {"origin": "test"})
     np.testing.assert_array_equal(read_transfer(tmp_path / "t.h5"), c)
-    # unlabelled canonical files (no is_top at all) and labelled ones both read; labels are dropped
+    # unlabelled canonical files (no is_signal at all) and labelled ones both read; labels are dropped
     with h5py.File(tmp_path / "data.h5", "w") as f:
         f.create_dataset("constituents", data=c[:5, :, :])
     write_canonical(tmp_path / "lab.h5", c[5:], np.zeros(15, np.int8))

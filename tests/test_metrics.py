@@ -6,7 +6,7 @@ import pytest
 
 from trigger_kd.data.boost import boost, random_lorentz_transform, rotate, smear_pt
 from trigger_kd.errors import TriggerKDError
-from trigger_kd.train.metrics import binary_metrics, robustness, top_score
+from trigger_kd.train.metrics import binary_metrics, robustness, signal_score
 from trigger_kd.train.plots import robustness_plot, roc_plot
 
 
@@ -25,14 +25,14 @@ def inv_mass2(c):
     return c[..., 0] ** 2 - (c[..., 1:] ** 2).sum(-1)
 
 
-def test_top_score_is_softmax_and_stable():
+def test_signal_score_is_softmax_and_stable():
     logits = np.array([[0.0, 0.0], [1.0, 3.0], [1000.0, -1000.0], [-800.0, 900.0], [1e308, 1e308]])
-    s = top_score(logits)
+    s = signal_score(logits)
     assert np.all(np.isfinite(s))
     np.testing.assert_allclose(s[:2], [0.5, np.exp(3) / (np.exp(1) + np.exp(3))])
     assert s[2] == 0.0 and s[3] == 1.0
     with pytest.raises(TriggerKDError):
-        top_score(np.zeros((3, 3)))
+        signal_score(np.zeros((3, 3)))
 
 
 def test_perfect_separation():

@@ -14,7 +14,8 @@ from trigger_kd.data.boost import apply_lorentz, boost_matrix, random_lorentz
 from trigger_kd.errors import TriggerKDError
 from trigger_kd.models.lorentznet import LorentzNet, prepare_batch
 from trigger_kd.train.seal import PairForward, boosted, seal_penalty
-from trigger_kd.train.teacher import TeacherSettings, train_teacher
+from trigger_kd.config import TeacherConfig
+from trigger_kd.train.teacher import train_teacher
 
 METRIC = torch.diag(torch.tensor([1.0, -1.0, -1.0, -1.0], dtype=torch.float64))
 
@@ -81,15 +82,15 @@ def test_pair_forward_leaves_running_statistics_to_the_unmoved_batch():
 
 def test_teacher_training_with_seal(tmp_path):
     train, val = write_jets(tmp_path / "train.h5", 128, seed=0), write_jets(tmp_path / "val.h5", 64, seed=1)
-    settings = TeacherSettings(**{**TINY.model_dump(), "epochs": 1, "seal_lambda": 0.1, "seal_max_beta": 0.95})
+    settings = TeacherConfig(**{**TINY.model_dump(), "epochs": 1, "seal_lambda": 0.1, "seal_max_beta": 0.95})
     result = train_teacher(train, val, settings, tmp_path / "seal", progress=False)
     row = json.loads((tmp_path / "seal" / "history.json").read_text())["history"][0]
     assert result["epochs"] == 1 and row["train_seal_penalty"] > 0 and np.isfinite(row["train_seal_penalty"])
-    plain = train_teacher(train, val, TeacherSettings(**{**TINY.model_dump(), "epochs": 1}), tmp_path / "plain",
+    plain = train_teacher(train, val, TeacherConfig(**{**TINY.model_dump(), "epochs": 1}), tmp_path / "plain",
                           progress=False)
     assert plain["epochs"] == 1
     assert "train_seal_penalty" not in json.loads((tmp_path / "plain" / "history.json").read_text())["history"][0]
     with pytest.raises(ValueError, match="seal_max_beta"):  # the settings are the config section: checked on creation
-        TeacherSettings(**{**TINY.model_dump(), "seal_max_beta": 1.0})
+        TeacherConfig(**{**TINY.model_dump(), "seal_max_beta": 1.0})
     with pytest.raises(ValueError, match="seal_lambda"):
-        TeacherSettings(**{**TINY.model_dump(), "seal_lambda": -0.1})
+        TeacherConfig(**{**TINY.model_dump(), "seal_lambda": -0.1})

@@ -13,10 +13,11 @@ import pytest
 import torch
 
 from trigger_kd.errors import TriggerKDError
-from trigger_kd.train.teacher import TeacherSettings, build_teacher, load_teacher, teacher_logits, train_teacher
+from trigger_kd.config import TeacherConfig
+from trigger_kd.train.teacher import build_teacher, load_teacher, teacher_logits, train_teacher
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = TeacherSettings(n_particles=8, hidden=8, layers=2, epochs=2, batch_size=32, threads=1, seed=3)
+TINY = TeacherConfig(n_particles=8, hidden=8, layers=2, epochs=2, batch_size=32, threads=1, seed=3)
 
 
 def write_jets(path: Path, n: int, p: int = 12, seed: int = 0) -> Path:
@@ -62,7 +63,7 @@ def test_torchrun_ranks_end_with_identical_weights(data, tmp_path):
     different = [k for k in w0 if not torch.equal(w0[k], w1[k])]
     assert not different, f"ranks disagree on {different}"
     torch.manual_seed(3)
-    init = build_teacher(TeacherSettings(n_particles=8, hidden=8, layers=2)).state_dict()
+    init = build_teacher(TeacherConfig(n_particles=8, hidden=8, layers=2)).state_dict()
     assert not torch.equal(init["embedding.weight"], w0["embedding.weight"])  # training moved the weights
     history = json.loads((out / "history.json").read_text())
     assert history["world_size"] == 2 and len(history["history"]) == 1
@@ -99,7 +100,7 @@ def test_errors_are_for_people(data, tmp_path):
     with pytest.raises(TriggerKDError, match="not found"):
         train_teacher(tmp_path / "missing.h5", data[1], TINY, tmp_path / "o", progress=False)
     with pytest.raises(ValueError, match="epochs"):  # the settings are the config section: checked on creation
-        TeacherSettings(epochs=0)
+        TeacherConfig(epochs=0)
     with pytest.raises(TriggerKDError, match="not found"):
         load_teacher(tmp_path / "none.pt")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "foreign.pt")

@@ -33,7 +33,7 @@ from . import __version__
 from .atomic import write_text_atomic
 from .cache import cache_root, note_use
 from .concurrency import remove_dead_leftovers, waiting_lock
-from .config import Config, dump_config, stamp_of
+from .config import Config, dump_config, stamp_of, to_plain
 from .console import info, warn
 from .errors import TriggerKDError
 from .fingerprint import code_fingerprint, file_identity, identity_key, tool_versions
@@ -209,7 +209,7 @@ def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict,
             "stage": stage.name,
             "stamp": stamp,
             "config": cfg.source_file,
-            "sections": {s: json.loads(json.dumps(_plain(config_part(cfg, s)))) for s in stage.reads},
+            "sections": {s: json.loads(json.dumps(to_plain(config_part(cfg, s)))) for s in stage.reads},
             "upstream": {n: ctx.stamps[n] for n in stage.needs},
             **deps,
             "seconds": round(time.time() - t0, 2),
@@ -302,11 +302,6 @@ def _keep_failed(tmp: Path, final: Path, stamp: str, exc: BaseException) -> None
     except OSError:
         shutil.rmtree(tmp, ignore_errors=True)  # e.g. a full disk: do not hide the original error
 
-
-def _plain(obj):
-    from .config import to_plain
-
-    return to_plain(obj)
 
 
 

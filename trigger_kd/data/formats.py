@@ -1,7 +1,7 @@
 """Jet files in and out.
 
 Canonical layout (what every stage reads): HDF5 with ``constituents`` (N, P, 4) float32
-(E, px, py, pz in GeV, sorted by pT descending, zero-padded), ``is_top`` (N,) int8, the
+(E, px, py, pz in GeV, sorted by pT descending, zero-padded), ``is_signal`` (N,) int8 (``is_top`` in older files), the
 binary label (1 = signal: top in the default top-vs-QCD task, the dataset keeps its old
 name so old files read unchanged), optionally ``jet_class`` (N,) bytes, each jet's class
 name (``trigger_kd/data/classes.py``; files without it are top/QCD files), and attribute
@@ -34,17 +34,25 @@ class DataFormatError(TriggerKDError):
 
 
 # ----------------------------------------------------------------------------- canonical
-def write_canonical(path, constituents, is_top, attrs: dict | None = None, jet_class=None) -> Path:
+LABEL = "is_signal"  # the binary label's dataset (1 = a jet of the signal classes: top, W or Z)
+LEGACY_LABEL = "is_top"  # its name in files written before 2026-12 (read, never written)
+
+
+def _label_name(f: h5py.File) -> str | None:
+    return LABEL if LABEL in f else (LEGACY_LABEL if LEGACY_LABEL in f else None)
+
+
+def write_canonical(path, constituents, is_signal, attrs: dict | None = None, jet_class=None) -> Path:
     """Write jets in the canonical layout atomically (temp file, then rename).
 
-    ``is_top`` is the binary label (1 = signal); ``jet_class`` the per-jet class names."""
+    ``is_signal`` is the binary label (1 = signal); ``jet_class`` the per-jet class names."""
     path = Path(path)
     c = np.asarray(constituents)
-    y = np.asarray(is_top)
+    y = np.asarray(is_signal)
     if c.ndim != 3 or c.shape[-1] != 4:
         raise DataFormatError(f"cannot write {path}: constituents must be (N, P, 4), got shape {c.shape}")
     if y.shape != (c.shape[0],):
-        raise DataFormatError(f"cannot write {path}: is_top must be ({c.shape[0]},), got shape {y.shape}")
+        raise DataFormatError(f"cannot write {path}: is_signal must be ({c.shape[0]},), got shape {y.shape}")
     names = None
     if jet_class is not None:
         names = np.asarray(jet_class).astype(str)
@@ -59,7 +67,7 @@ def write_canonical(path, constituents, is_top, attrs: dict | None = None, jet_c
 
     def fill(f: h5py.File) -> None:
         f.create_dataset("constituents", data=c.astype(np.float32, copy=False), **opts)
-        f.create_dataset("is_top", data=y.astype(np.int8, copy=False), **opts)
+        f.create_dataset(LABEL, data=y.astype(np.int8, copy=False), **opts)
         if names is not None:
             f.create_dataset("jet_class", data=names.astype("S8"), **opts)
         f.attrs["layout"] = LAYOUT
@@ -108,23 +116,25 @@ def _check_finite(c: np.ndarray, path: Path, source: str) -> None:
 
 
 def read_canonical(path) -> tuple[np.ndarray, np.ndarray]:
-    """(constituents (N, P, 4) float32, is_top (N,) int8) from a canonical file."""
+    """(constituents (N, P, 4) float32, is_signal (N,) int8) from a canonical file (files that name the label
+    ``is_top``, as before 2026-12, load the same)."""
     path = Path(path)
     with _open_h5(path, "run the data stage first (trigger-kd run <config> --to data) or fix data.paths") as f:
-        for name in ("constituents", "is_top"):
+        label = _label_name(f)
+        for name in ("constituents", label or LABEL):
             if name not in f:
                 raise DataFormatError(
                     f"{path}: no dataset '{name}' (found {sorted(f.keys())}); "
                     "this is not a canonical jet file: convert it with data.source set to its format"
                 )
         c = np.asarray(f["constituents"][...], dtype=np.float32)
-        y = np.asarray(f["is_top"][...])
+        y = np.asarray(f[label][...])
     if c.ndim != 3 or c.shape[-1] != 4:
         raise DataFormatError(f"{path}: 'constituents' must be (N, P, 4) E,px,py,pz, got shape {c.shape}")
     if y.shape != (c.shape[0],):
-        raise DataFormatError(f"{path}: 'is_top' must be ({c.shape[0]},) to match the constituents, got {y.shape}")
+        raise DataFormatError(f"{path}: '{label}' must be ({c.shape[0]},) to match the constituents, got {y.shape}")
     if len(y) and not np.isin(y, (0, 1)).all():
-        raise DataFormatError(f"{path}: 'is_top' must hold 0 (QCD) or 1 (top), found {sorted(np.unique(y))[:5]}")
+        raise DataFormatError(f"{path}: '{label}' must hold 0 (background) or 1 (signal), found {sorted(np.unique(y))[:5]}")
     _check_finite(c, path, "canonical")
     return c, y.astype(np.int8)
 
@@ -133,12 +143,16 @@ def read_jet_classes(path) -> np.ndarray:
     """Per-jet class names (N,) str of a canonical file; files without ``jet_class`` are top vs QCD."""
     path = Path(path)
     with _open_h5(path, "run the data stage first (trigger-kd run <config> --to data) or fix data.paths") as f:
+        label = _label_name(f) or LABEL
         if "jet_class" in f:
             names = np.asarray(f["jet_class"][...]).astype(str)
-            if names.shape != f["is_top"].shape:
-                raise DataFormatError(f"{path}: 'jet_class' has shape {names.shape}, 'is_top' {f['is_top'].shape}")
+            if label not in f or names.shape != f[label].shape:
+                raise DataFormatError(f"{path}: 'jet_class' has shape {names.shape}, '{label}' "
+                                      f"{f[label].shape if label in f else 'is missing'}")
             return names
-        return np.where(np.asarray(f["is_top"][...]) == 1, "top", "qcd")
+        if label not in f:
+            raise DataFormatError(f"{path}: no dataset '{LABEL}' (found {sorted(f.keys())}); not a canonical jet file")
+        return np.where(np.asarray(f[label][...]) == 1, "top", "qcd")
 
 
 def _read_canonical_classes(path: Path) -> tuple[np.ndarray, np.ndarray]:
@@ -329,7 +343,7 @@ def load_source(source: str, paths: list[Path], max_constituents: int, signal=("
 
 def load_unlabelled(source: str, paths: list[Path], max_constituents: int) -> np.ndarray:
     """Constituents (N, P, 4) float32 of every jet in jet files of one format, labels ignored
-    (e.g. recorded collision data used as a transfer set); canonical files need no ``is_top``."""
+    (e.g. recorded collision data used as a transfer set); canonical files need no ``is_signal``."""
     if source not in _READERS:
         raise DataFormatError(f"unknown data source {source!r}: use one of {list(SOURCES)}")
     if max_constituents <= 0:

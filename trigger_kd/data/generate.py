@@ -37,7 +37,7 @@ import numpy as np
 from ..console import info, warn
 from ..errors import TriggerKDError
 from .classes import JET_CLASSES
-from .formats import read_canonical, write_canonical
+from .formats import LABEL, read_canonical, write_canonical
 
 CLASSES = JET_CLASSES
 _LIGHT_QUARKS = (1, 2, 3)
@@ -304,7 +304,7 @@ def _shard_ok(path: Path, shard_size: int, cls: str) -> bool:
         return False
     try:
         with h5py.File(path, "r") as f:
-            return (f["is_top"].shape == (shard_size,) and f["constituents"].shape[0] == shard_size
+            return (f[LABEL].shape == (shard_size,) and f["constituents"].shape[0] == shard_size
                     and f.attrs.get("class") == cls)
     except (OSError, KeyError):
         warn(f"{path} is unreadable; generating it again")
@@ -445,7 +445,7 @@ def assemble(pools: Mapping[str, Path], data: "DataConfig", out_dir: Path) -> di
     from its pool (``pools``: class -> directory) -> shuffled splits, each class split in the
     ``data.split`` fractions.
 
-    ``is_top`` in the output is 1 for the signal classes; ``jet_class`` names each jet's class."""
+    ``is_signal`` in the output is 1 for the signal classes; ``jet_class`` names each jet's class."""
     jets_per_class, signal, background = data.jets_per_class, data.signal, data.background
     missing = [c for c in (*signal, *background) if c not in pools]
     if missing:

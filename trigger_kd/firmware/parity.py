@@ -47,19 +47,23 @@ def compare_fixed(got: np.ndarray, want: np.ndarray, lsb: float, strict: bool = 
     }
 
 
-def _top_score(logits: np.ndarray) -> np.ndarray:
+def _signal_score(logits: np.ndarray) -> np.ndarray:
+    """Softmax probability of the signal class from (N, 2) logits; a single-output model's (N,) or (N, 1)
+    output is its score already."""
     z = np.asarray(logits, dtype=np.float64)
     if z.ndim == 2 and z.shape[1] == 2:
-        return 1.0 / (1.0 + np.exp(-(z[:, 1] - z[:, 0])))
+        from ..train.metrics import signal_score
+
+        return signal_score(z)
     return z.reshape(len(z))
 
 
-def float_agreement(q_logits: np.ndarray, f_logits: np.ndarray, is_top: np.ndarray, working_point: float = 0.5) -> dict:
+def float_agreement(q_logits: np.ndarray, f_logits: np.ndarray, is_signal: np.ndarray, working_point: float = 0.5) -> dict:
     """How the quantised model (== firmware when exact) compares with its float twin."""
     from sklearn.metrics import roc_auc_score
 
-    qs, fs = _top_score(q_logits), _top_score(f_logits)
-    y = np.asarray(is_top).astype(int)
+    qs, fs = _signal_score(q_logits), _signal_score(f_logits)
+    y = np.asarray(is_signal).astype(int)
     both = len(np.unique(y)) == 2
     return {
         "n_jets": int(len(y)),

@@ -121,7 +121,7 @@ def evaluate_run(run_dir: Path, on: str, name: str | None = None, overrides: lis
         "n_left_out_training_jets": int((~keep).sum()),
         "classes": {str(k): int((names == k).sum()) for k in sorted(set(names.tolist()))},
         **{m: binary_metrics(y, scores[m]) for m in MODELS},  # as the student stage's metrics.json
-        "source": f"{len(y)} jets of {path} (signal = is_top 1), run's training/validation jets left out",
+        "source": f"{len(y)} jets of {path} (signal = is_signal 1), run's training/validation jets left out",
     }
     write_text_atomic(out_dir / f"{name}.json", json.dumps(result, indent=2, default=float))
     info(f"[evaluate] {result['run_task']} run on {result['task']} ({len(y)} jets): "

@@ -48,6 +48,6 @@ class RunModels:
         }
 
     def scores(self, constituents: np.ndarray) -> dict[str, np.ndarray]:
-        from ..train.metrics import top_score
+        from ..train.metrics import signal_score
 
-        return {k: top_score(v) for k, v in self.logits(constituents).items()}
+        return {k: signal_score(v) for k, v in self.logits(constituents).items()}

@@ -117,7 +117,7 @@ class MLPStudent(nn.Module):
         self.net = nn.Sequential(first, *layers)
 
     def forward(self, x):
-        return _plain(self.net(x))
+        return _dequantised(self.net(x))
 
 
 class DeepSetStudent(nn.Module):
@@ -136,12 +136,13 @@ class DeepSetStudent(nn.Module):
 
     def forward(self, x):
         h = self.phi(x)
-        h = self.pool(_plain(h))
+        h = self.pool(_dequantised(h))
         h = self.pool_q(torch.flatten(h, 1))
-        return _plain(self.rho(h))
+        return _dequantised(self.rho(h))
 
 
-def _plain(t):
+def _dequantised(t):
+    """A Brevitas QuantTensor's values as a plain tensor (plain tensors pass through)."""
     return t.value if hasattr(t, "value") and not isinstance(t, torch.Tensor) else t
 
 

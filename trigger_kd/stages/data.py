@@ -2,7 +2,7 @@
 
 Output (in the content-addressed cache, linked from ``<run-dir>/data``):
 ``train.h5``, ``val.h5``, ``test.h5`` (``constituents`` (N, P, 4) float32 E,px,py,pz GeV,
-``is_top`` (N,) int8 = 1 for the ``data.signal`` classes, ``jet_class`` names) and
+``is_signal`` (N,) int8 = 1 for the ``data.signal`` classes, ``jet_class`` names) and
 ``summary.json`` (counts, per-class jet-mass medians and constituent counts, generation cost).
 Generated jets come from one shard pool per class keyed by the class and the physics
 settings (not by the number of jets), so asking for more jets later, or another task
@@ -23,13 +23,13 @@ from ..rundir import SPLITS, SUMMARY, split_file
 from ..stage import RunContext, StageError
 
 
-def _split_arrays(constituents, is_top, names, origin, data):
+def _split_arrays(constituents, is_signal, names, origin, data):
     from ..data.generate import split_counts
 
     rng = np.random.default_rng(data.seed)
     keep = []
     for label in (1, 0):
-        idx = np.flatnonzero(is_top == label)
+        idx = np.flatnonzero(is_signal == label)
         if len(idx) == 0:
             raise StageError(f"the input has no {'signal' if label else 'background'} jets")
         rng.shuffle(idx)
@@ -44,11 +44,11 @@ def _split_arrays(constituents, is_top, names, origin, data):
         "val": idx[n_train : n_train + n_val],
         "test": idx[n_train + n_val :],
     }
-    return {k: (constituents[v], is_top[v], names[v], origin[v]) for k, v in parts.items()}
+    return {k: (constituents[v], is_signal[v], names[v], origin[v]) for k, v in parts.items()}
 
 
 def data_summary(out: Path) -> dict:
-    """Per split: jet counts (signal = ``is_top`` 1) and, per jet class, count, jet-mass
+    """Per split: jet counts (signal = ``is_signal`` 1) and, per jet class, count, jet-mass
     median (GeV), soft-drop mass median (z_cut 0.1, beta 0, on the first 500 jets) and mean
     number of constituents."""
     from ..data.formats import read_canonical, read_jet_classes
@@ -89,46 +89,46 @@ def _say_budget(cfg: Config, pools: dict[str, Path]) -> None:
     """Print the expected time, disk and memory of this request; refuse it when it cannot fit."""
     from ..data.budget import check_budget, generation_budget
 
-    d = cfg.data
-    existing = {cls: min(sum(1 for _ in pool.glob("shard_*.h5")) * d.shard_size, d.jets_per_class)
+    data_cfg = cfg.data
+    existing = {cls: min(sum(1 for _ in pool.glob("shard_*.h5")) * data_cfg.shard_size, data_cfg.jets_per_class)
                 if pool.is_dir() else 0 for cls, pool in pools.items()}
-    budget = generation_budget(d.jets_per_class, existing, d.mpi, d.workers, d.max_constituents,
+    budget = generation_budget(data_cfg.jets_per_class, existing, data_cfg.mpi, data_cfg.workers, data_cfg.max_constituents,
                                next(iter(pools.values())))
     info(f"[data] {budget.describe()}")
     check_budget(budget)
 
 
 def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
-    d = cfg.data
+    data_cfg = cfg.data
     from ..data.formats import load_source, write_canonical
 
-    summary: dict = {"source": d.source, "signal": list(d.signal), "background": list(d.background)}
-    if d.source == "pythia":
+    summary: dict = {"source": data_cfg.source, "signal": list(data_cfg.signal), "background": list(data_cfg.background)}
+    if data_cfg.source == "pythia":
         from ..data.generate import assemble, filled_pools, shard_pool
 
-        classes = (*d.signal, *d.background)
-        _say_budget(cfg, {cls: shard_pool(d, ctx.cache, cls) for cls in classes})
-        with filled_pools(d, ctx.cache, classes, d.jets_per_class, ctx.progress) as (pools, gen):
+        classes = (*data_cfg.signal, *data_cfg.background)
+        _say_budget(cfg, {cls: shard_pool(data_cfg, ctx.cache, cls) for cls in classes})
+        with filled_pools(data_cfg, ctx.cache, classes, data_cfg.jets_per_class, ctx.progress) as (pools, gen):
             summary["generation"] = gen
             # `trigger-kd cache prune` keeps pools a dataset names
             summary["pools"] = {cls: str(pool) for cls, pool in pools.items()}
-            paths = assemble(pools, d, out_dir=out)
+            paths = assemble(pools, data_cfg, out_dir=out)
         for split, path in paths.items():
             if Path(path).resolve().parent != out.resolve():
                 os.replace(path, out / split_file(split))
     else:
         from ..data.sanity import check_distinct_paths, check_no_leaks
 
-        check_distinct_paths(d.paths)
-        constituents, is_top, names, origin = load_source(
-            d.source, [Path(p) for p in d.paths], d.max_constituents, signal=d.signal, background=d.background,
+        check_distinct_paths(data_cfg.paths)
+        constituents, is_signal, names, origin = load_source(
+            data_cfg.source, [Path(p) for p in data_cfg.paths], data_cfg.max_constituents, signal=data_cfg.signal, background=data_cfg.background,
             with_origin=True)
-        parts = _split_arrays(constituents, is_top, names, origin, d)
+        parts = _split_arrays(constituents, is_signal, names, origin, data_cfg)
         check_no_leaks({k: v[0] for k, v in parts.items()}, {k: v[3] for k, v in parts.items()},
-                       [str(p) for p in d.paths])
+                       [str(p) for p in data_cfg.paths])
         for split, (c, y, n, _) in parts.items():
             write_canonical(out / split_file(split), c, y, jet_class=n)
-        summary["paths"] = list(d.paths)
+        summary["paths"] = list(data_cfg.paths)
     summary.update(data_summary(out))
     (out / SUMMARY).write_text(json.dumps(summary, indent=2))
     info(

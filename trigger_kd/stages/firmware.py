@@ -30,13 +30,13 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
     x_fw = backend.firmware_inputs(np.load(sdir / TEST_INPUTS))
     q_logits = np.load(sdir / TEST_LOGITS)
     f_logits = np.load(sdir / TEST_LOGITS_FLOAT)
-    is_top = np.load(sdir / TEST_LABELS)
+    is_signal = np.load(sdir / TEST_LABELS)
     settings = cfg.hls
     fw = build_firmware(backend, backend.load(sdir), ctx.dir(EXPORT), out / HLS_PROJECT, settings, record_dir=out)
     info(f"[firmware] C-simulation of {len(x_fw)} test jets")
     csim = hls_predict(fw.hls_model, x_fw, progress=ctx.progress)
     np.save(out / CSIM_OUTPUTS, csim)
-    fa = float_agreement(q_logits, f_logits, is_top, working_point=cfg.checks.working_point)
+    fa = float_agreement(q_logits, f_logits, is_signal, working_point=cfg.checks.working_point)
     report = parity_report(csim, q_logits, fw.lsb, float_block=fa, backend=settings.backend)
     if report["bit_exact_fraction"] < 1.0:
         report["first_mismatch_layer"] = fw.first_mismatch(x_fw[report["first_mismatched_jets"]])

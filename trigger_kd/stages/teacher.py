@@ -19,11 +19,11 @@ from ..stage import RunContext
 
 def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..data.formats import read_canonical
-    from ..train.metrics import binary_metrics, robustness, top_score
+    from ..train.metrics import binary_metrics, robustness, signal_score
     from ..train.teacher import load_teacher, teacher_logits, train_teacher
 
     data = ctx.dir(DATA)
-    settings = cfg.teacher  # train.teacher.TeacherSettings is the config section itself
+    settings = cfg.teacher  # train.teacher takes the config section itself
     train_info = train_teacher(data / split_file("train"), data / split_file("val"), settings, out,
                                progress=ctx.progress)
     model = load_teacher(out / TEACHER_MODEL)
@@ -32,12 +32,12 @@ def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
         constituents, _ = read_canonical(data / split_file(split))
         logits = teacher_logits(model, constituents, n, progress=ctx.progress)
         np.save(out / teacher_logits_file(split), logits.astype(np.float32))
-    constituents, is_top = read_canonical(data / split_file("test"))
+    constituents, is_signal = read_canonical(data / split_file("test"))
     test_logits = np.load(out / teacher_logits_file("test"))
-    metrics = binary_metrics(is_top, top_score(test_logits))
+    metrics = binary_metrics(is_signal, signal_score(test_logits))
     rob = robustness(
-        lambda c: top_score(teacher_logits(model, c, n, progress=False)),
-        constituents, is_top, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
+        lambda c: signal_score(teacher_logits(model, c, n, progress=False)),
+        constituents, is_signal, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
     )
     result = TeacherMetrics(test=metrics, robustness=rob, training=train_info,
                             n_params=int(sum(p.numel() for p in model.parameters())))

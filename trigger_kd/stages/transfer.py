@@ -69,18 +69,18 @@ def run_transfer(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..data.transfer import check_disjoint, write_transfer
     from ..train.teacher import load_teacher, teacher_logits
 
-    d = cfg.distill
+    distill = cfg.distill
     data, teacher = ctx.dir(DATA), ctx.dir(TEACHER)
-    if d.uses_teacher:
+    if distill.uses_teacher:
         c_transfer, origin = _transfer_jets(cfg, ctx)
     else:  # from scratch: no teacher targets to learn from, so no transfer jets and no teacher logits
-        if d.transfer_jets_per_class or d.transfer_paths:
+        if distill.transfer_jets_per_class or distill.transfer_paths:
             info("[transfer] distill.alpha is 0 (from scratch): transfer jets skipped (teacher targets only)")
         c_transfer, origin = np.zeros((0, cfg.data.max_constituents, 4), np.float32), {}
     summary: dict = {"transfer_jets": int(len(c_transfer)), **origin, "views": 0}
-    if not len(c_transfer) and d.augment_max_beta == 0:
+    if not len(c_transfer) and distill.augment_max_beta == 0:
         return summary
-    model = load_teacher(teacher / TEACHER_MODEL) if d.uses_teacher else None
+    model = load_teacher(teacher / TEACHER_MODEL) if distill.uses_teacher else None
     n = cfg.teacher.n_particles
     splits = {k: read_canonical(data / split_file(k))[0] for k in SPLITS}
     if len(c_transfer):
@@ -89,13 +89,13 @@ def run_transfer(cfg: Config, ctx: RunContext, out: Path) -> dict:
         write_transfer(out / TRANSFER_JETS, c_transfer, {"origin": json.dumps(origin, default=str)})
         np.save(out / TRANSFER_LOGITS, teacher_logits(model, c_transfer, n, progress=ctx.progress))
         info(f"[transfer] {len(c_transfer)} transfer jets, none shared with train/val/test (constituent hashes)")
-    if d.augment_max_beta > 0:
+    if distill.augment_max_beta > 0:
         for part, (name, c) in enumerate((("train", splits["train"]), ("transfer", c_transfer))):
-            betas = view_velocities(cfg.data.seed, part, d.augment_views, len(c), d.augment_max_beta)
+            betas = view_velocities(cfg.data.seed, part, distill.augment_views, len(c), distill.augment_max_beta)
             np.save(out / view_betas_file(name), betas)
             if model is not None:
                 np.save(out / view_logits_file(name), _views(model, c, betas, n, ctx.progress))
-        summary["views"] = d.augment_views
-        info(f"[transfer] teacher logits on {d.augment_views} boosted views (|beta| <= {d.augment_max_beta}) "
+        summary["views"] = distill.augment_views
+        info(f"[transfer] teacher logits on {distill.augment_views} boosted views (|beta| <= {distill.augment_max_beta}) "
              f"of {len(splits['train'])} training + {len(c_transfer)} transfer jets")
     return summary

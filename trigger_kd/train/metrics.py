@@ -8,18 +8,18 @@ import numpy as np
 from ..errors import TriggerKDError
 
 
-def top_score(logits) -> np.ndarray:
-    """(N, 2) logits -> (N,) float64 softmax probability of class 1 (top), stable for any logit size."""
+def signal_score(logits) -> np.ndarray:
+    """(N, 2) logits -> (N,) float64 softmax probability of class 1 (the signal: top, W or Z), stable for any logit size."""
     from scipy.special import expit
 
     z = np.asarray(logits, dtype=np.float64)
     if z.ndim != 2 or z.shape[1] != 2:
-        raise TriggerKDError(f"top_score needs (N, 2) logits (QCD, top), got shape {z.shape}")
+        raise TriggerKDError(f"signal_score needs (N, 2) logits (background, signal), got shape {z.shape}")
     return expit(z[:, 1] - z[:, 0])  # = softmax(z)[:, 1]
 
 
-def _check(is_top, score) -> tuple[np.ndarray, np.ndarray]:
-    y = np.asarray(is_top).reshape(-1).astype(np.int64)
+def _check(is_signal, score) -> tuple[np.ndarray, np.ndarray]:
+    y = np.asarray(is_signal).reshape(-1).astype(np.int64)
     s = np.asarray(score, dtype=np.float64).reshape(-1)
     if y.shape != s.shape:
         raise TriggerKDError(f"{len(y)} labels but {len(s)} scores: pass one score per jet")
@@ -43,7 +43,7 @@ def background_efficiency(fpr: np.ndarray, tpr: np.ndarray, eff_s: float) -> flo
     return float(f0 + (eff_s - t0) * (f1 - f0) / (t1 - t0))
 
 
-def binary_metrics(is_top, score, threshold: float = 0.5) -> dict:
+def binary_metrics(is_signal, score, threshold: float = 0.5) -> dict:
     """accuracy (score > threshold is top), AUC, rej30/rej50 = 1/eB at eS = 30/50 %, class counts.
 
     A rejection is None when no background jet passes at that signal efficiency (eB = 0);
@@ -51,7 +51,7 @@ def binary_metrics(is_top, score, threshold: float = 0.5) -> dict:
     """
     from sklearn.metrics import roc_auc_score, roc_curve
 
-    y, s = _check(is_top, score)
+    y, s = _check(is_signal, score)
     fpr, tpr, _ = roc_curve(y, s)
     out = {"accuracy": float(np.mean((s > threshold) == (y == 1))), "auc": float(roc_auc_score(y, s))}
     for pct in (30, 50):
@@ -64,7 +64,7 @@ def binary_metrics(is_top, score, threshold: float = 0.5) -> dict:
     return out
 
 
-def robustness(score_fn: Callable[[np.ndarray], np.ndarray], constituents: np.ndarray, is_top,
+def robustness(score_fn: Callable[[np.ndarray], np.ndarray], constituents: np.ndarray, is_signal,
                betas: Sequence[float], smear: Sequence[float], seed: int = 0) -> dict:
     """Accuracy and AUC of score_fn (constituents -> top score) under boosts along x and pT smearing.
 
@@ -74,7 +74,7 @@ def robustness(score_fn: Callable[[np.ndarray], np.ndarray], constituents: np.nd
     from ..data.boost import boost, smear_pt
 
     def point(c):
-        m = binary_metrics(is_top, score_fn(c))
+        m = binary_metrics(is_signal, score_fn(c))
         return {"accuracy": m["accuracy"], "auc": m["auc"]}
 
     return {

@@ -36,11 +36,10 @@ from .seal import PairForward, boosted, seal_penalty
 CHECKPOINT_FORMAT = "trigger_kd.lorentznet.v1"
 
 
-# The teacher's settings are the config's `teacher:` section (also the torchrun entry point's flags).
-TeacherSettings = TeacherConfig
+# The teacher's settings are the config's `teacher:` section, TeacherConfig (also the torchrun entry point's flags).
 
 
-def build_teacher(settings: TeacherSettings) -> LorentzNet:
+def build_teacher(settings: TeacherConfig) -> LorentzNet:
     return LorentzNet(n_scalar=2, n_hidden=settings.hidden, n_class=2, n_layers=settings.layers,
                       c_weight=settings.c_weight, dropout=settings.dropout)
 
@@ -119,7 +118,7 @@ def _save_atomic(obj, path: Path) -> None:
         torch.save(obj, tmp)
 
 
-def train_teacher(train_h5: Path, val_h5: Path, settings: TeacherSettings, out_dir: Path, progress: bool = True,
+def train_teacher(train_h5: Path, val_h5: Path, settings: TeacherConfig, out_dir: Path, progress: bool = True,
                   save_rank_weights: bool = False) -> dict:
     """Train LorentzNet (AdamW, warmup + cosine per step, cross-entropy), keep the best-val-accuracy weights.
 
@@ -262,13 +261,13 @@ def teacher_logits(model: LorentzNet, constituents: np.ndarray, n_particles: int
 
 
 def _parser() -> argparse.ArgumentParser:
-    d = TeacherSettings()
+    defaults = TeacherConfig()
     p = argparse.ArgumentParser(prog="python -m trigger_kd.train.teacher", description=__doc__.split("\n")[0])
     p.add_argument("--train", type=Path, required=True, help="canonical HDF5 training jets")
     p.add_argument("--val", type=Path, required=True, help="canonical HDF5 validation jets")
     p.add_argument("--out", type=Path, required=True, help="output directory (teacher.pt, history.json)")
-    for name in TeacherSettings.model_fields:
-        p.add_argument("--" + name.replace("_", "-"), type=type(getattr(d, name)), default=getattr(d, name))
+    for name in TeacherConfig.model_fields:
+        p.add_argument("--" + name.replace("_", "-"), type=type(getattr(defaults, name)), default=getattr(defaults, name))
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--save-rank-weights", action="store_true", help="every rank writes rank{r}_final.pt")
     return p
@@ -278,7 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     keep_freed_memory()  # this process trains: no page faults for the same large blocks every step
     try:
-        settings = validated(TeacherSettings, {n: getattr(args, n) for n in TeacherSettings.model_fields}, default="command line")
+        settings = validated(TeacherConfig, {n: getattr(args, n) for n in TeacherConfig.model_fields}, default="command line")
         result = train_teacher(args.train, args.val, settings, args.out, progress=not args.no_progress,
                                save_rank_weights=args.save_rank_weights)
     except TriggerKDError as exc:
