@@ -33,7 +33,7 @@ def test_same_per_step_learning_rate_in_both_frameworks():
     teacher = np.random.default_rng(0).normal(size=(100, 2))
     used = {}
     for fw in FRAMEWORKS:
-        backend = student_backend(_cfg(fw))
+        backend = student_backend(_cfg(fw, lr_schedule="one_cycle"))
         feed = DistillFeed(LorentzJets.from_constituents(c[:100], 4), y[:100], backend.inputs_from_features, teacher)
         used[fw] = fit(backend, backend.build(quantized=True), feed, backend.inputs(c[100:]), y[100:], backend.s,
                        DistillConfig(alpha=0.5, temperature=2.0), progress=False)["lr_per_step"]

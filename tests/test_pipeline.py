@@ -21,7 +21,7 @@ def _stages(calls, fail_b=False):
         (out / "partial.txt").write_text("half")
         if fail_b:
             raise RuntimeError("boom")
-        (out / "b.txt").write_text((ctx.dir("a") / "a.txt").read_text() + str(cfg.student.epochs))
+        (out / "b.txt").write_text((ctx.dir("a") / "a.txt").read_text() + str(cfg.student.max_epochs))
         return {}
 
     return [Stage("a", ("teacher",), (), a, shared=True), Stage("b", ("student",), ("a",), b)]
@@ -42,7 +42,7 @@ def test_skip_rerun_and_invalidation(tmp_path, cfg, repo):
     run_pipeline(cfg3, _stages(calls), tmp_path / "run")
     assert calls == ["a", "b", "b", "a", "b"]  # upstream change propagates
     stamp = json.loads((tmp_path / "run/b/stamp.json").read_text())
-    assert stamp["sections"]["student"]["epochs"] == 4
+    assert stamp["sections"]["student"]["max_epochs"] == 4  # student.epochs is its old name
 
 
 def test_cache_shared_between_run_dirs(tmp_path, cfg):

@@ -137,6 +137,16 @@ class TeacherConfig(Section):
     seal_max_beta: Annotated[float, Field(ge=0, lt=1)] = 0.95  # |beta| of those boosts uniform in [0, this]
 
 
+def old_epochs_key(raw: Any, where: str) -> Any:
+    """``student.epochs`` (before max_epochs existed) -> ``max_epochs``; both in one place is an error."""
+    if not isinstance(raw, dict) or "epochs" not in raw:
+        return raw
+    if "max_epochs" in raw:
+        raise ValueError(f"'student.epochs' is the old name of 'student.max_epochs' and {where} gives both: keep "
+                         "max_epochs")
+    return {("max_epochs" if k == "epochs" else k): v for k, v in raw.items()}
+
+
 class StudentConfig(Section):
     arch: Literal["mlp", "deepset"] = "mlp"
     framework: Literal["brevitas", "qkeras"] = "brevitas"
@@ -153,7 +163,20 @@ class StudentConfig(Section):
     input_bits: SignedBits = 10  # signed input fixed<input_bits, input_int_bits + 1>
     input_int_bits: NonNeg = 1
     bias_bits: SignedBits = 16
-    epochs: Count = 10
+    # Training to convergence (train/loops.py): up to max_epochs, early stopping on the validation AUC (stop after
+    # `patience` epochs without a gain above min_delta; the best-validation weights are kept). `epochs` is the old
+    # name of max_epochs and is still read (student.epochs: N == student.max_epochs: N).
+    max_epochs: Count = 100
+    patience: Count = 10
+    min_delta: Annotated[float, Field(ge=0, lt=1)] = 0.0  # AUC gain that counts as an improvement
+    # plateau: linear warm-up over warmup_epochs, then lr until the validation AUC stalls for lr_patience epochs,
+    # then lr * lr_factor (not below min_lr), and so on. one_cycle: warm-up then cosine decay over max_epochs
+    # (PyTorch OneCycleLR values; early stopping may end it before the decay).
+    lr_schedule: Literal["plateau", "one_cycle"] = "plateau"
+    warmup_epochs: NonNeg = 1
+    lr_patience: Count = 3
+    lr_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
+    min_lr: Annotated[float, Field(ge=0)] = 1e-5
     batch_size: Count = 256
     lr: Positive = 3e-3
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4
@@ -161,6 +184,19 @@ class StudentConfig(Section):
     threads: NonNeg = 0
     seal_lambda: Annotated[float, Field(ge=0)] = 0.0  # SEAL: weight of mean ||f(L x) - f(x)||^2 over random boosts L
     seal_max_beta: Annotated[float, Field(ge=0, lt=1)] = 0.95  # SEAL boosts: random direction, |beta| ~ U(0, this)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_epochs_key(cls, raw: Any) -> Any:
+        return old_epochs_key(raw, "the student section")
+
+    @field_validator("lr_patience")
+    @classmethod
+    def _lr_drops_before_stop(cls, v: int, info: ValidationInfo) -> int:
+        if _earlier(info, "lr_schedule", "plateau") == "plateau" and v >= _earlier(info, "patience", v + 1):
+            raise ValueError(f"must be below student.patience ({info.data['patience']}) with the plateau schedule "
+                             "(else training stops before the learning rate is ever lowered)")
+        return v
 
     @field_validator("n_particles")
     @classmethod
@@ -391,6 +427,26 @@ def parse_set(expr: str) -> tuple[list[str], Any]:
     return parts, value
 
 
+def _renamed_keys(layer: dict, origin: str) -> dict:
+    """One layer (profile, model file or --set) with old key names read as the new ones, before layers merge (so
+    a model file's old ``student.epochs`` still overrides the profile's ``student.max_epochs``)."""
+    student = layer.get("student")
+    if not isinstance(student, dict) or "epochs" not in student:
+        return layer
+    try:
+        student = old_epochs_key(student, origin)
+    except ValueError as exc:
+        raise ConfigError(f"{exc}") from None
+    if type(student["max_epochs"]) is not int or student["max_epochs"] < 1:
+        raise ConfigError(f"'student.epochs' ({origin}): expected an integer of at least 1 (the old name of "
+                          f"student.max_epochs), got {student['max_epochs']!r}")
+    from .console import warn
+
+    warn(f"'student.epochs' ({origin}) is the old name of 'student.max_epochs' (early stopping on the validation AUC "
+         "may end training sooner; student.patience): read as max_epochs")
+    return {**layer, "student": student}
+
+
 def load_config(
     path: str | Path,
     overrides: list[str] | tuple[str, ...] = (),
@@ -418,9 +474,9 @@ def load_config(
         raise ConfigError(f"profile '{prof}' not found (looked for {prof_path})")
     origins: dict[str, str] = {}
     raw: dict = {}
-    raw = _merge(raw, _read_yaml(prof_path), origins, f"profile {prof_path}")
-    raw = _merge(raw, model, origins, str(path))
-    raw = _merge(raw, set_tree, origins, "--set")
+    raw = _merge(raw, _renamed_keys(_read_yaml(prof_path), f"profile {prof_path}"), origins, f"profile {prof_path}")
+    raw = _merge(raw, _renamed_keys(model, str(path)), origins, str(path))
+    raw = _merge(raw, _renamed_keys(set_tree, "--set"), origins, "--set")
     if "source_file" in raw:
         raise ConfigError(f"unknown config key 'source_file' in {origins['source_file']}")
     return validated(Config, {**raw, "profile": prof, "name": raw.get("name", path.stem), "source_file": str(path)},

@@ -61,6 +61,8 @@ TEST_LOGITS_FLOAT = "test_logits_float.npy"
 TEST_LABELS = "test_is_top.npy"  # 1 = a signal-class jet
 ROC_PLOT = "roc.png"
 ROBUSTNESS_PLOT = "robustness.png"
+EPOCH_CURVE = "epoch_curve.json"  # student: per model, per epoch train loss, val loss, val AUC, lr (EpochCurve)
+EPOCH_CURVE_PLOT = "epoch_curve.png"
 EXPORT_CHECK = "check.json"
 ONNX_RAW = "model_raw.onnx"
 ONNX_CLEAN = "model_clean.onnx"
@@ -259,3 +261,19 @@ class StudentMetrics(Record):
     def metrics(self, model: str) -> dict:
         """Test metrics of one model ({} when the run has none)."""
         return self.models.get(model) or {}
+
+@dataclass
+class EpochCurve(Record):
+    """``student/epoch_curve.json``: how every student model trained (``train/loops.py`` fit), by model name
+    (``student``, ``student_float``, ``student_scratch``): ``history`` (per epoch: ``epoch``, ``lr``,
+    ``train_loss``, ``val_loss``, ``val_auc``, ``val_accuracy``, ``seconds``), ``best_epoch`` (the weights kept),
+    ``epochs`` run, ``max_epochs``, ``stopped`` (why training ended), the schedule and early-stopping settings."""
+
+    monitor: str = "val_auc"
+    models: dict = field(default_factory=dict)
+    rest: dict = field(default_factory=dict)
+
+    def best(self, model: str) -> dict | None:
+        """The epoch-curve row of the weights kept for ``model`` (None when unknown)."""
+        m = self.models.get(model) or {}
+        return next((r for r in m.get("history") or [] if r.get("epoch") == m.get("best_epoch")), None)

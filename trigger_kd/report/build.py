@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..rundir import (DATA, FIRMWARE, METRICS, PARITY, REPORT_JSON, REPORT_MD, RESOURCES, ROBUSTNESS_PLOT, ROC_PLOT,
-                      SCRATCH_MODEL, STUDENT, SUMMARY, SYNTH, Parity, Resources, StudentMetrics, read_json)
+from ..rundir import (DATA, EPOCH_CURVE, EPOCH_CURVE_PLOT, FIRMWARE, METRICS, PARITY, REPORT_JSON, REPORT_MD,
+                      RESOURCES, ROBUSTNESS_PLOT, ROC_PLOT, SCRATCH_MODEL, STUDENT, SUMMARY, SYNTH, EpochCurve, Parity,
+                      Resources, StudentMetrics, read_json)
 from .generalisation import generalisation_block, generalisation_markdown
 from .plots import resource_bars
 from .tables import fmt, md_table
@@ -89,6 +90,36 @@ def resources_block(run_dir: Path) -> dict | None:
     return primary
 
 
+def training_block(run_dir: Path) -> dict | None:
+    """How each student model trained (``student/epoch_curve.json``): epochs run, the best-validation epoch kept,
+    its validation AUC and loss, why training stopped; None for a run without the file."""
+    curve = EpochCurve.read(Path(run_dir) / STUDENT / EPOCH_CURVE)
+    if curve is None:
+        return None
+    out = {}
+    for name, m in curve.models.items():
+        best = curve.best(name) or {}
+        out[name] = {"epochs": m.get("epochs"), "max_epochs": m.get("max_epochs"), "best_epoch": m.get("best_epoch"),
+                     "best_val_auc": best.get("val_auc"), "best_val_loss": best.get("val_loss"),
+                     "stopped": m.get("stopped"), "lr_schedule": m.get("lr_schedule"),
+                     "train_seconds": m.get("train_seconds")}
+    return out
+
+
+def training_markdown(block: dict | None, out: Path) -> list[str]:
+    if not block:
+        return []
+    rows = [{"model": name, "epochs run": fmt(t.get("epochs"), "d"), "max epochs": fmt(t.get("max_epochs"), "d"),
+             "best epoch (kept)": fmt(t.get("best_epoch"), "d"), "val AUC": fmt(t.get("best_val_auc"), ".4f"),
+             "val loss": fmt(t.get("best_val_loss"), ".4f"), "train s": fmt(t.get("train_seconds"), ".0f"),
+             "stopped by": t.get("stopped") or "n/a"} for name, t in block.items()]
+    lines = ["### Training (epoch curve)", "", f"Schedule `{next(iter(block.values())).get('lr_schedule')}`, early stopping "
+             "on the validation AUC, the best-validation weights kept (student/epoch_curve.json).", "", md_table(rows), ""]
+    if (out / EPOCH_CURVE_PLOT).is_file():
+        lines += [f"![Epoch curve]({EPOCH_CURVE_PLOT})", ""]
+    return lines
+
+
 def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") -> dict:
     run_dir, out = Path(run_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -102,9 +133,10 @@ def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") ->
         "parity": None if parity is None else parity.to_dict(),
         "resources": resources_block(run_dir),
         "generalisation": generalisation_block(run_dir),
+        "training": training_block(run_dir),
     }
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2, default=float))
-    for name in (ROC_PLOT, ROBUSTNESS_PLOT):
+    for name in (ROC_PLOT, ROBUSTNESS_PLOT, EPOCH_CURVE_PLOT):
         src = run_dir / STUDENT / name
         if src.is_file():
             (out / name).write_bytes(src.read_bytes())
@@ -186,6 +218,7 @@ def render_markdown(report: dict, out: Path) -> str:
     for img, title in ((ROC_PLOT, "ROC"), (ROBUSTNESS_PLOT, "Robustness")):
         if (out / img).is_file():
             lines += [f"![{title}]({img})", ""]
+    lines += training_markdown(report.get("training"), out)
     lines += ["## Firmware parity", ""]
     p = report.get("parity")
     if p:

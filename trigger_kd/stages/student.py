@@ -10,7 +10,9 @@ Output ``<run-dir>/student/``:
   test jet), ``test_logits.npy`` (quantised), ``test_logits_float.npy``, ``test_is_top.npy``;
 - ``metrics.json``: teacher / student / student_float / student_scratch metrics on the test jets,
   the same on the validation jets (``validation``: what settings are chosen by), and robustness
-  to Lorentz boosts and pT smearing; ``roc.png``, ``robustness.png``.
+  to Lorentz boosts and pT smearing; ``roc.png``, ``robustness.png``;
+- ``epoch_curve.json`` (``EpochCurve``): per model and epoch, train loss, validation loss and AUC, learning
+  rate, the best-validation epoch kept and why training stopped; ``epoch_curve.png``.
 """
 from __future__ import annotations
 
@@ -21,9 +23,9 @@ import numpy as np
 
 from ..config import Config
 from ..console import info
-from ..rundir import (DATA, INTNET, METRICS, QUANT_LAYERS, ROBUSTNESS_PLOT, ROC_PLOT, SPLITS, TEACHER, TEST_INPUTS,
-                      TEST_LABELS, TEST_LOGITS, TEST_LOGITS_FLOAT, TRANSFER, TRANSFER_JETS, TRANSFER_LOGITS,
-                      StudentMetrics, TeacherMetrics, split_file, teacher_logits_file, view_betas_file,
+from ..rundir import (DATA, EPOCH_CURVE, EPOCH_CURVE_PLOT, INTNET, METRICS, QUANT_LAYERS, ROBUSTNESS_PLOT, ROC_PLOT,
+                      SPLITS, TEACHER, TEST_INPUTS, TEST_LABELS, TEST_LOGITS, TEST_LOGITS_FLOAT, TRANSFER, TRANSFER_JETS,
+                      TRANSFER_LOGITS, EpochCurve, StudentMetrics, TeacherMetrics, split_file, teacher_logits_file, view_betas_file,
                       view_logits_file)
 from ..stage import RunContext
 
@@ -62,7 +64,7 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..data.formats import read_canonical
     from ..models.backend import NAMES, SCRATCH, student_backend
     from ..train.metrics import binary_metrics, robustness, top_score
-    from ..train.plots import robustness_plot, roc_plot
+    from ..train.plots import epoch_curve_plot, robustness_plot, roc_plot
 
     data, teacher, transfer = ctx.dir(DATA), ctx.dir(TEACHER), ctx.dir(TRANSFER)
     s, d = cfg.student, cfg.distill
@@ -79,6 +81,13 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     histories = backend.train_twins(feed, x["val"], y["val"], d, out, progress=ctx.progress,
                                     scratch_twin=d.with_scratch_twin)
     names = [*NAMES, SCRATCH] if d.with_scratch_twin else list(NAMES)
+    for h in histories.values():
+        h.pop("lr_per_step", None)  # the epoch curve has the rate per epoch
+    EpochCurve(models=histories).write(out / EPOCH_CURVE)
+    epoch_curve_plot(histories, out / EPOCH_CURVE_PLOT)
+    for name, h in histories.items():
+        info(f"[student] {name}: best validation AUC {h['best_val_auc'] or float('nan'):.4f} at epoch {h['best_epoch']} "
+             f"of {h['epochs']} ({h['stopped']}; max {h['max_epochs']})")
     models = {name: backend.load(out, name) for name in names}
     net = backend.intnet(models["student"])
     net.save(out / INTNET)
@@ -117,7 +126,7 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         models=metrics,
         validation=validation,
         robustness=rob,
-        training=histories,
+        training={k: {key: v for key, v in h.items() if key != "history"} for k, h in histories.items()},
         source=f"{len(is_top)} test jets and {len(y['val'])} validation jets from {data}",
     ).write(out / METRICS)
     roc_plot({k: (is_top, v) for k, v in scores.items()}, out / ROC_PLOT)

@@ -1,10 +1,14 @@
 """The one training loop of every student, whichever framework (the backend makes each step).
 
-Recipe: AdamW (``student.lr``, ``student.weight_decay``), the learning rate set before every step
-from :func:`lr_at`, the KD loss of ``train/distill.py`` (+ the SEAL penalty), batches in a NumPy
+Recipe: AdamW (``student.lr``, ``student.weight_decay``), the learning rate set before every step by the
+schedule (``student.lr_schedule``: ``plateau``, a linear warm-up then the rate lowered by ``lr_factor``
+whenever the validation AUC stalls for ``lr_patience`` epochs; or ``one_cycle``, :func:`lr_at` over
+``max_epochs``), the KD loss of ``train/distill.py`` (+ the SEAL penalty), batches in a NumPy
 permutation seeded by ``student.seed``, each epoch's inputs and teacher targets from the feed
-(``train/feed.py``: transfer jets, boosted views), and the weights of the epoch with the best
-validation accuracy kept.
+(``train/feed.py``: transfer jets, boosted views). Early stopping on the validation AUC: up to
+``max_epochs``, ended after ``patience`` epochs without a gain above ``min_delta``; the weights of the
+best-validation epoch are kept. Every epoch's train loss, validation loss (cross entropy on the labels),
+validation AUC and accuracy and learning rate are returned (``history``: the epoch curve).
 """
 from __future__ import annotations
 
@@ -26,36 +30,107 @@ def lr_at(step: int, total: int, lr: float, warmup: float = 0.1) -> float:
     return b + (a - b) * (1 + math.cos(math.pi * min(p, 1.0))) / 2
 
 
+class PlateauSchedule:
+    """Linear warm-up from lr/25 to lr over ``warmup_epochs``, then lr, multiplied by ``lr_factor`` (not below
+    ``min_lr``) after every ``lr_patience`` epochs in a row without a validation gain (Keras ReduceLROnPlateau)."""
+
+    def __init__(self, s, per_epoch: int):
+        self.s, self.warm, self.rate, self.stall = s, s.warmup_epochs * per_epoch, s.lr, 0
+
+    def at(self, step: int) -> float:
+        if step < self.warm:
+            return self.s.lr / 25 + (self.s.lr - self.s.lr / 25) * step / self.warm
+        return self.rate
+
+    def end_epoch(self, epoch: int, improved: bool) -> None:
+        if epoch <= self.s.warmup_epochs:
+            return
+        self.stall = 0 if improved else self.stall + 1
+        if self.stall >= self.s.lr_patience:
+            self.rate, self.stall = max(self.rate * self.s.lr_factor, min(self.s.min_lr, self.rate)), 0
+
+
+class OneCycleSchedule:
+    """:func:`lr_at` over ``max_epochs`` (warm-up over the first 10 %, cosine decay after)."""
+
+    def __init__(self, s, per_epoch: int):
+        self.total, self.lr = s.max_epochs * per_epoch, s.lr
+
+    def at(self, step: int) -> float:
+        return lr_at(step, self.total, self.lr)
+
+    def end_epoch(self, epoch: int, improved: bool) -> None:
+        pass
+
+
+SCHEDULES = {"plateau": PlateauSchedule, "one_cycle": OneCycleSchedule}
+
+
+def validation_scores(logits: np.ndarray, y: np.ndarray) -> dict:
+    """Validation loss (cross entropy of the logits on the labels), AUC of the top score, accuracy. AUC is
+    None when the validation jets hold one class only (or none)."""
+    if not len(y):
+        return {"val_loss": None, "val_auc": None, "val_accuracy": None}
+    z = np.asarray(logits, dtype=np.float64)
+    loss = float(np.mean(np.logaddexp(z[:, 0], z[:, 1]) - z[np.arange(len(y)), y]))
+    n1 = int((y == 1).sum())
+    auc = None
+    if 0 < n1 < len(y):  # Mann-Whitney U with tied scores at their average rank: sklearn's roc_auc_score, no import
+        _, inv, count = np.unique(z[:, 1] - z[:, 0], return_inverse=True, return_counts=True)
+        rank = (np.cumsum(count) - (count - 1) / 2)[inv.reshape(-1)]
+        auc = float((rank[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(y) - n1)))
+    return {"val_loss": loss, "val_auc": auc, "val_accuracy": float((z.argmax(1) == y).mean())}
+
+
 def fit(backend, model, feed, x_val, y_val, s, distill, progress: bool = True) -> dict:
-    """Train ``model`` in place on ``feed`` (train/feed.py: the rows, their inputs per epoch, teacher
-    targets, SEAL pairs) with ``cfg.student`` (``s``) and ``cfg.distill``; keep the best-val-accuracy weights."""
+    """Train ``model`` in place on ``feed`` (train/feed.py: the rows, their inputs per epoch, teacher targets,
+    SEAL pairs) with ``cfg.student`` (``s``) and ``cfg.distill`` until early stopping or ``s.max_epochs``; keep
+    the best-validation-AUC weights. Without a validation AUC (no jets, or one class) every epoch counts as
+    an improvement: all ``max_epochs`` run and the last weights are kept."""
     step = backend.make_step(model, distill)
     rng = np.random.default_rng(s.seed)
     n = len(feed)
     per_epoch = max(1, math.ceil(n / s.batch_size))
-    total = s.epochs * per_epoch
-    best = (-1.0, backend.get_weights(model), 0)
+    schedule = SCHEDULES[s.lr_schedule](s, per_epoch)
+    best = {"val_auc": -math.inf, "weights": backend.get_weights(model), "epoch": 0, "row": {}}
+    since_best, stopped = 0, "max_epochs"
     history, lrs = [], []
     t0 = time.perf_counter()
-    bar = tqdm(total=total, desc=f"student ({backend.framework})", unit="step", disable=not progress, leave=False)
-    for epoch in range(1, s.epochs + 1):
+    bar = tqdm(total=s.max_epochs * per_epoch, desc=f"student ({backend.framework})", unit="step",
+               disable=not progress, leave=False)
+    for epoch in range(1, s.max_epochs + 1):
         x, y, t = feed.epoch(epoch - 1)
         t = None if distill.alpha == 0 else t
         order, loss_sum = rng.permutation(n), 0.0
         for i, start in enumerate(range(0, n, s.batch_size)):
             idx = order[start:start + s.batch_size]
-            loss, used = step(x[idx], y[idx], None if t is None else t[idx], lr_at((epoch - 1) * per_epoch + i, total, s.lr),
+            loss, used = step(x[idx], y[idx], None if t is None else t[idx], schedule.at((epoch - 1) * per_epoch + i),
                               feed.seal_inputs(epoch - 1, idx))
             loss_sum += loss * len(idx)
             lrs.append(used)
             bar.update(1)
-        val_acc = float((backend.predict(model, x_val).argmax(1) == y_val).mean()) if len(y_val) else float("nan")
-        history.append({"epoch": epoch, "loss": loss_sum / max(n, 1), "val_accuracy": val_acc})
-        bar.set_postfix(loss=f"{history[-1]['loss']:.4f}", val_acc=f"{val_acc:.4f}")
-        if val_acc > best[0]:
-            best = (val_acc, backend.get_weights(model), epoch)
+        row = {"epoch": epoch, "lr": lrs[-1], "train_loss": loss_sum / max(n, 1),
+               **validation_scores(backend.predict(model, x_val), y_val), "seconds": time.perf_counter() - t0}
+        history.append(row)
+        auc = row["val_auc"]
+        improved = auc is None or auc > best["val_auc"] + s.min_delta
+        if improved:
+            best = {"val_auc": -math.inf if auc is None else auc, "weights": backend.get_weights(model),
+                    "epoch": epoch, "row": row}
+            since_best = 0
+        else:
+            since_best += 1
+        bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_auc=f"{auc or float('nan'):.4f}", best=best["epoch"])
+        schedule.end_epoch(epoch, improved)
+        if since_best >= s.patience:
+            stopped = f"early stopping: no validation AUC gain above {s.min_delta:g} in {s.patience} epochs"
+            break
     bar.close()
-    backend.set_weights(model, best[1])
+    backend.set_weights(model, best["weights"])
     seconds = time.perf_counter() - t0
-    return {"epochs": s.epochs, "best_epoch": best[2], "best_val_accuracy": best[0], "train_seconds": seconds,
-            "jets": n, "jets_per_second": n * s.epochs / max(seconds, 1e-9), "history": history, "lr_per_step": lrs}
+    return {"epochs": len(history), "max_epochs": s.max_epochs, "stopped": stopped, "lr_schedule": s.lr_schedule,
+            "patience": s.patience, "min_delta": s.min_delta, "monitor": "val_auc",
+            "best_epoch": best["epoch"], "best_val_auc": best["row"].get("val_auc"),
+            "best_val_accuracy": best["row"].get("val_accuracy"), "best_val_loss": best["row"].get("val_loss"),
+            "train_seconds": seconds, "jets": n, "jets_per_second": n * len(history) / max(seconds, 1e-9),
+            "history": history, "lr_per_step": lrs}

@@ -54,3 +54,30 @@ def robustness_plot(rob: dict, path) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
+
+def epoch_curve_plot(models: dict, path) -> None:
+    """Per epoch, one colour per model: train (dashed) and validation (solid) loss, validation AUC (the best
+    epoch, whose weights are kept, marked), learning rate; models = {name: fit() result (``history``, ``best_epoch``)}."""
+    fig, (ax_l, ax_a, ax_r) = plt.subplots(1, 3, figsize=(12, 3.6))
+    for i, (name, m) in enumerate(models.items()):
+        h, colour = m.get("history") or [], f"C{i}"
+        ep = [r["epoch"] for r in h]
+        ax_l.plot(ep, [r.get("train_loss") for r in h], ls="--", color=colour, label=f"{name} train")
+        ax_l.plot(ep, [np.nan if r.get("val_loss") is None else r["val_loss"] for r in h], color=colour,
+                  label=f"{name} val")
+        auc = [np.nan if r.get("val_auc") is None else r["val_auc"] for r in h]
+        ax_a.plot(ep, auc, color=colour, label=f"{name} (best epoch {m.get('best_epoch')} of {len(h)})")
+        best = next((r for r in h if r["epoch"] == m.get("best_epoch")), None)
+        if best is not None and best.get("val_auc") is not None:
+            ax_a.plot([best["epoch"]], [best["val_auc"]], "*", color=colour, ms=10)
+        ax_r.plot(ep, [r.get("lr") for r in h], color=colour, label=name)
+    ax_l.set_ylabel("loss (train: KD + SEAL; val: cross entropy)")
+    ax_a.set_ylabel("validation AUC")
+    ax_r.set_ylabel("learning rate (last step of the epoch)")
+    ax_r.set_yscale("log")
+    for ax in (ax_l, ax_a, ax_r):
+        ax.set_xlabel("epoch")
+        ax.grid(True, alpha=0.3)
+        ax.legend(fontsize=6)
+    fig.tight_layout()
+    _save(fig, path)
