@@ -58,7 +58,7 @@ QUANT_LAYERS = "quant_layers.json"
 TEST_INPUTS = "test_inputs.npy"  # the exact student input of every test jet (golden I/O of later stages)
 TEST_LOGITS = "test_logits.npy"  # the quantised student's logits on them
 TEST_LOGITS_FLOAT = "test_logits_float.npy"
-TEST_LABELS = "test_is_top.npy"  # 1 = a signal-class jet
+TEST_LABELS = "test_is_signal.npy"  # 1 = a signal-class jet
 ROC_PLOT = "roc.png"
 ROBUSTNESS_PLOT = "robustness.png"
 EPOCH_CURVE = "epoch_curve.json"  # student: per model, per epoch train loss, val loss, val AUC, lr (EpochCurve)
@@ -261,6 +261,7 @@ class StudentMetrics(Record):
     def metrics(self, model: str) -> dict:
         """Test metrics of one model ({} when the run has none)."""
         return self.models.get(model) or {}
+
 
 @dataclass
 class EpochCurve(Record):

@@ -7,7 +7,7 @@ Output ``<run-dir>/student/``:
 - ``intnet.json``: the quantised student as an integer network (the RTL route traces it) and
   ``quant_layers.json``, its per-layer fixed-point formats;
 - golden I/O for the later stages: ``test_inputs.npy`` (the exact student input for every
-  test jet), ``test_logits.npy`` (quantised), ``test_logits_float.npy``, ``test_is_top.npy``;
+  test jet), ``test_logits.npy`` (quantised), ``test_logits_float.npy``, ``test_is_signal.npy``;
 - ``metrics.json``: teacher / student / student_float / student_scratch metrics on the test jets,
   the same on the validation jets (``validation``: what settings are chosen by), and robustness
   to Lorentz boosts and pT smearing; ``roc.png``, ``robustness.png``;
@@ -36,17 +36,17 @@ def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
     from ..data.transfer import read_transfer
     from ..train.feed import UNLABELLED, DistillFeed, LorentzJets
 
-    d, s = cfg.distill, cfg.student
+    distill, student = cfg.distill, cfg.student
     c, y = train
-    jets, labels = [LorentzJets.from_constituents(c, s.n_particles, s.jet_pt_feature)], [y.astype(np.int64)]
-    kd = d.uses_teacher
+    jets, labels = [LorentzJets.from_constituents(c, student.n_particles, student.jet_pt_feature)], [y.astype(np.int64)]
+    kd = distill.uses_teacher
     t = [np.load(teacher / teacher_logits_file("train"))] if kd else None
-    views = d.augment_max_beta > 0
+    views = distill.augment_max_beta > 0
     betas = [np.load(transfer / view_betas_file("train"))] if views else None
     view_t = [np.load(transfer / view_logits_file("train"))] if views and kd else None
     if kd and (transfer / TRANSFER_JETS).is_file():  # the transfer stage makes none from scratch
         c_tr = read_transfer(transfer / TRANSFER_JETS)
-        jets.append(LorentzJets.from_constituents(c_tr, s.n_particles, s.jet_pt_feature))
+        jets.append(LorentzJets.from_constituents(c_tr, student.n_particles, student.jet_pt_feature))
         labels.append(np.full(len(c_tr), UNLABELLED))
         t.append(np.load(transfer / TRANSFER_LOGITS))
         if views:
@@ -56,31 +56,31 @@ def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
                        teacher=None if t is None else np.concatenate(t),
                        view_betas=None if betas is None else np.concatenate(betas, axis=1),
                        view_teacher=None if view_t is None else np.concatenate(view_t, axis=1),
-                       seal_lambda=s.seal_lambda, seal_max_beta=s.seal_max_beta, seed=s.seed)
+                       seal_lambda=student.seal_lambda, seal_max_beta=student.seal_max_beta, seed=student.seed)
 
 
 def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..data.features import check_input_range, feature_names, saturated_jets, student_features
     from ..data.formats import read_canonical
     from ..models.backend import NAMES, SCRATCH, student_backend
-    from ..train.metrics import binary_metrics, robustness, top_score
+    from ..train.metrics import binary_metrics, robustness, signal_score
     from ..train.plots import epoch_curve_plot, robustness_plot, roc_plot
 
     data, teacher, transfer = ctx.dir(DATA), ctx.dir(TEACHER), ctx.dir(TRANSFER)
-    s, d = cfg.student, cfg.distill
-    backend = student_backend(s)
+    student, distill = cfg.student, cfg.distill
+    backend = student_backend(student)
     splits = {k: read_canonical(data / split_file(k)) for k in SPLITS}
-    feats = {k: student_features(splits[k][0], s.n_particles, s.jet_pt_feature) for k in ("val", "test")}
+    feats = {k: student_features(splits[k][0], student.n_particles, student.jet_pt_feature) for k in ("val", "test")}
     x = {k: backend.inputs_from_features(f) for k, f in feats.items()}
     y = {k: v[1].astype(np.int64) for k, v in splits.items()}
     feed = training_feed(cfg, backend, splits["train"], teacher, transfer)
-    fnames = feature_names(s.jet_pt_feature)
-    saturated = {"training": check_input_range(feed.jets.features(), fnames, s.input_bits, s.input_int_bits,
+    fnames = feature_names(student.jet_pt_feature)
+    saturated = {"training": check_input_range(feed.jets.features(), fnames, student.input_bits, student.input_int_bits,
                                                "training and transfer"),
-                 "test": dict(zip(fnames, saturated_jets(feats["test"], s.input_bits, s.input_int_bits).tolist()))}
-    histories = backend.train_twins(feed, x["val"], y["val"], d, out, progress=ctx.progress,
-                                    scratch_twin=d.with_scratch_twin)
-    names = [*NAMES, SCRATCH] if d.with_scratch_twin else list(NAMES)
+                 "test": dict(zip(fnames, saturated_jets(feats["test"], student.input_bits, student.input_int_bits).tolist()))}
+    histories = backend.train_twins(feed, x["val"], y["val"], distill, out, progress=ctx.progress,
+                                    scratch_twin=distill.with_scratch_twin)
+    names = [*NAMES, SCRATCH] if distill.with_scratch_twin else list(NAMES)
     for h in histories.values():
         h.pop("lr_per_step", None)  # the epoch curve has the rate per epoch
     EpochCurve(models=histories).write(out / EPOCH_CURVE)
@@ -92,44 +92,44 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     net = backend.intnet(models["student"])
     net.save(out / INTNET)
     (out / QUANT_LAYERS).write_text(json.dumps(net.layer_table(), indent=2))
-    c_test, is_top = splits["test"]
+    c_test, is_signal = splits["test"]
     logits = {name: backend.predict(models[name], x["test"]) for name in names}
     np.save(out / TEST_INPUTS, x["test"].astype(np.float32))
     np.save(out / TEST_LOGITS, logits["student"])
     np.save(out / TEST_LOGITS_FLOAT, logits["student_float"])
-    np.save(out / TEST_LABELS, is_top.astype(np.int8))
-    scores = {"teacher": top_score(np.load(teacher / teacher_logits_file("test")))} | {
-        k: top_score(v) for k, v in logits.items()}
-    metrics = {k: binary_metrics(is_top, v) for k, v in scores.items()}
-    val_scores = {"teacher": top_score(np.load(teacher / teacher_logits_file("val")))} | {
-        name: top_score(backend.predict(models[name], x["val"])) for name in names}
+    np.save(out / TEST_LABELS, is_signal.astype(np.int8))
+    scores = {"teacher": signal_score(np.load(teacher / teacher_logits_file("test")))} | {
+        k: signal_score(v) for k, v in logits.items()}
+    metrics = {k: binary_metrics(is_signal, v) for k, v in scores.items()}
+    val_scores = {"teacher": signal_score(np.load(teacher / teacher_logits_file("val")))} | {
+        name: signal_score(backend.predict(models[name], x["val"])) for name in names}
     validation = {k: binary_metrics(y["val"], v) for k, v in val_scores.items()}
     rob = {"teacher": TeacherMetrics.read(teacher / METRICS).robustness}
     for name in names:
         rob[name] = robustness(
-            lambda c, m=models[name]: top_score(backend.predict(m, backend.inputs(c))),
-            c_test, is_top, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
+            lambda c, m=models[name]: signal_score(backend.predict(m, backend.inputs(c))),
+            c_test, is_signal, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
         )
     StudentMetrics(
         model=cfg.name,
-        framework=s.framework,
-        arch=s.arch,
-        seed=s.seed,
-        distill=d.model_dump(),
-        seal={"lambda": s.seal_lambda, "max_beta": s.seal_max_beta},
-        inputs={"n_particles": s.n_particles, "features": list(fnames),
+        framework=student.framework,
+        arch=student.arch,
+        seed=student.seed,
+        distill=distill.model_dump(),
+        seal={"lambda": student.seal_lambda, "max_beta": student.seal_max_beta},
+        inputs={"n_particles": student.n_particles, "features": list(fnames),
                 "layout": backend.layout, "shape": list(x["test"].shape[1:]),
                 "saturated_jets": saturated},
-        n_test_jets=int(len(is_top)),
+        n_test_jets=int(len(is_signal)),
         n_training_jets={"labelled": int(len(y["train"])), "transfer": int((feed.labels < 0).sum()),
                          "boosted_views": feed.n_views},
         models=metrics,
         validation=validation,
         robustness=rob,
         training={k: {key: v for key, v in h.items() if key != "history"} for k, h in histories.items()},
-        source=f"{len(is_top)} test jets and {len(y['val'])} validation jets from {data}",
+        source=f"{len(is_signal)} test jets and {len(y['val'])} validation jets from {data}",
     ).write(out / METRICS)
-    roc_plot({k: (is_top, v) for k, v in scores.items()}, out / ROC_PLOT)
+    roc_plot({k: (is_signal, v) for k, v in scores.items()}, out / ROC_PLOT)
     robustness_plot(rob, out / ROBUSTNESS_PLOT)
     info("[student] " + "; ".join(f"{k}: acc {m['accuracy']:.3f} AUC {m['auc']:.4f}" for k, m in metrics.items()))
     return {k: metrics[k] for k in scores}

@@ -17,12 +17,12 @@ def _save(fig, path) -> None:
 
 
 def roc_plot(curves: dict, path) -> None:
-    """Background rejection 1/eB (log scale) vs signal efficiency; curves = {name: (is_top, score)}."""
+    """Background rejection 1/eB (log scale) vs signal efficiency; curves = {name: (is_signal, score)}."""
     from sklearn.metrics import roc_auc_score, roc_curve
 
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    for name, (is_top, score) in curves.items():
-        y = np.asarray(is_top).reshape(-1)
+    for name, (is_signal, score) in curves.items():
+        y = np.asarray(is_signal).reshape(-1)
         s = np.asarray(score, dtype=np.float64).reshape(-1)
         fpr, tpr, _ = roc_curve(y, s)
         keep = (fpr > 0) & (tpr > 0)
@@ -54,6 +54,7 @@ def robustness_plot(rob: dict, path) -> None:
         ax.legend(fontsize=8)
     fig.tight_layout()
     _save(fig, path)
+
 
 def epoch_curve_plot(models: dict, path) -> None:
     """Per epoch, one colour per model: train (dashed) and validation (solid) loss, validation AUC (the best
