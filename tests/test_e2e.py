@@ -58,6 +58,9 @@ def test_mlp_kd_to_report(tmp_path, monkeypatch):
     assert f"OutputDir: {(run / 'firmware' / 'hls4ml_prj').resolve()}\n" in prj_cfg and ".tmp-" not in prj_cfg
     md = (run / "report" / "report.md").read_text()
     assert "bit-exact" in md and "LUT" in md
+    base = metrics["baselines"]  # the jet mass of the student's inputs and of all constituents, same test jets
+    assert base["jet_mass_inputs"]["test"]["n_jets"] == metrics["n_test_jets"] and 0.5 < base["jet_mass_all"]["test"]["auc"] < 1
+    assert "| baseline: jet mass of the" in md and "What the network adds:" in md
     for png in ("roc.png", "robustness.png", "resources.png"):
         assert (run / "report" / png).stat().st_size > 1000
     assert cli(["check-parity", str(run)]) == 0

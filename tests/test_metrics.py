@@ -184,3 +184,25 @@ def test_plots_write_png(tmp_path):
         data = (tmp_path / name).read_bytes()
         assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 5000
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rob.png", "roc.png"]  # no temp files left
+
+
+def test_jet_mass_baselines_use_the_students_own_constituents():
+    """The inputs baseline is the mass of the leading n constituents only; the other, of all of them; both
+    scored with the mass itself on every split given."""
+    from trigger_kd.data.physics import jet_kinematics
+    from trigger_kd.train.baselines import jet_mass_baselines
+
+    rng = np.random.default_rng(3)
+    n, p = 400, 6
+    y = (np.arange(n) % 2).astype(np.int8)
+    pt = np.sort(rng.exponential(30, (n, p)) + 1, axis=1)[:, ::-1]
+    spread = np.where(y == 1, 0.4, 0.1)[:, None]  # signal: wider, heavier jets
+    eta, phi = rng.normal(0, 1, (n, p)) * spread, rng.normal(0, 1, (n, p)) * spread
+    px, py, pz = pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta)
+    c = np.stack([np.sqrt(px ** 2 + py ** 2 + pz ** 2), px, py, pz], -1)
+    out = jet_mass_baselines({"test": (c, y), "val": (c[:100], y[:100])}, n_particles=3)
+    lead = binary_metrics(y, jet_kinematics(c[:, :3])["mass"])
+    full = binary_metrics(y, jet_kinematics(c)["mass"])
+    assert out["jet_mass_inputs"]["test"] == lead and out["jet_mass_all"]["test"] == full
+    assert lead["auc"] != full["auc"] and 0.6 < lead["auc"] < 1.0
+    assert out["jet_mass_inputs"]["val"]["n_jets"] == 100 and "3 leading constituents" in out["jet_mass_inputs"]["what"]

@@ -80,3 +80,23 @@ def test_side_by_side_comparison(tmp_path, capsys):
     assert "| mlp_kd | 0.880 |" in out and "| deepset_kd | 0.870 |" in out
     assert (tmp_path / "comparison.md").is_file() and (tmp_path / "comparison_resources.png").is_file()
     assert cli(["report", str(tmp_path / "nothing")]) == 2
+
+
+def test_jet_mass_baselines_are_rows_of_the_physics_table(tmp_path):
+    """The jet mass of the student's own inputs and of all constituents, on the same test jets, sit beside the
+    networks; the report says what the network adds over the mass of its own inputs."""
+    run = _run_dir(tmp_path, "mlp_kd", 0.88, 0.7, with_synth=False)
+    metrics = json.loads((run / "student" / "metrics.json").read_text())
+    metrics["baselines"] = {
+        "jet_mass_inputs": {"what": "jet mass of the 16 leading constituents (the student's inputs)",
+                            "test": {"accuracy": 0.85, "auc": 0.9156, "rej30": 30.0, "rej50": 10.0, "n_jets": 1000}},
+        "jet_mass_all": {"what": "jet mass of all stored constituents",
+                         "test": {"accuracy": 0.84, "auc": 0.9020, "rej30": 25.0, "rej50": 9.0, "n_jets": 1000}}}
+    (run / "student" / "metrics.json").write_text(json.dumps(metrics))
+    report = build_report(run, run / "report", "mlp_kd")
+    assert report["physics"]["baselines"]["jet_mass_inputs"]["test"]["auc"] == 0.9156
+    md = (run / "report" / "report.md").read_text()
+    assert "| baseline: jet mass of the 16 leading constituents (the student's inputs) | 0.8500 | 0.9156 |" in md
+    assert "| baseline: jet mass of all stored constituents | 0.8400 | 0.9020 |" in md
+    assert "What the network adds: the quantised student's AUC is +0.0144 over the jet mass of its own 16" in md
+    assert "| jet-mass AUC (own inputs) |" in md and "| 0.9156 |" in md

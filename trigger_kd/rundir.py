@@ -237,6 +237,7 @@ class StudentMetrics(Record):
     validation: dict = field(default_factory=dict)
     robustness: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
+    baselines: dict = field(default_factory=dict)  # train/baselines.py: jet mass of the inputs / of all constituents
     source: str | None = None
     rest: dict = field(default_factory=dict)
 

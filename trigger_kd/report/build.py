@@ -26,6 +26,7 @@ def physics_block(run_dir: Path) -> dict:
     block["robustness"] = m.robustness or None
     block["source"] = m.source
     block["inputs"] = m.inputs
+    block["baselines"] = m.baselines or None
     scratch = m.models.get(SCRATCH_MODEL)  # the same student trained without the teacher, in this run
     if scratch:
         kd = m.metrics("student")
@@ -120,6 +121,18 @@ def training_markdown(block: dict | None, out: Path) -> list[str]:
     return lines
 
 
+def baseline_markdown(phys: dict) -> list[str]:
+    """What the network adds over the jet mass of its own inputs (AUC on the same test jets)."""
+    own = ((phys.get("baselines") or {}).get("jet_mass_inputs") or {}).get("test") or {}
+    student = phys.get("student") or {}
+    if own.get("auc") is None or student.get("auc") is None:
+        return []
+    gain = student["auc"] - own["auc"]
+    return [f"What the network adds: the quantised student's AUC is {gain:+.4f} over the jet mass of its own "
+            f"{(phys.get('inputs') or {}).get('n_particles', 'n/a')} input constituents ({student['auc']:.4f} vs "
+            f"{own['auc']:.4f} on the same {own.get('n_jets', 'n/a')} test jets; score = the mass).", ""]
+
+
 def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") -> dict:
     run_dir, out = Path(run_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -156,6 +169,8 @@ def model_row(report: dict) -> dict:
         "model": report["model"],
         "accuracy": fmt(s.get("accuracy"), ".3f"),
         "AUC": fmt(s.get("auc"), ".4f"),
+        "jet-mass AUC (own inputs)": fmt(((((report.get("physics") or {}).get("baselines") or {})
+                                           .get("jet_mass_inputs") or {}).get("test") or {}).get("auc"), ".4f"),
         "1/eB@30%": fmt(s.get("rej30"), ".1f"),
         "1/eB@50%": fmt(s.get("rej50"), ".1f"),
         "latency": f"{fmt(r.get('latency_max_ns'), '.1f')} ns / {fmt(r.get('latency_cycles'), 'd')} cyc",
@@ -192,7 +207,14 @@ def render_markdown(report: dict, out: Path) -> str:
             rows.append({"model": name, "accuracy": fmt(m.get("accuracy"), ".4f"), "AUC": fmt(m.get("auc"), ".4f"),
                          "1/eB @ eS=30%": fmt(m.get("rej30"), ".1f"), "1/eB @ eS=50%": fmt(m.get("rej50"), ".1f"),
                          "jets": fmt(m.get("n_jets"), "d")})
+    baselines = phys.get("baselines") or {}
+    for key, b in baselines.items():
+        m = b.get("test") or {}
+        rows.append({"model": f"baseline: {b.get('what', key)}", "accuracy": fmt(m.get("accuracy"), ".4f"),
+                     "AUC": fmt(m.get("auc"), ".4f"), "1/eB @ eS=30%": fmt(m.get("rej30"), ".1f"),
+                     "1/eB @ eS=50%": fmt(m.get("rej50"), ".1f"), "jets": fmt(m.get("n_jets"), "d")})
     lines += [md_table(rows), ""] if rows else ["No physics metrics (student stage not run).", ""]
+    lines += baseline_markdown(phys)
     inputs = phys.get("inputs")
     if inputs:
         feats = inputs.get("features") or []

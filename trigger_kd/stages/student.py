@@ -10,7 +10,9 @@ Output ``<run-dir>/student/``:
   test jet), ``test_logits.npy`` (quantised), ``test_logits_float.npy``, ``test_is_signal.npy``;
 - ``metrics.json``: teacher / student / student_float / student_scratch metrics on the test jets,
   the same on the validation jets (``validation``: what settings are chosen by), and robustness
-  to Lorentz boosts and pT smearing; ``roc.png``, ``robustness.png``;
+  to Lorentz boosts and pT smearing, and the jet-mass baselines on the same test and validation jets
+  (``baselines``: the mass of the student's own input constituents and of all constituents,
+  ``train/baselines.py``); ``roc.png``, ``robustness.png``;
 - ``epoch_curve.json`` (``EpochCurve``): per model and epoch, train loss, validation loss and AUC, learning
   rate, the best-validation epoch kept and why training stopped; ``epoch_curve.png``.
 """
@@ -63,6 +65,7 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..data.features import check_input_range, feature_names, saturated_jets, student_features
     from ..data.formats import read_canonical
     from ..models.backend import NAMES, SCRATCH, student_backend
+    from ..train.baselines import jet_mass_baselines
     from ..train.metrics import binary_metrics, robustness, signal_score
     from ..train.plots import epoch_curve_plot, robustness_plot, roc_plot
 
@@ -127,6 +130,7 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         validation=validation,
         robustness=rob,
         training={k: {key: v for key, v in h.items() if key != "history"} for k, h in histories.items()},
+        baselines=jet_mass_baselines({"test": (c_test, is_signal), "val": splits["val"]}, student.n_particles),
         source=f"{len(is_signal)} test jets and {len(y['val'])} validation jets from {data}",
     ).write(out / METRICS)
     roc_plot({k: (is_signal, v) for k, v in scores.items()}, out / ROC_PLOT)
