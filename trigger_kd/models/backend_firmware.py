@@ -53,4 +53,13 @@ def _qkeras_build(backend, model, export_dir, prj, settings, record_dir):
     return Firmware(hls_model, backend.output_lsb(model), lambda xs: first_mismatch_layer_keras(hls_model, model, xs))
 
 
-_BUILD = {"brevitas": _brevitas_build, "qkeras": _qkeras_build}
+# ----------------------------------------------------------------------------- HGQ2: hls4ml's Keras-3 bit-exact path
+def _hgq_build(backend, model, export_dir, prj, settings, record_dir):
+    from ..firmware.hls_hgq import build_hls_from_hgq, first_mismatch_layer_hgq
+
+    info(f"[firmware] hls4ml {settings.backend} project from the HGQ2 model")
+    hls_model = build_hls_from_hgq(model, prj, settings, record_dir=record_dir)
+    return Firmware(hls_model, backend.output_lsb(model), lambda xs: first_mismatch_layer_hgq(hls_model, model, xs))
+
+
+_BUILD = {"brevitas": _brevitas_build, "qkeras": _qkeras_build, "hgq": _hgq_build}

@@ -79,7 +79,7 @@ def _merge_latency(post, hls):
 
 def _open_source(cfg: Config, ctx: RunContext, out: Path, notes: list[str]):
     from ..models.backend import student_backend
-    from ..models.intnet import IntNet
+    from ..synth.da4ml_comb import load_integer_network
     from ..synth.opensource import run_open_source
 
     sdir = ctx.dir(STUDENT)
@@ -89,7 +89,7 @@ def _open_source(cfg: Config, ctx: RunContext, out: Path, notes: list[str]):
             f"exist (student.framework: {cfg.student.framework}; a student stage from an older version writes "
             f"none); rerun the student stage, or use a vendor route "
             f"(synth.tool: vivado | vitis | docker)")
-    net = IntNet.load(sdir / INTNET)
+    net = load_integer_network(sdir / INTNET)  # IntNet, or the da4ml-traced HGQ2 student
     x = student_backend(cfg.student).intnet_inputs(np.load(sdir / TEST_INPUTS))
     ref = np.load(sdir / TEST_LOGITS) if (sdir / TEST_LOGITS).is_file() else None
     s, h = cfg.synth, cfg.hls

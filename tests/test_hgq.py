@@ -1,0 +1,84 @@
+"""HGQ2 students (student.framework: hgq): config keys, KD training steps, calibration, hls4ml C-simulation and
+the da4ml trace bit-exact against the quantised Keras model on every test jet."""
+from __future__ import annotations
+
+import importlib.util
+
+import numpy as np
+import pytest
+
+from trigger_kd.config import DistillConfig, HLSConfig, StudentConfig
+
+
+# ----------------------------------------------------------------------------- config (fast)
+def test_hgq_framework_and_ebops_beta_are_validated():
+    s = StudentConfig(framework="hgq", ebops_beta=2e-5)
+    assert s.framework == "hgq" and s.ebops_beta == 2e-5
+    assert StudentConfig().ebops_beta == 1e-5
+    for bad in (-1e-6, 0.5, "lots"):
+        with pytest.raises(ValueError, match="ebops_beta"):
+            StudentConfig(framework="hgq", ebops_beta=bad)
+    with pytest.raises(ValueError, match="hgq"):
+        StudentConfig(framework="hgq", arch="deepset")
+    with pytest.raises(ValueError, match="framework"):
+        StudentConfig(framework="hgq3")
+
+
+def test_shipped_hgq_config_loads():
+    from trigger_kd.config import load_config
+
+    cfg = load_config("hls_configs/mlp_kd_hgq.yml")
+    assert cfg.student.framework == "hgq" and cfg.student.arch == "mlp" and cfg.distill.alpha > 0
+
+
+def test_combnet_input_bus_rounds_half_up_and_saturates():
+    from trigger_kd.fixedpoint import FixedFormat
+    from trigger_kd.synth.da4ml_comb import _quantize
+
+    fmt = FixedFormat(True, 4, 1, rounding="RND")  # values -4 .. 3.5 in steps of 0.5
+    got = _quantize(np.array([0.25, -0.25, 0.75, 9.0, -9.0]), fmt)
+    assert got.tolist() == [1, 0, 2, 7, -8]
+
+
+# ----------------------------------------------------------------------------- train, firmware, trace (slow)
+needs_hgq = pytest.mark.skipif(importlib.util.find_spec("hgq") is None, reason="hgq2 not installed")
+
+
+@needs_hgq
+@pytest.mark.slow
+def test_hgq_mlp_kd_steps_csim_and_da4ml_bit_exact(tmp_path):
+    from trigger_kd.models.backend import HGQBackend
+    from trigger_kd.models.backend_firmware import build_firmware
+    from trigger_kd.firmware.hls import hls_predict
+    from trigger_kd.synth.da4ml_comb import load_integer_network
+
+    spec = StudentConfig(framework="hgq", arch="mlp", n_particles=4, mlp_hidden=(8,), ebops_beta=1e-5, seed=3)
+    backend = HGQBackend(spec)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(600, 16)).astype(np.float32)
+    y = (x[:, 0] + x[:, 5] > 0).astype(np.int64)
+    y[::3] = -1  # transfer-style rows: teacher targets only
+    t = np.stack([-x[:, 0] - x[:, 5], x[:, 0] + x[:, 5]], 1).astype(np.float32)
+    model, twin = backend.twins()
+    step = backend.make_step(model, DistillConfig(alpha=0.7, temperature=3.0))
+    before = backend.predict(model, x[:64])
+    losses = [step(x[i:i + 100], y[i:i + 100], t[i:i + 100], 3e-3)[0] for i in range(0, 600, 100)]
+    assert all(np.isfinite(losses)) and not np.array_equal(before, backend.predict(model, x[:64]))
+
+    backend._calibration = x  # what train_twins sets: calibration before the model is saved
+    backend.save(model, tmp_path / "student.keras")
+    backend.save(twin, tmp_path / "student_float.keras")
+    model = backend.load(tmp_path)
+    x_test = rng.normal(size=(500, 16)).astype(np.float32) * 1.5  # some beyond the calibration range: WRAP alike
+    q = backend.predict(model, x_test)
+
+    fw = build_firmware(backend, model, tmp_path, tmp_path / "prj", HLSConfig(), record_dir=tmp_path)
+    csim = hls_predict(fw.hls_model, backend.firmware_inputs(x_test), progress=False)
+    assert np.array_equal(csim, q), f"C-simulation differs on {int((~np.all(csim == q, axis=1)).sum())} jets"
+    assert np.array_equal(np.rint(q / fw.lsb) * fw.lsb, q)  # the output grid the parity compares on
+
+    net = backend.intnet(model)
+    net.save(tmp_path / "intnet.json")
+    again = load_integer_network(tmp_path / "intnet.json")
+    assert np.array_equal(again.evaluate(x_test), q)  # da4ml's interpreter == Keras, every jet
+    assert again.comb.cost > 0 and again.trace(5.0).stages >= 1
