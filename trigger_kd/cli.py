@@ -122,6 +122,42 @@ def run_data_stage(cfg, run_dir: Path, progress: bool = True) -> Path:
     return (Path(run_dir) / DATA).resolve()
 
 
+def run_shared_stages(cfg, run_dir: Path) -> None:
+    """The stages every point of a `trigger-kd front` sweep shares (data, teacher, transfer: cached), once."""
+    from .pipeline import run_pipeline
+    from .rundir import TRANSFER
+    from .stages import STAGES
+
+    run_pipeline(cfg, STAGES, run_dir, to=TRANSFER, progress=False)
+
+
+def run_front_point(config: str, overrides: list[str], profile: str | None, run_dir: str) -> None:
+    """One point of a `trigger-kd front` sweep, in a Dask worker process: the config with the point's overrides
+    through the stages up to synth in its own run directory (stamped and cached like any run)."""
+    import os
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # as main(): before anything imports TensorFlow
+    from .config import load_config
+    from .pipeline import run_pipeline
+    from .rundir import SYNTH
+    from .stages import STAGES
+
+    run_pipeline(load_config(config, overrides, profile=profile), STAGES, Path(run_dir), to=SYNTH, progress=False)
+
+
+def cmd_front(args) -> int:
+    import shlex
+
+    from .front.run import run_front
+
+    run_front(args.config, sets=args.set or [], profile=args.profile, points=args.points, out=args.out,
+              workers=args.workers, scheduler=args.scheduler, max_lut=args.max_lut, max_latency_ns=args.max_latency_ns,
+              yosys=args.yosys, run_point=run_front_point, run_shared=run_shared_stages,
+              command=shlex.join(["trigger-kd", *(sys.argv[1:] if args.argv is None else args.argv)]))
+    return 0
+
+
 def cmd_evaluate(args) -> int:
     from .generalisation.evaluate import evaluate_run
 
@@ -221,6 +257,22 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--no-progress", action="store_true")
     dg.set_defaults(func=cmd_diagnose)
 
+    fr = sub.add_parser("front", help="accuracy per LUT: sweep widths x bits (hgq: x beta), Pareto front, budget pick")
+    fr.add_argument("config", help="model YAML whose framework's knobs are swept, e.g. hls_configs/mlp_kd.yml")
+    ex = fr.add_mutually_exclusive_group()
+    ex.add_argument("--workers", type=int, default=2, help="worker processes of the embedded Dask LocalCluster")
+    ex.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786) instead")
+    fr.add_argument("--max-lut", type=float, help="budget: pick the best validation AUC with at most this da4ml LUT")
+    fr.add_argument("--max-latency-ns", type=float, help="budget: at most this latency (pipeline stages x clock)")
+    fr.add_argument("--yosys", action="store_true", help="fail unless every point on the front has its Yosys LUT count (front.json yosys_lut; the open-source "
+                         "route runs Yosys on every point today)")
+    fr.add_argument("--points", nargs="+", metavar="AXIS=V1,V2",
+                    help="knob values instead of the defaults, e.g. width=0.5,1,2 bits=3,4,6 (hgq: beta=1e-6,1e-5)")
+    fr.add_argument("--out", help="sweep directory (default firmware/<model>_front/)")
+    fr.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override for every point")
+    fr.add_argument("--profile")
+    fr.set_defaults(func=cmd_front)
+
     ca = sub.add_parser("cache", help="list or prune the dataset/teacher cache ($TRIGGER_KD_CACHE)")
     ca.add_argument("action", choices=("list", "prune"))
     ca.add_argument("--json", action="store_true", help="list: JSON instead of a table")
@@ -272,6 +324,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow (imported by hls4ml) is noisy on stderr
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # QKeras needs tf_keras; must be set before TF loads
     args = build_parser().parse_args(argv)
+    args.argv = argv  # the command as given (front.json records it)
     from .allocator import keep_freed_memory
     from .console import error
 

@@ -1,0 +1,165 @@
+"""`trigger-kd front`: the knob table, the point grid, the Pareto front and the budget pick (pure functions)."""
+from __future__ import annotations
+
+import pytest
+
+from trigger_kd.config import load_config
+from trigger_kd.front.sweep import (KNOBS, FrontError, NoPointFits, pareto_front, parse_points, pick_under_budget,
+                                    point_grid)
+
+
+def test_default_grid_brevitas_mlp(repo):
+    cfg = load_config(repo / "hls_configs/mlp_kd.yml")  # quick profile: mlp_hidden [32, 16]
+    pts = point_grid(cfg.student)
+    assert len(pts) == 9 and len({p.id for p in pts}) == 9
+    by_id = {p.id: p for p in pts}
+    p = by_id["w16-8_b3a6"]
+    assert p.overrides == ("student.mlp_hidden=[16,8]", "student.weight_bits=3", "student.act_bits=6")
+    assert p.family == "b3a6" and p.knobs == {"width": 0.5, "bits": [3, 6]}
+    assert {"w32-16_b6a8", "w64-32_b4a6"} <= set(by_id)
+    # every point's overrides give a valid config
+    for p in pts:
+        load_config(repo / "hls_configs/mlp_kd.yml", list(p.overrides))
+
+
+def test_grid_from_points_deepset_and_dedupe(repo):
+    cfg = load_config(repo / "hls_configs/deepset_kd.yml")  # phi [16, 16], rho [16]
+    pts = point_grid(cfg.student, parse_points(["width=0.5,1", "bits=4,4/8"], "brevitas"))
+    assert [p.id for p in pts] == ["w8-8_8_b4a6", "w8-8_8_b4a8", "w16-16_16_b4a6", "w16-16_16_b4a8"]
+    assert pts[0].overrides[:2] == ("student.phi_hidden=[8,8]", "student.rho_hidden=[8]")
+    tiny = load_config(repo / "hls_configs/mlp_kd.yml", ["student.mlp_hidden=[2]"])
+    assert len(point_grid(tiny.student, {"width": (0.1, 0.2), "bits": ((3, 6),)})) == 1  # both round to width 1
+
+
+def test_points_errors():
+    with pytest.raises(FrontError, match="AXIS=V1,V2.*width.*bits"):
+        parse_points(["depth=2"], "brevitas")
+    with pytest.raises(FrontError, match="'x' is not a valid width"):
+        parse_points(["width=1,x"], "brevitas")
+    with pytest.raises(FrontError, match="not a valid bits"):
+        parse_points(["bits=1"], "brevitas")
+    with pytest.raises(FrontError, match="beta"):
+        parse_points(["bits=3"], "hgq")  # hgq trades through its EBOPs penalty, not uniform bits
+    with pytest.raises(FrontError, match="no sweep knobs for student.framework 'other'"):
+        parse_points([], "other")
+
+
+def test_hgq_entry_gives_width_x_beta():
+    class Student:  # the hgq framework's config (student.framework: hgq, student.ebops_beta) as the grid sees it
+        framework, arch, mlp_hidden, act_int_bits = "hgq", "mlp", (32, 16), 3
+
+    assert [a.name for a in KNOBS["hgq"]] == ["width", "beta"]
+    pts = point_grid(Student(), parse_points(["width=1", "beta=1e-6,3e-6"], "hgq"))
+    assert [p.overrides for p in pts] == [("student.mlp_hidden=[32,16]", "student.ebops_beta=1e-06"),
+                                          ("student.mlp_hidden=[32,16]", "student.ebops_beta=3e-06")]
+
+
+ROWS = [
+    {"id": "a", "val_auc": 0.90, "test_auc": 0.99, "lut": 1000, "latency_ns": 10},
+    {"id": "b", "val_auc": 0.93, "test_auc": 0.90, "lut": 3000, "latency_ns": 20},
+    {"id": "c", "val_auc": 0.92, "test_auc": 0.95, "lut": 4000, "latency_ns": 15},  # dominated by b
+    {"id": "d", "val_auc": 0.95, "test_auc": 0.91, "lut": 9000, "latency_ns": 35},
+    {"id": "e", "val_auc": 0.99, "lut": 500, "error": "StageError: ..."},  # failed: never on the front or picked
+]
+
+
+def test_pareto_front_on_validation_auc_vs_lut():
+    assert pareto_front(ROWS) == ["a", "b", "d"]
+    assert pareto_front([{"id": "x", "val_auc": 0.9, "lut": 5}, {"id": "y", "val_auc": 0.9, "lut": 5}]) == ["x", "y"]
+
+
+def test_pick_by_validation_auc_never_test():
+    assert pick_under_budget(ROWS, max_lut=5000)["id"] == "b"  # c has the better test AUC: not a criterion
+    assert pick_under_budget(ROWS, max_lut=10000)["id"] == "d"
+    assert pick_under_budget(ROWS, max_lut=10000, max_latency_ns=16)["id"] == "c"  # off the front, best within 16 ns
+    assert pick_under_budget(ROWS, max_latency_ns=12)["id"] == "a"
+    assert pick_under_budget(ROWS, max_latency_ns=20)["id"] == "b"
+    tie = [{"id": "x", "val_auc": 0.9, "lut": 10}, {"id": "y", "val_auc": 0.9, "lut": 8}]
+    assert pick_under_budget(tie)["id"] == "y"
+
+
+def test_no_point_under_the_budget_is_an_error():
+    with pytest.raises(NoPointFits, match=r"no point of the sweep fits the budget \(<= 800 LUT\).*Smallest: a"):
+        pick_under_budget(ROWS, max_lut=800)
+    with pytest.raises(NoPointFits, match="<= 5 ns"):
+        pick_under_budget(ROWS, max_latency_ns=5)
+    with pytest.raises(NoPointFits, match="no point of the sweep has results"):
+        pick_under_budget([ROWS[-1]], max_lut=1e9)
+
+
+
+def test_cli_refuses_bad_requests_before_any_work(repo, tmp_path, capsys):
+    from trigger_kd.cli import main as cli
+
+    out = tmp_path / "sweep"
+    cfg = str(repo / "hls_configs/mlp_kd.yml")
+    assert cli(["front", cfg, "--points", "depth=2", "--out", str(out)]) == 2
+    assert cli(["front", cfg, "--points", "bits=1", "--out", str(out)]) == 2
+    assert cli(["front", cfg, "--set", "data.jets_per_class=0", "--out", str(out)]) == 2
+    assert cli(["front", cfg, "--workers", "0", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "AXIS=V1,V2" in err and "not a valid bits" in err and "jets_per_class" in err and "--workers" in err
+    assert "Traceback" not in err
+    assert not out.exists()
+
+# ----------------------------------------------------------------------------- a real sweep (slow)
+TINY = [  # as tests/test_e2e.py: real jets, teacher, students, firmware and open-source synthesis, at tiny sizes
+    "data.jets_per_class=300", "data.shard_size=300",
+    "teacher.n_particles=16", "teacher.hidden=16", "teacher.layers=2", "teacher.epochs=1",
+    "student.n_particles=4", "student.max_epochs=2", "student.batch_size=64", "student.mlp_hidden=[8]",
+    "distill.transfer_jets_per_class=100", "synth.sim_jets=20",
+]
+
+
+def _stage_times(run) -> dict:
+    import json
+
+    return {s: json.loads((run / s / "stamp.json").read_text())["finished"] + json.loads(
+        (run / s / "stamp.json").read_text())["stamp"] for s in ("student", "export", "firmware", "synth")}
+
+
+@pytest.mark.slow
+def test_front_sweep_on_a_two_worker_local_cluster(tmp_path, repo, monkeypatch):
+    import json
+
+    from trigger_kd.cli import main as cli
+
+    monkeypatch.setenv("TRIGGER_KD_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "sweep"
+    args = ["front", str(repo / "hls_configs/mlp_kd.yml"), "--workers", "2", "--out", str(out),
+            "--points", "width=0.5,1", "bits=3,6", *[a for s in TINY for a in ("--set", s)]]
+    # no budget fits: a clear error, non-zero, nothing picked (and the sweep's results are kept)
+    assert cli([*args, "--max-lut", "1"]) == 2
+    front = json.loads((out / "front.json").read_text())
+    assert front["picked"] is None and "no point of the sweep fits" in front["no_point_fits"]
+    assert not (out / "picked.yml").exists()
+    rows = {r["id"]: r for r in front["points"]}
+    assert set(rows) == {"w4_b3a6", "w4_b6a8", "w8_b3a6", "w8_b6a8"}
+    for r in rows.values():
+        assert not r.get("error"), r
+        assert 0.5 < r["val_auc"] <= 1 and 0.5 < r["test_auc"] <= 1 and 0 <= r["val_accuracy"] <= 1
+        assert r["lut"] > 0 and r["ff"] > 0 and r["pipeline_stages"] >= 1
+        assert r["latency_ns"] == r["pipeline_stages"] * 5.0 and r["parity_pct"] == 100.0
+    assert front["git"]["commit"] and front["command"].startswith("trigger-kd front ")
+    assert front["front"] and set(front["front"]) <= set(rows)
+    assert "teacher" in front["reference_lines_val_auc"]
+    assert (out / "front.png").stat().st_size > 5000
+    # a budget between the smallest and the largest point: the best VALIDATION AUC within it is picked
+    luts = sorted(r["lut"] for r in rows.values())
+    budget = (luts[0] + luts[-1]) / 2
+    before = {i: _stage_times(out / "points" / i) for i in rows}
+    assert cli([*args, "--max-lut", str(budget), "--yosys"]) == 0
+    assert {i: _stage_times(out / "points" / i) for i in rows} == before  # resumed: no stage reran
+    front = json.loads((out / "front.json").read_text())
+    fits = [r for r in front["points"] if r["lut"] <= budget]
+    best = max(fits, key=lambda r: r["val_auc"])
+    assert front["picked"]["id"] == best["id"] and front["picked"]["lut"] <= budget
+    assert all(r["yosys_lut"] > 0 for r in front["points"] if r["on_front"])
+    # `trigger-kd run` on the picked config: the same stamps as the point (nothing but the report reruns), firmware
+    # bit-exact on every test jet, LUT within the budget
+    run = out / "points" / best["id"]
+    assert cli(["run", str(out / "picked.yml"), "--run-dir", str(run), "--no-progress"]) == 0
+    assert _stage_times(run) == before[best["id"]]
+    assert json.loads((run / "firmware" / "parity.json").read_text())["bit_exact_fraction"] == 1.0
+    assert json.loads((run / "synth" / "resources.json").read_text())["da4ml_estimate"] <= budget
+    assert (run / "report" / "report.md").is_file() and cli(["check-parity", str(run)]) == 0

@@ -1,0 +1,1 @@
+"""`trigger-kd front`: the accuracy-per-LUT sweep (sweep.py: knobs, grid, Pareto front and pick; run.py: Dask)."""

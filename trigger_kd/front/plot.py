@@ -1,0 +1,41 @@
+"""``front.png``: validation AUC against the da4ml LUT estimate, one curve per family, the front marked."""
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def front_plot(rows: list[dict], front_ids: list[str], lines: dict[str, float], out: Path, title: str = "",
+               picked: str | None = None, max_lut: float | None = None) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    ok = [r for r in rows if r.get("lut") is not None and r.get("val_auc") is not None and not r.get("error")]
+    for fam in sorted({r["family"] for r in ok}):
+        pts = sorted((r for r in ok if r["family"] == fam), key=lambda r: r["lut"])
+        ax.plot([r["lut"] for r in pts], [r["val_auc"] for r in pts], "o-", alpha=0.8, label=fam)
+    front = sorted((r for r in ok if r["id"] in front_ids), key=lambda r: r["lut"])
+    if front:
+        ax.step([r["lut"] for r in front], [r["val_auc"] for r in front], "k--", where="post", lw=1, label="front")
+    for r in ok:
+        if r["id"] == picked:
+            ax.plot([r["lut"]], [r["val_auc"]], "r*", ms=16, label=f"picked: {r['id']}")
+    styles = {"teacher": ("tab:gray", "-"), "jet_mass_inputs": ("tab:brown", ":"), "jet_mass_all": ("tab:olive", ":")}
+    for name, auc in lines.items():
+        colour, ls = styles.get(name, ("k", "-."))
+        ax.axhline(auc, color=colour, ls=ls, lw=1.2, label=f"{name.replace('_', ' ')} ({auc:.3f})")
+    if max_lut is not None:
+        ax.axvline(max_lut, color="r", lw=0.8, alpha=0.5, label=f"budget {max_lut:g} LUT")
+    if ok and max(r["lut"] for r in ok) / max(min(r["lut"] for r in ok), 1) > 8:
+        ax.set_xscale("log")
+    ax.set_xlabel("LUT (da4ml estimate)")
+    ax.set_ylabel("validation AUC (quantised student)")
+    ax.set_title(title or "accuracy per LUT")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="best")
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+    plt.close(fig)
+    return Path(out)

@@ -1,0 +1,209 @@
+"""`trigger-kd front`: run every point of the sweep as a Dask task, then write front.json, front.png and the pick.
+
+The runner is passed in (``run_point``, ``run_shared``: functions of ``trigger_kd/cli.py``, the one module that
+imports the pipeline): this module never imports it. Each point is the model config with its ``--set``
+overrides, run through the normal stages up to ``synth`` in ``<out>/points/<id>/``, so it is cached by the
+per-stage stamps and an interrupted sweep resumes; the shared data / teacher / transfer stages are made once
+(``<out>/shared/``, into the content-addressed cache) before the points start, and every point links them.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Callable
+
+from ..atomic import write_text_atomic
+from ..config import dump_config, load_config
+from ..console import info, warn
+from .record import point_row, reference_lines
+from .sweep import FrontError, NoPointFits, Point, pareto_front, pick_under_budget, point_grid
+
+FRONT_JSON, FRONT_PNG, PICKED_YML, POINTS_DIR, SHARED_DIR = "front.json", "front.png", "picked.yml", "points", "shared"
+
+
+def git_state() -> dict:
+    """{"commit", "dirty"} of the checkout this package runs from (None outside git)."""
+    root = Path(__file__).resolve().parents[2]
+
+    def out(*cmd):
+        return subprocess.run(["git", *cmd], check=True, capture_output=True, text=True, cwd=root).stdout.strip()
+
+    try:
+        return {"commit": out("rev-parse", "HEAD"), "dirty": bool(out("status", "--porcelain", "--untracked-files=no"))}
+    except (OSError, subprocess.CalledProcessError):
+        return {"commit": None, "dirty": None}
+
+
+def point_task(run_point: Callable, config: str, overrides: list[str], profile: str | None, run_dir: str) -> dict:
+    """What one Dask task does (in a worker process): run the point's stages, return its row. Errors come back
+    as the row's ``error`` (the sweep goes on with the other points and then fails, naming them)."""
+    t0 = time.time()
+    try:
+        run_point(config, list(overrides), profile, run_dir)
+    except BaseException as exc:  # noqa: BLE001 - reported to the client, which exits non-zero
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8),
+                "seconds": round(time.time() - t0, 1), "host": os.uname().nodename}
+    return {**point_row(Path(run_dir)), "seconds": round(time.time() - t0, 1), "host": os.uname().nodename}
+
+
+def _client(workers: int, scheduler: str | None):
+    """A Dask client: on a running cluster (``scheduler``) or an embedded LocalCluster of ``workers`` processes."""
+    try:
+        from dask.distributed import Client, LocalCluster
+    except ImportError as exc:  # pragma: no cover - a pinned dependency
+        raise FrontError(f"trigger-kd front needs dask and distributed ({exc}); run `make install`") from None
+    if scheduler:
+        try:
+            return Client(scheduler, timeout="30s"), None
+        except (OSError, TimeoutError) as exc:
+            raise FrontError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc})") from None
+    # one thread per worker process (a point's stages set their own thread counts); no memory limit: a student
+    # stage's peak is what it is, and a nanny that kills it would only rerun it
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
+                           dashboard_address=None)
+    return Client(cluster), cluster
+
+
+def run_front(config: str, *, sets: list[str], profile: str | None, points: list[str] | None, out: str | None,
+              workers: int, scheduler: str | None, max_lut: float | None, max_latency_ns: float | None,
+              yosys: bool, run_point: Callable, run_shared: Callable, command: str) -> dict:
+    """The sweep; returns front.json's content. Raises FrontError (after writing front.json) when a point failed
+    or no point fits the budget."""
+    from .sweep import parse_points
+
+    if scheduler is None and workers < 1:
+        raise FrontError(f"--workers must be at least 1, got {workers}")
+    config = str(Path(config).resolve())
+    # the front is drawn on da4ml's LUT estimate, which the open-source synth route makes (after the user's --set)
+    sets = [*sets, "synth.tool=open-source"]
+    cfg = load_config(config, sets, profile=profile)
+    grid = point_grid(cfg.student, parse_points(points, cfg.student.framework))
+    for p in grid:  # every point's config is checked before any work
+        load_config(config, [*sets, *p.overrides], profile=profile)
+    out_dir = Path(out or Path("firmware") / f"{cfg.name}_front").resolve()
+    (out_dir / POINTS_DIR).mkdir(parents=True, exist_ok=True)
+    info(f"[front] {cfg.name} ({cfg.student.framework} {cfg.student.arch}): {len(grid)} points "
+         f"({', '.join(p.id for p in grid)}) -> {out_dir}")
+
+    info("[front] shared stages (data, teacher, transfer), once for every point")
+    run_shared(cfg, out_dir / SHARED_DIR)
+
+    rows = _run_points(grid, config, sets, profile, out_dir, workers, scheduler, run_point)
+    front = pareto_front(rows)
+    for r in rows:
+        r["on_front"] = r["id"] in front
+    lines = reference_lines(out_dir / POINTS_DIR / grid[0].id) if grid else {}
+    result = {
+        "command": command,
+        "git": git_state(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "config": config, "profile": cfg.profile, "sets": list(sets),
+        "framework": cfg.student.framework, "arch": cfg.student.arch,
+        "executor": {"scheduler": scheduler} if scheduler else {"local_cluster_workers": workers},
+        "lut_source": "da4ml estimate (synth stage, open-source route); yosys_lut: Yosys synth_xilinx",
+        "chosen_on": "validation AUC of the quantised student (test AUC recorded, never used)",
+        "reference_lines_val_auc": lines,
+        "points": rows,
+        "front": front,
+        "budget": {"max_lut": max_lut, "max_latency_ns": max_latency_ns},
+        "picked": None,
+    }
+    failed = [r for r in rows if r.get("error")]
+    problem: FrontError | None = None
+    if failed:
+        problem = FrontError(
+            f"{len(failed)} of {len(rows)} sweep points failed ({'; '.join(r['id'] + ': ' + r['error'] for r in failed)}); "
+            f"nothing picked. Their errors are in {out_dir / FRONT_JSON}; fix and rerun the same command "
+            f"(completed points are reused)")
+    elif yosys and any(r["on_front"] and r.get("yosys_lut") is None for r in rows):
+        problem = FrontError(f"--yosys: points on the front have no Yosys LUT count (synth.tool "
+                             f"{cfg.synth.tool}: only the open-source route runs Yosys); set synth.tool=open-source")
+    elif max_lut is not None or max_latency_ns is not None:
+        try:
+            best = pick_under_budget(rows, max_lut=max_lut, max_latency_ns=max_latency_ns)
+        except NoPointFits as exc:
+            problem = exc
+            result["no_point_fits"] = str(exc)
+        else:
+            point = next(p for p in grid if p.id == best["id"])
+            picked_cfg = load_config(config, [*sets, *point.overrides, f"name={cfg.name}_{point.id}"], profile=profile)
+            write_text_atomic(out_dir / PICKED_YML,
+                              f"# picked by trigger-kd front: best validation AUC within the budget "
+                              f"({_budget_text(max_lut, max_latency_ns)}); {command}\n" + dump_config(picked_cfg))
+            result["picked"] = {"id": best["id"], "config": str(out_dir / PICKED_YML), "val_auc": best["val_auc"],
+                                "test_auc": best.get("test_auc"), "lut": best["lut"],
+                                "latency_ns": best.get("latency_ns"), "overrides": list(point.overrides)}
+    from .plot import front_plot
+
+    front_plot(rows, front, lines, out_dir / FRONT_PNG, picked=(result["picked"] or {}).get("id"), max_lut=max_lut,
+               title=f"{cfg.name}: {cfg.student.framework} {cfg.student.arch}, validation AUC vs LUT")
+    write_text_atomic(out_dir / FRONT_JSON, json.dumps(result, indent=2, default=str))
+    _summary(rows, front, result, out_dir)
+    if problem is not None:
+        raise problem
+    return result
+
+
+def _budget_text(max_lut, max_latency_ns) -> str:
+    return " and ".join(s for s in (f"<= {max_lut:g} LUT" if max_lut is not None else "",
+                                    f"<= {max_latency_ns:g} ns" if max_latency_ns is not None else "") if s)
+
+
+def _run_points(grid: list[Point], config: str, sets: list[str], profile: str | None, out_dir: Path, workers: int,
+                scheduler: str | None, run_point: Callable) -> list[dict]:
+    from dask.distributed import as_completed
+
+    client, cluster = _client(workers, scheduler)
+    rows: dict[str, dict] = {}
+    try:
+        futures = {}
+        for p in grid:
+            run_dir = out_dir / POINTS_DIR / p.id
+            fut = client.submit(point_task, run_point, config, [*sets, *p.overrides], profile, str(run_dir),
+                                key=f"trigger-kd-front-{p.id}-{os.getpid()}-{time.time_ns()}", pure=False)
+            futures[fut] = p
+        info(f"[front] {len(grid)} points submitted to {'the Dask scheduler ' + scheduler if scheduler else f'a LocalCluster of {workers} worker process(es)'}")
+        for done, fut in enumerate(as_completed(futures), start=1):
+            p = futures[fut]
+            try:
+                row = fut.result()
+            except Exception as exc:  # noqa: BLE001 - e.g. a worker that died (out of memory, killed)
+                row = {"error": f"{type(exc).__name__}: {exc}"}
+            rows[p.id] = {"id": p.id, "family": p.family, "knobs": p.knobs, "overrides": list(p.overrides),
+                          "run_dir": str(out_dir / POINTS_DIR / p.id), **row}
+            r = rows[p.id]
+            if r.get("error"):
+                warn(f"[front] {done}/{len(grid)} {p.id}: FAILED: {r['error']}")
+            else:
+                info(f"[front] {done}/{len(grid)} {p.id}: val AUC {r['val_auc']:.4f}, test AUC {r['test_auc']:.4f}, "
+                     f"{r['lut']:.0f} LUT (da4ml), {r['pipeline_stages']} stages = {r['latency_ns']} ns, parity "
+                     f"{r['parity_pct']:.2f} % ({r.get('seconds')} s)")
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
+    return [rows[p.id] for p in grid]
+
+
+def _summary(rows: list[dict], front: list[str], result: dict, out_dir: Path) -> None:
+    lines = [f"{'point':24s} {'val AUC':>8s} {'test AUC':>8s} {'LUT':>8s} {'ns':>6s} {'parity':>7s}"]
+    for r in sorted(rows, key=lambda r: (r.get("lut") is None, r.get("lut") or 0)):
+        if r.get("error"):
+            lines.append(f"{r['id']:24s} FAILED")
+            continue
+        mark = " *front*" if r["id"] in front else ""
+        mark += " <- picked" if (result["picked"] or {}).get("id") == r["id"] else ""
+        lines.append(f"{r['id']:24s} {r['val_auc']:8.4f} {r['test_auc']:8.4f} {r['lut']:8.0f} "
+                     f"{r['latency_ns'] if r['latency_ns'] is not None else float('nan'):6.1f} "
+                     f"{r['parity_pct']:6.2f}%{mark}")
+    sys.stdout.write("\n".join(lines) + "\n")
+    info(f"[front] {out_dir / FRONT_JSON}, {out_dir / FRONT_PNG}"
+         + (f"; picked {result['picked']['id']}: trigger-kd run {result['picked']['config']}"
+            if result["picked"] else ""))
