@@ -14,7 +14,13 @@ def test_symmetry_benchmark_tiny(repo, tmp_path):
     out = tmp_path / "symmetry.json"
     cmd = [sys.executable, str(repo / "benchmarks" / "symmetry.py"), "--out", str(out), "--work", str(tmp_path / "runs"),
            "--seeds", "1", "--jets-per-class", "150", "--epochs", "1", "--curvature-jets", "16",
-           "--power-iterations", "3", "--trace-samples", "3", "--compress-epochs", "2", "--workers", "1"]
+           "--power-iterations", "3", "--trace-samples", "3", "--compress-epochs", "2", "--workers", "1",
+           # one shard of 300 jets per class instead of the default 500 (150 are used): the W, gluon and Z shards
+           # are then the ones tests/test_generalisation.py uses, generated once per session (shared cache)
+           "--set", "data.shard_size=300",
+           # the quick profile's student recipe at tiny size, as in tests/test_e2e.py: a transfer set of 100 jets
+           # per class (not 5000: about a minute of generation and labelling) and at most 2 student epochs
+           "--set", "distill.transfer_jets_per_class=100", "--set", "student.max_epochs=2"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(repo)}
     proc = subprocess.run(cmd, check=True, capture_output=True, text=True, env=env, cwd=repo)
     assert "| lambda_max |" in proc.stdout and "SEAL (lambda 0.1)" in proc.stdout
