@@ -44,14 +44,16 @@ def test_points_errors():
         parse_points([], "other")
 
 
-def test_hgq_entry_gives_width_x_beta():
-    class Student:  # the hgq framework's config (student.framework: hgq, student.ebops_beta) as the grid sees it
-        framework, arch, mlp_hidden, act_int_bits = "hgq", "mlp", (32, 16), 3
-
+def test_hgq_entry_gives_width_x_beta(repo):
+    cfg = load_config(repo / "hls_configs/mlp_kd_hgq.yml")
     assert [a.name for a in KNOBS["hgq"]] == ["width", "beta"]
-    pts = point_grid(Student(), parse_points(["width=1", "beta=1e-6,3e-6"], "hgq"))
-    assert [p.overrides for p in pts] == [("student.mlp_hidden=[32,16]", "student.ebops_beta=1e-06"),
-                                          ("student.mlp_hidden=[32,16]", "student.ebops_beta=3e-06")]
+    pts = point_grid(cfg.student, parse_points(["width=1", "beta=1e-6,3e-6"], "hgq"))
+    assert [p.overrides for p in pts] == [("student.mlp_hidden=[32,16]", "student.ebops_beta=1.0e-06"),
+                                          ("student.mlp_hidden=[32,16]", "student.ebops_beta=3.0e-06")]
+    assert [p.id for p in pts] == ["w32-16_beta1e-06", "w32-16_beta3e-06"]
+    for p in point_grid(cfg.student):  # the default grid: 3 widths x 3 betas, each a valid config
+        assert load_config(repo / "hls_configs/mlp_kd_hgq.yml", list(p.overrides)).student.ebops_beta in (1e-6, 1e-5,
+                                                                                                          1e-4)
 
 
 ROWS = [
@@ -140,6 +142,7 @@ def test_front_sweep_on_a_two_worker_local_cluster(tmp_path, repo, monkeypatch):
         assert 0.5 < r["val_auc"] <= 1 and 0.5 < r["test_auc"] <= 1 and 0 <= r["val_accuracy"] <= 1
         assert r["lut"] > 0 and r["ff"] > 0 and r["pipeline_stages"] >= 1
         assert r["latency_ns"] == r["pipeline_stages"] * 5.0 and r["parity_pct"] == 100.0
+        assert r["rtl_parity_pct"] == 100.0 and r["yosys_lut"] is None  # points: da4ml's estimate, no Yosys
     assert front["git"]["commit"] and front["command"].startswith("trigger-kd front ")
     assert front["front"] and set(front["front"]) <= set(rows)
     assert "teacher" in front["reference_lines_val_auc"]
@@ -154,12 +157,54 @@ def test_front_sweep_on_a_two_worker_local_cluster(tmp_path, repo, monkeypatch):
     fits = [r for r in front["points"] if r["lut"] <= budget]
     best = max(fits, key=lambda r: r["val_auc"])
     assert front["picked"]["id"] == best["id"] and front["picked"]["lut"] <= budget
-    assert all(r["yosys_lut"] > 0 for r in front["points"] if r["on_front"])
-    # `trigger-kd run` on the picked config: the same stamps as the point (nothing but the report reruns), firmware
-    # bit-exact on every test jet, LUT within the budget
+    assert all(r["yosys_lut"] > 0 and r["yosys_ff"] > 0 for r in front["points"] if r["on_front"])
+    assert all(r["yosys_lut"] is None for r in front["points"] if not r["on_front"])
+    # `trigger-kd run` on the picked config in the point's run directory: the same student, export and firmware
+    # (their stamps match: nothing retrains), synth with Yosys (the config's synth.yosys), firmware bit-exact on
+    # every test jet, da4ml LUT within the budget
     run = out / "points" / best["id"]
     assert cli(["run", str(out / "picked.yml"), "--run-dir", str(run), "--no-progress"]) == 0
-    assert _stage_times(run) == before[best["id"]]
+    after = _stage_times(run)
+    assert {s: after[s] for s in ("student", "export", "firmware")} == {
+        s: before[best["id"]][s] for s in ("student", "export", "firmware")}
     assert json.loads((run / "firmware" / "parity.json").read_text())["bit_exact_fraction"] == 1.0
-    assert json.loads((run / "synth" / "resources.json").read_text())["da4ml_estimate"] <= budget
+    res = json.loads((run / "synth" / "resources.json").read_text())
+    assert res["da4ml_estimate"] == best["lut"] <= budget and res["primary"]["kind"] == "open-source-synthesis"
+    assert res["rtl_parity"]["bit_exact_fraction"] == 1.0
     assert (run / "report" / "report.md").is_file() and cli(["check-parity", str(run)]) == 0
+
+
+@pytest.mark.slow
+def test_synth_without_yosys_then_yosys_on_the_front(tmp_path):
+    """synth.yosys false (the sweep's points): da4ml's LUT estimate and register bits, labelled, RTL still simulated
+    bit-exact; `--yosys` then synthesises that RTL (front/yosys.py), cached by the synth stamp."""
+    import json
+
+    import numpy as np
+
+    from trigger_kd.front.yosys import YOSYS_JSON, point_yosys
+    from trigger_kd.models.intnet import Dense, FixedFormat, IntNet, Quant
+    from trigger_kd.rundir import Resources
+    from trigger_kd.synth.opensource import run_open_source
+
+    rng = np.random.default_rng(0)
+    net = IntNet(FixedFormat(True, 8, 5), (8,), [
+        Dense(rng.integers(-8, 8, (4, 8)), 3, rng.integers(-300, 300, 4), 8),
+        Quant(FixedFormat(False, 6, 3), relu=True),
+        Dense(rng.integers(-8, 8, (2, 4)), 3, rng.integers(-60, 60, 2), 6),
+    ], name="mlp_student")
+    x = rng.integers(-140, 140, (200, 8)) * 2.0**-5
+    synth = tmp_path / "point" / "synth"
+    res = run_open_source(net, x, synth, part="xcvu13p-flga2577-2-e", clock_period=5.0, sim_jets=0,
+                          reference_logits=net.evaluate(x), yosys=False)
+    r = res.record
+    assert r.kind == "da4ml-estimate" and "no synthesis: synth.yosys false" in r.source
+    assert r.lut == round(res.da4ml_estimate) and r.ff == r.extra["da4ml_register_bits"] > 0
+    assert res.rtl_parity["bit_exact_fraction"] == 1.0 and not (synth / "logs" / "yosys.log").exists()
+    Resources(primary=r.to_dict(), records=[r.to_dict()], rtl_parity=res.rtl_parity,
+              da4ml_estimate=res.da4ml_estimate, route="open-source").write(synth / "resources.json")
+    (synth / "stamp.json").write_text(json.dumps({"stamp": "s1"}))
+    y = point_yosys(str(tmp_path / "point"), "xcup")
+    assert y["yosys_lut"] > 0 and 0 < y["yosys_ff"] <= r.ff  # Yosys may trim constant register bits
+    assert json.loads((tmp_path / "point" / YOSYS_JSON).read_text())["synth_stamp"] == "s1"
+    assert point_yosys(str(tmp_path / "point"), "xcup")["log"] == y["log"]  # cached

@@ -299,6 +299,9 @@ class SynthConfig(Section):
     simulator: Literal["verilator", "iverilog"] = "verilator"  # open-source route RTL simulation
     sim_jets: NonNeg = 1000  # test jets simulated on the RTL (0 = all)
     family: Annotated[str, Field(min_length=1)] = "xcup"  # Yosys synth_xilinx family
+    # open-source route: Yosys synth_xilinx counts (false: da4ml's LUT estimate and pipeline register bits only, no
+    # Yosys run; what `trigger-kd front` uses for its points; the RTL is still written and simulated)
+    yosys: bool = True
 
 
 class ChecksConfig(Section):

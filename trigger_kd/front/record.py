@@ -30,11 +30,12 @@ def point_row(run_dir: Path) -> dict:
         "test_auc": _f(test.get("auc")), "test_accuracy": _f(test.get("accuracy")),
         "test_rej30": _f(test.get("rej30")), "test_rej50": _f(test.get("rej50")),
         "lut": _f(res.da4ml_estimate) if res and res.da4ml_estimate is not None else _f(extra.get("da4ml_estimate_lut")),
-        "ff": prim.get("ff"),
+        "ff": extra.get("da4ml_register_bits", prim.get("ff")),  # da4ml's pipeline registers (Yosys: yosys_ff)
         "pipeline_stages": extra.get("da4ml_pipeline_stages", prim.get("latency_max_cycles")),
         "latency_ns": _f(prim.get("latency_max_ns")),
         "clock_ns": _f(prim.get("clock_target_ns")),
         "yosys_lut": prim.get("lut") if prim.get("kind") == "open-source-synthesis" else None,
+        "yosys_ff": prim.get("ff") if prim.get("kind") == "open-source-synthesis" else None,
         "resource_source": prim.get("source"),
         "parity_pct": None if par is None else 100.0 * par.bit_exact_fraction,
         "parity_jets": None if par is None else par.n_jets,

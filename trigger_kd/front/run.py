@@ -81,8 +81,10 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
     if scheduler is None and workers < 1:
         raise FrontError(f"--workers must be at least 1, got {workers}")
     config = str(Path(config).resolve())
-    # the front is drawn on da4ml's LUT estimate, which the open-source synth route makes (after the user's --set)
-    sets = [*sets, "synth.tool=open-source"]
+    # the front is drawn on da4ml's LUT estimate, which the open-source synth route makes (after the user's --set);
+    # Yosys runs only on the points on the front, with --yosys. The picked config keeps the user's synth.yosys.
+    user_sets = [*sets, "synth.tool=open-source"]
+    sets = [*user_sets, "synth.yosys=false"]
     cfg = load_config(config, sets, profile=profile)
     grid = point_grid(cfg.student, parse_points(points, cfg.student.framework))
     for p in grid:  # every point's config is checked before any work
@@ -95,10 +97,18 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
     info("[front] shared stages (data, teacher, transfer), once for every point")
     run_shared(cfg, out_dir / SHARED_DIR)
 
-    rows = _run_points(grid, config, sets, profile, out_dir, workers, scheduler, run_point)
-    front = pareto_front(rows)
-    for r in rows:
-        r["on_front"] = r["id"] in front
+    client, cluster = _client(workers, scheduler)
+    try:
+        rows = _run_points(client, grid, config, sets, profile, out_dir, workers, scheduler, run_point)
+        front = pareto_front(rows)
+        for r in rows:
+            r["on_front"] = r["id"] in front
+        if yosys:
+            _yosys_on_front(client, [r for r in rows if r["on_front"]], cfg.synth.family)
+    finally:
+        client.close()
+        if cluster is not None:
+            cluster.close()
     lines = reference_lines(out_dir / POINTS_DIR / grid[0].id) if grid else {}
     result = {
         "command": command,
@@ -107,7 +117,8 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
         "config": config, "profile": cfg.profile, "sets": list(sets),
         "framework": cfg.student.framework, "arch": cfg.student.arch,
         "executor": {"scheduler": scheduler} if scheduler else {"local_cluster_workers": workers},
-        "lut_source": "da4ml estimate (synth stage, open-source route); yosys_lut: Yosys synth_xilinx",
+        "lut_source": ("lut: da4ml's estimate, ff: da4ml's pipeline register bits (synth stage, open-source route, "
+                       "synth.yosys false); yosys_lut / yosys_ff: Yosys synth_xilinx on the front's points (--yosys)"),
         "chosen_on": "validation AUC of the quantised student (test AUC recorded, never used)",
         "reference_lines_val_auc": lines,
         "points": rows,
@@ -123,8 +134,9 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
             f"nothing picked. Their errors are in {out_dir / FRONT_JSON}; fix and rerun the same command "
             f"(completed points are reused)")
     elif yosys and any(r["on_front"] and r.get("yosys_lut") is None for r in rows):
-        problem = FrontError(f"--yosys: points on the front have no Yosys LUT count (synth.tool "
-                             f"{cfg.synth.tool}: only the open-source route runs Yosys); set synth.tool=open-source")
+        problem = FrontError("--yosys: Yosys failed on points on the front: "
+                             + "; ".join(f"{r['id']}: {r.get('yosys_error')}" for r in rows
+                                         if r["on_front"] and r.get("yosys_lut") is None))
     elif max_lut is not None or max_latency_ns is not None:
         try:
             best = pick_under_budget(rows, max_lut=max_lut, max_latency_ns=max_latency_ns)
@@ -133,7 +145,8 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
             result["no_point_fits"] = str(exc)
         else:
             point = next(p for p in grid if p.id == best["id"])
-            picked_cfg = load_config(config, [*sets, *point.overrides, f"name={cfg.name}_{point.id}"], profile=profile)
+            picked_cfg = load_config(config, [*user_sets, *point.overrides, f"name={cfg.name}_{point.id}"],
+                                     profile=profile)
             write_text_atomic(out_dir / PICKED_YML,
                               f"# picked by trigger-kd front: best validation AUC within the budget "
                               f"({_budget_text(max_lut, max_latency_ns)}); {command}\n" + dump_config(picked_cfg))
@@ -156,39 +169,50 @@ def _budget_text(max_lut, max_latency_ns) -> str:
                                     f"<= {max_latency_ns:g} ns" if max_latency_ns is not None else "") if s)
 
 
-def _run_points(grid: list[Point], config: str, sets: list[str], profile: str | None, out_dir: Path, workers: int,
-                scheduler: str | None, run_point: Callable) -> list[dict]:
+def _yosys_on_front(client, rows: list[dict], family: str) -> None:
+    """Yosys LUT / FF of the front's points (Dask tasks; cached per point by its synth stamp)."""
+    from .yosys import point_yosys
+
+    info(f"[front] --yosys: Yosys synth_xilinx on the {len(rows)} point(s) on the front")
+    futures = {client.submit(point_yosys, r["run_dir"], family, pure=False,
+                             key=f"trigger-kd-front-yosys-{r['id']}-{os.getpid()}-{time.time_ns()}"): r for r in rows}
+    for fut, r in futures.items():
+        try:
+            y = fut.result()
+        except Exception as exc:  # noqa: BLE001 - reported, and the command fails
+            r["yosys_error"] = f"{type(exc).__name__}: {exc}"
+            continue
+        r["yosys_lut"], r["yosys_ff"] = y["yosys_lut"], y["yosys_ff"]
+        info(f"[front] {r['id']}: Yosys {y['yosys_lut']} LUT, {y['yosys_ff']} FF (da4ml estimate {r['lut']:.0f} LUT)")
+
+
+def _run_points(client, grid: list[Point], config: str, sets: list[str], profile: str | None, out_dir: Path,
+                workers: int, scheduler: str | None, run_point: Callable) -> list[dict]:
     from dask.distributed import as_completed
 
-    client, cluster = _client(workers, scheduler)
     rows: dict[str, dict] = {}
-    try:
-        futures = {}
-        for p in grid:
-            run_dir = out_dir / POINTS_DIR / p.id
-            fut = client.submit(point_task, run_point, config, [*sets, *p.overrides], profile, str(run_dir),
-                                key=f"trigger-kd-front-{p.id}-{os.getpid()}-{time.time_ns()}", pure=False)
-            futures[fut] = p
-        info(f"[front] {len(grid)} points submitted to {'the Dask scheduler ' + scheduler if scheduler else f'a LocalCluster of {workers} worker process(es)'}")
-        for done, fut in enumerate(as_completed(futures), start=1):
-            p = futures[fut]
-            try:
-                row = fut.result()
-            except Exception as exc:  # noqa: BLE001 - e.g. a worker that died (out of memory, killed)
-                row = {"error": f"{type(exc).__name__}: {exc}"}
-            rows[p.id] = {"id": p.id, "family": p.family, "knobs": p.knobs, "overrides": list(p.overrides),
-                          "run_dir": str(out_dir / POINTS_DIR / p.id), **row}
-            r = rows[p.id]
-            if r.get("error"):
-                warn(f"[front] {done}/{len(grid)} {p.id}: FAILED: {r['error']}")
-            else:
-                info(f"[front] {done}/{len(grid)} {p.id}: val AUC {r['val_auc']:.4f}, test AUC {r['test_auc']:.4f}, "
-                     f"{r['lut']:.0f} LUT (da4ml), {r['pipeline_stages']} stages = {r['latency_ns']} ns, parity "
-                     f"{r['parity_pct']:.2f} % ({r.get('seconds')} s)")
-    finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+    futures = {}
+    for p in grid:
+        run_dir = out_dir / POINTS_DIR / p.id
+        fut = client.submit(point_task, run_point, config, [*sets, *p.overrides], profile, str(run_dir),
+                            key=f"trigger-kd-front-{p.id}-{os.getpid()}-{time.time_ns()}", pure=False)
+        futures[fut] = p
+    info(f"[front] {len(grid)} points submitted to {'the Dask scheduler ' + scheduler if scheduler else f'a LocalCluster of {workers} worker process(es)'}")
+    for done, fut in enumerate(as_completed(futures), start=1):
+        p = futures[fut]
+        try:
+            row = fut.result()
+        except Exception as exc:  # noqa: BLE001 - e.g. a worker that died (out of memory, killed)
+            row = {"error": f"{type(exc).__name__}: {exc}"}
+        rows[p.id] = {"id": p.id, "family": p.family, "knobs": p.knobs, "overrides": list(p.overrides),
+                      "run_dir": str(out_dir / POINTS_DIR / p.id), **row}
+        r = rows[p.id]
+        if r.get("error"):
+            warn(f"[front] {done}/{len(grid)} {p.id}: FAILED: {r['error']}")
+        else:
+            info(f"[front] {done}/{len(grid)} {p.id}: val AUC {r['val_auc']:.4f}, test AUC {r['test_auc']:.4f}, "
+                 f"{r['lut']:.0f} LUT (da4ml), {r['pipeline_stages']} stages = {r['latency_ns']} ns, parity "
+                 f"{r['parity_pct']:.2f} % ({r.get('seconds')} s)")
     return [rows[p.id] for p in grid]
 
 
@@ -205,5 +229,5 @@ def _summary(rows: list[dict], front: list[str], result: dict, out_dir: Path) ->
                      f"{r['parity_pct']:6.2f}%{mark}")
     sys.stdout.write("\n".join(lines) + "\n")
     info(f"[front] {out_dir / FRONT_JSON}, {out_dir / FRONT_PNG}"
-         + (f"; picked {result['picked']['id']}: trigger-kd run {result['picked']['config']}"
-            if result["picked"] else ""))
+         + (f"; picked {result['picked']['id']}: trigger-kd run {result['picked']['config']} --run-dir "
+            f"{out_dir / POINTS_DIR / result['picked']['id']}" if result["picked"] else ""))

@@ -89,8 +89,14 @@ WIDTH = Axis("width", "scale of every hidden layer width (0.5 halves them)", (0.
              _width_overrides, _width_label, family=False)
 BITS = Axis("bits", "uniform weight/activation bits: 'W' (activations max(6, W+2)) or 'W/A'",
             ((3, 6), (4, 6), (6, 8)), _bits_pair, _bits_overrides, lambda s, v: f"b{v[0]}a{v[1]}")
-BETA = Axis("beta", "HGQ2 resource penalty student.ebops_beta", (1e-7, 1e-6, 1e-5), _positive_float,
-            lambda s, v: [f"student.ebops_beta={v:g}"], lambda s, v: f"beta{v:g}")
+def _yaml_float(v: float) -> str:
+    """A float as YAML 1.1 reads it back as a float (``1e-06`` would be a string there: ``1.0e-06``)."""
+    text = repr(float(v))
+    return text if "." in text or "e" not in text else text.replace("e", ".0e", 1)
+
+
+BETA = Axis("beta", "HGQ2 resource penalty student.ebops_beta", (1e-6, 1e-5, 1e-4), _positive_float,
+            lambda s, v: [f"student.ebops_beta={_yaml_float(v)}"], lambda s, v: f"beta{v:g}")
 AXES = {a.name: a for a in (WIDTH, BITS, BETA)}
 
 # framework -> its knobs. hgq (learned bit widths) trades through the EBOPs penalty, not uniform bits.

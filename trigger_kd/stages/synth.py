@@ -93,11 +93,11 @@ def _open_source(cfg: Config, ctx: RunContext, out: Path, notes: list[str]):
     x = student_backend(cfg.student).intnet_inputs(np.load(sdir / TEST_INPUTS))
     ref = np.load(sdir / TEST_LOGITS) if (sdir / TEST_LOGITS).is_file() else None
     s, h = cfg.synth, cfg.hls
-    info(f"[synth] open-source route: da4ml -> Yosys ({s.family}) -> {s.simulator} on {len(x)} test jets "
+    info(f"[synth] open-source route: da4ml -> {f'Yosys ({s.family})' if s.yosys else 'no Yosys'} -> {s.simulator} on {len(x)} test jets "
          f"({'all' if s.sim_jets <= 0 else min(s.sim_jets, len(x))} simulated)")
     res = run_open_source(net, x, out, part=h.part, clock_period=h.clock_period, latency_cutoff=s.latency_cutoff,
                           family=s.family, simulator=s.simulator, sim_jets=s.sim_jets, reference_logits=ref,
-                          progress=ctx.progress)
+                          progress=ctx.progress, yosys=s.yosys)
     notes += res.notes
     return res.record, [res.record], res.rtl_parity, res.da4ml_estimate
 

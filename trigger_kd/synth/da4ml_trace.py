@@ -35,6 +35,17 @@ class Traced:
         """da4ml's own LUT estimate of the whole circuit."""
         return float(self.comb.cost)
 
+    @property
+    def register_bits(self) -> int:
+        """Flip-flops of the pipelined Verilog da4ml writes: every stage's input register and the output register
+        (da4ml.codegen pipeline_logic_gen, one register layer); Yosys may trim constant bits."""
+        from da4ml.types import minimal_kif
+
+        def bits(qints) -> int:
+            return int(sum(sum(minimal_kif(q)) for q in qints))
+
+        return sum(bits(sol.inp_qint) for sol in self.pipeline.solutions) + bits(self.pipeline.out_qint)
+
 
 def _map(x, fn):
     """Apply ``fn`` to every FixedVariable of a FixedVariableArray."""

@@ -100,9 +100,10 @@ def _simulate(model, traced, x_grid, simulator: str, log_dir: Path, progress: bo
     return by_cycle[lat:lat + len(x_grid)], "icarus verilog", first
 
 
-def check_tools(simulator: str) -> None:
+def check_tools(simulator: str, yosys: bool = True) -> None:
     """Fail before any work when a tool of the route is missing."""
-    require("yosys", YOSYS_HINT)
+    if yosys:
+        require("yosys", YOSYS_HINT)
     if simulator == "iverilog":
         require("iverilog", rtl_sim.IVERILOG_HINT)
         require("vvp", rtl_sim.IVERILOG_HINT)
@@ -123,9 +124,11 @@ def run_open_source(
     sim_jets: int = 1000,
     reference_logits: np.ndarray | None = None,
     progress: bool = True,
+    yosys: bool = True,
 ) -> OpenSourceResult:
-    """Trace, check, synthesize and simulate ``net``; RTL in ``out/rtl``, logs in ``out/logs``."""
-    check_tools(simulator)
+    """Trace, check, synthesize and simulate ``net``; RTL in ``out/rtl``, logs in ``out/logs``. Without ``yosys``
+    the resources are da4ml's own estimate (LUT) and the pipeline's register bits (FF), labelled as such."""
+    check_tools(simulator, yosys)
     out = Path(out)
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
@@ -168,9 +171,14 @@ def run_open_source(
     rtl_dir = out / "rtl"
     model = da4ml_trace.write_verilog(traced, rtl_dir, part=part, clock_period=clock_period)
 
-    info(f"  yosys: synth_xilinx -family {family} on {traced.top} (this can take minutes for large designs)")
-    ys = run_yosys(rtl_dir, traced.top, family, logs, progress=progress)
-    info(f"  yosys: {ys.lut} LUT, {ys.ff} FF, {ys.carry} CARRY, {ys.dsp} DSP (CPU {ys.cpu_s} s)")
+    if yosys:
+        info(f"  yosys: synth_xilinx -family {family} on {traced.top} (this can take minutes for large designs)")
+        ys = run_yosys(rtl_dir, traced.top, family, logs, progress=progress)
+        info(f"  yosys: {ys.lut} LUT, {ys.ff} FF, {ys.carry} CARRY, {ys.dsp} DSP (CPU {ys.cpu_s} s)")
+    else:
+        ys = None
+        info(f"  yosys: not run (synth.yosys false): da4ml estimate {traced.cost_lut:.0f} LUT, "
+             f"{traced.register_bits} register bits")
 
     n_sim = len(x_test) if sim_jets <= 0 else min(sim_jets, len(x_test))
     x_grid = da4ml_trace.grid_inputs(net, x_test[:n_sim])
@@ -185,11 +193,13 @@ def run_open_source(
 
     rec = ResourceRecord(
         part=part,
-        tool="Yosys",
-        tool_version=ys.version,
+        tool="Yosys" if ys else "da4ml",
+        tool_version=ys.version if ys else _da4ml_version(),
         source=(f"Yosys {ys.version} synth_xilinx -family {family} (open-source, not Vivado); "
-                f"latency: {LATENCY_LABEL}"),
-        kind="open-source-synthesis",
+                f"latency: {LATENCY_LABEL}" if ys else
+                f"da4ml {_da4ml_version()} estimate (LUT: its cost model; FF: the pipeline's register bits; no "
+                f"synthesis: synth.yosys false); latency: {LATENCY_LABEL}"),
+        kind="open-source-synthesis" if ys else "da4ml-estimate",
         clock_target_ns=float(clock_period),
         latency_min_cycles=traced.stages,
         latency_max_cycles=traced.stages,
@@ -197,20 +207,21 @@ def run_open_source(
         latency_max_ns=round(traced.stages * clock_period, 6),
         interval_min=1,
         interval_max=1,
-        dsp=ys.dsp,
-        lut=ys.lut,
-        ff=ys.ff,
-        bram_18k=ys.bram_18k,
-        uram=ys.count(r"URAM\w*"),
+        dsp=ys.dsp if ys else 0,
+        lut=ys.lut if ys else int(round(traced.cost_lut)),
+        ff=ys.ff if ys else traced.register_bits,
+        bram_18k=ys.bram_18k if ys else 0,
+        uram=ys.count(r"URAM\w*") if ys else 0,
         available=part_resources(part),
     )
     rec.fill_utilization()
     rec.extra.update({
-        "carry": ys.carry,
-        "cells": ys.cells,
-        "total_cells": ys.total_cells,
-        "yosys_cpu_s": ys.cpu_s,
+        "carry": ys.carry if ys else None,
+        "cells": ys.cells if ys else None,
+        "total_cells": ys.total_cells if ys else None,
+        "yosys_cpu_s": ys.cpu_s if ys else None,
         "da4ml_estimate_lut": traced.cost_lut,
+        "da4ml_register_bits": traced.register_bits,
         "da4ml_pipeline_stages": traced.stages,
         "da4ml_latency_cutoff": latency_cutoff,
         "da4ml_stage_cut": stage_cut,
@@ -219,13 +230,17 @@ def run_open_source(
         # paths relative to the stage directory: `out` is a temporary directory, renamed when the stage completes
         "rtl_dir": str(rtl_dir.relative_to(out)),
         "top": traced.top,
-        "yosys_log": str(Path(ys.log).relative_to(out)),
+        "yosys_log": str(Path(ys.log).relative_to(out)) if ys else None,
         "latency_convention": "clock edges from the edge that registers the input to the edge that presents the output",
     })
     if not rec.available:
         notes.append(f"no resource counts known for part {part}: utilization not computed")
-    notes.append("LUT/FF counts are Yosys synth_xilinx figures (no place and route); Vivado's usually differ "
-                 "(CARRY8 instead of CARRY4, inverters absorbed into LUTs)")
+    if ys:
+        notes.append("LUT/FF counts are Yosys synth_xilinx figures (no place and route); Vivado's usually differ "
+                     "(CARRY8 instead of CARRY4, inverters absorbed into LUTs)")
+    else:
+        notes.append("LUT/FF are da4ml's estimate and register bits, not a synthesis (synth.yosys false); set "
+                     "synth.yosys true for Yosys synth_xilinx counts")
     notes.append(f"latency {traced.stages} cycles x {clock_period:g} ns = {traced.stages * clock_period:g} ns is the "
                  f"{LATENCY_LABEL}: da4ml cut the logic into stages of at most {stage_cut:g} delay units "
                  f"(its own delay model), no timing analysis checked that a stage fits the clock")
