@@ -104,6 +104,22 @@ def test_cli_refuses_bad_requests_before_any_work(repo, tmp_path, capsys):
     assert "Traceback" not in err
     assert not out.exists()
 
+
+def test_point_task_reports_failures_as_rows(tmp_path):
+    from trigger_kd.errors import TriggerKDError
+    from trigger_kd.front.run import point_task
+
+    def fails(config, overrides, profile, run_dir):
+        raise TriggerKDError("stage 'student' stopped: the disk is full")
+
+    row = point_task(fails, "cfg.yml", [], None, str(tmp_path / "p"))
+    assert row["error"] == "TriggerKDError: stage 'student' stopped: the disk is full" and "Traceback" in row["traceback"]
+    # a run that leaves no metrics or resources is a failed point, not one silently left off the front
+    row = point_task(lambda *a: None, "cfg.yml", [], None, str(tmp_path / "p"))
+    assert "records no val_auc, test_auc, lut, latency_ns, parity_pct" in row["error"]
+    with pytest.raises(KeyboardInterrupt):
+        point_task(lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()), "cfg.yml", [], None, str(tmp_path))
+
 # ----------------------------------------------------------------------------- a real sweep (slow)
 TINY = [  # as tests/test_e2e.py: real jets, teacher, students, firmware and open-source synthesis, at tiny sizes
     "data.jets_per_class=300", "data.shard_size=300",

@@ -50,7 +50,11 @@ def point_task(run_point: Callable, config: str, overrides: list[str], profile: 
             raise
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8),
                 "seconds": round(time.time() - t0, 1), "host": os.uname().nodename}
-    return {**point_row(Path(run_dir)), "seconds": round(time.time() - t0, 1), "host": os.uname().nodename}
+    row = point_row(Path(run_dir))
+    missing = [k for k in ("val_auc", "test_auc", "lut", "latency_ns", "parity_pct") if row.get(k) is None]
+    if missing:  # a point without them can be neither on the front nor picked: say so instead of leaving it out
+        row["error"] = f"the run directory {run_dir} records no {', '.join(missing)}"
+    return {**row, "seconds": round(time.time() - t0, 1), "host": os.uname().nodename}
 
 
 def _client(workers: int, scheduler: str | None):
@@ -109,7 +113,7 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
         client.close()
         if cluster is not None:
             cluster.close()
-    lines = reference_lines(out_dir / POINTS_DIR / grid[0].id) if grid else {}
+    lines = next((found for r in rows if not r.get("error") and (found := reference_lines(Path(r["run_dir"])))), {})
     result = {
         "command": command,
         "git": git_state(),
