@@ -18,8 +18,9 @@ def test_hgq_framework_and_ebops_beta_are_validated():
     for bad in (-1e-6, 0.5, "lots"):
         with pytest.raises(ValueError, match="ebops_beta"):
             StudentConfig(framework="hgq", ebops_beta=bad)
-    with pytest.raises(ValueError, match="hgq"):
-        StudentConfig(framework="hgq", arch="deepset")
+    assert StudentConfig(framework="hgq", arch="deepset", n_particles=8).arch == "deepset"
+    with pytest.raises(ValueError, match="power of two"):
+        StudentConfig(framework="hgq", arch="deepset", n_particles=6)
     with pytest.raises(ValueError, match="framework"):
         StudentConfig(framework="hgq3")
 
@@ -46,19 +47,23 @@ needs_hgq = pytest.mark.skipif(importlib.util.find_spec("hgq") is None, reason="
 
 @needs_hgq
 @pytest.mark.slow
-def test_hgq_mlp_kd_steps_csim_and_da4ml_bit_exact(tmp_path):
+@pytest.mark.parametrize("arch", ["mlp", "deepset"])
+def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch):
     from trigger_kd.models.backend import HGQBackend
     from trigger_kd.models.backend_firmware import build_firmware
     from trigger_kd.firmware.hls import hls_predict
     from trigger_kd.synth.da4ml_comb import load_integer_network
 
-    spec = StudentConfig(framework="hgq", arch="mlp", n_particles=4, mlp_hidden=(8,), ebops_beta=1e-5, seed=3)
+    spec = StudentConfig(framework="hgq", arch=arch, n_particles=4, mlp_hidden=(8,), phi_hidden=(8,), rho_hidden=(8,),
+                         ebops_beta=1e-5, seed=3)
     backend = HGQBackend(spec)
+    shape = (16,) if arch == "mlp" else (4, 4)  # the deep set takes (N, P, F)
     rng = np.random.default_rng(0)
-    x = rng.normal(size=(600, 16)).astype(np.float32)
-    y = (x[:, 0] + x[:, 5] > 0).astype(np.int64)
+    x = rng.normal(size=(600, *shape)).astype(np.float32)
+    flat = x.reshape(len(x), -1)
+    y = (flat[:, 0] + flat[:, 5] > 0).astype(np.int64)
     y[::3] = -1  # transfer-style rows: teacher targets only
-    t = np.stack([-x[:, 0] - x[:, 5], x[:, 0] + x[:, 5]], 1).astype(np.float32)
+    t = np.stack([-flat[:, 0] - flat[:, 5], flat[:, 0] + flat[:, 5]], 1).astype(np.float32)
     model, twin = backend.twins()
     step = backend.make_step(model, DistillConfig(alpha=0.7, temperature=3.0))
     before = backend.predict(model, x[:64])
@@ -69,7 +74,7 @@ def test_hgq_mlp_kd_steps_csim_and_da4ml_bit_exact(tmp_path):
     backend.save(model, tmp_path / "student.keras")
     backend.save(twin, tmp_path / "student_float.keras")
     model = backend.load(tmp_path)
-    x_test = rng.normal(size=(500, 16)).astype(np.float32) * 1.5  # some beyond the calibration range: WRAP alike
+    x_test = rng.normal(size=(500, *shape)).astype(np.float32) * 1.5  # some beyond the calibration range: WRAP alike
     q = backend.predict(model, x_test)
 
     fw = build_firmware(backend, model, tmp_path, tmp_path / "prj", HLSConfig(), record_dir=tmp_path)
@@ -80,5 +85,5 @@ def test_hgq_mlp_kd_steps_csim_and_da4ml_bit_exact(tmp_path):
     net = backend.intnet(model)
     net.save(tmp_path / "intnet.json")
     again = load_integer_network(tmp_path / "intnet.json")
-    assert np.array_equal(again.evaluate(x_test), q)  # da4ml's interpreter == Keras, every jet
+    assert np.array_equal(again.evaluate(backend.intnet_inputs(x_test)), q)  # da4ml's interpreter == Keras, every jet
     assert again.comb.cost > 0 and again.trace(5.0).stages >= 1

@@ -194,13 +194,6 @@ class StudentConfig(Section):
     def _old_epochs_key(cls, raw: Any) -> Any:
         return old_epochs_key(raw, "the student section")
 
-    @model_validator(mode="after")
-    def _hgq_supported(self) -> "StudentConfig":
-        if self.framework == "hgq" and self.arch != "mlp":
-            raise ValueError("student.framework hgq (HGQ2) supports student.arch mlp only so far; use brevitas or "
-                             "qkeras for the deep set")
-        return self
-
     @field_validator("lr_patience")
     @classmethod
     def _lr_drops_before_stop(cls, v: int, info: ValidationInfo) -> int:

@@ -334,6 +334,9 @@ class HGQBackend(StudentBackend):
 
         return hgq_predict(model, x)
 
+    def intnet_inputs(self, x: np.ndarray) -> np.ndarray:
+        return x  # the da4ml trace takes the model's own layout ('flat' or 'NPF'), not IntNet's 'NFP'
+
     def intnet(self, model):
         """The da4ml trace of the calibrated model (``CombNet``: what the open-source route synthesises)."""
         from ..synth.da4ml_comb import CombNet

@@ -1,4 +1,4 @@
-"""HGQ2 students (MLP): learned per-weight and per-activation bit widths, their float twin, storage, calibration
+"""HGQ2 students (MLP and deep set): learned per-weight and per-activation bit widths, their float twin, storage, calibration
 and the da4ml trace of the open-source route.
 
 Formats follow ``cfg.student`` (:class:`~trigger_kd.config.StudentConfig`): the input is quantised to the
@@ -63,11 +63,15 @@ def input_kif(spec: StudentConfig) -> tuple[int, int, int]:
 
 
 def build_hgq_student(spec: StudentConfig, quantized: bool, seed: int = 0):
-    """The HGQ2 MLP (``quantized=True``) or its float twin (Keras 3 Dense layers, same names and kernels)."""
-    if spec.arch != "mlp":
-        raise TriggerKDError("HGQ2 students: only student.arch mlp is built so far")
+    """The HGQ2 student (``quantized=True``) or its float twin (Keras 3 layers, same names and kernels).
+
+    MLP: (N, P*F) -> QDense ... -> logits. Deep set: (N, P, F) -> per-particle QDense (the same weights on every
+    particle: Dense on the last axis) -> global average pooling over the P particles (exact: P is a power of
+    two) -> QDense head -> logits."""
+    from hgq.layers import QGlobalAveragePooling1D
+
     keras.utils.set_random_seed(seed)
-    n_in = spec.n_particles * n_features(spec.jet_pt_feature)
+    P, F = spec.n_particles, n_features(spec.jet_pt_feature)
     k, i, f = input_kif(spec)
     iq = QuantizerConfig("kif", "datalane", k0=k, i0=i, f0=f, round_mode=ROUNDING, overflow_mode="SAT",
                          trainable=False)
@@ -78,10 +82,17 @@ def build_hgq_student(spec: StudentConfig, quantized: bool, seed: int = 0):
     def init():
         return keras.initializers.GlorotUniform(seed=seed * 1000 + next(counter))
 
-    inp = keras.Input((n_in,), name="x")
+    if spec.arch == "mlp":
+        inp = keras.Input((P * F,), name="x")
+        sizes, names = [*spec.mlp_hidden, 2], [f"fc{j}" for j in range(1, len(spec.mlp_hidden) + 1)] + ["logits"]
+        pool_after = None
+    else:
+        inp = keras.Input((P, F), name="x")
+        sizes = [*spec.phi_hidden, *spec.rho_hidden, 2]
+        names = ([f"phi{j}" for j in range(1, len(spec.phi_hidden) + 1)]
+                 + [f"rho{j}" for j in range(1, len(spec.rho_hidden) + 1)] + ["logits"])
+        pool_after = len(spec.phi_hidden) - 1
     h = inp
-    sizes = [*spec.mlp_hidden, 2]
-    names = [f"fc{j}" for j in range(1, len(sizes))] + ["logits"]
     with LayerConfigScope(beta0=float(spec.ebops_beta), enable_ebops=True):
         for j, (n, name) in enumerate(zip(sizes, names)):
             act = None if name == "logits" else "relu"
@@ -90,7 +101,10 @@ def build_hgq_student(spec: StudentConfig, quantized: bool, seed: int = 0):
                            iq_conf=iq if j == 0 else aq)(h)
             else:
                 h = keras.layers.Dense(n, activation=act, name=name, kernel_initializer=init())(h)
-    return keras.Model(inp, h, name=f"mlp_{'hgq' if quantized else 'float'}")
+            if j == pool_after:
+                h = (QGlobalAveragePooling1D(name="pool") if quantized
+                     else keras.layers.GlobalAveragePooling1D(name="pool"))(h)
+    return keras.Model(inp, h, name=f"{spec.arch}_{'hgq' if quantized else 'float'}")
 
 
 def is_quantized(model) -> bool:
