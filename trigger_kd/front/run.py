@@ -98,11 +98,10 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
     info(f"[front] {cfg.name} ({cfg.student.framework} {cfg.student.arch}): {len(grid)} points "
          f"({', '.join(p.id for p in grid)}) -> {out_dir}")
 
-    info("[front] shared stages (data, teacher, transfer), once for every point")
-    run_shared(cfg, out_dir / SHARED_DIR)
-
-    client, cluster = _client(workers, scheduler)
+    client, cluster = _client(workers, scheduler)  # a scheduler that cannot be reached fails before any work
     try:
+        info("[front] shared stages (data, teacher, transfer), once for every point")
+        run_shared(cfg, out_dir / SHARED_DIR)
         rows = _run_points(client, grid, config, sets, profile, out_dir, workers, scheduler, run_point)
         front = pareto_front(rows)
         for r in rows:
