@@ -23,6 +23,10 @@ def test_hgq_framework_and_ebops_beta_are_validated():
         StudentConfig(framework="hgq", arch="deepset", n_particles=6)
     with pytest.raises(ValueError, match="framework"):
         StudentConfig(framework="hgq3")
+    with pytest.raises(ValueError, match="ebops_beta is the HGQ2"):  # silently ignored otherwise
+        StudentConfig(framework="brevitas", ebops_beta=1e-4)
+    dumped = StudentConfig(framework="qkeras").model_dump()  # a resolved config reloads: default beta is fine
+    assert StudentConfig(**dumped).ebops_beta == 1e-5
 
 
 def test_shipped_hgq_config_loads():

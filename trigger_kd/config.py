@@ -194,6 +194,14 @@ class StudentConfig(Section):
     def _old_epochs_key(cls, raw: Any) -> Any:
         return old_epochs_key(raw, "the student section")
 
+    @model_validator(mode="after")
+    def _ebops_beta_needs_hgq(self) -> "StudentConfig":
+        # a changed value only: a dumped config (stamps, a front's picked.yml) carries the default for every framework
+        if self.framework != "hgq" and self.ebops_beta != type(self).model_fields["ebops_beta"].default:
+            raise ValueError(f"student.ebops_beta is the HGQ2 resource penalty (student.framework: hgq); "
+                             f"framework {self.framework} would ignore it: remove it or use framework hgq")
+        return self
+
     @field_validator("lr_patience")
     @classmethod
     def _lr_drops_before_stop(cls, v: int, info: ValidationInfo) -> int:
