@@ -296,6 +296,11 @@ class HGQBackend(StudentBackend):
         from ..train.distill import kd_loss_tf, seal_penalty_tf
         from .students_hgq import keras, tf
 
+        if self.s.threads:
+            try:
+                tf.config.threading.set_intra_op_parallelism_threads(self.s.threads)
+            except RuntimeError:
+                pass  # the TensorFlow runtime has started already; its thread pool cannot be resized
         opt = keras.optimizers.AdamW(learning_rate=self.s.lr, weight_decay=self.s.weight_decay, epsilon=1e-8)
         lam = float(self.s.seal_lambda)
 

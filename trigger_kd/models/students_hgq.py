@@ -130,11 +130,6 @@ def calibrate(model, x: np.ndarray) -> float:
     return float(trace_minmax(model, np.asarray(x, dtype=np.float32), batch_size=4096, verbose=0))
 
 
-def ebops(model) -> float:
-    """The model's EBOPs (HGQ2's resource proxy) as of its last training-mode pass or calibration."""
-    return float(sum(float(np.asarray(layer.ebops)) for layer in model.layers if isinstance(layer, QDense)))
-
-
 def save_hgq_student(model, path: Path) -> None:
     with atomic_path(path) as tmp:
         tmp_keras = Path(str(tmp) + ".keras")  # Keras 3 insists on the suffix
