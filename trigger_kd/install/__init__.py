@@ -1,0 +1,1 @@
+"""Steps `make install` runs after pip (not imported by the toolchain itself)."""
