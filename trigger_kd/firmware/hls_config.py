@@ -77,6 +77,23 @@ class FrontEnd(ABC):
         """Refuse inputs the model does not take, before any trace."""
 
 
+class KerasFrontEnd(FrontEnd):
+    """A Keras model (``self.model``: QKeras on tf_keras, or HGQ2 on Keras 3): hls4ml's Keras converter and the
+    model's own input shape."""
+
+    model = None
+
+    def convert(self, **kwargs):
+        import hls4ml
+
+        return hls4ml.converters.convert_from_keras_model(self.model, **kwargs)
+
+    def check_inputs(self, x: np.ndarray) -> None:
+        want_shape = tuple(int(d) for d in self.model.input_shape[1:])
+        if x.shape[1:] != want_shape:
+            raise TriggerKDError(f"inputs of shape {x.shape[1:]} for a student that takes {want_shape} per jet")
+
+
 # ----------------------------------------------------------------------------- config rules shared by front ends
 def check_precision_keys(overrides: dict) -> None:
     for name, prec in (overrides or {}).items():

@@ -16,10 +16,10 @@ from ..config import HLSConfig
 from ..errors import TriggerKDError
 from ..models.students_hgq import QDense, keras
 from . import hls_config
-from .hls_config import FrontEnd
+from .hls_config import KerasFrontEnd
 
 
-class HGQFrontEnd(FrontEnd):
+class HGQFrontEnd(KerasFrontEnd):
     """An HGQ2 student; hls4ml layer names are the Keras layer names (+ ``_iq`` / ``_relu`` parts)."""
 
     name = "HGQ2"
@@ -37,16 +37,6 @@ class HGQFrontEnd(FrontEnd):
 
     def input_precision(self, layers: dict) -> None:
         return None  # the first QDense's input quantiser is a layer of its own: hls4ml types the input from it
-
-    def convert(self, **kwargs):
-        import hls4ml
-
-        return hls4ml.converters.convert_from_keras_model(self.model, **kwargs)
-
-    def check_inputs(self, x: np.ndarray) -> None:
-        want_shape = tuple(int(d) for d in self.model.input_shape[1:])
-        if x.shape[1:] != want_shape:
-            raise TriggerKDError(f"inputs of shape {x.shape[1:]} for a student that takes {want_shape} per jet")
 
     def reference_outputs(self, hls_model, x: np.ndarray) -> dict[str, np.ndarray]:
         """Each QDense's output (after its ReLU where it has one: hls4ml's ``<name>_relu`` layer)."""

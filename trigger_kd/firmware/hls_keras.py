@@ -19,7 +19,7 @@ from ..errors import TriggerKDError
 from ..fixedpoint import FixedFormat
 from ..models.students_keras import QActivation, quiet_serialisation, tf_keras
 from . import hls_config
-from .hls_config import FrontEnd, set_pooling_precision
+from .hls_config import KerasFrontEnd, set_pooling_precision
 
 _MISSING = object()
 
@@ -39,7 +39,7 @@ def keras_is_tf_keras():
             sys.modules["keras"] = saved
 
 
-class QKerasFrontEnd(FrontEnd):
+class QKerasFrontEnd(KerasFrontEnd):
     """A QKeras (tf_keras) student; hls4ml layer names are the Keras layer names."""
 
     name = "QKeras"
@@ -74,16 +74,6 @@ class QKerasFrontEnd(FrontEnd):
                     raise TriggerKDError(f"{layer.name} must follow a QActivation (got {prev.name}) to size its precision")
                 rules.append(set_pooling_precision(layers, layer.name, FixedFormat.from_qkeras(prev.quantizer), n))
         return rules
-
-    def convert(self, **kwargs):
-        import hls4ml
-
-        return hls4ml.converters.convert_from_keras_model(self.model, **kwargs)
-
-    def check_inputs(self, x: np.ndarray) -> None:
-        want_shape = tuple(int(d) for d in self.model.input_shape[1:])
-        if x.shape[1:] != want_shape:
-            raise TriggerKDError(f"inputs of shape {x.shape[1:]} for a student that takes {want_shape} per jet")
 
     def reference_outputs(self, hls_model, x: np.ndarray) -> dict[str, np.ndarray]:
         return keras_layer_outputs(self.model, x)

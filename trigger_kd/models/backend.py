@@ -206,29 +206,10 @@ class QKerasBackend(StudentBackend):
         model.set_weights(weights)  # QDense/QConv1D and Dense/Conv1D: the same kernels and biases
 
     def make_step(self, model, distill):
-        from ..train.distill import kd_loss_tf, seal_penalty_tf
         from .students_keras import tf, tf_keras
 
-        if self.s.threads:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(self.s.threads)
-            except RuntimeError:
-                pass  # the TensorFlow runtime has started already; its thread pool cannot be resized
         opt = tf_keras.optimizers.AdamW(learning_rate=self.s.lr, weight_decay=self.s.weight_decay, epsilon=1e-8)
-
-        lam = float(self.s.seal_lambda)
-
-        @tf.function(reduce_retracing=True)
-        def _step(xb, yb, tb, xs):
-            with tf.GradientTape() as tape:
-                out = model(xb if xs is None else tf.concat([xb, xs], 0), training=True)  # one pass for both
-                logits = out[:tf.shape(xb)[0]]
-                loss = kd_loss_tf(logits, yb, tb, distill.alpha, distill.temperature)
-                if xs is not None:
-                    loss = loss + lam * seal_penalty_tf(logits, out[tf.shape(xb)[0]:])
-            grads = tape.gradient(loss, model.trainable_variables)
-            opt.apply_gradients(zip(grads, model.trainable_variables))
-            return loss
+        _step = _keras_kd_step(tf, model, opt, self.s, distill, model_losses=False)
 
         def step(xb, yb, tb, lr, xs=None):
             opt.learning_rate = lr
@@ -293,29 +274,10 @@ class HGQBackend(StudentBackend):
                 layer.bias.assign(bias)
 
     def make_step(self, model, distill):
-        from ..train.distill import kd_loss_tf, seal_penalty_tf
         from .students_hgq import keras, tf
 
-        if self.s.threads:
-            try:
-                tf.config.threading.set_intra_op_parallelism_threads(self.s.threads)
-            except RuntimeError:
-                pass  # the TensorFlow runtime has started already; its thread pool cannot be resized
         opt = keras.optimizers.AdamW(learning_rate=self.s.lr, weight_decay=self.s.weight_decay, epsilon=1e-8)
-        lam = float(self.s.seal_lambda)
-
-        @tf.function(reduce_retracing=True)
-        def _step(xb, yb, tb, xs):
-            with tf.GradientTape() as tape:
-                out = model(xb if xs is None else tf.concat([xb, xs], 0), training=True)  # one pass for both
-                logits = out[:tf.shape(xb)[0]]
-                loss = kd_loss_tf(logits, yb, tb, distill.alpha, distill.temperature)
-                if xs is not None:
-                    loss = loss + lam * seal_penalty_tf(logits, out[tf.shape(xb)[0]:])
-                total = loss + tf.add_n(model.losses) if model.losses else loss  # EBOPs * beta, bit-width terms
-            grads = tape.gradient(total, model.trainable_variables)
-            opt.apply_gradients(zip(grads, model.trainable_variables))
-            return total
+        _step = _keras_kd_step(tf, model, opt, self.s, distill, model_losses=True)  # + EBOPs * beta, bit widths
 
         def step(xb, yb, tb, lr, xs=None):
             opt.learning_rate.assign(lr)
@@ -351,6 +313,37 @@ class HGQBackend(StudentBackend):
             raise TriggerKDError("the HGQ2 integer form needs the quantised student, not the float twin")
         return CombNet(name=model.name, input_shape=tuple(int(d) for d in model.input_shape[1:]),
                        input_format=input_format(self.s), comb=trace_da4ml(model, self.s), layers=layer_bits(model))
+
+
+def _keras_kd_step(tf, model, opt, s, distill, model_losses: bool):
+    """The compiled training step of a Keras student (QKeras on tf_keras, HGQ2 on Keras 3): the KD loss, plus
+    SEAL on the boosted views ``xs`` (one forward pass for both), plus ``model.losses`` where ``model_losses``
+    (HGQ2's EBOPs and bit-width terms); returns the loss it differentiated. ``tf``: TensorFlow as the
+    framework's module imported it; ``s``: ``cfg.student`` (threads, seal_lambda)."""
+    from ..train.distill import kd_loss_tf, seal_penalty_tf
+
+    if s.threads:
+        try:
+            tf.config.threading.set_intra_op_parallelism_threads(s.threads)
+        except RuntimeError:
+            pass  # the TensorFlow runtime has started already; its thread pool cannot be resized
+    lam = float(s.seal_lambda)
+
+    @tf.function(reduce_retracing=True)
+    def _step(xb, yb, tb, xs):
+        with tf.GradientTape() as tape:
+            out = model(xb if xs is None else tf.concat([xb, xs], 0), training=True)
+            logits = out[:tf.shape(xb)[0]]
+            loss = kd_loss_tf(logits, yb, tb, distill.alpha, distill.temperature)
+            if xs is not None:
+                loss = loss + lam * seal_penalty_tf(logits, out[tf.shape(xb)[0]:])
+            if model_losses and model.losses:
+                loss = loss + tf.add_n(model.losses)
+        grads = tape.gradient(loss, model.trainable_variables)
+        opt.apply_gradients(zip(grads, model.trainable_variables))
+        return loss
+
+    return _step
 
 
 def backend_class(framework: str) -> type[StudentBackend]:
