@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import time
 import traceback
@@ -20,23 +19,11 @@ from typing import Callable
 from ..atomic import write_text_atomic
 from ..config import dump_config, load_config
 from ..console import info, warn
+from ..provenance import git_state
 from .record import point_row, reference_lines
 from .sweep import FrontError, NoPointFits, Point, pareto_front, pick_under_budget, point_grid
 
 FRONT_JSON, FRONT_PNG, PICKED_YML, POINTS_DIR, SHARED_DIR = "front.json", "front.png", "picked.yml", "points", "shared"
-
-
-def git_state() -> dict:
-    """{"commit", "dirty"} of the checkout this package runs from (None outside git)."""
-    root = Path(__file__).resolve().parents[2]
-
-    def out(*cmd):
-        return subprocess.run(["git", *cmd], check=True, capture_output=True, text=True, cwd=root).stdout.strip()
-
-    try:
-        return {"commit": out("rev-parse", "HEAD"), "dirty": bool(out("status", "--porcelain", "--untracked-files=no"))}
-    except (OSError, subprocess.CalledProcessError):
-        return {"commit": None, "dirty": None}
 
 
 def point_task(run_point: Callable, config: str, overrides: list[str], profile: str | None, run_dir: str) -> dict:
