@@ -9,7 +9,7 @@ SYNTH  ?=
 SET    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher bench-symmetry docker-image docker-base-image clean
+.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher bench-symmetry bench-front docker-image docker-base-image clean
 
 ## install: create .venv, install the package with pinned dependencies (QKeras/TensorFlow and HGQ2 extras included) and the open-source synthesis tools
 install: $(VENV)/.installed tools
@@ -69,6 +69,10 @@ bench-teacher:
 ## bench-symmetry: SEAL (lambda 0.1) vs unconstrained teacher, W vs gluon, 3 seeds (about 45 min on 2 idle cores; sizes: python benchmarks/symmetry.py --help)
 bench-symmetry:
 	OMP_NUM_THREADS=1 $(PY) benchmarks/symmetry.py --out benchmarks/out/symmetry.json
+
+## bench-front: accuracy per LUT, Brevitas uniform bits vs HGQ2 learned bits, each with and without distillation, 3 seeds near the 10k-LUT budget (PROFILE=quick: about 90 min on 2 cores)
+bench-front:
+	$(PY) benchmarks/front.py --profile $(PROFILE) --out benchmarks/out/front_$(PROFILE).json
 
 bench-csim:
 	$(PY) benchmarks/csim_throughput.py --out benchmarks/out/csim_throughput.json
