@@ -13,7 +13,7 @@ import pytest
 
 from trigger_kd import fingerprint
 from trigger_kd.config import load_config
-from trigger_kd.firmware.parity import check_parity
+from trigger_kd.firmware.check import check_parity
 from trigger_kd.pipeline import Stage, StageError, run_pipeline
 from pipeline_fixtures import _own_cache, cfg  # noqa: F401 (pytest fixtures used by name)
 
@@ -57,7 +57,7 @@ def test_check_parity_refuses_parity_of_an_older_student(tmp_path, repo, capsys)
     capsys.readouterr()
     assert check_parity(run / "firmware") == 1
     err = capsys.readouterr().err
-    assert "STALE" in err and "the student stage was rerun" in err and "--from firmware" in err
+    assert "STALE" in err and "the student stage was rerun" in err and "trigger-kd run " in err
     run_pipeline(_cfg(repo, "student.seed=7"), _toy(calls), run)
     assert check_parity(run / "firmware") == 0
 

@@ -141,9 +141,13 @@ def format_entries(entries: list[Entry], now: float | None = None) -> str:
 
 
 def prune(cache: Path, older_than_days: float | None, unreferenced: bool, dry_run: bool) -> list[Entry]:
-    """Remove entries unused for ``older_than_days`` and/or not referenced; entries in use by a run are kept."""
+    """Remove entries unused for ``older_than_days`` and/or not referenced. Entries in use are kept: every run
+    holds the lock of each cache entry it uses (shared) or makes (exclusive) until it ends, and an entry whose lock
+    is held is skipped."""
     from filelock import FileLock, Timeout
 
+    if older_than_days is not None and not older_than_days >= 0:
+        raise ValueError(f"older_than_days must be 0 or more, got {older_than_days}")
     now = time.time()
     chosen = [e for e in list_entries(cache)
               if (older_than_days is not None and now - e.last_used > older_than_days * 86400)

@@ -49,10 +49,13 @@ def cmd_stages(args) -> int:
 
 
 def cmd_check_parity(args) -> int:
-    from .firmware.parity import check_parity
+    from .firmware.check import check_parity
+    from .rundir import is_run_dir
 
     run_dir = Path(args.run_dir)
-    fw = run_dir / FIRMWARE if (run_dir / FIRMWARE / PARITY).is_file() else run_dir
+    if not run_dir.is_dir():
+        raise TriggerKDError(f"check-parity: {run_dir} is not a directory; give a run directory")
+    fw = run_dir / FIRMWARE if is_run_dir(run_dir) or (run_dir / FIRMWARE / PARITY).is_file() else run_dir
     return check_parity(fw)
 
 
@@ -104,6 +107,8 @@ def cmd_cache(args) -> int:
         return 0
     if args.older_than is None and not args.unreferenced:
         raise TriggerKDError("cache prune: say what to remove: --older-than DAYS and/or --unreferenced")
+    if args.older_than is not None and not args.older_than >= 0:
+        raise TriggerKDError(f"cache prune --older-than {args.older_than:g}: an age in days must be 0 or more")
     removed = prune(cache, args.older_than, args.unreferenced, args.dry_run)
     verb = "would remove" if args.dry_run else "removed"
     for e in removed:

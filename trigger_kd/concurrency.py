@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 from pathlib import Path
 from typing import Iterator
@@ -16,8 +15,7 @@ from typing import Iterator
 from filelock import FileLock, Timeout
 
 from .console import info
-
-_LEFTOVER = re.compile(r"^\..+\.(tmp|old|link)-(\d+)$")
+from .rundir import LEFTOVER as _LEFTOVER
 
 
 @contextlib.contextmanager
@@ -69,3 +67,39 @@ def remove_dead_leftovers(directory: Path) -> list[Path]:
         info(f"removed {len(removed)} leftover temporary entr{'y' if len(removed) == 1 else 'ies'} of stopped runs "
              f"in {directory}: {', '.join(p.name for p in removed)}")
     return removed
+
+
+class EntryHold:
+    """A run's hold on a cache entry, through the entry's lock file (``<key>.lock``, the file ``waiting_lock`` and
+    ``cache prune`` lock): shared while the run uses the entry (any number of runs at once; `cache prune` skips the
+    entry), exclusive while it makes it (waiting until the runs using it have finished). Released by ``release``."""
+
+    def __init__(self, path: Path, what: str):
+        import fcntl
+
+        self._fcntl = fcntl
+        self.path, self.what = Path(path), what
+        self._fd: int | None = None
+
+    def _take(self, mode: int, why: str) -> bool:
+        """Take the lock in ``mode`` (after dropping any held); True when it had to wait."""
+        self.release()
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            self._fcntl.flock(self._fd, mode | self._fcntl.LOCK_NB)
+            return False
+        except BlockingIOError:
+            info(f"{self.what} {why}; waiting for it to finish (lock file {self.path})")
+            self._fcntl.flock(self._fd, mode)
+            return True
+
+    def share(self) -> bool:
+        return self._take(self._fcntl.LOCK_SH, "is being made by another trigger-kd run")
+
+    def exclusive(self) -> bool:
+        return self._take(self._fcntl.LOCK_EX, "is in use by another trigger-kd run")
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops its flock
+            self._fd = None

@@ -482,14 +482,17 @@ def load_config(
     prof = profile or set_tree.get("profile") or model.get("profile") or "quick"
     if not isinstance(prof, str):
         raise ConfigError(f"'profile' must be a name, got {prof!r}")
-    prof_path = path.resolve().parent / "profiles" / f"{prof}.yml"
-    if not prof_path.is_file():
-        prof_path = CONFIG_DIR / "profiles" / f"{prof}.yml"
-    if not prof_path.is_file():
-        raise ConfigError(f"profile '{prof}' not found (looked for {prof_path})")
     origins: dict[str, str] = {}
     raw: dict = {}
-    raw = _merge(raw, _renamed_keys(_read_yaml(prof_path), f"profile {prof_path}"), origins, f"profile {prof_path}")
+    from .rundir import RESOLVED_CONFIG
+
+    if path.name != RESOLVED_CONFIG or profile is not None:  # a run's resolved config holds its profile's values
+        prof_path = path.resolve().parent / "profiles" / f"{prof}.yml"
+        if not prof_path.is_file():
+            prof_path = CONFIG_DIR / "profiles" / f"{prof}.yml"
+        if not prof_path.is_file():
+            raise ConfigError(f"profile '{prof}' not found (looked for {prof_path})")
+        raw = _merge(raw, _renamed_keys(_read_yaml(prof_path), f"profile {prof_path}"), origins, f"profile {prof_path}")
     raw = _merge(raw, _renamed_keys(model, str(path)), origins, str(path))
     raw = _merge(raw, _renamed_keys(set_tree, "--set"), origins, "--set")
     if "source_file" in raw:

@@ -21,6 +21,7 @@ run waits, then reuses the result (``trigger_kd/concurrency.py``).
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -32,12 +33,14 @@ from pathlib import Path
 from . import __version__
 from .atomic import write_text_atomic
 from .cache import cache_root, note_use
-from .concurrency import remove_dead_leftovers, waiting_lock
+from .concurrency import EntryHold, remove_dead_leftovers, waiting_lock
 from .config import Config, dump_config, stamp_of, to_plain
 from .console import info, warn
 from .errors import TriggerKDError
 from .fingerprint import code_fingerprint, file_identity, identity_key, tool_versions
-from .rundir import FAILED_FILE, RESOLVED_CONFIG, RUN_LOCK, STAMP_FILE, failed_dir, last_attempt_failed, read_stamp
+from .manifest import adopt, output_problem, write_manifest
+from .rundir import (FAILED_FILE, RESOLVED_CONFIG, RUN_LOCK, STAMP_FILE, check_run_dir, failed_dir, last_attempt_failed,
+                     mark_run_dir, read_stamp)
 from .stage import RunContext, Stage, StageError
 
 # Stage, RunContext and StageError live in stage.py, file names and read_stamp in rundir.py (the stages and the
@@ -137,17 +140,52 @@ def run_pipeline(
     first_forced = names.index(start) if start else None
     if first_forced is not None and first_forced > last:
         raise StageError(f"--from {start} comes after --to {to}")
+    claim = check_run_dir(Path(run_dir), names)
     run_dir = prepare_dir(Path(run_dir), "run directory", "choose another --run-dir")
-    with waiting_lock(run_dir / RUN_LOCK, f"run directory {run_dir}") as waited:
+    with waiting_lock(run_dir / RUN_LOCK, f"run directory {run_dir}") as waited, contextlib.ExitStack() as holds:
         if waited:
             info(f"the other run on {run_dir} finished; continuing (its completed stages are reused)")
+        mark_run_dir(run_dir, claim)
         remove_dead_leftovers(run_dir)
         ctx = RunContext(run_dir=run_dir, cache=cache_root(), progress=progress)
-        return _run_stages(cfg, stages[: last + 1], ctx, first_forced, start)
+        return _run_stages(cfg, stages[: last + 1], ctx, first_forced, start, holds)
+
+
+def _why_rerun(stage: Stage, final: Path, stamp: str, ctx: RunContext, where: str = "") -> str | None:
+    """None when ``final`` holds this stage's result, complete and unchanged, made from the outputs its needs
+    hold now; else why it must run ("" when it simply has no result at these settings)."""
+    existing = read_stamp(final)
+    if existing is None or existing.get("stamp") != stamp:
+        return ""
+    problem = output_problem(final, stage.name)
+    if problem:
+        return problem + where
+    made_from = existing.get("upstream_outputs")
+    if "outputs" not in existing or made_from is None:  # made before manifests: record its outputs now
+        adopt(final, {n: ctx.outputs[n] for n in stage.needs})
+        return None
+    for n in stage.needs:
+        if made_from.get(n) != ctx.outputs.get(n):
+            return f"the {n} stage's output changed since this {stage.name} result was made{where}"
+    return None
+
+
+def _forced_earlier(stage: Stage, final: Path, stamp: str, ctx: RunContext, start: str) -> None:
+    """A stage before ``--from``: used as it is, if it is complete."""
+    existing = read_stamp(final)
+    if existing is None:
+        raise StageError(f"--from {start}: stage '{stage.name}' has no output in {ctx.run_dir}; run without --from first")
+    problem = output_problem(final, stage.name)
+    if problem:
+        raise StageError(f"--from {start}: {problem}; run without --from (it reruns that stage) first")
+    if existing.get("stamp") != stamp:
+        warn(f"{stage.name}: config or code changed since it ran; using the existing output because of --from")
+    ctx.stamps[stage.name] = existing["stamp"]
+    ctx.outputs[stage.name] = existing.get("outputs") or adopt(final, {})
 
 
 def _run_stages(cfg: Config, stages: list[Stage], ctx: RunContext, first_forced: int | None,
-                start: str | None) -> dict[str, dict]:
+                start: str | None, holds: contextlib.ExitStack) -> dict[str, dict]:
     run_dir = ctx.run_dir
     results: dict[str, dict] = {}
     for i, stage in enumerate(stages):
@@ -156,43 +194,71 @@ def _run_stages(cfg: Config, stages: list[Stage], ctx: RunContext, first_forced:
         ctx.stamps[stage.name] = stamp
         final = run_dir / stage.name
         if first_forced is not None and i < first_forced:
-            existing = read_stamp(final)
-            if existing is None:
-                raise StageError(
-                    f"--from {start}: stage '{stage.name}' has no output in {run_dir}; "
-                    f"run without --from first"
-                )
-            if existing.get("stamp") != stamp:
-                warn(f"{stage.name}: config or code changed since it ran; using the existing output because of --from")
-            ctx.stamps[stage.name] = existing["stamp"]
+            if final.is_symlink():
+                _hold(holds, final.resolve()).share()
+            _forced_earlier(stage, final, stamp, ctx, start)
             continue
         forced = first_forced is not None and i >= first_forced
-        existing = read_stamp(final)
-        if not forced and existing and existing.get("stamp") == stamp:
-            info(f"[{stage.name}] up to date (stamp {stamp[:12]}), skipped")
-            _remove_failed(final)  # a failed attempt at other settings no longer describes this run
-            if final.is_symlink():
-                note_use(final.resolve(), final)  # `cache prune --older-than` counts this as a use
-            results[stage.name] = existing.get("summary", {})
-            continue
         if stage.shared:
-            parent = prepare_dir(ctx.cache / stage.name, "cache directory",
-                                 "set TRIGGER_KD_CACHE to a writable directory")
-            remove_dead_leftovers(parent)
-            home = parent / stamp[:24]
-            with waiting_lock(parent / f"{home.name}.lock", f"cache entry {home}") as waited:
-                cached = read_stamp(home)
-                if not forced and cached and cached.get("stamp") == stamp:
-                    how = "made by the run we waited for" if waited else "found in cache"
-                    info(f"[{stage.name}] {how}: {home}, reused")
-                    _link(home, final)
-                    _remove_failed(final)
-                    results[stage.name] = cached.get("summary", {})
-                    continue
-                results[stage.name] = _run_one(stage, cfg, ctx, stamp, deps, home, final)
-        else:
-            results[stage.name] = _run_one(stage, cfg, ctx, stamp, deps, final, final)
+            results[stage.name] = _shared_stage(stage, cfg, ctx, stamp, deps, forced, holds)
+            continue
+        why = "" if forced else _why_rerun(stage, final, stamp, ctx)
+        if why is None:
+            results[stage.name] = _up_to_date(stage, final, stamp, ctx)
+            continue
+        if why:
+            info(f"[{stage.name}] {why}; rerunning")
+        results[stage.name] = _run_one(stage, cfg, ctx, stamp, deps, final, final)
     return results
+
+
+def _up_to_date(stage: Stage, final: Path, stamp: str, ctx: RunContext) -> dict:
+    info(f"[{stage.name}] up to date (stamp {stamp[:12]}), skipped")
+    _remove_failed(final)  # a failed attempt at other settings no longer describes this run
+    existing = read_stamp(final) or {}
+    ctx.outputs[stage.name] = existing.get("outputs", "")
+    return existing.get("summary", {})
+
+
+def _hold(holds: contextlib.ExitStack, entry: Path) -> EntryHold:
+    hold = EntryHold(entry.with_name(f"{entry.name}.lock"), f"cache entry {entry}")
+    holds.callback(hold.release)
+    return hold
+
+
+def _shared_stage(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict, forced: bool,
+                  holds: contextlib.ExitStack) -> dict:
+    """A stage whose result lives in the cache: reuse the entry (holding it shared, so that `cache prune` and
+    other runs leave it alone while this run uses it), or make it (holding it exclusively) and link to it."""
+    final = ctx.run_dir / stage.name
+    parent = prepare_dir(ctx.cache / stage.name, "cache directory", "set TRIGGER_KD_CACHE to a writable directory")
+    remove_dead_leftovers(parent)
+    home = parent / stamp[:24]
+    label = f" (cache entry {home})"
+    hold = _hold(holds, home)
+    waited = hold.share()
+    why = "" if forced else _why_rerun(stage, home, stamp, ctx, label)
+    if why is not None:
+        waited = hold.exclusive() or waited  # runs using the entry finish first: it is not replaced under them
+        if waited and not forced:
+            why = _why_rerun(stage, home, stamp, ctx, label)  # another run may have made or repaired it meanwhile
+        if why is not None:
+            if why:
+                info(f"[{stage.name}] {why}; rerunning")
+            summary = _run_one(stage, cfg, ctx, stamp, deps, home, final)
+            hold.share()
+            return summary
+        hold.share()
+    if final.is_symlink() and final.resolve() == home.resolve():
+        summary = _up_to_date(stage, final, stamp, ctx)
+        note_use(home, final)  # `cache prune --older-than` counts this as a use
+        return summary
+    info(f"[{stage.name}] {'made by the run we waited for' if waited else 'found in cache'}: {home}, reused")
+    _link(home, final)
+    _remove_failed(final)
+    existing = read_stamp(home) or {}
+    ctx.outputs[stage.name] = existing.get("outputs", "")
+    return existing.get("summary", {})
 
 
 def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict, dest: Path, final: Path) -> dict:
@@ -217,6 +283,8 @@ def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict,
             "summary": summary,
         }
         (tmp / RESOLVED_CONFIG).write_text(dump_config(cfg))
+        record["upstream_outputs"] = {n: ctx.outputs[n] for n in stage.needs}
+        record["outputs"] = write_manifest(tmp)
         (tmp / STAMP_FILE).write_text(json.dumps(record, indent=2, default=str))
         _swap_in(tmp, dest)
         if stage.shared:
@@ -228,6 +296,7 @@ def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict,
             raise StageError(_environment_message(stage.name, exc, final)) from None
         raise
     _remove_failed(final)
+    ctx.outputs[stage.name] = record["outputs"]
     info(f"[{stage.name}] done in {record['seconds']:.1f} s")
     return summary
 

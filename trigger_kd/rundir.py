@@ -7,10 +7,14 @@ so anything may import it without pulling in the runner.
 
 Layout of ``<run-dir>/``:
 
+- ``.trigger-kd-run``: the marker saying the runner made this directory (``--run-dir`` refuses an existing,
+  non-empty directory without it and without completed stages, so nothing of the user's is replaced);
 - ``<stage>/`` (a symlink into ``$TRIGGER_KD_CACHE`` for the shared stages ``data``, ``teacher``,
   ``transfer``): the stage's artefacts (names below), ``stamp.json`` (what the result was made
-  from: ``read_stamp``) and ``config.resolved.yml`` (the full resolved config of the run that
-  made it);
+  from: ``read_stamp``; ``outputs``: the hash of ``manifest.json``, the list of every file the stage
+  wrote with its size and hash, ``trigger_kd/manifest.py``; ``upstream`` / ``upstream_outputs``: the
+  stamps and output hashes of the stages it read) and ``config.resolved.yml`` (the full resolved config
+  of the run that made it);
 - ``<stage>.failed/``: the partial output of a failed or interrupted attempt and ``FAILED.json``
   (``last_attempt_failed``), removed by the next success;
 - ``.trigger-kd.lock``: held while a run works on the directory;
@@ -25,6 +29,7 @@ keys a record does not name are kept (``rest``) and written back unchanged.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -36,6 +41,9 @@ STAMP_FILE = "stamp.json"
 FAILED_FILE = "FAILED.json"  # in <stage>.failed/: the last attempt of that stage failed or was interrupted
 RESOLVED_CONFIG = "config.resolved.yml"
 RUN_LOCK = ".trigger-kd.lock"
+MANIFEST_FILE = "manifest.json"  # every output of a completed stage (trigger_kd/manifest.py); stamp.json has its hash
+RUN_MARKER = ".trigger-kd-run"  # in every run directory the runner made: it may replace what it holds
+LEFTOVER = re.compile(r"^\..+\.(tmp|old|link)-(\d+)$")  # .<name>.tmp-PID etc.: a runner's temporary entries
 
 # ----------------------------------------------------------------------------- stages, in order
 DATA, TEACHER, TRANSFER, STUDENT, EXPORT, FIRMWARE, SYNTH, REPORT = (
@@ -104,6 +112,52 @@ def read_stamp(path: Path) -> dict | None:
         return json.loads((Path(path) / STAMP_FILE).read_text())
     except (OSError, ValueError):
         return None
+
+
+def is_run_dir(path: Path, stage_names=STAGE_NAMES) -> bool:
+    """A directory the runner made (its marker) or one with completed stages (made before the marker existed)."""
+    path = Path(path)
+    return (path / RUN_MARKER).is_file() or any((path / s / STAMP_FILE).is_file() for s in stage_names)
+
+
+def run_dir_of(path: Path) -> Path | None:
+    """The run directory ``path`` is, or is a stage directory of (None: neither)."""
+    path = Path(path).absolute()
+    for candidate in (path, path.parent):
+        if candidate.is_dir() and is_run_dir(candidate):
+            return candidate
+    return None
+
+
+def check_run_dir(path: Path, stage_names=STAGE_NAMES) -> str:
+    """Before any work: may the runner use ``path``? "new" (absent or empty), "run" (marked), "adopt" (a run
+    from before the marker); anything else is a folder of the user's, refused (its stage-named folders would
+    be replaced)."""
+    path = Path(path)
+    if path.is_symlink() and not path.exists():
+        raise TriggerKDError(f"--run-dir {path} is a broken symlink; give a new or empty directory")
+    if not path.is_dir():
+        return "new"  # absent (made now), or a file the runner's prepare_dir refuses
+    if (path / RUN_MARKER).is_file():
+        return "run"
+    names = sorted(p.name for p in path.iterdir())
+    if not names:
+        return "new"
+    if is_run_dir(path, tuple(stage_names) + STAGE_NAMES) or all(n == RUN_LOCK or LEFTOVER.match(n) for n in names):
+        return "adopt"
+    shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
+    raise TriggerKDError(f"--run-dir {path} is an existing folder that is not a trigger-kd run directory (it holds "
+                         f"{shown}); a run replaces its stage folders, so it only uses a new or empty folder or one "
+                         "it made: choose another --run-dir")
+
+
+def mark_run_dir(path: Path, claim: str) -> None:
+    """Write the marker of a run directory (a new one, or one from before the marker: adopted)."""
+    if claim != "run" and not (Path(path) / RUN_MARKER).is_file():
+        from .atomic import write_text_atomic
+
+        write_text_atomic(Path(path) / RUN_MARKER, "made by trigger-kd run: stage folders here are replaced by "
+                                                   "reruns; put nothing of your own in this directory\n")
 
 
 def failed_dir(stage_dir: Path) -> Path:

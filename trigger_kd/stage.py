@@ -46,6 +46,7 @@ class RunContext:
     cache: Path
     progress: bool = True
     stamps: dict[str, str] = field(default_factory=dict)
+    outputs: dict[str, str] = field(default_factory=dict)  # stage -> hash of its manifest (trigger_kd/manifest.py)
     stage: str | None = None  # the stage running now (None: a context made outside the runner, e.g. a test)
     needs: tuple[str, ...] | None = None  # what it declared; ``dir`` refuses any other stage
 

@@ -5,14 +5,9 @@ a design is exact on a jet when every output integer is equal.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 
-from ..console import error, info, warn
 from ..errors import TriggerKDError
-from ..rundir import PARITY
 
 
 def on_grid(values: np.ndarray, lsb: float) -> np.ndarray:
@@ -87,63 +82,3 @@ def parity_report(csim: np.ndarray, q_logits: np.ndarray, lsb: float, float_bloc
     if float_block is not None:
         report["float_agreement"] = float_block
     return report
-
-
-def stale_reasons(fw_dir: Path) -> list[str]:
-    """Why ``fw_dir/parity.json`` does not describe the student and export now in its run directory."""
-    from ..rundir import last_attempt_failed, read_stamp
-
-    fw_dir = Path(fw_dir)
-    stamp = read_stamp(fw_dir)
-    if stamp is None:  # not a pipeline stage directory (import-qonnx writes parity.json on its own)
-        return []
-    run_dir = fw_dir.parent
-    reasons = []
-    for up, built_from in (stamp.get("upstream") or {}).items():
-        now = read_stamp(run_dir / up)
-        if now is None:
-            reasons.append(f"the {up} stage has no completed output in {run_dir}")
-        elif now.get("stamp") != built_from:
-            reasons.append(f"the {up} stage was rerun (finished {now.get('finished')}) after this firmware was built "
-                           f"(from {up} stamp {built_from[:12]}, now {str(now.get('stamp'))[:12]})")
-    failed = last_attempt_failed(fw_dir)
-    if failed is not None:
-        reasons.append(f"the latest {fw_dir.name} run did not finish ({failed.get('error')}, {failed.get('time')}; "
-                       f"see {fw_dir.name}.failed/), so this parity.json is from an earlier run")
-    return reasons
-
-
-def check_parity(fw_dir: Path) -> int:
-    """`trigger-kd check-parity`: 0 only when parity.json is current and meets its threshold.
-
-    The threshold is ``checks.parity_min_fraction`` as the firmware stage applied it (recorded in
-    parity.json as ``required_fraction``; 1.0, every jet bit-exact, when absent).
-    """
-    fw_dir = Path(fw_dir)
-    path = fw_dir / PARITY
-    if not path.is_file():
-        raise TriggerKDError(f"{path} not found: run the firmware stage first "
-                             "(`trigger-kd run CONFIG --to firmware --run-dir RUN_DIR`)")
-    try:
-        p = json.loads(path.read_text())
-        frac, n = float(p["bit_exact_fraction"]), int(p["n_jets"])
-        required = float(p.get("required_fraction", 1.0))
-    except (ValueError, KeyError, TypeError) as exc:
-        raise TriggerKDError(f"{path} is not a parity report ({exc}); rerun the firmware stage") from exc
-    stale = stale_reasons(fw_dir)
-    if stale:
-        error(f"parity STALE: {path} does not belong to the current student and export: {'; '.join(stale)}. "
-              f"Rerun `trigger-kd run CONFIG --from firmware --run-dir {fw_dir.parent}` with the run's config")
-        return 1
-    if n > 0 and frac >= required:
-        if frac == 1.0:
-            at = f" up to {p['compared_at']} ({p.get('verdict')})" if p.get("compared_at", "output") != "output" else ""
-            info(f"parity OK: C-simulation bit-exact on all {n} jets{at} ({path})")
-        else:
-            warn(f"parity accepted below 100 %: bit-exact on {frac * 100:.3f} % of {n} jets "
-                 f"({p.get('n_mismatched', '?')} differ), at or above checks.parity_min_fraction = {required:g} "
-                 f"that the firmware stage applied ({path})")
-        return 0
-    error(f"parity FAILED: bit-exact on {frac * 100:.3f} % of {n} jets (required {required * 100:g} %); "
-          f"first differing layer: {p.get('first_mismatch_layer')} ({path})")
-    return 1

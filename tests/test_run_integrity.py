@@ -1,0 +1,194 @@
+"""Run directories that cannot lie (issue 24), with toy stages (fast):
+
+- a stage is up to date only if every output it wrote is there and unchanged: each output file of each stage,
+  deleted or edited in turn, is found and repaired by the next run (cache entries alike), and what was made
+  from it reruns too;
+- every tool refuses a run whose stages disagree, naming the stage and a command that reruns it;
+- nothing of the user's is replaced: a folder that is not a run is refused before any work, old runs are
+  adopted, `cache prune` leaves entries a running run uses alone and refuses negative ages.
+"""
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from trigger_kd import cache, manifest
+from trigger_kd.cli import main as cli
+from trigger_kd.config import load_config
+from trigger_kd.pipeline import Stage, run_pipeline
+from trigger_kd.rundir import MANIFEST_FILE, RUN_MARKER, STAMP_FILE
+from pipeline_fixtures import _own_cache  # noqa: F401 (pytest fixture used by name)
+
+
+def _cfg(repo, *sets):
+    return load_config(repo / "hls_configs/mlp_kd.yml", list(sets))
+
+
+def _writer(calls, name, files, need=None, salt=lambda: ""):
+    def func(cfg, ctx, out):
+        calls.append(name)
+        upstream = (ctx.dir(need) / files_of[need][0]).read_text() if need else ""
+        for f in files:
+            (out / f).parent.mkdir(parents=True, exist_ok=True)
+            (out / f).write_text(f"{name}:{f}:{cfg.student.seed}:{salt()}:{upstream}")
+        return {}
+
+    return func
+
+
+files_of = {"a": ["a1.txt", "sub/a2.bin"], "b": ["b.txt"], "c": ["c.txt", "deep/er/c2.txt"]}
+
+
+def _toy(calls):
+    """a (shared: in the cache) -> b -> c, each writing a few files (one in a subfolder)."""
+    return [Stage("a", ("teacher",), (), _writer(calls, "a", files_of["a"]), shared=True),
+            Stage("b", ("student",), ("a",), _writer(calls, "b", files_of["b"], "a")),
+            Stage("c", ("export",), ("b",), _writer(calls, "c", files_of["c"], "b"))]
+
+
+def _damage(path, how):
+    if how == "delete":
+        path.unlink()
+    else:  # same size, other bytes: only the hash tells
+        data = path.read_bytes()
+        path.write_bytes(bytes([data[0] ^ 1]) + data[1:])
+
+
+CASES = [(s, f) for s, fs in files_of.items() for f in fs + ["config.resolved.yml", MANIFEST_FILE]]
+
+
+@pytest.mark.parametrize("how", ["delete", "edit"])
+@pytest.mark.parametrize("stage,name", CASES)
+def test_every_damaged_output_is_found_and_repaired(tmp_path, repo, capsys, stage, name, how):
+    calls = []
+    run = tmp_path / "run"
+    run_pipeline(_cfg(repo), _toy(calls), run, progress=False)
+    stamp = json.loads((run / stage / STAMP_FILE).read_text())
+    listed = json.loads((run / stage / MANIFEST_FILE).read_text())["files"]
+    assert name in listed or name == MANIFEST_FILE  # the manifest lists every output the stage wrote
+    before = {s: {f: (run / s / f).read_bytes() for f in files_of[s]} for s in files_of}
+    _damage(run / stage / name, how)
+    capsys.readouterr()
+    calls.clear()
+    run_pipeline(_cfg(repo), _toy(calls), run, progress=False)
+    err = capsys.readouterr().err
+    assert f"[{stage}] {stage}/{name} " in err and "; rerunning" in err, err
+    assert calls == [stage]  # the damaged stage; it made the same bytes again, so what follows stays valid
+    assert {s: {f: (run / s / f).read_bytes() for f in files_of[s]} for s in files_of} == before  # repaired
+    assert json.loads((run / stage / STAMP_FILE).read_text())["stamp"] == stamp["stamp"]
+    calls.clear()
+    run_pipeline(_cfg(repo), _toy(calls), run, progress=False)
+    assert calls == []  # and then up to date
+
+
+def test_a_rerun_upstream_stage_reruns_what_was_made_from_it(tmp_path, repo, capsys):
+    """A cache entry repaired by another run (new outputs, same stamp) makes this run's b and c rerun."""
+    calls = []
+    run1, run2 = tmp_path / "run1", tmp_path / "run2"
+    stages = _toy(calls)
+    stages[0] = Stage("a", ("teacher",), (), _writer(calls, "a", files_of["a"], salt=lambda: len(calls)), shared=True)
+    run_pipeline(_cfg(repo), stages, run1, progress=False)
+    run_pipeline(_cfg(repo), stages, run2, progress=False)
+    assert calls == ["a", "b", "c", "b", "c"]
+    (run2 / "a" / "a1.txt").unlink()  # the shared cache entry
+    run_pipeline(_cfg(repo), stages, run2, progress=False, to="a")  # made again: other bytes (not deterministic)
+    calls.clear()
+    capsys.readouterr()
+    run_pipeline(_cfg(repo), stages, run1, progress=False)
+    assert calls == ["b", "c"]
+    assert "[b] the a stage's output changed since this b result was made; rerunning" in capsys.readouterr().err
+
+
+def test_stages_made_before_manifests_are_adopted(tmp_path, repo):
+    calls = []
+    run = tmp_path / "run"
+    run_pipeline(_cfg(repo), _toy(calls), run, progress=False)
+    for s in ("a", "b", "c"):  # as a run from before this change left them
+        stamp = json.loads((run / s / STAMP_FILE).read_text())
+        del stamp["outputs"], stamp["upstream_outputs"]
+        (run / s / STAMP_FILE).write_text(json.dumps(stamp))
+        (run / s / MANIFEST_FILE).unlink()
+    (run / RUN_MARKER).unlink()
+    calls.clear()
+    run_pipeline(_cfg(repo), _toy(calls), run, progress=False)
+    assert calls == [] and (run / RUN_MARKER).is_file()
+    assert manifest.output_problem(run / "b") is None and "outputs" in json.loads((run / "b" / STAMP_FILE).read_text())
+    (run / "b" / "b.txt").unlink()
+    run_pipeline(_cfg(repo), _toy(calls), run, progress=False)
+    assert calls == ["b"] and (run / "b" / "b.txt").is_file()
+
+
+def test_from_refuses_a_damaged_earlier_stage(tmp_path, repo):
+    calls = []
+    run = tmp_path / "run"
+    run_pipeline(_cfg(repo), _toy(calls), run, progress=False)
+    (run / "a" / "a1.txt").unlink()
+    with pytest.raises(Exception, match=r"--from c: a/a1.txt is missing; run without --from"):
+        run_pipeline(_cfg(repo), _toy(calls), run, start="c", progress=False)
+
+
+# ----------------------------------------------------------------------------- nothing of the user's is replaced
+def test_a_folder_that_is_not_a_run_is_refused_before_any_work(tmp_path, repo, monkeypatch, capsys):
+    (tmp_path / "firmware" / "other_run").mkdir(parents=True)
+    (tmp_path / "firmware" / "other_run" / "notes.txt").write_text("mine")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "myjets.h5").write_bytes(b"jets")
+    before = sorted(str(p) for p in tmp_path.rglob("*"))
+    monkeypatch.chdir(tmp_path)
+    assert cli(["run", str(repo / "hls_configs/mlp_kd.yml"), "--run-dir", ".", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("error:") == 1 and "Traceback" not in err
+    assert "is an existing folder that is not a trigger-kd run directory" in err
+    assert "data" in err and "firmware" in err
+    assert sorted(str(p) for p in tmp_path.rglob("*")) == before
+    assert (tmp_path / "firmware" / "other_run" / "notes.txt").read_text() == "mine"
+
+
+def test_runs_are_marked_and_old_runs_adopted(tmp_path, repo):
+    calls = []
+    run = tmp_path / "run"
+    run.mkdir()  # empty: fine
+    run_pipeline(_cfg(repo), _toy(calls), run, progress=False)
+    assert (run / RUN_MARKER).is_file()
+    (run / RUN_MARKER).unlink()  # a run from before the marker: it has completed stages
+    run_pipeline(_cfg(repo), _toy(calls), run, progress=False)
+    assert (run / RUN_MARKER).is_file()
+
+
+def test_prune_leaves_entries_a_running_run_uses(tmp_path, repo):
+    calls = []
+    stages = _toy(calls)
+    pruned = []
+
+    def b_prunes(cfg, ctx, out):  # `trigger-kd cache prune --older-than 0` while this run is in stage b
+        pruned.extend(cache.prune(ctx.cache, 0, False, False))
+        return _writer(calls, "b", files_of["b"], "a")(cfg, ctx, out)
+
+    stages[1] = Stage("b", ("student",), ("a",), b_prunes)
+    run_pipeline(_cfg(repo), stages, tmp_path / "run", progress=False)
+    assert pruned == [] and (tmp_path / "run" / "a" / "a1.txt").is_file()
+    run_pipeline(_cfg(repo, "student.seed=3"), stages, tmp_path / "run", progress=False)  # a is up to date: held
+    assert pruned == []
+    assert [e.stage for e in cache.prune(tmp_path / "cache", 0, False, False)] == ["a"]  # no run holds it now
+
+
+def test_prune_refuses_negative_ages(tmp_path, repo, capsys):
+    run_pipeline(_cfg(repo), _toy([]), tmp_path / "run", progress=False)
+    capsys.readouterr()
+    assert cli(["cache", "prune", "--older-than", "-1"]) == 2
+    assert "--older-than -1" in capsys.readouterr().err
+    assert (tmp_path / "run" / "a" / "a1.txt").is_file()
+
+
+def test_damaged_cache_entry_found_through_another_run(tmp_path, repo, capsys):
+    calls = []
+    run_pipeline(_cfg(repo), _toy(calls), tmp_path / "run1", progress=False)
+    entry = (tmp_path / "run1" / "a").resolve()
+    shutil.rmtree(entry / "sub")
+    capsys.readouterr()
+    run_pipeline(_cfg(repo), _toy(calls), tmp_path / "run2", progress=False)  # would reuse the entry
+    err = capsys.readouterr().err
+    assert f"[a] a/sub/a2.bin is missing (cache entry {entry}); rerunning" in err
+    assert (entry / "sub" / "a2.bin").is_file()

@@ -1,0 +1,79 @@
+"""Do the stages of a run directory still describe one run? What the tools check before they read it.
+
+``check-parity``, ``report``, ``evaluate`` and ``diagnose`` combine files of several stages. Each stage's
+``stamp.json`` names the stamps (``upstream``) and output hashes (``upstream_outputs``) of the stages it was made
+from, and its ``manifest.json`` every file it wrote (``trigger_kd/manifest.py``). ``chain_problems`` walks from
+the stages a tool reads up through everything they were made from and lists what no longer agrees: a missing
+stage, a damaged or edited output, a stage rerun after the ones made from it, a last attempt that failed.
+``require_chain`` turns that into one error naming the stage and a command that reruns it (the runner itself
+reruns damaged stages and everything made from an older output).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .errors import TriggerKDError
+from .manifest import output_problem
+from .rundir import RESOLVED_CONFIG, STAGE_NAMES, last_attempt_failed, read_stamp
+
+
+class StaleRun(TriggerKDError):
+    """The stages of a run directory do not describe one run; the message names the stage and the rerun."""
+
+
+def chain_problems(run_dir: Path, stages: list[str] | tuple[str, ...]) -> list[tuple[str, str]]:
+    """(stage to rerun, why) for ``stages`` of ``run_dir`` and every stage they were made from."""
+    run_dir = Path(run_dir)
+    problems: list[tuple[str, str]] = []
+    todo, seen = list(stages), set()
+    while todo:
+        stage = todo.pop(0)
+        if stage in seen:
+            continue
+        seen.add(stage)
+        stamp = read_stamp(run_dir / stage)
+        if stamp is None:
+            problems.append((stage, f"the {stage} stage has not completed in {run_dir}"))
+            continue
+        damage = output_problem(run_dir / stage, stage)
+        if damage:
+            problems.append((stage, damage))
+            continue
+        made_from = stamp.get("upstream_outputs")
+        for up, built_from in (stamp.get("upstream") or {}).items():
+            now = read_stamp(run_dir / up)
+            if now is None:
+                problems.append((up, f"the {up} stage has no completed output in {run_dir}"))
+            elif now.get("stamp") != built_from or (made_from is not None and made_from.get(up) != now.get("outputs")):
+                problems.append((stage, f"the {up} stage was rerun (finished {now.get('finished')}) after the {stage} "
+                                        f"stage was made from its earlier output"))
+            todo.append(up)
+        failed = last_attempt_failed(run_dir / stage)
+        if failed is not None:
+            problems.append((stage, f"the latest {stage} run did not finish ({failed.get('error')}, "
+                                    f"{failed.get('time')}; see {stage}.failed/), so {stage}/ is from an earlier run"))
+    return problems
+
+
+def rerun_command(run_dir: Path, stage: str) -> str:
+    """A command that reruns ``stage`` (and what follows it) in ``run_dir``: with the config of its latest run."""
+    run_dir = Path(run_dir)
+    configs = [run_dir / s / RESOLVED_CONFIG for s in STAGE_NAMES if (run_dir / s / RESOLVED_CONFIG).is_file()]
+    newest = max(configs, key=lambda p: p.stat().st_mtime_ns, default=None)
+    config = str(newest) if newest is not None else "CONFIG"
+    to = "" if read_stamp(run_dir / stage) is not None else f" --to {stage}"
+    return f"`trigger-kd run {config} --run-dir {run_dir}{to}` (or your own config and --set options)"
+
+
+def describe(run_dir: Path, problems: list[tuple[str, str]], what: str) -> str:
+    stage, why = problems[0]
+    more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+    return (f"{what}: {run_dir} does not hold one consistent run: {why}{more}. Rerun the {stage} stage and what "
+            f"follows it: {rerun_command(run_dir, stage)}")
+
+
+def require_chain(run_dir: Path, stages: list[str] | tuple[str, ...], what: str) -> None:
+    """Raise ``StaleRun`` unless ``stages`` of ``run_dir`` and everything they were made from agree."""
+    problems = chain_problems(run_dir, stages)
+    if problems:
+        raise StaleRun(describe(run_dir, problems, what))
