@@ -192,3 +192,71 @@ def test_damaged_cache_entry_found_through_another_run(tmp_path, repo, capsys):
     err = capsys.readouterr().err
     assert f"[a] a/sub/a2.bin is missing (cache entry {entry}); rerunning" in err
     assert (entry / "sub" / "a2.bin").is_file()
+
+
+# ----------------------------------------------------------------------------- every tool checks the chain it reads
+def _named_toy(calls):
+    """Toy stages with the pipeline's names and needs: what the tools read is there (file contents are toys)."""
+    from trigger_kd.stages import STAGES
+
+    def func(name):
+        def run(cfg, ctx, out):
+            calls.append(name)
+            (out / f"{name}.txt").write_text(f"{name} data.seed={cfg.data.seed} student.seed={cfg.student.seed}")
+            if name == "firmware":
+                (out / "parity.json").write_text(json.dumps({"n_jets": 10, "bit_exact_fraction": 1.0}))
+            if name == "report":
+                (out / "report.json").write_text(json.dumps({"model": "toy"}))
+            return {}
+        return run
+
+    return [Stage(s.name, s.reads, s.needs, func(s.name), shared=s.shared) for s in STAGES]
+
+
+TOOLS = {
+    "check-parity": (lambda run: ["check-parity", str(run)], 1),
+    "report": (lambda run: ["report", str(run)], 2),
+    "evaluate": (lambda run: ["evaluate", str(run), "--on", str(run / "data")], 2),
+    "diagnose": (lambda run: ["diagnose", str(run)], 2),
+}
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_every_tool_refuses_a_run_whose_stages_disagree(tmp_path, repo, capsys, tool):
+    calls = []
+    run = tmp_path / "run"
+    run_pipeline(_cfg(repo), _named_toy(calls), run, progress=False)
+    run_pipeline(_cfg(repo, "data.seed=5"), _named_toy(calls), run, to="data", progress=False)  # new jets only
+    capsys.readouterr()
+    args, code = TOOLS[tool]
+    assert cli(args(run)) == code
+    err = capsys.readouterr().err
+    assert "the data stage was rerun" in err and "Traceback" not in err, err
+    assert f"trigger-kd run {run / 'data' / 'config.resolved.yml'} --run-dir {run}" in err  # the newest config
+    assert err.count("error:") == 1
+
+
+def test_report_refuses_a_report_older_than_its_student(tmp_path, repo, capsys):
+    calls = []
+    run = tmp_path / "run"
+    run_pipeline(_cfg(repo), _named_toy(calls), run, progress=False)
+    assert cli(["report", str(run)]) == 0
+    run_pipeline(_cfg(repo, "student.seed=7"), _named_toy(calls), run, to="student", progress=False)
+    capsys.readouterr()
+    assert cli(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "the student stage was rerun" in err and "Rerun the export stage" in err
+    run_pipeline(load_config(run / "student" / "config.resolved.yml"), _named_toy(calls), run, progress=False)
+    assert calls[-4:] == ["export", "firmware", "synth", "report"]  # the command it named reruns what was stale
+    assert cli(["report", str(run)]) == 0
+
+
+def test_report_out_may_name_a_directory(tmp_path, repo, capsys):
+    run = tmp_path / "run"
+    run_pipeline(_cfg(repo), _named_toy([]), run, progress=False)
+    (tmp_path / "out").mkdir()
+    assert cli(["report", str(run), "--out", str(tmp_path / "out")]) == 0
+    assert (tmp_path / "out" / "comparison.md").is_file()
+    assert cli(["report", str(run), "--out", str(tmp_path / "out" / "x.png")]) == 2
+    assert "give a .md file" in capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["comparison.json", "comparison.md"]

@@ -16,7 +16,8 @@ or a data file replaced at the same path reruns the stages it affects instead of
 - The runner is in no stage's fingerprint (``RUNNER``, on purpose, for every stage alike): the modules
   that decide whether, where and when a stage runs and how it reports (``pipeline``, ``stage``,
   ``stages/__init__`` (the stage table), ``rundir``, ``cache``, ``concurrency``, ``fingerprint``,
-  ``paths``, ``console``, ``atomic``, ``errors``) do not change what a stage computes, and ``config``
+  ``paths``, ``console``, ``atomic``, ``errors``, and ``manifest`` / ``runcheck``, which check stage outputs)
+  do not change what a stage computes, and ``config``
   acts on a stage only through the values of the sections it reads, which are in its stamp. So a runner
   fix does not retrain a teacher; a change to a stage's output that comes from one of them (e.g. a
   derived config property's definition) needs ``--from STAGE``. These modules are neither hashed nor
@@ -45,7 +46,7 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 # The runner: in no stage's code fingerprint, and not followed (see the module docstring).
 RUNNER = frozenset(f"{PACKAGE}.{m}" for m in (
     "pipeline", "stage", "stages", "rundir", "cache", "concurrency", "fingerprint", "paths", "config", "console",
-    "atomic", "errors"))
+    "atomic", "errors", "manifest", "runcheck"))
 _NATIVE_NAME = "NATIVE_SOURCES"  # the module-level tuple that declares a module's non-Python sources
 
 # Tool name -> how to learn its version: ("dist", distribution name) or ("cmd", argv).

@@ -52,7 +52,8 @@ def chain_problems(run_dir: Path, stages: list[str] | tuple[str, ...]) -> list[t
         if failed is not None:
             problems.append((stage, f"the latest {stage} run did not finish ({failed.get('error')}, "
                                     f"{failed.get('time')}; see {stage}.failed/), so {stage}/ is from an earlier run"))
-    return problems
+    order = {s: i for i, s in enumerate(STAGE_NAMES)}
+    return sorted(problems, key=lambda p: order.get(p[0], len(order)))  # the earliest stage to rerun first
 
 
 def rerun_command(run_dir: Path, stage: str) -> str:
@@ -77,3 +78,27 @@ def require_chain(run_dir: Path, stages: list[str] | tuple[str, ...], what: str)
     problems = chain_problems(run_dir, stages)
     if problems:
         raise StaleRun(describe(run_dir, problems, what))
+
+
+def made_from(run_dir: Path, stages: tuple[str, ...] | list[str]) -> dict[str, str | None]:
+    """What a tool's result was computed from: each stage's output hash (its stamp for a stage from before
+    manifests). Written into ``evaluate/*.json`` and ``diagnostics.json``; ``stale_result`` compares."""
+    out = {}
+    for s in stages:
+        stamp = read_stamp(Path(run_dir) / s) or {}
+        out[s] = stamp.get("outputs") or stamp.get("stamp")
+    return out
+
+
+def stale_result(run_dir: Path, result: dict, what: str) -> str | None:
+    """Why a tool's result (``made_from``) no longer describes the run's stages, or None."""
+    recorded = result.get("made_from")
+    if not isinstance(recorded, dict):
+        if not any(made_from(run_dir, STAGE_NAMES).values()):
+            return None  # no stage of the runner's here (a directory put together by hand): nothing to compare
+        return f"{what} does not record which stage outputs it was made from (made by an older trigger-kd)"
+    now = made_from(run_dir, tuple(recorded))
+    changed = [s for s in recorded if recorded[s] != now[s]]
+    if changed:
+        return f"the {', '.join(changed)} stage{'s were' if len(changed) > 1 else ' was'} rerun after {what} was made"
+    return None

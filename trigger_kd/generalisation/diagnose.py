@@ -81,13 +81,13 @@ def diagnose(run_dir: Path, curvature_jets: int = 256, power_iterations: int = 2
     from ..data.classes import describe
     from ..data.formats import read_canonical
     from .compressibility import distillation_curve, reference_inputs
-    from ..rundir import read_evaluations
+    from ..report.generalisation import current_evaluations
     from .run_models import RunModels
 
     if curvature_jets < 1:
         raise TriggerKDError(f"--curvature-jets must be at least 1, got {curvature_jets}")
     run_dir = Path(run_dir)
-    models = RunModels(run_dir)
+    models = RunModels(run_dir, "diagnose")
     data, teacher_dir = models.dirs["data"], models.dirs["teacher"]
     c_train, y_train = read_canonical(data / split_file("train"))
     c_val, _ = read_canonical(data / split_file("val"))
@@ -116,7 +116,8 @@ def diagnose(run_dir: Path, curvature_jets: int = 256, power_iterations: int = 2
         "curvature": curvature,
         "compressibility": compress,
         "smearing": _smearing(student_metrics),
-        "ood": read_evaluations(run_dir),
+        "ood": current_evaluations(run_dir)[0],
+        "made_from": models.made_from,  # the stages' outputs it was computed from (runcheck.stale_result)
         "settings": {"curvature_jets": n, "power_iterations": power_iterations, "power_tol": 1e-3,
                      "trace_samples": trace_samples, "compress_epochs": compress_epochs, "seed": seed},
     }

@@ -122,6 +122,7 @@ def evaluate_run(run_dir: Path, on: str, name: str | None = None, overrides: lis
         "classes": {str(k): int((names == k).sum()) for k in sorted(set(names.tolist()))},
         **{m: binary_metrics(y, scores[m]) for m in MODELS},  # as the student stage's metrics.json
         "source": f"{len(y)} jets of {path} (signal = is_signal 1), run's training/validation jets left out",
+        "made_from": models.made_from,  # the stages' outputs it was computed from (runcheck.stale_result)
     }
     write_text_atomic(out_dir / f"{name}.json", json.dumps(result, indent=2, default=float))
     info(f"[evaluate] {result['run_task']} run on {result['task']} ({len(y)} jets): "

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TriggerKDError
-from ..rundir import MODELS, RESOLVED_CONFIG, STUDENT_MODELS, TEACHER_MODEL, completed_stage
+from ..rundir import DATA, MODELS, RESOLVED_CONFIG, STUDENT, STUDENT_MODELS, TEACHER, TEACHER_MODEL, completed_stage
+from ..runcheck import made_from, require_chain
 
 __all__ = ["MODELS", "RunModels", "completed_stage"]  # MODELS: the teacher, the quantised student and its float twin
 
@@ -14,7 +15,7 @@ __all__ = ["MODELS", "RunModels", "completed_stage"]  # MODELS: the teacher, the
 class RunModels:
     """Loads a run's models once; ``scores(constituents)`` gives each model's signal score per jet."""
 
-    def __init__(self, run_dir: Path):
+    def __init__(self, run_dir: Path, what: str = "evaluate"):
         from ..config import load_config
         from ..models.backend import student_backend
         from ..train.teacher import load_teacher
@@ -22,7 +23,10 @@ class RunModels:
         self.run_dir = Path(run_dir)
         if not self.run_dir.is_dir():
             raise TriggerKDError(f"run directory {self.run_dir} not found")
-        self.dirs = {s: completed_stage(self.run_dir, s) for s in ("data", "teacher", "student")}
+        # the student and everything it was made from (data, teacher, transfer) must be one run, as written
+        require_chain(self.run_dir, [STUDENT], what)
+        self.dirs = {s: completed_stage(self.run_dir, s) for s in (DATA, TEACHER, STUDENT)}
+        self.made_from = made_from(self.run_dir, (DATA, TEACHER, STUDENT))
         self.cfg = load_config(self.dirs["student"] / RESOLVED_CONFIG)
         self.teacher = load_teacher(self.dirs["teacher"] / TEACHER_MODEL)
         self.backend = student_backend(self.cfg.student)

@@ -6,23 +6,44 @@ from pathlib import Path
 
 from ..atomic import write_text_atomic
 from ..errors import TriggerKDError
+from ..rundir import REPORT, REPORT_JSON, is_run_dir, read_json
+from ..runcheck import require_chain
 from .build import model_row
 from .plots import resource_bars
 from .tables import md_table
 
 
+def comparison_path(out: Path) -> Path:
+    """``--out``: a Markdown file, or an existing directory to write ``comparison.md`` into."""
+    out = Path(out)
+    if out.is_dir():
+        return out / "comparison.md"
+    if out.suffix.lower() != ".md":
+        raise TriggerKDError(f"report --out {out}: give a .md file to write (or an existing directory)")
+    if not out.parent.is_dir():
+        raise TriggerKDError(f"report --out {out}: the folder {out.parent} does not exist")
+    return out
+
+
 def compare_runs(run_dirs: list[Path], out: Path) -> Path:
-    """Write the comparison to ``out`` (Markdown; JSON and the resource bars beside it)."""
+    """Write the comparison to ``out`` (Markdown; JSON and the resource bars beside it). Every run directory the
+    runner made must hold one consistent run: a report made before its student (or any stage it shows) was rerun
+    is refused, naming the stage and the command that rebuilds it."""
+    out = comparison_path(out)
     reports = []
     for d in run_dirs:
-        path = Path(d) / "report" / "report.json"
+        path = Path(d) / REPORT / REPORT_JSON
+        if is_run_dir(Path(d)):
+            require_chain(Path(d), [REPORT], "report")
         if path.is_file():
-            reports.append(json.loads(path.read_text()))
+            data = read_json(path)
+            if data is None:
+                raise TriggerKDError(f"{path} is not a report (not a JSON object); rerun the report stage")
+            reports.append(data)
     if not reports:
         raise TriggerKDError(
             f"no report.json under {', '.join(map(str, run_dirs))}; run `trigger-kd run CONFIG` (to the report stage) first"
         )
-    out.parent.mkdir(parents=True, exist_ok=True)
     rows = [model_row(r) for r in reports]
     res = {r["model"]: r["resources"] for r in reports if r.get("resources")}
     lines = ["# trigger_kd: models side by side", "", md_table(rows), ""]

@@ -7,17 +7,36 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..rundir import DIAGNOSTICS, MODELS, read_evaluations, read_json
+from ..rundir import DIAGNOSTICS, EVALUATE_DIR, MODELS, read_evaluations, read_json
+from ..runcheck import stale_result
 from .tables import fmt, md_table
 
 
+def current_evaluations(run_dir: Path) -> tuple[dict, dict]:
+    """(``evaluate/*.json`` made from the run's current stages, {name: why stale} for the others)."""
+    current, stale = {}, {}
+    for name, result in read_evaluations(run_dir).items():
+        why = stale_result(run_dir, result, f"{EVALUATE_DIR}/{name}.json")
+        if why:
+            stale[f"{EVALUATE_DIR}/{name}.json"] = f"{why}: rerun `trigger-kd evaluate {run_dir} --on ...`"
+        else:
+            current[name] = result
+    return current, stale
+
+
 def generalisation_block(run_dir: Path) -> dict | None:
+    """diagnostics.json and evaluate/*.json, without those made from earlier stages (listed in ``stale``)."""
     run_dir = Path(run_dir)
     diag = read_json(run_dir / DIAGNOSTICS)
-    ood = read_evaluations(run_dir)  # newer than a diagnostics.json that predates them
-    if diag is None and not ood:
+    ood, stale = current_evaluations(run_dir)  # newer than a diagnostics.json that predates them
+    if diag is not None:
+        why = stale_result(run_dir, diag, DIAGNOSTICS)
+        if why:
+            stale[DIAGNOSTICS] = f"{why}: rerun `trigger-kd diagnose {run_dir}`"
+            diag = None
+    if diag is None and not ood and not stale:
         return None
-    return {**(diag or {}), "ood": ood, "diagnostics_file": str(run_dir / DIAGNOSTICS) if diag else None}
+    return {**(diag or {}), "ood": ood, "stale": stale, "diagnostics_file": str(run_dir / DIAGNOSTICS) if diag else None}
 
 
 def compressibility_plot(block: dict, path: Path) -> bool:
@@ -52,6 +71,8 @@ def generalisation_markdown(block: dict | None, out: Path) -> list[str]:
     if not block:
         return []
     lines = ["## Generalisation", ""]
+    for name, why in (block.get("stale") or {}).items():
+        lines += [f"- Left out, stale: `{name}` ({why}).", ""]
     if block.get("task"):
         lines += [f"Trained on **{block['task']}**; `trigger-kd diagnose` results from `{block.get('diagnostics_file')}`.", ""]
     ood = block.get("ood") or {}
