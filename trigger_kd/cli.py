@@ -25,6 +25,8 @@ def cmd_run(args) -> int:
     cfg = load_config(args.config, args.set or [], profile=args.profile)
     run_dir = Path(args.run_dir) if args.run_dir else _default_run_dir(cfg)
     info(f"model {cfg.name} (profile {cfg.profile}) -> run directory {run_dir}")
+    if args.to != DATA:
+        cfg.teacher.resolved  # noqa: B018 (an explicit CUDA device where there is none: refused before any work)
     run_pipeline(cfg, STAGES, run_dir, to=args.to, start=args.from_, progress=not args.no_progress)
     report = run_dir / REPORT / REPORT_MD
     if report.is_file() and (args.to in (None, "report")):
@@ -65,8 +67,18 @@ def cmd_import_qonnx(args) -> int:
     from .config import HLSConfig, load_config
     from .firmware.import_qonnx import check_inputs, import_qonnx
 
+    from .rundir import run_dir_of
+
     if args.set and not args.config:
         raise TriggerKDError("import-qonnx: --set applies to a model YAML; give it with --config")
+    if args.seed < 0:
+        raise TriggerKDError(f"import-qonnx --seed {args.seed}: a seed is 0 or more")
+    out = Path(args.run_dir)
+    if out.exists() and not out.is_dir():
+        raise TriggerKDError(f"import-qonnx --run-dir {out} is an existing file, not a directory; choose another")
+    if run_dir_of(out) is not None:
+        raise TriggerKDError(f"import-qonnx --run-dir {out} belongs to the pipeline run {run_dir_of(out)}; its files "
+                             "would replace that run's firmware: choose a directory of its own")
     inputs = None
     if args.inputs:
         path = Path(args.inputs)

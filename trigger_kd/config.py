@@ -32,6 +32,7 @@ NonNeg = Annotated[int, Field(ge=0)]
 Positive = Annotated[float, Field(gt=0)]
 Bits = Annotated[int, Field(ge=1)]  # unsigned
 SignedBits = Annotated[int, Field(ge=2)]  # a sign bit and at least one more (1-bit narrow-range weights are all 0)
+MAX_BITS = 24  # student bit widths: float32 (training, golden outputs) holds 24-bit integers exactly
 
 
 class Section(BaseModel):
@@ -230,6 +231,16 @@ class StudentConfig(Section):
     def _input_format(cls, v: int, info: ValidationInfo) -> int:
         if v + 1 > _earlier(info, "input_bits", v + 1):
             raise ValueError(f"must be below student.input_bits ({info.data['input_bits']}; one bit is the sign), got {v}")
+        return v
+
+    @field_validator("weight_bits", "act_bits", "input_bits", "bias_bits")
+    @classmethod
+    def _float32_exact(cls, v: int) -> int:
+        # training and the golden outputs run in float32, whose 24-bit significand holds every integer of up to
+        # 24 bits exactly; a wider fixed-point type has values float32 rounds, and bit-exact firmware is lost
+        if v > MAX_BITS:
+            raise ValueError(f"at most {MAX_BITS} bits (float32 training represents {MAX_BITS}-bit integers exactly, "
+                             f"wider values are rounded), got {v}")
         return v
 
 

@@ -53,13 +53,27 @@ def check_inputs(inputs: np.ndarray | None, n: int) -> None:
         raise TriggerKDError(f"--n {n}: need at least one input to compare firmware with the model")
     if inputs is not None:
         x = np.asarray(inputs)
-        if x.ndim < 2 or len(x) == 0 or not np.issubdtype(x.dtype, np.number):
+        if x.ndim < 2 or len(x) == 0 or not np.issubdtype(x.dtype, np.number) or np.issubdtype(x.dtype, np.bool_):
             raise TriggerKDError(f"--inputs: expected a numeric array (rows, *input shape), got {x.dtype} {x.shape}")
+        if np.iscomplexobj(x):
+            raise TriggerKDError(f"--inputs holds complex numbers ({x.dtype}); fixed-point firmware takes real "
+                                 "inputs: give the real values")
         bad = ~np.isfinite(x.astype(np.float64))
         if bad.any():
             rows = np.flatnonzero(bad.reshape(len(x), -1).any(1))
             raise TriggerKDError(f"--inputs holds NaN or inf in {len(rows)} rows (first: {rows[:5].tolist()}); "
                                  "fixed-point firmware has no such values: remove or replace them")
+
+
+def check_interface(mw, source: Path) -> None:
+    """One input tensor and one output tensor: what the firmware and the comparison take."""
+    consts = {i.name for i in mw.graph.initializer}
+    inputs = [i.name for i in mw.graph.input if i.name not in consts]
+    outputs = [o.name for o in mw.graph.output]
+    if len(inputs) != 1 or len(outputs) != 1:
+        raise ImportRefused(f"{source}: the model has {len(inputs)} inputs ({', '.join(inputs) or 'none'}) and "
+                            f"{len(outputs)} outputs ({', '.join(outputs) or 'none'}); import-qonnx builds firmware "
+                            "for a model with one input and one output")
 
 
 def prepare(mw, source: Path) -> tuple[object, list[str], bool]:
@@ -168,10 +182,13 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
 
     if not model_path.is_file():
         raise TriggerKDError(f"{model_path}: file not found (expected a QONNX .onnx model)")
+    if model_path.stat().st_size == 0:
+        raise TriggerKDError(f"{model_path}: an empty file (0 bytes), not an ONNX model")
     try:
         mw = ModelWrapper(str(model_path))
     except Exception as exc:
         raise TriggerKDError(f"{model_path}: not a readable ONNX model ({_one_line(exc)})") from exc
+    check_interface(mw, model_path)
     try:
         clean, fixes, to_last = prepare(mw, model_path)
     except Exception as exc:
