@@ -65,3 +65,36 @@ def test_bit_widths_beyond_float32_are_config_errors(repo, key, value):
     with pytest.raises(ConfigError, match=rf"student\.{key}.*at most 24"):
         load_config(repo / "hls_configs/mlp_kd.yml", [f"student.{key}={value}"])
     load_config(repo / "hls_configs/mlp_kd.yml", [f"student.{key}=24"])  # the bound itself is fine
+
+
+# ----------------------------------------------------------------------------- data.paths
+def _jets(n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    p3 = rng.normal(scale=5.0, size=(n, 10, 3)) + np.array([40.0, 0.0, 0.0])
+    return np.concatenate([np.linalg.norm(p3, axis=-1, keepdims=True), p3], axis=-1).astype(np.float32)
+
+
+def _data_run(repo, tmp_path, paths, per_class=0):
+    listed = ", ".join(f"'{p}'" for p in paths)
+    return ["run", str(repo / "hls_configs/mlp_kd.yml"), "--to", "data", "--run-dir", str(tmp_path / "run"),
+            "--no-progress", "--set", "data.source=canonical", "--set", f"data.paths=[{listed}]",
+            "--set", f"data.jets_per_class={per_class}", "--set", "data.max_constituents=10"]
+
+
+def test_data_paths_refusals(tmp_path, repo, capsys):
+    from trigger_kd.data.formats import write_canonical
+
+    labels = (np.arange(60) % 2).astype(np.int8)
+    ok = write_canonical(tmp_path / "ok.h5", _jets(60, 0), labels)
+    (tmp_path / "adir.h5").mkdir()
+    _refused(capsys, _data_run(repo, tmp_path, [tmp_path / "adir.h5"]), "adir.h5: is a directory, not a file",
+             "data.paths")
+    (tmp_path / "loop.h5").symlink_to(tmp_path / "loop.h5")
+    _refused(capsys, _data_run(repo, tmp_path, [tmp_path / "loop.h5"]), "loop.h5: a symlink loop", "data.paths")
+    c = _jets(60, 1)
+    c[[3, 10, 11]] = 0.0  # three empty jets (two of them would look like duplicates of each other)
+    empty = write_canonical(tmp_path / "empty.h5", c, labels)
+    err = _refused(capsys, _data_run(repo, tmp_path, [empty]), "3 of 60 jets are empty", "empty.h5")
+    assert "duplicate" not in err and "also in the" not in err
+    _refused(capsys, _data_run(repo, tmp_path, [ok], per_class=1), "data.jets_per_class=1", "without jets")
+    assert not (tmp_path / "run" / "data").exists()

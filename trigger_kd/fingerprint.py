@@ -211,11 +211,11 @@ def file_identity(path: Path | str, index_dir: Path | None) -> dict:
     The content hash is remembered in ``index_dir/file_index.json`` under (path, size, mtime): an
     unchanged file is hashed once; a file replaced at the same path changes size or mtime and is rehashed.
     """
-    path = Path(path).expanduser().resolve()
     try:
+        path = Path(path).expanduser().resolve()
         st = path.stat()
-    except OSError:
-        return {"path": str(path), "missing": True}
+    except (OSError, RuntimeError):  # missing, or a symlink loop (RuntimeError before Python 3.13): the stage says
+        return {"path": str(Path(path).expanduser().absolute()), "missing": True}
     if not path.is_file():
         return {"path": str(path), "missing": True}
     key = f"{path}|{st.st_size}|{st.st_mtime_ns}"

@@ -13,6 +13,7 @@ Public sources read by :func:`load_source`: the top tagging reference dataset
 """
 from __future__ import annotations
 
+import errno
 import io
 import os
 import shutil
@@ -96,9 +97,23 @@ def write_canonical(path, constituents, is_signal, attrs: dict | None = None, je
     return path
 
 
-def _open_h5(path: Path, what: str) -> h5py.File:
+def require_file(path: Path, what: str) -> None:
+    """A readable file at ``path``, or a DataFormatError saying what is there instead (``what``: where to look)."""
+    path = Path(path)
+    try:
+        path.resolve(strict=True)
+    except (RuntimeError, OSError) as exc:  # RuntimeError: Python's "Symlink loop" before 3.13
+        if isinstance(exc, RuntimeError) or getattr(exc, "errno", None) == errno.ELOOP:
+            raise DataFormatError(f"{path}: a symlink loop (the link leads back to itself), not a file; {what}") from None
+        raise DataFormatError(f"{path}: file not found; {what}") from None
+    if path.is_dir():
+        raise DataFormatError(f"{path}: is a directory, not a file; {what}")
     if not path.is_file():
-        raise DataFormatError(f"{path}: file not found; {what}")
+        raise DataFormatError(f"{path}: not a regular file; {what}")
+
+
+def _open_h5(path: Path, what: str) -> h5py.File:
+    require_file(path, what)
     try:
         return h5py.File(path, "r")
     except OSError as exc:
@@ -180,8 +195,7 @@ def _names(raw) -> list[str]:
 def _read_toptagging(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import pandas as pd
 
-    if not path.is_file():
-        raise DataFormatError(f"{path}: file not found; check data.paths (top tagging files: train.h5, val.h5, test.h5)")
+    require_file(path, "check data.paths (top tagging files: train.h5, val.h5, test.h5)")
     if not h5py.is_hdf5(path):
         raise DataFormatError(f"{path}: not an HDF5 file (no HDF5 signature); the top tagging reference files "
                               "(Zenodo 2603256) are pandas HDF5 tables: check data.paths and the download")
@@ -264,8 +278,7 @@ def _read_jetclass(path: Path) -> tuple[np.ndarray, np.ndarray]:
     import awkward as ak
     import uproot
 
-    if not path.is_file():
-        raise DataFormatError(f"{path}: file not found; check data.paths (JetClass ROOT files)")
+    require_file(path, "check data.paths (JetClass ROOT files)")
     try:
         f = uproot.open(path)
     except Exception as exc:  # uproot raises many types for a non-ROOT file

@@ -88,6 +88,20 @@ def check_distinct_paths(paths: list[Path]) -> None:
         seen[key] = p
 
 
+def check_empty_jets(constituents: np.ndarray, origins: np.ndarray | None, files: list[str]) -> None:
+    """Refuse jets without a single non-zero constituent (before the duplicate check, which would call every
+    empty jet a duplicate of the others)."""
+    c = np.asarray(constituents)
+    empty = ~np.any(c.reshape(len(c), -1) != 0, axis=1) if len(c) else np.zeros(0, dtype=bool)
+    if not empty.any():
+        return
+    rows = np.flatnonzero(empty)
+    where = files if origins is None else sorted({files[origins[i]] for i in rows})
+    raise DataSanityError(
+        f"{len(rows)} of {len(c)} jets are empty (every constituent is zero) in {', '.join(where)}: an empty jet "
+        f"has nothing to classify; remove them from the file(s) (first rows: {rows[:5].tolist()})")
+
+
 def check_no_leaks(splits: dict[str, np.ndarray], origins: dict[str, np.ndarray] | None, files: list[str]) -> None:
     """Refuse jets that appear in more than one split; ``origins`` gives each jet's index into ``files``."""
     hashes = {name: jet_hashes(c) for name, c in splits.items()}

@@ -44,6 +44,11 @@ def _split_arrays(constituents, is_signal, names, origin, data):
         "val": idx[n_train : n_train + n_val],
         "test": idx[n_train + n_val :],
     }
+    empty = [k for k, v in parts.items() if len(v) == 0]
+    if empty:
+        raise StageError(f"{len(idx)} jets (data.jets_per_class={data.jets_per_class}) split {list(data.split)} leave "
+                         f"the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} without jets: raise "
+                         "data.jets_per_class (or give files with more jets)")
     return {k: (constituents[v], is_signal[v], names[v], origin[v]) for k, v in parts.items()}
 
 
@@ -100,7 +105,7 @@ def _say_budget(cfg: Config, pools: dict[str, Path]) -> None:
 
 def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
     data_cfg = cfg.data
-    from ..data.formats import load_source, write_canonical
+    from ..data.formats import load_source, require_file, write_canonical
 
     summary: dict = {"source": data_cfg.source, "signal": list(data_cfg.signal), "background": list(data_cfg.background)}
     if data_cfg.source == "pythia":
@@ -117,12 +122,15 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
             if Path(path).resolve().parent != out.resolve():
                 os.replace(path, out / split_file(split))
     else:
-        from ..data.sanity import check_distinct_paths, check_no_leaks
+        from ..data.sanity import check_distinct_paths, check_empty_jets, check_no_leaks
 
+        for path in data_cfg.paths:  # a directory or a symlink loop named as such, before anything resolves it
+            require_file(Path(path), "check data.paths")
         check_distinct_paths(data_cfg.paths)
         constituents, is_signal, names, origin = load_source(
             data_cfg.source, [Path(p) for p in data_cfg.paths], data_cfg.max_constituents, signal=data_cfg.signal, background=data_cfg.background,
             with_origin=True)
+        check_empty_jets(constituents, origin, [str(p) for p in data_cfg.paths])
         parts = _split_arrays(constituents, is_signal, names, origin, data_cfg)
         check_no_leaks({k: v[0] for k, v in parts.items()}, {k: v[3] for k, v in parts.items()},
                        [str(p) for p in data_cfg.paths])
