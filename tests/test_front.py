@@ -90,6 +90,20 @@ def test_no_point_under_the_budget_is_an_error():
 
 
 
+def test_repeated_points_options_add_up_and_an_axis_twice_is_refused(repo):
+    """`--points width=0.5 --points bits=3` is one point (the second option used to replace the first: the width
+    axis fell back to its three defaults); the same axis named twice is an error, not the last one silently."""
+    from trigger_kd.cli import build_parser
+    from trigger_kd.config import load_config
+
+    args = build_parser().parse_args(["front", "x.yml", "--points", "width=0.5", "--points", "bits=3"])
+    assert args.points == ["width=0.5", "bits=3"]
+    student = load_config(repo / "hls_configs/mlp_kd.yml").student
+    assert [p.id for p in point_grid(student, parse_points(args.points, "brevitas"))] == ["w16-8_b3a6"]
+    with pytest.raises(FrontError, match="width.*twice"):
+        parse_points(["width=0.5", "bits=3", "width=1"], "brevitas")
+
+
 def test_cli_refuses_bad_requests_before_any_work(repo, tmp_path, capsys):
     from trigger_kd.cli import main as cli
 

@@ -283,7 +283,7 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--max-latency-ns", type=float, help="budget: at most this latency (pipeline stages x clock)")
     fr.add_argument("--yosys", action="store_true", help="fail unless every point on the front has its Yosys LUT count (front.json yosys_lut; the open-source "
                          "route runs Yosys on every point today)")
-    fr.add_argument("--points", nargs="+", metavar="AXIS=V1,V2",
+    fr.add_argument("--points", nargs="+", action="extend", metavar="AXIS=V1,V2",
                     help="knob values instead of the defaults, e.g. width=0.5,1,2 bits=3,4,6 (hgq: beta=1e-6,1e-5)")
     fr.add_argument("--out", help="sweep directory (default firmware/<model>_front/)")
     fr.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override for every point")

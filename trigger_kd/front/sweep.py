@@ -124,6 +124,9 @@ def parse_points(specs: list[str] | tuple[str, ...] | None, framework: str) -> d
         if not eq or name not in axes:
             raise FrontError(f"--points {spec!r}: expected AXIS=V1,V2,... with AXIS one of "
                              f"{', '.join(f'{a.name} ({a.help})' for a in axes.values())}")
+        if name in out:
+            raise FrontError(f"--points {spec!r}: the {name} axis is given twice; give all its values once, "
+                             f"e.g. {name}=V1,V2")
         values = []
         for item in (t.strip() for t in text.split(",")):
             try:
