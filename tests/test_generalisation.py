@@ -163,3 +163,40 @@ def test_diagnose_writes_curvature_compressibility_smearing_and_ood(run, tmp_pat
 
 def test_report_has_no_generalisation_section_without_diagnostics(tmp_path):
     assert generalisation_block(tmp_path) is None and generalisation_markdown(None, tmp_path) == []
+
+
+@pytest.mark.slow
+def test_every_output_of_a_real_run_is_verified_and_a_damaged_one_rerun(run, tmp_path, capsys):
+    """Issue 24 on a real run (data, teacher and transfer in the cache, student in the run): each file each
+    stage's manifest lists, deleted or edited in turn, is named by the check the runner and the tools use;
+    a deleted student.pt makes `trigger-kd run` retrain the student (not "up to date")."""
+    import os
+    import shutil
+
+    from trigger_kd.manifest import output_problem
+
+    for stage in ("data", "teacher", "transfer", "student"):
+        listed = json.loads((run / stage / "manifest.json").read_text())["files"]
+        assert listed and output_problem(run / stage) is None
+        for rel in listed:
+            path = run / stage / rel
+            data, st = path.read_bytes(), path.stat()
+            path.write_bytes(bytes([data[0] ^ 1]) + data[1:] if data else b"x")
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))  # an edit that keeps the time: the hash tells
+            assert output_problem(run / stage) == f"{stage}/{rel} was changed (its content differs from what the stage wrote)" \
+                or listed[rel].get("mtime_ns"), rel
+            path.unlink()
+            assert output_problem(run / stage) == f"{stage}/{rel} is missing", rel
+            path.write_bytes(data)
+            os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns))
+        assert output_problem(run / stage) is None
+    copy = tmp_path / "copy"
+    shutil.copytree(run, copy, symlinks=True)  # data, teacher, transfer: the same cache entries
+    (copy / "student" / "student.pt").unlink()
+    assert cli(["evaluate", str(copy), "--on", str(copy / "data")]) == 2
+    assert "student/student.pt is missing" in capsys.readouterr().err
+    args = ["run", str(REPO / "hls_configs/mlp_kd.yml"), "--to", "student", "--run-dir", str(copy), "--no-progress"]
+    assert cli(args + [a for s in TINY for a in ("--set", s)]) == 0
+    err = capsys.readouterr().err
+    assert "[student] student/student.pt is missing; rerunning" in err and "[data] up to date" in err
+    assert (copy / "student" / "student.pt").is_file() and output_problem(copy / "student") is None

@@ -98,3 +98,21 @@ def test_data_paths_refusals(tmp_path, repo, capsys):
     assert "duplicate" not in err and "also in the" not in err
     _refused(capsys, _data_run(repo, tmp_path, [ok], per_class=1), "data.jets_per_class=1", "without jets")
     assert not (tmp_path / "run" / "data").exists()
+
+
+def test_a_run_made_with_a_profile_beside_its_config_can_be_read_back(tmp_path, repo):
+    """evaluate/diagnose load a run's config.resolved.yml: it holds its profile's values, so the profile file
+    (kept beside the model's own config, not in hls_configs/profiles) is not needed again."""
+    import shutil
+
+    from trigger_kd.config import dump_config
+
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(repo / "hls_configs/profiles/quick.yml", tmp_path / "profiles" / "mine.yml")
+    shutil.copy(repo / "hls_configs/mlp_kd.yml", tmp_path / "model.yml")
+    cfg = load_config(tmp_path / "model.yml", ["student.seed=4"], profile="mine")
+    (tmp_path / "run" / "student").mkdir(parents=True)
+    resolved = tmp_path / "run" / "student" / "config.resolved.yml"
+    resolved.write_text(dump_config(cfg))
+    again = load_config(resolved)
+    assert again.profile == "mine" and again.student == cfg.student and again.data == cfg.data
