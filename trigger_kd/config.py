@@ -123,19 +123,88 @@ class DataConfig(Section):
 
 
 class TeacherConfig(Section):
+    # lorentznet (models/lorentznet.py, hard Lorentz symmetry) or transformer (models/transformer.py: the plain encoder
+    # of Glowacki / the SEAL paper, no symmetry built in). Keys of one arch only (ARCH_KEYS) with the other arch are
+    # refused unless a profile set them (profiles size both teachers); dumps and stamps leave them out.
+    arch: Literal["lorentznet", "transformer"] = "lorentznet"
+    # auto | cpu | cuda | cuda:N (train/device.py): training, cached logits, transfer labelling. auto = cuda where
+    # torch finds one, resolved before the stage is stamped (`resolved`); an explicit cuda without one is an error
+    device: str = "auto"
+    amp: bool = False  # mixed precision (bf16, else fp16) on CUDA only: with a CPU device an error, never ignored
     n_particles: Count = 32
-    hidden: Count = 32
-    layers: Count = 3
+    hidden: Count = 32  # lorentznet
+    layers: Count = 3  # lorentznet: LGEB blocks
     epochs: Count = 3
     batch_size: Count = 64
     lr: Positive = 1e-3
     weight_decay: Annotated[float, Field(ge=0)] = 0.01
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2
-    c_weight: Annotated[float, Field(ge=0)] = 5e-3
+    c_weight: Annotated[float, Field(ge=0)] = 5e-3  # lorentznet
+    d_model: Count = 64  # transformer: embedding width
+    encoder_layers: Count = 3  # transformer: encoder layers (not `layers`: the paper profile sizes both teachers)
+    heads: Count = 4  # transformer: attention heads (divide d_model)
+    ff_dim: Count = 64  # transformer: feed-forward width
+    head_hidden: tuple[Count, ...] = (64, 32)  # transformer: the head's hidden widths, then one logit
     seed: NonNeg = 1
     threads: NonNeg = 0
     seal_lambda: Annotated[float, Field(ge=0)] = 0.0  # SEAL: + lambda mean ||f(L x) - f(x)||^2, boosts L (train/seal.py)
     seal_max_beta: Annotated[float, Field(ge=0, lt=1)] = 0.95  # |beta| of those boosts uniform in [0, this]
+    # transformer: + this * mean sum_G ||d/de f(exp(e G) x)||^2 over the six Lorentz generators (train/seal.py)
+    seal_generator_lambda: Annotated[float, Field(ge=0)] = 0.0
+
+    ARCH_KEYS: ClassVar[dict[str, tuple[str, ...]]] = {
+        "lorentznet": ("hidden", "layers", "c_weight"),
+        "transformer": ("d_model", "encoder_layers", "heads", "ff_dim", "head_hidden", "seal_generator_lambda")}
+
+    @field_validator("device")
+    @classmethod
+    def _device_name(cls, v: str) -> str:
+        from .train.device import DEVICE_PATTERN
+
+        if not re.fullmatch(DEVICE_PATTERN, v):
+            raise ValueError(f"{v!r} is not a device: use auto, cpu, cuda or cuda:N (N = 0, 1, ...)")
+        return v
+
+    @field_validator("amp")
+    @classmethod
+    def _amp_on_cuda(cls, v: bool, info: ValidationInfo) -> bool:
+        if v and _earlier(info, "device", "auto") == "cpu":
+            raise ValueError("mixed precision needs a CUDA device and teacher.device is cpu: set teacher.amp: false "
+                             "(refused, not ignored)")
+        return v
+
+    @field_validator(*ARCH_KEYS["lorentznet"], *ARCH_KEYS["transformer"])
+    @classmethod
+    def _key_of_the_arch(cls, v: Any, info: ValidationInfo) -> Any:
+        arch = _earlier(info, "arch", "lorentznet")
+        name = info.field_name
+        owner = next(a for a, keys in cls.ARCH_KEYS.items() if name in keys)
+        origin = ((info.context or {}).get("origins") or {}).get(f"teacher.{name}", "")
+        if owner != arch and v != cls.model_fields[name].default and not origin.startswith("profile "):
+            raise ValueError(f"applies to teacher.arch: {owner} only; teacher.arch {arch} would ignore it: remove it "
+                             f"or use arch {owner}")
+        return v
+
+    @field_validator("heads")
+    @classmethod
+    def _heads_split_the_width(cls, v: int, info: ValidationInfo) -> int:
+        d = _earlier(info, "d_model", v)
+        if _earlier(info, "arch", "lorentznet") == "transformer" and d % v:
+            raise ValueError(f"the {v} attention heads must divide teacher.d_model ({d})")
+        return v
+
+    def plain_fields(self) -> list[str]:
+        """The keys dumps and stamps hold: every key but those of the other arch (ARCH_KEYS)."""
+        other = {k for a, keys in self.ARCH_KEYS.items() if a != self.arch for k in keys}
+        return [name for name in type(self).model_fields if name not in other]
+
+    @property
+    def resolved(self) -> "TeacherConfig":
+        """This section with ``device: auto`` resolved to the device it runs on (what the teacher stage is stamped
+        with); an explicit CUDA device where there is none, or amp without CUDA, is a TriggerKDError naming the key."""
+        from .train.device import resolve_device
+
+        return self.model_copy(update={"device": resolve_device(self.device, self.amp)})
 
 
 def old_epochs_key(raw: Any, where: str) -> Any:
@@ -397,7 +466,7 @@ def _message(root: type[BaseModel], err: dict, origins: Mapping[str, str], defau
 def validated(cls: type[Section], raw: Mapping[str, Any], origins: Mapping[str, str] = {}, default: str = "default value"):
     """``cls`` built from ``raw``, or a ConfigError naming the key and where it came from (``origins``)."""
     try:
-        return cls.model_validate(raw)
+        return cls.model_validate(raw, context={"origins": origins})  # TeacherConfig: keys a profile set
     except ValidationError as exc:
         errors = exc.errors()
         more = f" (and {len(errors) - 1} more problem(s))" if len(errors) > 1 else ""
@@ -516,7 +585,8 @@ def load_config(
 def to_plain(obj: Any) -> Any:
     """Config models / mappings / tuples -> JSON-able plain data."""
     if isinstance(obj, BaseModel):
-        return {name: to_plain(getattr(obj, name)) for name in type(obj).model_fields}
+        names = obj.plain_fields() if hasattr(obj, "plain_fields") else type(obj).model_fields
+        return {name: to_plain(getattr(obj, name)) for name in names}
     if isinstance(obj, Mapping):
         return {str(k): to_plain(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):

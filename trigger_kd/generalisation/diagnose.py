@@ -23,13 +23,12 @@ from ..rundir import DIAGNOSTICS, METRICS, split_file, teacher_logits_file
 def _teacher_curvature(models, c, y, batch_size, **kw) -> dict:
     import torch
 
-    from ..models.lorentznet import prepare_batch
+    from ..models.teachers import teacher_batch
     from ..train.curvature import loss_curvature
 
     model = models.teacher
     n = models.cfg.teacher.n_particles
-    dtype = next(model.parameters()).dtype
-    batches = [(prepare_batch(c[i:i + batch_size], n, dtype=dtype), torch.from_numpy(y[i:i + batch_size]))
+    batches = [(teacher_batch(model, c[i:i + batch_size], n), torch.from_numpy(y[i:i + batch_size]))
                for i in range(0, len(y), batch_size)]
 
     def loss(m, batch):

@@ -41,8 +41,9 @@ STAGES: list[Stage] = [
     Stage("data", ("data",), (), _lazy("data", "run_data"), shared=True,
           help="generate (Pythia 8 + FastJet) or load jets; split train/val/test",
           tools=("pythia", "fastjet", "numpy", "h5py", "pandas", "tables", "uproot", "awkward"), inputs=_data_inputs),
-    Stage("teacher", ("teacher", "checks"), ("data",), _lazy("teacher", "run_teacher"), shared=True,
-          help="train the LorentzNet teacher; cache its logits for every jet",
+    # teacher.resolved: the teacher section with device: auto resolved to the device that computes (cpu, cuda, ...)
+    Stage("teacher", ("teacher.resolved", "checks"), ("data",), _lazy("teacher", "run_teacher"), shared=True,
+          help="train the teacher (LorentzNet or transformer, CPU or GPU); cache its logits for every jet",
           tools=("torch", "g++", "numpy", "scikit-learn")),  # g++ builds LorentzNet's edge kernel
     Stage("transfer", tuple(f"distill.{k}" for k in TRANSFER_KEYS), ("data", "teacher"),
           _lazy("transfer", "run_transfer"), shared=True,

@@ -1,8 +1,10 @@
-"""Stage `teacher`: train LorentzNet, then cache its logits for every jet.
+"""Stage `teacher`: train the teacher (``teacher.arch``: LorentzNet or the transformer) on ``teacher.device``, then
+cache its logits for every jet.
 
 Output (content-addressed cache, linked from ``<run-dir>/teacher``):
 ``teacher.pt``, ``history.json``, ``logits_{train,val,test}.npy`` ((N, 2) float32, row
-order of the data files), ``metrics.json`` (test metrics + boost/smearing robustness).
+order of the data files), ``metrics.json`` (test metrics + boost/smearing robustness, the
+architecture, the device and GPU it ran on).
 Students read the cached logits and never rerun the teacher.
 """
 from __future__ import annotations
@@ -23,10 +25,10 @@ def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..train.teacher import load_teacher, teacher_logits, train_teacher
 
     data = ctx.dir(DATA)
-    settings = cfg.teacher  # train.teacher takes the config section itself
+    settings = cfg.teacher.resolved  # the config section itself, device: auto resolved as in the stamp
     train_info = train_teacher(data / split_file("train"), data / split_file("val"), settings, out,
                                progress=ctx.progress)
-    model = load_teacher(out / TEACHER_MODEL)
+    model = load_teacher(out / TEACHER_MODEL, settings.device)
     n = settings.n_particles
     for split in SPLITS:
         constituents, _ = read_canonical(data / split_file(split))
@@ -39,8 +41,11 @@ def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
         lambda c: signal_score(teacher_logits(model, c, n, progress=False)),
         constituents, is_signal, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
     )
+    device = {"name": train_info["device"], "gpu": train_info["gpu"], "amp": train_info["amp"]}
     result = TeacherMetrics(test=metrics, robustness=rob, training=train_info,
-                            n_params=int(sum(p.numel() for p in model.parameters())))
+                            n_params=int(sum(p.numel() for p in model.parameters())),
+                            rest={"arch": settings.arch, "device": device})
     result.write(out / METRICS)
-    info(f"[teacher] test accuracy {metrics['accuracy']:.3f}, AUC {metrics['auc']:.4f} on {metrics['n_jets']} jets")
+    info(f"[teacher] {settings.arch} on {device['gpu'] or device['name']}: test accuracy {metrics['accuracy']:.3f}, "
+         f"AUC {metrics['auc']:.4f} on {metrics['n_jets']} jets")
     return {"test": metrics, "n_params": result.n_params}

@@ -80,7 +80,8 @@ def run_transfer(cfg: Config, ctx: RunContext, out: Path) -> dict:
     summary: dict = {"transfer_jets": int(len(c_transfer)), **origin, "views": 0}
     if not len(c_transfer) and distill.augment_max_beta == 0:
         return summary
-    model = load_teacher(teacher / TEACHER_MODEL) if distill.uses_teacher else None
+    # on the device the teacher stage resolved (its stamp, upstream of this one, holds it)
+    model = load_teacher(teacher / TEACHER_MODEL, cfg.teacher.resolved.device) if distill.uses_teacher else None
     n = cfg.teacher.n_particles
     splits = {k: read_canonical(data / split_file(k))[0] for k in SPLITS}
     if len(c_transfer):

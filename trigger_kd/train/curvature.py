@@ -15,6 +15,7 @@ import torch
 
 from ..errors import TriggerKDError
 from ..models.edge_kernel import torch_edges
+from ..models.transformer import math_attention
 
 LossFn = Callable[[torch.nn.Module, tuple], torch.Tensor]
 
@@ -36,14 +37,14 @@ def hessian_vector_product(model: torch.nn.Module, batches: Sequence[tuple], los
     """H v for the mean loss over all jets in ``batches`` (``loss_fn(model, batch)`` = batch mean).
 
     Second derivatives: LorentzNet computes its edges with PyTorch ops here (its compiled edge kernel
-    is differentiable once only)."""
+    is differentiable once only), the transformer its attention (the fused kernels are not twice differentiable)."""
     params = _params(model)
     total = sum(_batch_size(b) for b in batches)
     if total == 0:
         raise TriggerKDError("no jets to measure the curvature on: pass at least one non-empty batch")
     out = [torch.zeros_like(p) for p in params]
     for batch in batches:
-        with torch_edges():
+        with torch_edges(), math_attention():  # twice differentiable: no compiled edge kernel, no fused attention
             loss = loss_fn(model, batch) * (_batch_size(batch) / total)
         grads = torch.autograd.grad(loss, params, create_graph=True)
         dot = sum((g * v).sum() for g, v in zip(grads, vec))

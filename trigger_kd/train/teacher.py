@@ -1,12 +1,13 @@
-"""Train the LorentzNet teacher, on one process or under torchrun (DDP, gloo on CPU).
+"""Train the teacher (teacher.arch: LorentzNet or the transformer), on one process or under torchrun (DDP).
 
     python -m trigger_kd.train.teacher --train T.h5 --val V.h5 --out DIR [--epochs N ...]
     torchrun --nproc_per_node=2 -m trigger_kd.train.teacher --train T.h5 --val V.h5 --out DIR
 
 Under torchrun (WORLD_SIZE > 1) the training jets are sharded with DistributedSampler,
-gradients are averaged by DDP, BatchNorm running statistics are averaged over ranks after
-every epoch (SyncBatchNorm needs a GPU), validation is sharded and summed, and only
-rank 0 writes files.
+gradients are averaged by DDP (NCCL on GPUs, gloo on the CPU: train/device.py), BatchNorm running
+statistics are averaged over ranks after every epoch, validation is sharded and summed, and only
+rank 0 writes files. teacher.device picks the device (auto: a GPU where there is one), teacher.amp
+mixed precision on a GPU (training only; logits are computed in float32).
 """
 from __future__ import annotations
 
@@ -30,18 +31,15 @@ from ..atomic import atomic_path, write_text_atomic
 from ..config import TeacherConfig, validated
 from ..console import error, info, progress_enabled
 from ..errors import TriggerKDError
-from ..models.lorentznet import LorentzNet, prepare_batch
+from ..models.lorentznet import prepare_batch
+from ..models.teachers import FORMATS, arch_of, build_teacher, from_checkpoint, teacher_batch
+from . import device as devices
 from .seal import PairForward, boosted, seal_penalty
 
-CHECKPOINT_FORMAT = "trigger_kd.lorentznet.v1"
+__all__ = ["build_teacher", "load_teacher", "teacher_logits", "train_teacher"]
 
 
 # The teacher's settings are the config's `teacher:` section, TeacherConfig (also the torchrun entry point's flags).
-
-
-def build_teacher(settings: TeacherConfig) -> LorentzNet:
-    return LorentzNet(n_scalar=2, n_hidden=settings.hidden, n_class=2, n_layers=settings.layers,
-                      c_weight=settings.c_weight, dropout=settings.dropout)
 
 
 def _load(path: Path, n_particles: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -53,22 +51,22 @@ def _load(path: Path, n_particles: int, what: str) -> tuple[torch.Tensor, torch.
     return torch.from_numpy(np.ascontiguousarray(c[:, :n_particles])), torch.from_numpy(y.astype(np.int64))
 
 
-def _world() -> tuple[int, int, bool]:
+def _world(device: torch.device) -> tuple[int, int, bool]:
     """(world_size, rank, whether this call initialised the process group)."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
         return 1, 0, False
     started = False
     if not dist.is_initialized():
-        dist.init_process_group(backend="gloo")
+        dist.init_process_group(backend=devices.backend(device))
         started = True
     return dist.get_world_size(), dist.get_rank(), started
 
 
-def _allsum(values: list[float], world: int) -> list[float]:
+def _allsum(values: list[float], world: int, device: torch.device) -> list[float]:
     if world == 1:
         return values
-    t = torch.tensor(values, dtype=torch.float64)
+    t = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(t)
     return t.tolist()
 
@@ -97,13 +95,13 @@ def _cosine(total_steps: int, warmup_frac: float = 0.05):
 
 
 @torch.no_grad()
-def _evaluate(model: LorentzNet, c: torch.Tensor, y: torch.Tensor, n_particles: int, batch_size: int):
+def _evaluate(model: nn.Module, c: torch.Tensor, y: torch.Tensor, n_particles: int, batch_size: int):
     """(correct, summed loss, count) on this rank's jets."""
     model.eval()
     correct, loss, count = 0.0, 0.0, 0.0
     for i in range(0, len(y), batch_size):
-        logits = model(prepare_batch(c[i:i + batch_size], n_particles))
-        yb = y[i:i + batch_size]
+        logits = model(teacher_batch(model, c[i:i + batch_size], n_particles)).float()
+        yb = y[i:i + batch_size].to(logits.device)
         correct += float((logits.argmax(1) == yb).sum())
         loss += float(nn.functional.cross_entropy(logits, yb, reduction="sum"))
         count += len(yb)
@@ -120,7 +118,8 @@ def _save_atomic(obj, path: Path) -> None:
 
 def train_teacher(train_h5: Path, val_h5: Path, settings: TeacherConfig, out_dir: Path, progress: bool = True,
                   save_rank_weights: bool = False) -> dict:
-    """Train LorentzNet (AdamW, warmup + cosine per step, cross-entropy), keep the best-val-accuracy weights.
+    """Train the teacher (AdamW, warmup + cosine per step, cross-entropy, SEAL terms when their lambdas are > 0),
+    keep the best-val-accuracy weights.
 
     Writes out_dir/teacher.pt and out_dir/history.json (rank 0 only); with save_rank_weights
     every rank also writes its final weights to out_dir/rank{r}_final.pt (a DDP consistency check).
@@ -128,39 +127,45 @@ def train_teacher(train_h5: Path, val_h5: Path, settings: TeacherConfig, out_dir
     if settings.threads > 0:
         torch.set_num_threads(settings.threads)
     out_dir = Path(out_dir)
-    world, rank, started = _world()
+    device = devices.rank_device(settings.device, int(os.environ.get("WORLD_SIZE", "1")))
+    amp = devices.amp_dtype(device, settings.amp)
+    world, rank, started = _world(device)
     try:
-        return _train(Path(train_h5), Path(val_h5), settings, out_dir, progress, save_rank_weights, world, rank)
+        return _train(Path(train_h5), Path(val_h5), settings, out_dir, progress, save_rank_weights, world, rank,
+                      device, amp)
     finally:
         if started:
             dist.destroy_process_group()
 
 
-def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, world, rank) -> dict:
+def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, world, rank, device, amp) -> dict:
     n = settings.n_particles
     c_train, y_train = _load(train_h5, n, "training")
     c_val, y_val = _load(val_h5, n, "validation")
     c_val, y_val = c_val[rank::world], y_val[rank::world]
 
     torch.manual_seed(settings.seed)
-    model = build_teacher(settings)
+    model = build_teacher(settings).to(device)
+    beams = arch_of(model) == "lorentznet"
     n_params = int(sum(p.numel() for p in model.parameters()))
     dataset = torch.utils.data.TensorDataset(c_train, y_train)
     if world > 1:
         sampler = torch.utils.data.distributed.DistributedSampler(dataset, num_replicas=world, rank=rank,
                                                                   shuffle=True, seed=settings.seed)
         loader = torch.utils.data.DataLoader(dataset, batch_size=settings.batch_size, sampler=sampler)
-        net = nn.parallel.DistributedDataParallel(PairForward(model))
+        net = nn.parallel.DistributedDataParallel(PairForward(model),
+                                                  device_ids=[device.index] if device.type == "cuda" else None)
     else:
         sampler = None
         gen = torch.Generator().manual_seed(settings.seed)
         loader = torch.utils.data.DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, generator=gen)
         net = PairForward(model)
-    seal = settings.seal_lambda > 0
+    seal, generators = settings.seal_lambda > 0, settings.seal_generator_lambda > 0
     boosts = torch.Generator().manual_seed(settings.seed + 7919 * (rank + 1))  # SEAL's own random stream
     torch.manual_seed(settings.seed + rank)  # dropout differs per rank, as in the original
     # fused: one kernel for all parameters (0.3 ms instead of 2 ms per step at quick size, same updates)
     opt = torch.optim.AdamW(net.parameters(), lr=settings.lr, weight_decay=settings.weight_decay, fused=True)
+    scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
     total_steps = max(1, settings.epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total_steps))
 
@@ -171,20 +176,28 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
             sampler.set_epoch(epoch)
         net.train()
         t0 = time.perf_counter()
-        correct = loss_sum = seal_sum = count = 0.0
+        correct = loss_sum = seal_sum = gen_sum = count = 0.0
         bar = tqdm(loader, desc=f"teacher epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False,
                    disable=True if rank else progress_enabled(progress))
         for xb, yb in bar:
-            moved = prepare_batch(boosted(xb, settings.seal_max_beta, boosts), n) if seal else None
-            logits, moved_logits = net(prepare_batch(xb, n), moved)
-            loss = nn.functional.cross_entropy(logits, yb)
-            if seal:
-                penalty = seal_penalty(logits, moved_logits)
-                loss = loss + settings.seal_lambda * penalty
-                seal_sum += float(penalty.detach()) * len(yb)
+            yb = yb.to(device)
+            moved = (prepare_batch(boosted(xb, settings.seal_max_beta, boosts), n, beams, device=device)
+                     if seal else None)
+            with devices.autocast(device, amp):
+                logits, moved_logits, gen = net(prepare_batch(xb, n, beams, device=device), moved, generators)
+                logits = logits.float()
+                loss = nn.functional.cross_entropy(logits, yb)
+                if seal:
+                    penalty = seal_penalty(logits, moved_logits.float())
+                    loss = loss + settings.seal_lambda * penalty
+                    seal_sum += float(penalty.detach()) * len(yb)
+                if generators:
+                    loss = loss + settings.seal_generator_lambda * gen
+                    gen_sum += float(gen.detach()) * len(yb)
             opt.zero_grad()
-            loss.backward()
-            opt.step()
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
             sched.step()
             correct += float((logits.detach().argmax(1) == yb).sum())
             loss_sum += float(loss.detach()) * len(yb)
@@ -195,13 +208,15 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
         epoch_seconds = time.perf_counter() - t0
         train_seconds += epoch_seconds
         t1 = time.perf_counter()
-        val = _allsum(list(_evaluate(model, c_val, y_val, n, max(256, settings.batch_size))), world)
-        tr = _allsum([correct, loss_sum, count, seal_sum], world)
+        val = _allsum(list(_evaluate(model, c_val, y_val, n, max(256, settings.batch_size))), world, device)
+        tr = _allsum([correct, loss_sum, count, seal_sum, gen_sum], world, device)
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": tr[1] / tr[2],
                "train_accuracy": tr[0] / tr[2], "val_loss": val[1] / val[2], "val_accuracy": val[0] / val[2],
                "train_seconds": epoch_seconds, "val_seconds": time.perf_counter() - t1}
         if seal:  # mean ||f(L x) - f(x)||^2 over the epoch's jets (train_loss includes lambda times it)
             row["train_seal_penalty"] = tr[3] / tr[2]
+        if generators:  # mean sum_G ||d/de f(exp(e G) x)||^2 over the epoch's jets
+            row["train_seal_generator_penalty"] = tr[4] / tr[2]
         history.append(row)
         if rank == 0:
             info(f"[teacher] epoch {epoch + 1}/{settings.epochs}: train loss {row['train_loss']:.4f} "
@@ -217,10 +232,11 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
     result = {"epochs": settings.epochs, "best_epoch": best_epoch, "best_val_accuracy": best_acc,
               "train_seconds": train_seconds,
               "jets_per_second": n_jets * settings.epochs / max(train_seconds, 1e-9),
-              "n_params": n_params, "world_size": world, "n_train_jets": n_jets}
+              "n_params": n_params, "world_size": world, "n_train_jets": n_jets, "arch": settings.arch,
+              **devices.describe(device, amp), "backend": devices.backend(device) if world > 1 else None}
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-        ckpt = {"format": CHECKPOINT_FORMAT, "model": model.config, "settings": settings.model_dump(),
+        ckpt = {"format": FORMATS[settings.arch], "model": model.config, "settings": settings.model_dump(),
                 "best_epoch": best_epoch, "best_val_accuracy": best_acc, "state_dict": best_state}
         _save_atomic(ckpt, out_dir / "teacher.pt")
         _save_atomic(json.dumps({"history": history, **result}, indent=2), out_dir / "history.json")
@@ -229,8 +245,8 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
     return result
 
 
-def load_teacher(path) -> LorentzNet:
-    """Rebuild the LorentzNet saved by `train_teacher`, in eval mode."""
+def load_teacher(path, device: str = "cpu") -> nn.Module:
+    """Rebuild the teacher saved by `train_teacher` on ``device`` (a resolved teacher.device), in eval mode."""
     path = Path(path)
     if not path.is_file():
         raise TriggerKDError(f"{path}: teacher checkpoint not found; run the teacher stage first "
@@ -239,25 +255,23 @@ def load_teacher(path) -> LorentzNet:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several types for a damaged or foreign file
         raise TriggerKDError(f"{path}: cannot read the teacher checkpoint ({exc}); retrain the teacher") from None
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
-        raise TriggerKDError(f"{path}: not a trigger_kd LorentzNet checkpoint (no format {CHECKPOINT_FORMAT!r}); "
-                             "retrain the teacher with this version")
-    model = LorentzNet(**ckpt["model"])
-    model.load_state_dict(ckpt["state_dict"])
-    return model.eval()
+    model = from_checkpoint(ckpt) if isinstance(ckpt, dict) else None
+    if model is None:
+        raise TriggerKDError(f"{path}: not a trigger_kd teacher checkpoint (format none of "
+                             f"{', '.join(FORMATS.values())}); retrain the teacher with this version")
+    return model.to(devices.rank_device(device, 1)).eval()
 
 
 @torch.inference_mode()
-def teacher_logits(model: LorentzNet, constituents: np.ndarray, n_particles: int, batch_size: int = 512,
+def teacher_logits(model: nn.Module, constituents: np.ndarray, n_particles: int, batch_size: int = 512,
                    progress: bool = True) -> np.ndarray:
-    """Logits (N, 2) float32 of the leading n_particles constituents of every jet."""
+    """Logits (N, 2) float32 of the leading n_particles constituents of every jet, on the model's device."""
     model.eval()
-    dtype = next(model.parameters()).dtype
     c = np.asarray(constituents)
-    out = [model(prepare_batch(c[i:i + batch_size, :n_particles], n_particles, dtype=dtype))
+    out = [model(teacher_batch(model, c[i:i + batch_size, :n_particles], n_particles)).float().cpu()
            for i in tqdm(range(0, len(c), batch_size), desc="teacher logits", unit="batch", leave=False,
                          disable=progress_enabled(progress))]
-    return torch.cat(out).float().numpy() if out else np.zeros((0, 2), dtype=np.float32)
+    return torch.cat(out).numpy() if out else np.zeros((0, 2), dtype=np.float32)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -267,7 +281,13 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--val", type=Path, required=True, help="canonical HDF5 validation jets")
     p.add_argument("--out", type=Path, required=True, help="output directory (teacher.pt, history.json)")
     for name in TeacherConfig.model_fields:
-        p.add_argument("--" + name.replace("_", "-"), type=type(getattr(defaults, name)), default=getattr(defaults, name))
+        flag, default = "--" + name.replace("_", "-"), getattr(defaults, name)
+        if isinstance(default, bool):
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default)
+        elif isinstance(default, tuple):
+            p.add_argument(flag, type=int, nargs="+", default=default)
+        else:
+            p.add_argument(flag, type=type(default), default=default)
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--save-rank-weights", action="store_true", help="every rank writes rank{r}_final.pt")
     return p
@@ -277,7 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     keep_freed_memory()  # this process trains: no page faults for the same large blocks every step
     try:
-        settings = validated(TeacherConfig, {n: getattr(args, n) for n in TeacherConfig.model_fields}, default="command line")
+        settings = validated(TeacherConfig, {n: getattr(args, n) for n in TeacherConfig.model_fields},
+                             {f"teacher.{n}": "command line" for n in TeacherConfig.model_fields}, "command line")
         result = train_teacher(args.train, args.val, settings, args.out, progress=not args.no_progress,
                                save_rank_weights=args.save_rank_weights)
     except TriggerKDError as exc:
