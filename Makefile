@@ -32,9 +32,12 @@ tools:
 	  echo "warning: yosys/iverilog missing and apt-get unavailable (not root?): install them for the open-source synthesis route"; \
 	fi
 
-## test: the whole test suite, slow tests included (CI runs this; at most 15 min on 2 cores), slowest 25 listed
+## test: the whole test suite, slow tests included (CI runs this; at most 15 min on 2 cores), slowest 25 listed.
+## TEST_WORKERS pytest-xdist processes (default 2; tests run one OpenMP thread each, tests/conftest.py), a test file per
+## worker (--dist loadfile: module fixtures such as the container image are made once); TEST_WORKERS=0 runs in-process
+TEST_WORKERS ?= 2
 test:
-	$(PY) -m pytest --durations=25
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) --durations=25
 
 ## test-fast: the unit tests only (-m "not slow": no g++/hls4ml builds, pipeline runs, training; under 2 min on 2 cores)
 test-fast:
