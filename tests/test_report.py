@@ -4,6 +4,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from trigger_kd.cli import main as cli
 from trigger_kd.report.build import build_report
 from trigger_kd.synth.reports import parse_report
@@ -100,3 +102,29 @@ def test_jet_mass_baselines_are_rows_of_the_physics_table(tmp_path):
     assert "| baseline: jet mass of all stored constituents | 0.8400 | 0.9020 |" in md
     assert "What the network adds: the quantised student's AUC is +0.0144 over the jet mass of its own 16" in md
     assert "| jet-mass AUC (own inputs) |" in md and "| 0.9156 |" in md
+
+
+def test_quantisation_section_shows_uniform_formats_and_learned_bit_widths(tmp_path):
+    """The deployed student's number formats: uniform ones (Brevitas/QKeras) with the share of zero weights,
+    learned ones (HGQ2) with mean/max bits per layer, pruned weights and EBOPs (total summed)."""
+    uniform = _run_dir(tmp_path, "mlp_kd", 0.88, 0.7, with_synth=False)
+    (uniform / "student" / "quant_layers.json").write_text(json.dumps([
+        {"layer": "input", "type": "fixed<10,2>"},
+        {"layer": "0:dense", "shape": [32, 64], "weight_frac_bits": 2, "max_abs_weight_int": 2, "zero_weights": 0.6494},
+        {"layer": "1:quant+relu", "type": "ufixed<6,3>"}]))
+    md = build_report(uniform, uniform / "report", "mlp_kd") and (uniform / "report" / "report.md").read_text()
+    assert "### Quantisation" in md and "Uniform bit widths" in md
+    assert "| 0:dense | weights 2^-2 steps | 32 x 64 | 2 | 64.9 % |" in md and "| 1:quant+relu | ufixed<6,3> |" in md
+    learned = _run_dir(tmp_path, "mlp_kd_hgq", 0.88, 0.7, with_synth=False)
+    (learned / "student" / "quant_layers.json").write_text(json.dumps([
+        {"layer": "dense", "units": 32, "weight_bits_mean": 2.31, "weight_bits_max": 5.0, "weights_zero_bits": 700,
+         "input_bits_mean": 7.5, "input_bits_max": 10.0, "ebops": 4100.4},
+        {"layer": "dense_1", "units": 2, "weight_bits_mean": 3.0, "weight_bits_max": 4.0, "weights_zero_bits": 3,
+         "input_bits_mean": 4.0, "input_bits_max": 6.0, "ebops": 99.7}]))
+    report = build_report(learned, learned / "report", "mlp_kd_hgq")
+    assert report["quantisation"]["learned_bit_widths"] and report["quantisation"]["ebops_total"] == pytest.approx(4200.1)
+    md = (learned / "report" / "report.md").read_text()
+    assert "Learned bit widths (HGQ2)" in md and "Total EBOPs 4200" in md
+    assert "| dense | 32 | 2.31 / 5 | 700 | 7.50 / 10 | 4100 |" in md
+    (learned / "student" / "quant_layers.json").write_text("not json")  # unreadable: the section is left out
+    assert build_report(learned, learned / "report", "mlp_kd_hgq")["quantisation"] is None

@@ -13,6 +13,7 @@ from ..rundir import (DATA, EPOCH_CURVE, EPOCH_CURVE_PLOT, FIRMWARE, METRICS, PA
                       RESOURCES, ROBUSTNESS_PLOT, ROC_PLOT, SCRATCH_MODEL, STUDENT, SUMMARY, SYNTH, EpochCurve, Parity,
                       Resources, StudentMetrics, read_json)
 from .generalisation import generalisation_block, generalisation_markdown
+from .quantisation import quantisation_block, quantisation_markdown
 from .plots import resource_bars
 from .tables import fmt, md_table
 
@@ -147,6 +148,7 @@ def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") ->
         "resources": resources_block(run_dir),
         "generalisation": generalisation_block(run_dir),
         "training": training_block(run_dir),
+        "quantisation": quantisation_block(run_dir),
     }
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2, default=float))
     for name in (ROC_PLOT, ROBUSTNESS_PLOT, EPOCH_CURVE_PLOT):
@@ -241,6 +243,7 @@ def render_markdown(report: dict, out: Path) -> str:
         if (out / img).is_file():
             lines += [f"![{title}]({img})", ""]
     lines += training_markdown(report.get("training"), out)
+    lines += quantisation_markdown(report.get("quantisation"))
     lines += ["## Firmware parity", ""]
     p = report.get("parity")
     if p:
