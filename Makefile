@@ -9,7 +9,7 @@ SYNTH  ?=
 SET    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher bench-symmetry bench-front docker-image docker-base-image clean
+.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher bench-symmetry bench-teachers bench-front docker-image docker-base-image clean
 
 ## install: create .venv, install the package with pinned dependencies (QKeras/TensorFlow and HGQ2 extras included) and the open-source synthesis tools
 install: $(VENV)/.installed tools
@@ -69,9 +69,14 @@ bench-study:
 bench-teacher:
 	$(PY) benchmarks/teacher_throughput.py --out benchmarks/out/teacher_throughput.json
 
-## bench-symmetry: SEAL (lambda 0.1) vs unconstrained teacher, W vs gluon, 3 seeds (about 45 min on 2 idle cores; sizes: python benchmarks/symmetry.py --help)
+## bench-symmetry: Glowacki reproduced: SEAL (lambda 0.1) vs unconstrained transformer teacher, W vs gluon, 3 seeds (about 60 min on 2 cores, estimated; --arch lorentznet the earlier teacher, --size gpu the paper's sizes: python benchmarks/symmetry.py --help)
 bench-symmetry:
 	OMP_NUM_THREADS=1 $(PY) benchmarks/symmetry.py --out benchmarks/out/symmetry.json
+
+## bench-teachers: quantised MLP and deep set students distilled from LorentzNet, the SEAL transformer and the unconstrained transformer, 3 seeds, a verdict per teacher (TEACHERS_PROFILE=study: about 1.5-2 h on 2 cores, rough estimate; quick: cheaper)
+TEACHERS_PROFILE ?= study
+bench-teachers:
+	$(PY) benchmarks/teachers.py --profile $(TEACHERS_PROFILE) --jobs 2 --out benchmarks/out/teachers_$(TEACHERS_PROFILE).json
 
 ## bench-front: accuracy per LUT, Brevitas uniform bits vs HGQ2 learned bits, each with and without distillation, 3 seeds near the 10k-LUT budget (PROFILE=quick: about 90 min on 2 cores)
 bench-front:

@@ -1,30 +1,50 @@
-"""Soft Lorentz symmetry (SEAL) vs an unconstrained LorentzNet teacher, W vs gluon, several seeds.
+"""Soft Lorentz symmetry (SEAL) vs an unconstrained teacher, W vs gluon, several seeds: Glowacki reproduced.
 
-    python benchmarks/symmetry.py --out benchmarks/out/symmetry.json [--seeds 1 2 3] [--jets-per-class 10000]
-        [--epochs 8] [--particles 32] [--hidden 32] [--layers 3] [--seal-lambda 0.1] [--workers 2]
+    python benchmarks/symmetry.py --out benchmarks/out/symmetry.json [--arch transformer|lorentznet]
+        [--size cpu|gpu] [--seeds 1 2 3] [--seal-lambda 0.1] [--seal-generator-lambda 0] [--jets-per-class N]
+        [--epochs N] [--particles N] [--d-model N --encoder-layers N --heads N --ff-dim N --head-hidden N ...]
+        [--hidden N --layers N] [--lr X --weight-decay X --batch-size N] [--device D] [--workers 2] [--set k=v]
 
-The Glowacki comparison (../shared/ANCHORS.md) on our generated jets: for each seed, the real
-pipeline (data -> teacher -> student, hls_configs/mlp_kd.yml, quick profile) trains an
-unconstrained teacher (teacher.seal_lambda 0) and a SEAL teacher (teacher.seal_lambda LAMBDA)
-on one W-vs-gluon dataset; then, with the library's own tools,
-``trigger-kd evaluate`` scores each run on Z vs gluon and top vs gluon jets it never saw
-(out of distribution) and ``trigger-kd diagnose`` measures the teacher's loss curvature
-(leading Hessian eigenvalue and Hutchinson trace), its compressibility (validation MSE per
-epoch of the fixed reference student distilled from its logits) and AUC vs pT smearing sigma.
-Writes per-run values and the mean and sample std over seeds per variant, the SEAL /
-unconstrained ratios (of the means, and per seed), sizes, jet counts, git commit and command
-as JSON, and prints a short table. Runs (variant, seed) in ``--workers`` processes of one
-thread each once the datasets exist.
+The Glowacki comparison (../shared/ANCHORS.md) on our generated jets. Default teacher: the plain
+transformer encoder (``teacher.arch: transformer``, no symmetry built in: the paper's setup);
+``--arch lorentznet`` is the earlier variant (SEAL on an already Lorentz-equivariant network, where it
+acts through the fixed beams only). For each seed the real pipeline (data -> teacher -> student,
+hls_configs/mlp_kd.yml, quick profile) trains an unconstrained teacher (teacher.seal_lambda 0) and a
+SEAL teacher (teacher.seal_lambda LAMBDA, and teacher.seal_generator_lambda for the transformer) on one
+W-vs-gluon dataset; then, with the library's own tools, ``trigger-kd evaluate`` scores each run on Z vs
+gluon and top vs gluon jets it never saw (Table 3) and ``trigger-kd diagnose`` measures the teacher's
+loss curvature (leading Hessian eigenvalue and Hutchinson trace, Table 2), its distillability (validation
+MSE per epoch of the fixed reference student distilled from its logits with MSE, no labels: the final MSE
+per teacher, also divided by the teacher's logit variance) and AUC vs pT smearing sigma (Fig. 7); the
+in-distribution accuracy / AUC (Table 1) are the teacher's test metrics. Figs. 5-6 (the loss along the
+leading Hessian eigenvector, R(epsilon)) are not measured: the existing diagnostics
+(trigger_kd/train/curvature.py) return the eigenvalue, not the eigenvector (the JSON says so).
+Writes per-run values, the mean and sample std over seeds per variant, the SEAL / unconstrained ratios
+(of the means, and per seed), a verdict against the paper's targets (``verdict``), sizes, jet counts, git
+commit and command as JSON, and prints a short table. Runs (variant, seed) in ``--workers`` processes of
+one thread each once the datasets exist.
 
-Default sizes (10,000 jets per class: 12,000 training jets; 8 epochs; 32 particles, hidden 32,
-3 layers) are chosen to finish within 60 minutes on 2 idle cores, estimated from measured teacher
-throughput: 294 training jets/s per idle core unconstrained (benchmarks/RESULTS.md), and the SEAL
-teacher at about a third of that (two forwards and a wider backward per batch; 84 vs 226-270
-jets/s side by side in this benchmark's first run). 3 x 96k jet-epochs per variant is about 980
-(unconstrained) + 2,900 (SEAL) core-seconds, plus about 300 core-seconds of jet generation (4
-classes x 10k jets, measured rates) and about 100 s per run for student, evaluations, curvature
-(2 x 20 Hessian-vector products on 256 jets) and the reference-student curve: about 4,800
-core-seconds, 40-45 minutes with 2 workers.
+Sizes (``--size``; each flag overrides its preset):
+- ``cpu`` (default), transformer: 20,000 jets per class (24,000 training jets), 25 epochs, 32 particles,
+  the quick/study profiles' encoder (d_model 64, 3 layers, 4 heads, feed-forward 64, head 64 -> 32 -> 1,
+  82k parameters), the profile's lr / weight decay / batch 64; curvature on 256 jets (20 + 20 products),
+  20 reference-student epochs. Chosen to finish within 90 minutes on 2 cores, estimated from a
+  micro-benchmark of this encoder's training step (batch 64, one thread, on this session's 2-core machine
+  with both cores busy, load average 6, so pessimistic): 1,116 jets/s unconstrained, 575 jets/s with the
+  SEAL output term (two forwards). 24,000 x 25 = 600k jet-epochs per run: about 540 s (unconstrained) and
+  1,040 s (SEAL) per run, plus about 150 s per run for logits, robustness checks, the quick-profile student
+  (5k-per-class transfer set), the OOD evaluations, the curvature (40 Hessian-vector products on 256 jets)
+  and the reference-student curve; with 2 workers, SEAL runs first: SEAL 1+2 side by side, then SEAL 3
+  beside unconstrained 1 and 2, then unconstrained 3: about 3,100 s, plus about 300 s of jet generation
+  (4 classes x 20k jets at 274 jets/s on 2 cores) where the cache does not hold them: about 57 minutes.
+  The generator term (--seal-generator-lambda > 0: a double backward per generator) costs several times
+  more per epoch and is off by default. LorentzNet (``--arch lorentznet``): the earlier default, 10,000
+  jets per class, 8 epochs, hidden 32, 3 LGEBs (about 45 minutes on 2 cores, benchmarks/RESULTS.md).
+- ``gpu``: the paper's sizes on ``teacher.device cuda``: transformer d_model 256, 3 layers, 4 heads,
+  feed-forward 256, head 256 -> 128 -> 1, 32 particles, 100 epochs, AdamW lr 5e-4 (the SEAL code's; the
+  paper's Adam 5e-3) and weight decay 5e-4, batch 256, 100,000 jets per class, curvature on 1,024 jets
+  (50 + 50 products), 50 reference-student epochs (LorentzNet: 72 x 6, 35 epochs, the paper profile's).
+  Not run or timed here; the diagnostics (curvature, reference student) run on the CPU.
 """
 from __future__ import annotations
 
@@ -47,6 +67,29 @@ CONFIG = REPO / "hls_configs" / "mlp_kd.yml"
 SIGNAL, BACKGROUND = "w", "gluon"
 OOD = {"z_vs_gluon": ("z", "gluon"), "top_vs_gluon": ("top", "gluon")}
 VARIANTS = ("unconstrained", "seal")
+# Glowacki's constrained / unconstrained curvature ratios (../shared/ANCHORS.md)
+PAPER_RATIOS = {"lambda_max": 0.079, "trace": 0.119}
+# teacher size keys of each arch (flag name = key with - for _): the others are refused by the config
+ARCH_SIZES = {"transformer": ("d_model", "encoder_layers", "heads", "ff_dim", "head_hidden"),
+              "lorentznet": ("hidden", "layers")}
+_COMMON = {"seal_lambda": 0.1, "seal_generator_lambda": 0.0, "particles": 32, "lr": None, "weight_decay": None,
+           "batch_size": None, "device": None}
+SIZES = {  # --size presets per arch (None: the quick profile's value); the docstring says where they come from
+    ("cpu", "transformer"): {**_COMMON, "jets_per_class": 20000, "epochs": 25, "d_model": 64, "encoder_layers": 3,
+                             "heads": 4, "ff_dim": 64, "head_hidden": [64, 32], "curvature_jets": 256,
+                             "power_iterations": 20, "trace_samples": 20, "compress_epochs": 20},
+    ("cpu", "lorentznet"): {**_COMMON, "jets_per_class": 10000, "epochs": 8, "hidden": 32, "layers": 3,
+                            "curvature_jets": 256, "power_iterations": 20, "trace_samples": 20, "compress_epochs": 20},
+    ("gpu", "transformer"): {**_COMMON, "jets_per_class": 100000, "epochs": 100, "d_model": 256, "encoder_layers": 3,
+                             "heads": 4, "ff_dim": 256, "head_hidden": [256, 128], "lr": 5e-4, "weight_decay": 5e-4,
+                             "batch_size": 256, "device": "cuda", "curvature_jets": 1024, "power_iterations": 50,
+                             "trace_samples": 50, "compress_epochs": 50},
+    ("gpu", "lorentznet"): {**_COMMON, "jets_per_class": 100000, "epochs": 35, "particles": 128, "hidden": 72,
+                            "layers": 6, "batch_size": 32, "device": "cuda", "curvature_jets": 1024,
+                            "power_iterations": 50, "trace_samples": 50, "compress_epochs": 50},
+}
+NOT_MEASURED = {"loss_along_leading_eigenvector": "Glowacki Fig. 5: trigger_kd/train/curvature.py returns the leading "
+                "eigenvalue, not its eigenvector", "R_epsilon": "Glowacki Fig. 6: not provided by the diagnostics"}
 
 
 def data_overrides(args, signal: str, background: str) -> list[str]:
@@ -54,10 +97,24 @@ def data_overrides(args, signal: str, background: str) -> list[str]:
             *args.set]
 
 
-def run_overrides(args, lam: float, seed: int) -> list[str]:
-    return [*data_overrides(args, SIGNAL, BACKGROUND), f"teacher.epochs={args.epochs}",
-            f"teacher.n_particles={args.particles}", f"teacher.hidden={args.hidden}", f"teacher.layers={args.layers}",
-            f"teacher.seed={seed}", f"teacher.seal_lambda={lam}", "teacher.threads=1", "student.threads=1"]
+def teacher_overrides(args, variant: str, seed: int) -> list[str]:
+    """The teacher keys of one run: the arch's sizes only (the other arch's keys are refused), SEAL per variant."""
+    seal = variant == "seal"
+    out = [f"teacher.arch={args.arch}", f"teacher.epochs={args.epochs}", f"teacher.n_particles={args.particles}",
+           f"teacher.seed={seed}", f"teacher.seal_lambda={args.seal_lambda if seal else 0.0}", "teacher.threads=1"]
+    for key in ARCH_SIZES[args.arch]:
+        value = getattr(args, key)
+        text = f"[{','.join(map(str, value))}]" if isinstance(value, list) else value
+        out.append(f"teacher.{key}={text}")
+    if args.arch == "transformer":
+        out.append(f"teacher.seal_generator_lambda={args.seal_generator_lambda if seal else 0.0}")
+    out += [f"teacher.{k}={getattr(args, k)}" for k in ("lr", "weight_decay", "batch_size", "device")
+            if getattr(args, k) is not None]
+    return out
+
+
+def run_overrides(args, variant: str, seed: int) -> list[str]:
+    return [*data_overrides(args, SIGNAL, BACKGROUND), *teacher_overrides(args, variant, seed), "student.threads=1"]
 
 
 def _init_worker() -> None:
@@ -67,7 +124,7 @@ def _init_worker() -> None:
     torch.set_num_threads(1)
 
 
-def one_run(args, variant: str, lam: float, seed: int) -> dict:
+def one_run(args, variant: str, seed: int) -> dict:
     """Train (or reuse from the cache) one teacher + student, evaluate it out of distribution, diagnose it."""
     from trigger_kd.cli import run_data_stage
     from trigger_kd.config import load_config
@@ -78,7 +135,7 @@ def one_run(args, variant: str, lam: float, seed: int) -> dict:
 
     t0 = time.time()
     run_dir = Path(args.work) / f"{variant}_seed{seed}"
-    cfg = load_config(CONFIG, run_overrides(args, lam, seed))
+    cfg = load_config(CONFIG, run_overrides(args, variant, seed))
     run_pipeline(cfg, STAGES, run_dir, to="student", progress=False)
     t_train = time.time() - t0
     for name, (sig, bkg) in OOD.items():
@@ -91,7 +148,8 @@ def one_run(args, variant: str, lam: float, seed: int) -> dict:
     curv = diag["curvature"]["teacher"]
     comp = diag["compressibility"]
     return {
-        "variant": variant, "seal_lambda": lam, "seed": seed, "run_dir": str(run_dir),
+        "variant": variant, "seal_lambda": cfg.teacher.seal_lambda, "seed": seed, "run_dir": str(run_dir),
+        "seal_generator_lambda": cfg.teacher.seal_generator_lambda if args.arch == "transformer" else None,
         "accuracy": diag["in_distribution"]["teacher"]["accuracy"],
         "auc": diag["in_distribution"]["teacher"]["auc"],
         "lambda_max": curv["lambda_max"], "trace": curv["trace"], "trace_std_error": curv["trace_std_error"],
@@ -105,6 +163,7 @@ def one_run(args, variant: str, lam: float, seed: int) -> dict:
                  "curvature": diag["settings"]["curvature_jets"],
                  **{f"ood_{name}": diag["ood"][name]["n_jets"] for name in OOD},
                  **{f"ood_{name}_left_out": diag["ood"][name]["n_left_out_training_jets"] for name in OOD}},
+        "teacher_arch": teacher_metrics.get("arch"), "teacher_device": teacher_metrics.get("device"),
         "teacher_training": teacher_metrics.get("training"),
         "n_teacher_params": teacher_metrics.get("n_params"),
         "seconds": {"pipeline": round(t_train, 1), "total": round(time.time() - t0, 1)},
@@ -122,7 +181,12 @@ def _series(run: dict) -> dict[str, float]:
     out = {"accuracy": run["accuracy"], "auc": run["auc"], "lambda_max": run["lambda_max"], "trace": run["trace"]}
     out.update({f"ood_auc_{k}": v for k, v in run["ood_auc"].items()})
     out.update({f"smear_auc_sigma_{k}": v for k, v in run["smear_auc"].items()})
+    sigmas = sorted(run["smear_auc"], key=float)
+    out["smear_auc_loss"] = run["smear_auc"][sigmas[0]] - run["smear_auc"][sigmas[-1]]  # AUC lost at the largest sigma
     out.update({f"compress_val_mse_epoch_{i}": v for i, v in enumerate(run["compress_val_mse"])})
+    out["compress_final_val_mse"] = run["compress_val_mse"][-1]
+    var = run["teacher_logit_variance"]
+    out["compress_final_val_mse_over_logit_variance"] = run["compress_val_mse"][-1] / var if var else None
     return out
 
 
@@ -134,9 +198,47 @@ def aggregate(runs: list[dict], seeds: list[int]) -> dict:
     for k in keys:
         u, c = agg["unconstrained"][k]["mean"], agg["seal"][k]["mean"]
         per_seed = [by[("seal", s)][k] / by[("unconstrained", s)][k] for s in seeds
-                    if ("seal", s) in by and ("unconstrained", s) in by and by[("unconstrained", s)][k]]
-        ratios[k] = {"ratio_of_means": c / u if u else None, "per_seed": _stats(per_seed)}
+                    if ("seal", s) in by and ("unconstrained", s) in by and by[("unconstrained", s)][k]
+                    and by[("seal", s)][k] is not None]
+        ratios[k] = {"ratio_of_means": c / u if u and c is not None else None, "per_seed": _stats(per_seed)}
     return {"per_variant": agg, "seal_over_unconstrained": ratios}
+
+
+def compare(agg: dict, key: str, seal_better: str) -> dict:
+    """SEAL vs unconstrained on one figure: better when its mean is ``higher`` / ``lower``; beyond the seed
+    spread when the difference of the means exceeds the larger of the two seed std (None with one seed)."""
+    u, s = agg["per_variant"]["unconstrained"][key], agg["per_variant"]["seal"][key]
+    if u["mean"] is None or s["mean"] is None:
+        return {"unconstrained": u["mean"], "seal": s["mean"], "seal_better": None, "beyond_seed_spread": None}
+    diff = s["mean"] - u["mean"]
+    better = diff > 0 if seal_better == "higher" else diff < 0
+    spread = max(u["std"] or 0.0, s["std"] or 0.0) if u["std"] is not None or s["std"] is not None else None
+    return {"unconstrained": u["mean"], "seal": s["mean"], "difference": diff, "seed_spread": spread,
+            "seal_better": bool(better),
+            "beyond_seed_spread": None if spread is None else bool(better and abs(diff) > spread)}
+
+
+def verdict(agg: dict) -> dict:
+    """The issue's targets for SEAL / unconstrained: curvature ratios below 1 beyond the seed spread (1 minus the
+    ratio of the means larger than the std of the seed-paired ratios; the paper's ratios beside them), OOD AUC
+    higher on every OOD set, a smaller AUC loss under pT smearing, a lower final distillation MSE."""
+    out: dict = {}
+    for k, paper in PAPER_RATIOS.items():
+        r = agg["seal_over_unconstrained"][k]
+        ratio, spread = r["ratio_of_means"], r["per_seed"]["std"]
+        out[f"{k}_ratio"] = {
+            "measured": ratio, "per_seed_std": spread, "paper": paper,
+            "below_1": None if ratio is None else bool(ratio < 1),
+            "below_1_beyond_seed_spread": None if ratio is None or spread is None else bool(1 - ratio > spread),
+            "at_or_below_paper": None if ratio is None else bool(ratio <= paper)}
+    ood = {name: compare(agg, f"ood_auc_{name}", "higher") for name in OOD}
+    out["ood_auc_higher_for_seal"] = {**ood, "all": all(v["seal_better"] for v in ood.values())}
+    out["smaller_auc_loss_under_smearing"] = compare(agg, "smear_auc_loss", "lower")
+    out["lower_final_distillation_mse"] = compare(agg, "compress_final_val_mse", "lower")
+    out["lower_final_distillation_mse_over_logit_variance"] = compare(
+        agg, "compress_final_val_mse_over_logit_variance", "lower")
+    out["in_distribution_auc"] = compare(agg, "auc", "higher")
+    return out
 
 
 def _fmt(s: dict, digits: int = 4) -> str:
@@ -151,13 +253,11 @@ def _fmt(s: dict, digits: int = 4) -> str:
 
 def table(agg: dict, lam: float) -> str:
     rows = [f"| figure (teacher) | unconstrained | SEAL (lambda {lam:g}) | SEAL / unconstrained |", "|---|---|---|---|"]
+    epochs = [int(x.rsplit("_", 1)[1]) for x in agg["per_variant"]["unconstrained"]
+              if x.startswith("compress_val_mse_epoch_")]
     for k, u in agg["per_variant"]["unconstrained"].items():
-        if k.startswith("compress_val_mse_epoch_"):
-            epoch = int(k.rsplit("_", 1)[1])
-            last = max(int(x.rsplit("_", 1)[1]) for x in agg["per_variant"]["unconstrained"]
-                       if x.startswith("compress_val_mse_epoch_"))
-            if epoch not in (0, 1, 2, 5, 10, last):
-                continue
+        if k.startswith("compress_val_mse_epoch_") and int(k.rsplit("_", 1)[1]) not in (0, 1, 2, 5, 10, max(epochs)):
+            continue
         r = agg["seal_over_unconstrained"][k]
         ratio = "-" if r["ratio_of_means"] is None else f"{r['ratio_of_means']:.3f}"
         if r["per_seed"]["std"] is not None:
@@ -166,29 +266,63 @@ def table(agg: dict, lam: float) -> str:
     return "\n".join(rows)
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", default="benchmarks/out/symmetry.json")
     ap.add_argument("--work", default="benchmarks/out/symmetry_runs", help="run directories")
+    ap.add_argument("--arch", choices=["transformer", "lorentznet"], default="transformer", help="teacher.arch")
+    ap.add_argument("--size", choices=["cpu", "gpu"], default="cpu", help="size preset (docstring); flags override it")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="teacher seeds (one dataset)")
-    ap.add_argument("--jets-per-class", type=int, default=10000, help="generated jets per class (60/20/20 split)")
-    ap.add_argument("--epochs", type=int, default=8, help="teacher epochs")
-    ap.add_argument("--particles", type=int, default=32, help="teacher constituents per jet")
-    ap.add_argument("--hidden", type=int, default=32, help="teacher width")
-    ap.add_argument("--layers", type=int, default=3, help="teacher LGEB layers")
-    ap.add_argument("--seal-lambda", type=float, default=0.1)
-    ap.add_argument("--curvature-jets", type=int, default=256)
-    ap.add_argument("--power-iterations", type=int, default=20)
-    ap.add_argument("--trace-samples", type=int, default=20)
-    ap.add_argument("--compress-epochs", type=int, default=20)
+    ap.add_argument("--jets-per-class", type=int, help="generated jets per class (60/20/20 split)")
+    ap.add_argument("--epochs", type=int, help="teacher epochs")
+    ap.add_argument("--particles", type=int, help="teacher constituents per jet")
+    ap.add_argument("--d-model", type=int, help="transformer width")
+    ap.add_argument("--encoder-layers", type=int, help="transformer encoder layers")
+    ap.add_argument("--heads", type=int, help="transformer attention heads")
+    ap.add_argument("--ff-dim", type=int, help="transformer feed-forward width")
+    ap.add_argument("--head-hidden", type=int, nargs="+", help="transformer head widths before the logit")
+    ap.add_argument("--hidden", type=int, help="LorentzNet width")
+    ap.add_argument("--layers", type=int, help="LorentzNet LGEB layers")
+    ap.add_argument("--lr", type=float, help="teacher.lr (default: the profile's)")
+    ap.add_argument("--weight-decay", type=float, help="teacher.weight_decay (default: the profile's)")
+    ap.add_argument("--batch-size", type=int, help="teacher.batch_size (default: the profile's)")
+    ap.add_argument("--device", help="teacher.device (default: auto; the gpu size: cuda)")
+    ap.add_argument("--seal-lambda", type=float)
+    ap.add_argument("--seal-generator-lambda", type=float, help="transformer only: the generator-gradient term")
+    ap.add_argument("--curvature-jets", type=int)
+    ap.add_argument("--power-iterations", type=int)
+    ap.add_argument("--trace-samples", type=int)
+    ap.add_argument("--compress-epochs", type=int)
     ap.add_argument("--workers", type=int, default=2, help="(variant, seed) runs in parallel, one thread each")
     ap.add_argument("--set", action="append", default=[], help="further config override for every run")
-    args = ap.parse_args()
+    args = ap.parse_args(argv)
+    preset = SIZES[(args.size, args.arch)]
+    other = next(a for a in ARCH_SIZES if a != args.arch)
+    given = [k for k in (*ARCH_SIZES[other], "seal_generator_lambda") if getattr(args, k) is not None
+             and (k != "seal_generator_lambda" or args.arch != "transformer")]
+    if given:
+        ap.error(f"--{given[0].replace('_', '-')} does not apply to --arch {args.arch}")
+    for key, value in preset.items():
+        if getattr(args, key, None) is None:
+            setattr(args, key, value)
     if args.seal_lambda <= 0:
         ap.error("--seal-lambda must be > 0 (the unconstrained teacher is the lambda 0 baseline)")
     if args.workers < 1:
         ap.error("--workers must be at least 1")
+    return args
+
+
+def sizes(args) -> dict:
+    keys = ("arch", "size", "jets_per_class", "epochs", "particles", *ARCH_SIZES[args.arch], "lr", "weight_decay",
+            "batch_size", "device", "seeds", "seal_lambda", "seal_generator_lambda", "curvature_jets",
+            "power_iterations", "trace_samples", "compress_epochs", "workers")
+    return {**{k: getattr(args, k) for k in keys}, "overrides": args.set}
+
+
+def main() -> int:
+    args = parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
+    from trigger_kd.atomic import write_text_atomic
     from trigger_kd.config import load_config
     from trigger_kd.pipeline import run_pipeline
     from trigger_kd.stages import STAGES
@@ -201,7 +335,7 @@ def main() -> int:
     t_data = time.time() - t0
     print(f"[symmetry] datasets ready in {t_data:.0f} s", flush=True)
     # the SEAL teachers first: they take 2-3 times longer (two forwards per batch), so the workers finish together
-    jobs = [(v, args.seal_lambda if v == "seal" else 0.0, s) for v in reversed(VARIANTS) for s in args.seeds]
+    jobs = [(v, s) for v in reversed(VARIANTS) for s in args.seeds]
     runs = []
     with ProcessPoolExecutor(max_workers=args.workers, mp_context=get_context("spawn"),
                              initializer=_init_worker) as pool:
@@ -219,14 +353,13 @@ def main() -> int:
         "git_commit": git["commit"], "git_dirty": git["dirty"],
         "task": f"{SIGNAL} vs {BACKGROUND}", "ood_tasks": {k: f"{s} vs {b}" for k, (s, b) in OOD.items()},
         "config": str(CONFIG.relative_to(REPO)),
-        "sizes": {"jets_per_class": args.jets_per_class, "teacher_epochs": args.epochs, "particles": args.particles,
-                  "hidden": args.hidden, "layers": args.layers, "seeds": args.seeds, "seal_lambda": args.seal_lambda,
-                  "curvature_jets": args.curvature_jets, "power_iterations": args.power_iterations,
-                  "trace_samples": args.trace_samples, "compress_epochs": args.compress_epochs,
-                  "workers": args.workers, "overrides": args.set},
+        "teacher_arch": args.arch,
+        "sizes": sizes(args),
         "jets": runs[0]["jets"],
         "n_teacher_params": runs[0]["n_teacher_params"],
         "aggregate": agg,
+        "verdict": verdict(agg),
+        "not_measured": NOT_MEASURED,
         "runs": runs,
         "source": "teacher figures; in-distribution and smearing on the W-vs-gluon test jets, curvature on the first "
                   "curvature_jets training jets, compressibility on the training/validation jets, OOD on the other "
@@ -236,13 +369,11 @@ def main() -> int:
         "data_seconds": round(t_data, 1),
         "wall_seconds": round(time.time() - t0, 1),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_text(json.dumps(result, indent=2, default=float))
-    os.replace(tmp, out)
+    write_text_atomic(args.out, json.dumps(result, indent=2, default=float))
     print(table(agg, args.seal_lambda))
-    print(f"[symmetry] {len(runs)} runs, jets {result['jets']}, wall {result['wall_seconds']:.0f} s -> {out}")
+    print(json.dumps(result["verdict"], indent=1, default=float))
+    print(f"[symmetry] {len(runs)} runs ({args.arch}), jets {result['jets']}, wall {result['wall_seconds']:.0f} s "
+          f"-> {args.out}")
     return 0
 
 

@@ -1,20 +1,83 @@
-"""Smoke run of benchmarks/symmetry.py at tiny size: real jets, real teachers, real diagnostics."""
+"""benchmarks/symmetry.py: its bookkeeping (overrides per arch, aggregation, verdict against Glowacki's targets) and
+a smoke run at tiny size with the transformer teacher: real jets, real teachers, real diagnostics."""
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+_spec = importlib.util.spec_from_file_location("symmetry", REPO / "benchmarks" / "symmetry.py")
+symmetry = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(symmetry)
+
+
+def _run(variant, seed, lam_max, trace, ood_z, ood_top, auc0, auc_last, mse, var=2.0):
+    return {"variant": variant, "seed": seed, "accuracy": 0.9, "auc": auc0, "lambda_max": lam_max, "trace": trace,
+            "ood_auc": {"z_vs_gluon": ood_z, "top_vs_gluon": ood_top},
+            "smear_auc": {"0.0": auc0, "0.1": (auc0 + auc_last) / 2, "0.2": auc_last},
+            "compress_val_mse": [2 * mse, mse], "teacher_logit_variance": var}
+
+
+def test_every_size_preset_gives_a_loadable_config_of_its_arch():
+    from trigger_kd.config import load_config
+
+    for size, arch in symmetry.SIZES:
+        args = symmetry.parse_args(["--size", size, "--arch", arch])
+        for variant in symmetry.VARIANTS:
+            t = load_config(symmetry.CONFIG, symmetry.run_overrides(args, variant, 2)).teacher
+            assert t.arch == arch and t.seed == 2 and t.seal_lambda == (0.1 if variant == "seal" else 0.0)
+    args = symmetry.parse_args(["--seal-generator-lambda", "0.01", "--d-model", "32", "--head-hidden", "8", "4"])
+    assert args.arch == "transformer" and args.epochs == 25  # the default: the paper's transformer, cpu size
+    t = load_config(symmetry.CONFIG, symmetry.run_overrides(args, "seal", 1)).teacher
+    assert (t.d_model, t.head_hidden, t.seal_generator_lambda) == (32, (8, 4), 0.01)
+    plain = load_config(symmetry.CONFIG, symmetry.run_overrides(args, "unconstrained", 1)).teacher
+    assert plain.seal_generator_lambda == 0
+    with pytest.raises(SystemExit):  # a size of the other arch would be silently ignored: refused
+        symmetry.parse_args(["--arch", "lorentznet", "--d-model", "32"])
+    with pytest.raises(SystemExit):
+        symmetry.parse_args(["--hidden", "32"])
+
+
+def test_verdict_compares_seal_with_unconstrained_against_the_papers_targets():
+    runs = [_run("unconstrained", s, 10.0 + s, 20.0, 0.90, 0.60, 0.95, 0.93, 1.0) for s in (1, 2, 3)]
+    runs += [_run("seal", s, 5.0 + 0.1 * s, 20.0 + s, 0.91 + 0.001 * s, 0.59, 0.94, 0.935, 0.8, var=1.0)
+             for s in (1, 2, 3)]
+    agg = symmetry.aggregate(runs, [1, 2, 3])
+    v = symmetry.verdict(agg)
+    lam = v["lambda_max_ratio"]
+    assert lam["measured"] == pytest.approx(5.2 / 12.0) and lam["paper"] == 0.079
+    assert lam["below_1_beyond_seed_spread"] is True and lam["at_or_below_paper"] is False
+    assert v["trace_ratio"]["below_1"] is False and v["trace_ratio"]["below_1_beyond_seed_spread"] is False
+    ood = v["ood_auc_higher_for_seal"]
+    assert ood["z_vs_gluon"]["seal_better"] is True and ood["z_vs_gluon"]["beyond_seed_spread"] is True
+    assert ood["top_vs_gluon"]["seal_better"] is False and ood["all"] is False
+    smear = v["smaller_auc_loss_under_smearing"]  # AUC lost at the largest sigma: 0.005 (SEAL) vs 0.02
+    assert smear["seal"] == pytest.approx(0.005) and smear["unconstrained"] == pytest.approx(0.02)
+    assert smear["seal_better"] is True
+    assert v["lower_final_distillation_mse"]["seal_better"] is True
+    # relative to the logit variance the SEAL teacher is harder to distil here (0.8 / 1 vs 1 / 2)
+    assert v["lower_final_distillation_mse_over_logit_variance"]["seal_better"] is False
+    one_seed = symmetry.verdict(symmetry.aggregate([r for r in runs if r["seed"] == 1], [1]))
+    assert one_seed["lambda_max_ratio"]["below_1_beyond_seed_spread"] is None
+    assert one_seed["in_distribution_auc"]["beyond_seed_spread"] is None
 
 
 @pytest.mark.slow
 def test_symmetry_benchmark_tiny(repo, tmp_path):
     out = tmp_path / "symmetry.json"
-    cmd = [sys.executable, str(repo / "benchmarks" / "symmetry.py"), "--out", str(out), "--work", str(tmp_path / "runs"),
+    cmd = [sys.executable, str(repo / "benchmarks" / "symmetry.py"), "--out", str(out),
+           "--work", str(tmp_path / "runs"),
            "--seeds", "1", "--jets-per-class", "150", "--epochs", "1", "--curvature-jets", "16",
            "--power-iterations", "3", "--trace-samples", "3", "--compress-epochs", "2", "--workers", "1",
+           # a tiny transformer (the default arch)
+           "--particles", "16", "--d-model", "16", "--encoder-layers", "1", "--heads", "2", "--ff-dim", "16",
+           "--head-hidden", "16",
            # one shard of 300 jets per class instead of the default 500 (150 are used): the W, gluon and Z shards
            # are then the ones tests/test_generalisation.py uses, generated once per session (shared cache)
            "--set", "data.shard_size=300",
@@ -26,12 +89,14 @@ def test_symmetry_benchmark_tiny(repo, tmp_path):
     assert "| lambda_max |" in proc.stdout and "SEAL (lambda 0.1)" in proc.stdout
     r = json.loads(out.read_text())
     assert r["git_commit"] and r["git_dirty"] in (True, False) and "symmetry.py" in r["command"]
+    assert r["teacher_arch"] == "transformer" and r["sizes"]["d_model"] == 16
     assert r["sizes"]["jets_per_class"] == 150 and r["sizes"]["seal_lambda"] == 0.1
     assert r["jets"]["train"] == 180 and r["jets"]["val"] == 60 and r["jets"]["test"] == 60
     assert r["jets"]["ood_z_vs_gluon"] > 0 and r["jets"]["ood_top_vs_gluon"] > 0
     by = {run["variant"]: run for run in r["runs"]}
     assert set(by) == {"unconstrained", "seal"}
     assert by["seal"]["seal_lambda"] == 0.1 and by["unconstrained"]["seal_lambda"] == 0.0
+    assert {run["teacher_arch"] for run in r["runs"]} == {"transformer"}
     # SEAL reached the teacher: same seed and data, a different trained model
     assert by["seal"]["lambda_max"] != by["unconstrained"]["lambda_max"]
     agg = r["aggregate"]
@@ -39,3 +104,5 @@ def test_symmetry_benchmark_tiny(repo, tmp_path):
     assert agg["seal_over_unconstrained"]["lambda_max"]["ratio_of_means"] == pytest.approx(c / u)
     assert len(by["seal"]["compress_val_mse"]) == 3  # epoch 0 + 2 epochs
     assert set(by["seal"]["smear_auc"]) == {"0.0", "0.05", "0.1", "0.2"}
+    assert r["verdict"]["lambda_max_ratio"]["paper"] == 0.079 and r["verdict"]["trace_ratio"]["paper"] == 0.119
+    assert set(r["not_measured"]) == {"loss_along_leading_eigenvector", "R_epsilon"}
