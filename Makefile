@@ -33,11 +33,12 @@ tools:
 	fi
 
 ## test: the whole test suite, slow tests included (CI runs this; at most 15 min on 2 cores), slowest 25 listed.
-## TEST_WORKERS pytest-xdist processes (default 2; tests run one OpenMP thread each, tests/conftest.py), a test file per
-## worker (--dist loadfile: module fixtures such as the container image are made once); TEST_WORKERS=0 runs in-process
+## TEST_WORKERS pytest-xdist processes (default 2; tests run one OpenMP thread each, tests/conftest.py); the
+## workers share one artifact cache (tests/conftest.py); --dist loadgroup: a module with costly module-scoped fixtures
+## is one xdist_group, run by one worker; TEST_WORKERS=0 runs in-process
 TEST_WORKERS ?= 2
 test:
-	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadfile) --durations=25
+	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) --durations=25
 
 ## test-fast: the unit tests only (-m "not slow": no g++/hls4ml builds, pipeline runs, training; under 2 min on 2 cores)
 test-fast:

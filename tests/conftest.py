@@ -18,7 +18,8 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 @pytest.fixture(scope="session", autouse=True)
 def _isolated_cache(tmp_path_factory, request):
-    """Every test session gets its own content-addressed cache (no stale artifacts from earlier runs).
+    """Every test session gets its own content-addressed cache (no stale artifacts from earlier runs; the
+    pytest-xdist workers of one session share it).
 
     Except the compiled edge kernels (<cache>/.kernels): their file names are hashes of the C++ source, the
     compiler flags and version, torch's version and the CPU, so a build from an earlier session is the build
@@ -26,10 +27,21 @@ def _isolated_cache(tmp_path_factory, request):
     `pytest --cache-clear` or `make clean`, not kept with `-p no:cacheprovider`), which saves a g++ build of
     7-15 s per kernel variant on every run after the first."""
     old = os.environ.get("TRIGGER_KD_CACHE")
-    cache = tmp_path_factory.mktemp("cache")
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        # pytest-xdist (`make test`): the workers of one run share one cache, in the run's base temporary directory
+        # (each worker's is a subdirectory of it), so the tiny data, teacher and transfer stages that many
+        # end-to-end tests share are made once, not once per worker. The cache is built for concurrent runs
+        # (a lock per entry: a second run waits and reuses, trigger_kd/concurrency.py).
+        cache = tmp_path_factory.getbasetemp().parent / "cache"
+        cache.mkdir(exist_ok=True)
+    else:
+        cache = tmp_path_factory.mktemp("cache")
     store = getattr(request.config, "cache", None)  # None without pytest's cacheprovider plugin
     if store is not None:
-        (cache / ".kernels").symlink_to(store.mkdir("edge-kernels"), target_is_directory=True)
+        try:
+            (cache / ".kernels").symlink_to(store.mkdir("edge-kernels"), target_is_directory=True)
+        except FileExistsError:  # the other worker made it
+            pass
     os.environ["TRIGGER_KD_CACHE"] = str(cache)
     yield
     if old is None:

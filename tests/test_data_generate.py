@@ -28,6 +28,10 @@ GEN = DataConfig(jets_per_class=300, seed=SEED, workers=2, shard_size=100)  # th
 
 
 # ----------------------------------------------------------------------------- fast unit tests
+
+# one xdist worker runs the whole module (make test: --dist loadgroup), so its module-scoped fixtures are made once
+pytestmark = pytest.mark.xdist_group("test_data_generate")
+
 def test_shard_seeds_are_stable_distinct_and_in_pythia_range():
     seeds = {shard_seed(SEED, cls, k) for cls in ("top", "qcd") for k in range(50)}
     assert len(seeds) == 100

@@ -19,7 +19,8 @@ from trigger_kd.models.backend import BrevitasBackend
 from trigger_kd.models.backend_export import export_for_firmware
 from trigger_kd.models.students import predict_logits
 
-pytestmark = pytest.mark.slow
+# one xdist worker runs the whole module (make test: --dist loadgroup), so its module-scoped fixtures are made once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_firmware")]
 
 SPECS = {
     "mlp": StudentSpec(arch="mlp", n_particles=4, mlp_hidden=(8, 8)),

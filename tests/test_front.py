@@ -156,7 +156,7 @@ def test_front_sweep_on_a_two_worker_local_cluster(tmp_path, repo, monkeypatch):
 
     from trigger_kd.cli import main as cli
 
-    monkeypatch.setenv("TRIGGER_KD_CACHE", str(tmp_path / "cache"))
+    # the session cache (tests/conftest.py): the tiny data / teacher / transfer of the other end-to-end tests
     out = tmp_path / "sweep"
     args = ["front", str(repo / "hls_configs/mlp_kd.yml"), "--workers", "2", "--out", str(out),
             "--points", "width=0.5,1", "bits=3,6", *[a for s in TINY for a in ("--set", s)]]

@@ -24,6 +24,10 @@ TINY = [
 ]
 
 
+
+# one xdist worker runs the whole module (make test: --dist loadgroup), so its module-scoped fixtures are made once
+pytestmark = pytest.mark.xdist_group("test_generalisation")
+
 def _jets(n, seed):
     rng = np.random.default_rng(seed)
     p3 = rng.normal(scale=20.0, size=(n, 20, 3))

@@ -422,7 +422,7 @@ def test_edge_kernel_bits_do_not_depend_on_the_thread_count():
 @pytest.mark.slow
 def test_edge_kernel_is_clean_under_address_and_undefined_behaviour_sanitizers(tmp_path):
     """The kernel built with -fsanitize=address,undefined runs the float64 comparison with the edge-list
-    reference (padded jets, 1 and 2 threads, hidden 6 and 16) in a Python process with libasan preloaded:
+    reference (padded jets, 1 and 2 threads, hidden 10: the vector columns and the columns left over) in a Python process with libasan preloaded:
     no out-of-bounds access, use after free or undefined behaviour, and the same results."""
     import os
     import subprocess
@@ -439,7 +439,7 @@ def test_edge_kernel_is_clean_under_address_and_undefined_behaviour_sanitizers(t
     done = subprocess.run([sys.executable, str(script)], env=env, capture_output=True, text=True, timeout=900,
                           cwd=Path(__file__).parent)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-6000:]
-    assert "sanitized kernel: 4 comparisons passed" in done.stdout, done.stdout[-3000:]
+    assert "sanitized kernel: 2 comparisons passed" in done.stdout, done.stdout[-3000:]
 
 
 @pytest.mark.slow  # builds the kernel for hidden 16, float32 (g++)

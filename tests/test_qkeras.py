@@ -27,7 +27,8 @@ from trigger_kd.train.distill import kd_loss_tf as kd_loss  # noqa: E402
 from trigger_kd.train.feed import InputFeed  # noqa: E402
 from trigger_kd.train.loops import fit  # noqa: E402
 
-pytestmark = pytest.mark.qkeras
+# one xdist worker runs the whole module (make test: --dist loadgroup), so its module-scoped fixtures are made once
+pytestmark = [pytest.mark.qkeras, pytest.mark.xdist_group("test_qkeras")]
 
 P = 4
 F = {"mlp": 4, "deepset": 5}  # the deep set also takes the jet's ln(pT / TeV) (student.jet_pt_feature)

@@ -20,6 +20,10 @@ REPO = Path(__file__).resolve().parent.parent
 TINY = TeacherConfig(n_particles=8, hidden=8, layers=2, epochs=2, batch_size=32, threads=1, seed=3)
 
 
+
+# one xdist worker runs the whole module (make test: --dist loadgroup), so its module-scoped fixtures are made once
+pytestmark = pytest.mark.xdist_group("test_teacher_ddp")
+
 def write_jets(path: Path, n: int, p: int = 12, seed: int = 0) -> Path:
     """Massless constituents, pT-sorted, zero-padded; tops are wider in (eta, phi) than QCD."""
     rng = np.random.default_rng(seed)
