@@ -49,6 +49,9 @@ class _CountingBackend:
     def predict(self, model, x):
         return np.zeros((len(x), 2))
 
+    def ebops(self, model):
+        return None
+
 
 def _fit(monkeypatch, aucs, **settings):
     """fit() with the validation AUC of epoch e scripted as aucs[e - 1]."""
@@ -149,6 +152,12 @@ def test_epoch_curve_written_plotted_and_in_the_report(tmp_path):
     (tmp_path / EPOCH_CURVE_PLOT).write_bytes((student / EPOCH_CURVE_PLOT).read_bytes())
     md = "\n".join(training_markdown(block, tmp_path))
     assert "0.9300" in md and f"]({EPOCH_CURVE_PLOT})" in md and training_block(tmp_path / "none") is None
+    assert "EBOPs" not in md  # a framework without a resource proxy: no column
+    hist[2]["ebops"], hist[1]["ebops"] = 41234.4, 60000.0  # HGQ2: the kept epoch's EBOPs beside its AUC
+    EpochCurve(models=models).write(student / EPOCH_CURVE)
+    block = training_block(tmp_path)
+    assert block["student"]["ebops_kept"] == 41234.4 and block["student_scratch"]["ebops_kept"] is None
+    assert "| EBOPs (kept epoch) |" in "\n".join(training_markdown(block, tmp_path))
 
 
 @pytest.mark.slow  # trains small students in both frameworks (TensorFlow included)
@@ -176,3 +185,14 @@ def test_real_student_keeps_its_best_validation_epoch(framework):
         assert result["epochs"] == result["best_epoch"] + s.patience
     again = loops.validation_scores(backend.predict(model, x_val), y[200:])["val_auc"]
     assert again == pytest.approx(result["best_val_auc"], abs=1e-12)  # the best epoch's weights are back
+
+
+def test_a_backends_resource_proxy_is_in_every_epoch_row(monkeypatch):
+    """HGQ2's EBOPs per epoch in the history (epoch_curve.json): how far the penalty has trimmed the model when
+    the kept (best-validation) epoch was reached. Frameworks without one leave the column out."""
+    result, _ = _fit(monkeypatch, [0.6, 0.7, 0.65], patience=3, lr_patience=2)
+    assert all("ebops" not in row for row in result["history"])
+    monkeypatch.setattr(_CountingBackend, "ebops", lambda self, model: 1000.0 - model["steps"])
+    result, _ = _fit(monkeypatch, [0.6, 0.7, 0.65], patience=3, lr_patience=2)
+    ebops = [row["ebops"] for row in result["history"]]
+    assert len(ebops) == 3 and ebops[0] > ebops[1] > ebops[2]

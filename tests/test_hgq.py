@@ -73,6 +73,7 @@ def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch):
     before = backend.predict(model, x[:64])
     losses = [step(x[i:i + 100], y[i:i + 100], t[i:i + 100], 3e-3)[0] for i in range(0, 600, 100)]
     assert all(np.isfinite(losses)) and not np.array_equal(before, backend.predict(model, x[:64]))
+    assert backend.ebops(model) > 0 and backend.ebops(twin) is None  # the epoch curve's resource column
 
     backend._calibration = x  # what train_twins sets: calibration before the model is saved
     backend.save(model, tmp_path / "student.keras")

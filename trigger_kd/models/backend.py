@@ -69,6 +69,10 @@ class StudentBackend(ABC):
             self.save(model, Path(out) / f"{name}{self.suffix}")
         return histories
 
+    def ebops(self, model) -> float | None:
+        """The model's resource proxy during training (HGQ2's EBOPs), or None where the framework has none."""
+        return None
+
     def twins(self, scratch: bool = False) -> tuple:
         """(quantised student, float twin[, scratch twin]), the twins starting from the student's initial weights."""
         models = [self.build(quantized=True), self.build(quantized=False)] + ([self.build(quantized=True)] if scratch else [])
@@ -272,6 +276,11 @@ class HGQBackend(StudentBackend):
                 kernel, bias = weights["dense"][layer.name]
                 layer.kernel.assign(kernel)
                 layer.bias.assign(bias)
+
+    def ebops(self, model) -> float | None:
+        """HGQ2's effective bit operations of the quantised layers as of the last training step (None: float twin)."""
+        values = [float(np.asarray(layer.ebops)) for layer in model.layers if hasattr(layer, "ebops")]
+        return sum(values) if values else None
 
     def make_step(self, model, distill):
         from .students_hgq import keras, tf

@@ -104,7 +104,7 @@ def training_block(run_dir: Path) -> dict | None:
         out[name] = {"epochs": m.get("epochs"), "max_epochs": m.get("max_epochs"), "best_epoch": m.get("best_epoch"),
                      "best_val_auc": best.get("val_auc"), "best_val_loss": best.get("val_loss"),
                      "stopped": m.get("stopped"), "lr_schedule": m.get("lr_schedule"),
-                     "train_seconds": m.get("train_seconds")}
+                     "train_seconds": m.get("train_seconds"), "ebops_kept": best.get("ebops")}
     return out
 
 
@@ -114,7 +114,9 @@ def training_markdown(block: dict | None, out: Path) -> list[str]:
     rows = [{"model": name, "epochs run": fmt(t.get("epochs"), "d"), "max epochs": fmt(t.get("max_epochs"), "d"),
              "best epoch (kept)": fmt(t.get("best_epoch"), "d"), "val AUC": fmt(t.get("best_val_auc"), ".4f"),
              "val loss": fmt(t.get("best_val_loss"), ".4f"), "train s": fmt(t.get("train_seconds"), ".0f"),
-             "stopped by": t.get("stopped") or "n/a"} for name, t in block.items()]
+             "stopped by": t.get("stopped") or "n/a",
+             **({"EBOPs (kept epoch)": fmt(t.get("ebops_kept"), ".0f")} if any(
+                 b.get("ebops_kept") is not None for b in block.values()) else {})} for name, t in block.items()]
     lines = ["### Training (epoch curve)", "", f"Schedule `{next(iter(block.values())).get('lr_schedule')}`, early stopping "
              "on the validation AUC, the best-validation weights kept (student/epoch_curve.json).", "", md_table(rows), ""]
     if (out / EPOCH_CURVE_PLOT).is_file():

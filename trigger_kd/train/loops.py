@@ -111,6 +111,9 @@ def fit(backend, model, feed, x_val, y_val, s, distill, progress: bool = True) -
             bar.update(1)
         row = {"epoch": epoch, "lr": lrs[-1], "train_loss": loss_sum / max(n, 1),
                **validation_scores(backend.predict(model, x_val), y_val), "seconds": time.perf_counter() - t0}
+        ebops = backend.ebops(model)
+        if ebops is not None:  # HGQ2: the resource the EBOPs penalty acts on, epoch by epoch (epoch_curve.json)
+            row["ebops"] = ebops
         history.append(row)
         auc = row["val_auc"]
         improved = auc is None or auc > best["val_auc"] + s.min_delta
