@@ -146,7 +146,8 @@ def _lines(front_dir: Path) -> dict:
 
 def knob_points(knobs: dict) -> list[str]:
     """A point's knobs as `trigger-kd front --points` values that make exactly that point."""
-    return [f"{k}={'/'.join(map(str, v)) if isinstance(v, (list, tuple)) else repr(v)}" for k, v in knobs.items()]
+    return [f"{k}={'/'.join(map(str, v)) if isinstance(v, (list, tuple)) else repr(v)}" for k, v in knobs.items()
+            if v is not None]  # None: a knob left at its "any" default (max_ebops)
 
 
 def run_family(family: str, seed: int, args, points: list[str] | None = None, tag: str = "",

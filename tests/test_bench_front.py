@@ -51,6 +51,8 @@ def test_failed_points_are_kept_as_errors_not_averaged():
 def test_knob_points_name_exactly_one_point():
     from trigger_kd.front.sweep import parse_points
 
-    for knobs, framework in (({"width": 0.5, "bits": [3, 6]}, "brevitas"), ({"width": 2.0, "beta": 1e-06}, "hgq")):
+    for knobs, framework in (({"width": 0.5, "bits": [3, 6]}, "brevitas"), ({"width": 2.0, "beta": 1e-06}, "hgq"),
+                             ({"width": 1.0, "beta": 1e-4, "max_ebops": 4e4}, "hgq")):
         parsed = parse_points(knob_points(knobs), framework)
         assert {k: (list(v[0]) if isinstance(v[0], tuple) else v[0]) for k, v in parsed.items()} == knobs
+    assert knob_points({"width": 1.0, "beta": 1e-5, "max_ebops": None}) == ["width=1.0", "beta=1e-05"]

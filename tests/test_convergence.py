@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from trigger_kd.config import ConfigError, DistillConfig, StudentConfig, load_config
+from trigger_kd.errors import TriggerKDError
 from trigger_kd.rundir import EPOCH_CURVE, EPOCH_CURVE_PLOT, STUDENT, EpochCurve
 from trigger_kd.train import loops
 
@@ -58,10 +59,11 @@ def _fit(monkeypatch, aucs, **settings):
     scripted = iter(aucs)
     monkeypatch.setattr(loops, "validation_scores",
                         lambda logits, y: {"val_loss": 0.3, "val_auc": next(scripted), "val_accuracy": 0.8})
+    bound_required = settings.pop("bound_required", True)
     s = StudentConfig(**{"max_epochs": len(aucs), "batch_size": 2, "lr": 1e-2, **settings})
     model = {"steps": 0}
     result = loops.fit(_CountingBackend(), model, _Feed(), np.zeros((3, 1)), np.array([0, 1, 1]), s,
-                       DistillConfig(alpha=0.0), progress=False)
+                       DistillConfig(alpha=0.0), progress=False, bound_required=bound_required)
     return result, model
 
 
@@ -196,3 +198,27 @@ def test_a_backends_resource_proxy_is_in_every_epoch_row(monkeypatch):
     result, _ = _fit(monkeypatch, [0.6, 0.7, 0.65], patience=3, lr_patience=2)
     ebops = [row["ebops"] for row in result["history"]]
     assert len(ebops) == 3 and ebops[0] > ebops[1] > ebops[2]
+
+
+def test_max_ebops_keeps_the_best_epoch_within_the_bound(monkeypatch):
+    """student.max_ebops (HGQ2): an epoch above the bound is never kept, however good its AUC; early stopping
+    counts from the first epoch within it (the penalty needs epochs to trim the model)."""
+    monkeypatch.setattr(_CountingBackend, "ebops", lambda self, model: 1000.0 - 100 * model["steps"] / 2)
+    # ebops by epoch (2 steps per epoch): 900, 800, 700, 600, 500, 400; bound 650: epochs 4.. only
+    result, model = _fit(monkeypatch, [0.99, 0.98, 0.97, 0.80, 0.85, 0.84], patience=2, lr_patience=1,
+                         framework="hgq", max_ebops=650.0)
+    assert result["best_epoch"] == 5 and result["best_val_auc"] == 0.85 and result["max_ebops"] == 650.0
+    assert model["steps"] == 10 and result["epochs"] == 6  # the kept weights: epoch 5's
+    # none within: the deployed student is refused, naming the key; a comparison twin keeps its best, said so
+    with pytest.raises(TriggerKDError, match=r"student.max_ebops=100: no epoch .* \(lowest 400 EBOPs at epoch 6\)"):
+        _fit(monkeypatch, [0.9, 0.8, 0.7, 0.6, 0.5, 0.4], patience=2, lr_patience=1, framework="hgq", max_ebops=100.0)
+    result, model = _fit(monkeypatch, [0.9, 0.95, 0.7, 0.6, 0.5, 0.4], patience=2, lr_patience=1, framework="hgq",
+                         max_ebops=100.0, bound_required=False)
+    assert result["best_epoch"] == 2 and model["steps"] == 4 and "kept the best of all" in result["stopped"]
+
+
+def test_max_ebops_is_an_hgq_key():
+    assert StudentConfig(framework="hgq", max_ebops=5e4).max_ebops == 5e4
+    for bad in ({"framework": "brevitas", "max_ebops": 5e4}, {"framework": "hgq", "max_ebops": 0}):
+        with pytest.raises(ValueError, match="max_ebops"):
+            StudentConfig(**bad)

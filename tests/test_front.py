@@ -46,11 +46,18 @@ def test_points_errors():
 
 def test_hgq_entry_gives_width_x_beta(repo):
     cfg = load_config(repo / "hls_configs/mlp_kd_hgq.yml")
-    assert [a.name for a in KNOBS["hgq"]] == ["width", "beta"]
+    assert [a.name for a in KNOBS["hgq"]] == ["width", "beta", "max_ebops"]
     pts = point_grid(cfg.student, parse_points(["width=1", "beta=1e-6,3e-6"], "hgq"))
     assert [p.overrides for p in pts] == [("student.mlp_hidden=[32,16]", "student.ebops_beta=1.0e-06"),
                                           ("student.mlp_hidden=[32,16]", "student.ebops_beta=3.0e-06")]
     assert [p.id for p in pts] == ["w32-16_beta1e-06", "w32-16_beta3e-06"]
+    # max_ebops (the kept epoch's EBOPs bound): 'none' is the default, any epoch
+    pts = point_grid(cfg.student, parse_points(["width=2", "beta=1e-4", "max_ebops=none,40000"], "hgq"))
+    assert [p.id for p in pts] == ["w64-32_beta0.0001", "w64-32_beta0.0001_e40000"]
+    assert pts[1].overrides[-1] == "student.max_ebops=40000.0" and pts[1].family == "beta0.0001_e40000"
+    assert load_config(repo / "hls_configs/mlp_kd_hgq.yml", list(pts[1].overrides)).student.max_ebops == 4e4
+    with pytest.raises(FrontError, match="not a valid max_ebops"):
+        parse_points(["max_ebops=-3"], "hgq")
     for p in point_grid(cfg.student):  # the default grid: 3 widths x 3 betas, each a valid config
         assert load_config(repo / "hls_configs/mlp_kd_hgq.yml", list(p.overrides)).student.ebops_beta in (1e-6, 1e-5,
                                                                                                           1e-4)

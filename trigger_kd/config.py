@@ -258,6 +258,10 @@ class StudentConfig(Section):
     # the loss; learned per-weight / per-activation bit widths start at weight_bits / act_bits. 0 = no penalty;
     # above 1e-3 the penalty swamps the KD loss (every bit width collapses), so larger values are refused.
     ebops_beta: Annotated[float, Field(ge=0, le=1e-3)] = 1e-5
+    # HGQ2: keep the best-validation epoch among those whose EBOPs are at most this (null: any epoch). The penalty
+    # trims the bit widths over many epochs while the validation AUC peaks early, so the best-AUC epoch alone is
+    # often one the penalty has not yet trimmed; early stopping counts from the first epoch within the bound.
+    max_ebops: Annotated[float, Field(gt=0)] | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -270,6 +274,9 @@ class StudentConfig(Section):
         if self.framework != "hgq" and self.ebops_beta != type(self).model_fields["ebops_beta"].default:
             raise ValueError(f"student.ebops_beta is the HGQ2 resource penalty (student.framework: hgq); "
                              f"framework {self.framework} would ignore it: remove it or use framework hgq")
+        if self.framework != "hgq" and self.max_ebops is not None:
+            raise ValueError(f"student.max_ebops bounds HGQ2's EBOPs (student.framework: hgq); framework "
+                             f"{self.framework} has no EBOPs: remove it or use framework hgq")
         return self
 
     @field_validator("lr_patience")

@@ -97,13 +97,23 @@ def _yaml_float(v: float) -> str:
 
 BETA = Axis("beta", "HGQ2 resource penalty student.ebops_beta", (1e-6, 1e-5, 1e-4), _positive_float,
             lambda s, v: [f"student.ebops_beta={_yaml_float(v)}"], lambda s, v: f"beta{v:g}")
-AXES = {a.name: a for a in (WIDTH, BITS, BETA)}
+
+def _max_ebops(text: str) -> float | None:
+    return None if str(text).strip().lower() in ("none", "null", "any") else _positive_float(text)
+
+
+# HGQ2's kept epoch: the best validation AUC among the epochs within this many EBOPs (None: any epoch, the default)
+MAX_EBOPS = Axis("max_ebops", "HGQ2: keep the best epoch with at most this many EBOPs, 'none' for any "
+                 "(student.max_ebops)", (None,), _max_ebops,
+                 lambda s, v: [] if v is None else [f"student.max_ebops={_yaml_float(v)}"],
+                 lambda s, v: "" if v is None else f"e{v:g}")
+AXES = {a.name: a for a in (WIDTH, BITS, BETA, MAX_EBOPS)}
 
 # framework -> its knobs. hgq (learned bit widths) trades through the EBOPs penalty, not uniform bits.
 KNOBS: dict[str, tuple[Axis, ...]] = {
     "brevitas": (WIDTH, BITS),
     "qkeras": (WIDTH, BITS),
-    "hgq": (WIDTH, BETA),
+    "hgq": (WIDTH, BETA, MAX_EBOPS),
 }
 
 
@@ -163,9 +173,9 @@ def point_grid(student: Any, values: dict[str, tuple] | None = None) -> list[Poi
         if overrides in seen:  # e.g. two width scales that round to the same widths
             continue
         seen.add(overrides)
-        labels = [a.label(student, v) for a, v in zip(axes, combo)]
-        family = "_".join(lab for a, lab in zip(axes, labels) if a.family) or "all"
-        points.append(Point(id="_".join(labels), family=family,
+        labels = [a.label(student, v) for a, v in zip(axes, combo)]  # "" for a knob left at "any" (max_ebops)
+        family = "_".join(lab for a, lab in zip(axes, labels) if a.family and lab) or "all"
+        points.append(Point(id="_".join(lab for lab in labels if lab), family=family,
                             knobs={a.name: (list(v) if isinstance(v, tuple) else v) for a, v in zip(axes, combo)},
                             overrides=overrides))
     return points

@@ -65,7 +65,8 @@ class StudentBackend(ABC):
             how = "from scratch" if feeds[name].teacher is None else f"KD alpha={distill.alpha:g} T={distill.temperature:g}"
             info(f"[student] training {self.framework} {kind} {self.s.arch} ({how}, {len(feeds[name])} jets, "
                  f"{feeds[name].n_views or 'no'} boosted views, SEAL lambda {self.s.seal_lambda:g})")
-            histories[name] = fit(self, model, feeds[name], x_val, y_val, self.s, distill, progress)
+            histories[name] = fit(self, model, feeds[name], x_val, y_val, self.s, distill, progress,
+                                  bound_required=name == NAMES[0])  # student.max_ebops binds the deployed student
             self.save(model, Path(out) / f"{name}{self.suffix}")
         return histories
 

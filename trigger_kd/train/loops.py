@@ -18,6 +18,8 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from ..errors import TriggerKDError
+
 
 def lr_at(step: int, total: int, lr: float, warmup: float = 0.1) -> float:
     """One-cycle learning rate at ``step`` of ``total``: cosine from lr/25 up to lr over the first
@@ -82,17 +84,21 @@ def validation_scores(logits: np.ndarray, y: np.ndarray) -> dict:
     return {"val_loss": loss, "val_auc": auc, "val_accuracy": float((z.argmax(1) == y).mean())}
 
 
-def fit(backend, model, feed, x_val, y_val, s, distill, progress: bool = True) -> dict:
+def fit(backend, model, feed, x_val, y_val, s, distill, progress: bool = True, bound_required: bool = True) -> dict:
     """Train ``model`` in place on ``feed`` (train/feed.py: the rows, their inputs per epoch, teacher targets,
     SEAL pairs) with ``cfg.student`` (``s``) and ``cfg.distill`` until early stopping or ``s.max_epochs``; keep
     the best-validation-AUC weights. Without a validation AUC (no jets, or one class) every epoch counts as
-    an improvement: all ``max_epochs`` run and the last weights are kept."""
+    an improvement: all ``max_epochs`` run and the last weights are kept. With ``student.max_ebops`` only epochs
+    within it are kept; if none is, an error (``bound_required``, the deployed student) or the best-AUC epoch of
+    all (a scratch twin, which only serves as a comparison: its history says so)."""
     step = backend.make_step(model, distill)
+    max_ebops = getattr(s, "max_ebops", None)
     rng = np.random.default_rng(s.seed)
     n = len(feed)
     per_epoch = max(1, math.ceil(n / s.batch_size))
     schedule = SCHEDULES[s.lr_schedule](s, per_epoch)
     best = {"val_auc": -math.inf, "weights": backend.get_weights(model), "epoch": 0, "row": {}}
+    best_any = dict(best)  # max_ebops on a twin: its best epoch outside the bound, kept if none is within
     since_best, stopped = 0, "max_epochs"
     history, lrs = [], []
     t0 = time.perf_counter()
@@ -116,23 +122,36 @@ def fit(backend, model, feed, x_val, y_val, s, distill, progress: bool = True) -
             row["ebops"] = ebops
         history.append(row)
         auc = row["val_auc"]
-        improved = auc is None or auc > best["val_auc"] + s.min_delta
+        # student.max_ebops (HGQ2): only epochs within the bound can be kept; until the first one, no stall counts
+        within = max_ebops is None or ebops is None or ebops <= max_ebops
+        if not within and not bound_required and (auc or -math.inf) > best_any["val_auc"]:
+            best_any = {"val_auc": auc, "weights": backend.get_weights(model), "epoch": epoch, "row": row}
+        improved = within and (auc is None or auc > best["val_auc"] + s.min_delta)
         if improved:
             best = {"val_auc": -math.inf if auc is None else auc, "weights": backend.get_weights(model),
                     "epoch": epoch, "row": row}
             since_best = 0
-        else:
+        elif best["epoch"]:
             since_best += 1
         bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_auc=f"{auc or float('nan'):.4f}", best=best["epoch"])
-        schedule.end_epoch(epoch, improved)
+        schedule.end_epoch(epoch, improved or not within)
         if since_best >= s.patience:
             stopped = f"early stopping: no validation AUC gain above {s.min_delta:g} in {s.patience} epochs"
             break
     bar.close()
+    if not best["epoch"] and not bound_required and best_any["epoch"]:  # a comparison twin: its best epoch, said so
+        stopped = f"{stopped}; no epoch within student.max_ebops={max_ebops:g}: kept the best of all"
+        best = best_any
+    if not best["epoch"]:  # max_ebops: no epoch within the bound
+        lowest = min(history, key=lambda r: r.get("ebops", math.inf))
+        raise TriggerKDError(
+            f"student.max_ebops={max_ebops:g}: no epoch of the {backend.framework} student came within it in "
+            f"{len(history)} epochs (lowest {lowest.get('ebops', math.nan):.0f} EBOPs at epoch {lowest['epoch']}); "
+            "raise student.max_ebops, or student.ebops_beta to trim harder, or student.max_epochs")
     backend.set_weights(model, best["weights"])
     seconds = time.perf_counter() - t0
     return {"epochs": len(history), "max_epochs": s.max_epochs, "stopped": stopped, "lr_schedule": s.lr_schedule,
-            "patience": s.patience, "min_delta": s.min_delta, "monitor": "val_auc",
+            "patience": s.patience, "min_delta": s.min_delta, "monitor": "val_auc", "max_ebops": max_ebops,
             "best_epoch": best["epoch"], "best_val_auc": best["row"].get("val_auc"),
             "best_val_accuracy": best["row"].get("val_accuracy"), "best_val_loss": best["row"].get("val_loss"),
             "train_seconds": seconds, "jets": n, "jets_per_second": n * len(history) / max(seconds, 1e-9),
