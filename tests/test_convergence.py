@@ -163,7 +163,7 @@ def test_epoch_curve_written_plotted_and_in_the_report(tmp_path):
 
 
 @pytest.mark.slow  # trains small students in both frameworks (TensorFlow included)
-@pytest.mark.parametrize("framework", ["brevitas", "qkeras"])
+@pytest.mark.parametrize("framework", ["brevitas", "qkeras", "hgq"])
 def test_real_student_keeps_its_best_validation_epoch(framework):
     if framework == "qkeras" and importlib.util.find_spec("qkeras") is None:
         pytest.skip("the QKeras extra is not installed")
@@ -183,6 +183,8 @@ def test_real_student_keeps_its_best_validation_epoch(framework):
     result = loops.fit(backend, model, feed, x_val, y[200:], s, DistillConfig(alpha=0.0), progress=False)
     aucs = [r["val_auc"] for r in result["history"]]
     assert result["best_val_auc"] == max(aucs) and aucs[result["best_epoch"] - 1] == max(aucs)
+    ebops = [r.get("ebops") for r in result["history"]]
+    assert all(e > 0 for e in ebops) if framework == "hgq" else not any(ebops)  # HGQ2's EBOPs, epoch by epoch
     if result["stopped"] != "max_epochs":
         assert result["epochs"] == result["best_epoch"] + s.patience
     again = loops.validation_scores(backend.predict(model, x_val), y[200:])["val_auc"]
