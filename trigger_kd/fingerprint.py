@@ -197,7 +197,8 @@ INDEX_NAME = "file_index.json"
 _INDEX_MAX = 5000
 
 
-def _sha256_file(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The SHA-256 of a file's bytes, read in 4 MiB blocks (input files here, stage outputs in manifest.py)."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 22), b""):
@@ -222,7 +223,7 @@ def file_identity(path: Path | str, index_dir: Path | None) -> dict:
     index = _load_index(index_dir)
     sha = index.get(key)
     if sha is None:
-        sha = _sha256_file(path)
+        sha = sha256_file(path)
         _remember(index_dir, key, sha)
     return {"path": str(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns, "sha256": sha}
 

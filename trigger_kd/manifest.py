@@ -18,18 +18,11 @@ import os
 from pathlib import Path
 
 from .atomic import write_text_atomic
+from .fingerprint import sha256_file
 from .rundir import MANIFEST_FILE, STAMP_FILE, read_stamp
 
 HASH_LIMIT = 32 << 20  # files up to 32 MiB are hashed; bigger ones are checked by size and mtime_ns
 _SKIP = {STAMP_FILE, MANIFEST_FILE}
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _entries(stage_dir: Path):
@@ -50,7 +43,7 @@ def file_record(path: Path) -> dict:
         return {"link": os.readlink(path)}
     st = path.stat()
     if st.st_size <= HASH_LIMIT:
-        return {"size": st.st_size, "sha256": _sha256(path)}
+        return {"size": st.st_size, "sha256": sha256_file(path)}
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
@@ -81,7 +74,7 @@ def _changed(path: Path, want: dict) -> str | None:
     st = path.stat()
     if st.st_size != want.get("size"):
         return f"was changed (size {st.st_size} bytes, the stage wrote {want.get('size')})"
-    if "sha256" in want and _sha256(path) != want["sha256"]:
+    if "sha256" in want and sha256_file(path) != want["sha256"]:
         return "was changed (its content differs from what the stage wrote)"
     if "mtime_ns" in want and st.st_mtime_ns != want["mtime_ns"]:
         return "was changed (modified after the stage wrote it)"
