@@ -263,20 +263,22 @@ class StudentConfig(Section):
     # often one the penalty has not yet trimmed; early stopping counts from the first epoch within the bound.
     max_ebops: Annotated[float, Field(gt=0)] | None = None
 
+    # keys only HGQ2 reads, refused with other frameworks when changed from their default
+    HGQ_KEYS: ClassVar[dict[str, str]] = {"ebops_beta": "is the HGQ2 resource penalty",
+                                          "max_ebops": "bounds HGQ2's EBOPs"}
+
     @model_validator(mode="before")
     @classmethod
     def _old_epochs_key(cls, raw: Any) -> Any:
         return old_epochs_key(raw, "the student section")
 
     @model_validator(mode="after")
-    def _ebops_beta_needs_hgq(self) -> "StudentConfig":
+    def _hgq_keys_need_hgq(self) -> "StudentConfig":
         # a changed value only: a dumped config (stamps, a front's picked.yml) carries the default for every framework
-        if self.framework != "hgq" and self.ebops_beta != type(self).model_fields["ebops_beta"].default:
-            raise ValueError(f"student.ebops_beta is the HGQ2 resource penalty (student.framework: hgq); "
-                             f"framework {self.framework} would ignore it: remove it or use framework hgq")
-        if self.framework != "hgq" and self.max_ebops is not None:
-            raise ValueError(f"student.max_ebops bounds HGQ2's EBOPs (student.framework: hgq); framework "
-                             f"{self.framework} has no EBOPs: remove it or use framework hgq")
+        for key, what in self.HGQ_KEYS.items():
+            if self.framework != "hgq" and getattr(self, key) != type(self).model_fields[key].default:
+                raise ValueError(f"student.{key} {what} (student.framework: hgq); framework {self.framework} "
+                                 f"would ignore it: remove it or use framework hgq")
         return self
 
     @field_validator("lr_patience")
