@@ -31,7 +31,6 @@ import argparse
 import json
 import os
 import platform
-import statistics
 import subprocess
 import sys
 import time
@@ -39,9 +38,9 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+from benchmarks.kd_gain import MIN_GAIN, stats  # noqa: E402  (seed statistics and the margin, as bench-kd)
 from benchmarks.provenance import git_state  # noqa: E402
 
-MIN_GAIN = 0.005
 FAMILIES = {
     "brevitas_kd": ("mlp_kd.yml", ["bits=3,4,6"], []),
     "brevitas_scratch": ("mlp_kd.yml", ["bits=3,4,6"], ["distill.alpha=0"]),
@@ -50,12 +49,6 @@ FAMILIES = {
 }
 KEYS = ("val_auc", "test_auc", "test_accuracy", "test_rej30", "test_rej50", "lut", "ff", "latency_ns",
         "pipeline_stages", "parity_pct")
-
-
-def stats(values: list) -> dict:
-    vals = [v for v in values if v is not None]
-    return {"mean": statistics.fmean(vals) if vals else None,
-            "std": statistics.stdev(vals) if len(vals) > 1 else None, "n": len(vals)}
 
 
 def scratch_of(family: str) -> str | None:
@@ -78,7 +71,7 @@ def aggregate(runs: dict[str, dict[int, list[dict]]]) -> dict[str, list[dict]]:
                 for k in KEYS:
                     p["values"][k].append(r.get(k))
         for p in points.values():
-            p["stats"] = {k: stats(v) for k, v in p["values"].items()}
+            p["stats"] = {k: stats(v) for k, v in p.pop("values").items()}  # each with the seeds' values
         out[family] = sorted(points.values(), key=lambda p: (p["stats"]["lut"]["mean"] is None,
                                                             p["stats"]["lut"]["mean"] or 0))
     return out
