@@ -17,11 +17,15 @@ symmetry = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(symmetry)
 
 
-def _run(variant, seed, lam_max, trace, ood_z, ood_top, auc0, auc_last, mse, var=2.0):
+def _run(variant, seed, lam_max, trace, ood_z, ood_top, auc0, auc_last, mse, var=2.0, loss0=0.3):
+    eps = [-0.5, -0.25, 0.0, 0.25, 0.5]
+    loss = [loss0 + 0.5 * lam_max * e ** 2 for e in eps]  # a pure parabola: rise over quadratic 1
     return {"variant": variant, "seed": seed, "accuracy": 0.9, "auc": auc0, "lambda_max": lam_max, "trace": trace,
             "ood_auc": {"z_vs_gluon": ood_z, "top_vs_gluon": ood_top},
             "smear_auc": {"0.0": auc0, "0.1": (auc0 + auc_last) / 2, "0.2": auc_last},
-            "compress_val_mse": [2 * mse, mse], "teacher_logit_variance": var}
+            "compress_val_mse": [2 * mse, mse], "teacher_logit_variance": var,
+            "loss_along_eigenvector": {"eps": eps, "loss": loss, "loss_rise": [x - loss0 for x in loss],
+                                       "loss_rise_over_quadratic": [None if e == 0 else 1.0 for e in eps]}}
 
 
 def test_every_size_preset_gives_a_loadable_config_of_its_arch():
@@ -63,9 +67,33 @@ def test_verdict_compares_seal_with_unconstrained_against_the_papers_targets():
     assert v["lower_final_distillation_mse"]["seal_better"] is True
     # relative to the logit variance the SEAL teacher is harder to distil here (0.8 / 1 vs 1 / 2)
     assert v["lower_final_distillation_mse_over_logit_variance"]["seal_better"] is False
+    # Figs. 5-6: the loss along the leading eigenvector summarised per eps; SEAL's parabola is flatter here
+    pv = agg["per_variant"]
+    assert pv["seal"]["eigvec_loss_rise_eps_0.5"]["mean"] == pytest.approx(0.125 * 5.2)
+    assert pv["unconstrained"]["eigvec_loss_eps_-0.25"]["mean"] == pytest.approx(0.3 + 0.03125 * 12.0)
+    assert pv["seal"]["eigvec_rise_over_quadratic_eps_0.25"]["mean"] == pytest.approx(1.0)
+    assert pv["seal"]["eigvec_rise_over_quadratic_eps_0"]["n"] == 0  # no prediction at eps 0
+    assert agg["seal_over_unconstrained"]["eigvec_loss_rise_eps_0.5"]["ratio_of_means"] == pytest.approx(5.2 / 12)
+    flat = v["smaller_loss_rise_along_leading_eigenvector"]
+    assert flat["eps_-0.5"]["seal_better"] is True and flat["eps_0.5"]["beyond_seed_spread"] is True and flat["both"]
+    rows = symmetry.table(agg, 0.1).splitlines()
+    assert any(r.startswith("| eigvec_loss_rise_eps_0.5 |") for r in rows)
+    assert not any(r.startswith("| eigvec_loss_eps_") for r in rows)  # the raw losses: in the JSON only
     one_seed = symmetry.verdict(symmetry.aggregate([r for r in runs if r["seed"] == 1], [1]))
     assert one_seed["lambda_max_ratio"]["below_1_beyond_seed_spread"] is None
     assert one_seed["in_distribution_auc"]["beyond_seed_spread"] is None
+
+
+def test_eps_grid_is_symmetric_with_an_exact_zero():
+    args = symmetry.parse_args([])
+    assert (args.eps_max, args.eps_points) == (0.5, 21)
+    grid = symmetry.eps_grid(args)
+    assert len(grid) == 21 and grid[0] == -0.5 and grid[-1] == 0.5 and grid[10] == 0.0
+    assert [f"{e:g}" for e in grid[8:13]] == ["-0.1", "-0.05", "0", "0.05", "0.1"]
+    assert symmetry.eps_grid(symmetry.parse_args(["--eps-max", "0.2", "--eps-points", "5"])) == [-0.2, -0.1, 0.0, 0.1,
+                                                                                                   0.2]
+    with pytest.raises(SystemExit):
+        symmetry.parse_args(["--eps-points", "1"])
 
 
 @pytest.mark.slow
@@ -75,6 +103,7 @@ def test_symmetry_benchmark_tiny(repo, tmp_path):
            "--work", str(tmp_path / "runs"),
            "--seeds", "1", "--jets-per-class", "150", "--epochs", "1", "--curvature-jets", "16",
            "--power-iterations", "3", "--trace-samples", "3", "--compress-epochs", "2", "--workers", "1",
+           "--eps-max", "0.5", "--eps-points", "5",
            # a tiny transformer (the default arch)
            "--particles", "16", "--d-model", "16", "--encoder-layers", "1", "--heads", "2", "--ff-dim", "16",
            "--head-hidden", "16",
@@ -105,4 +134,10 @@ def test_symmetry_benchmark_tiny(repo, tmp_path):
     assert len(by["seal"]["compress_val_mse"]) == 3  # epoch 0 + 2 epochs
     assert set(by["seal"]["smear_auc"]) == {"0.0", "0.05", "0.1", "0.2"}
     assert r["verdict"]["lambda_max_ratio"]["paper"] == 0.079 and r["verdict"]["trace_ratio"]["paper"] == 0.119
-    assert set(r["not_measured"]) == {"loss_along_leading_eigenvector", "R_epsilon"}
+    assert "not_measured" not in r and "NOT reproduced" in r["figures_5_6"]["fig6_R_epsilon"]
+    for run in r["runs"]:  # Fig. 5: the loss along the leading eigenvector, the same lambda_max as diagnose's
+        curve = run["loss_along_eigenvector"]
+        assert curve["eps"] == [-0.5, -0.25, 0.0, 0.25, 0.5] and len(curve["loss"]) == 5
+        assert curve["loss"][2] == pytest.approx(curve["loss_at_zero"]) and curve["loss_rise"][2] == 0.0
+        assert curve["lambda_max"] == pytest.approx(run["lambda_max"], rel=1e-6) and curve["n_jets"] == 16
+    assert agg["per_variant"]["seal"]["eigvec_loss_rise_eps_0.5"]["n"] == 1
