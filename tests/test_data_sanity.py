@@ -127,3 +127,13 @@ def test_jet_pt_feature_of_soft_jets_is_refused_before_the_student_trains(tmp_pa
     sat = json.loads((tmp_path / "run" / "student" / "metrics.json").read_text())["inputs"]["saturated_jets"]
     assert set(sat) == {"training", "test"} and sat["training"]["ln_pt_jet_tev"] == 0.0
     assert list(sat["test"]) == ["2*pt/pt_jet", "2*deta", "2*dphi", "mass_gev", "ln_pt_jet_tev"]
+
+
+def test_leaks_count_every_copy_of_a_jet():
+    """One jet copied three times into the test split is three leaked test jets (one distinct), not "1 jets"."""
+    from trigger_kd.data.sanity import check_no_leaks
+
+    j = _jets(10, 7)
+    splits = {"train": j[:5], "test": j[[0, 0, 0, 6]]}
+    with pytest.raises(DataSanityError, match=r"3 of the 4 jets of the test split .*1 distinct jets"):
+        check_no_leaks(splits, None, ["jets.h5"])

@@ -114,6 +114,37 @@ def test_verdict_exact_float_input(tmp_path):
     assert (r["input_precision"], r["input_precision_source"]) == ("fixed<16,6,TRN,WRAP>",
                                                                    "hls4ml default (no Quant node reads the input)")
     assert cli(["check-parity", str(tmp_path / "run")]) == 0
+    _check_parity_reads_the_evidence(tmp_path / "run", path)
+
+
+def _check_parity_reads_the_evidence(run, model):
+    """check-parity on an import directory: a verdict from the saved evidence, never from an editable number."""
+    import shutil
+
+    from trigger_kd.rundir import IMPORT_CSIM, IMPORT_RECORD, PARITY
+
+    keep = run.with_name("kept")
+    shutil.copytree(run, keep, symlinks=True)
+
+    def fresh():
+        shutil.rmtree(run)
+        shutil.copytree(keep, run, symlinks=True)
+
+    cases = {  # each damage -> check-parity fails (exit 1, never 0)
+        "evidence edited": lambda: np.save(run / IMPORT_CSIM, np.load(run / IMPORT_CSIM) + 1.0),
+        "parity.json edited": lambda: (run / PARITY).write_text(
+            (run / PARITY).read_text().replace('"n_jets": 300', '"n_jets": 301')),
+        "project file removed": lambda: next((run / "hls4ml_prj").rglob("*.cpp")).unlink(),
+        "import unfinished": lambda: (run / IMPORT_RECORD).write_text('{"complete": false}'),
+        "no record (older import)": lambda: (run / IMPORT_RECORD).unlink(),
+    }
+    for name, damage in cases.items():
+        fresh()
+        damage()
+        assert cli(["check-parity", str(run)]) == 1, name
+    fresh()
+    model.write_bytes(model.read_bytes() + b" ")  # the model the firmware was built from changed since
+    assert cli(["check-parity", str(run)]) == 1
 
 
 @pytest.mark.slow

@@ -2,6 +2,8 @@
 exit 2, no traceback, before any work."""
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 from onnx import TensorProto, helper
@@ -58,6 +60,12 @@ def test_import_qonnx_refusals(tmp_path, capsys, repo):
     for target in (run, run / "firmware"):
         _refused(capsys, ["import-qonnx", str(MODEL), "--run-dir", str(target)], "belongs to the pipeline run")
     assert (run / "firmware" / "parity.json").read_text() == before
+    # nor is a user's folder with files of its own (an hls4ml_prj/ of theirs would be replaced)
+    mine = tmp_path / "mine"
+    (mine / "hls4ml_prj").mkdir(parents=True)
+    (mine / "hls4ml_prj" / "notes.txt").write_text("mine")
+    _refused(capsys, ["import-qonnx", str(MODEL), "--run-dir", str(mine)], "folder with other files")
+    assert (mine / "hls4ml_prj" / "notes.txt").read_text() == "mine" and sorted(os.listdir(mine)) == ["hls4ml_prj"]
 
 
 @pytest.mark.parametrize("key,value", [("input_bits", 64), ("weight_bits", 32), ("bias_bits", 64), ("act_bits", 25)])

@@ -10,7 +10,12 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
@@ -101,6 +106,34 @@ def test_a_rerun_upstream_stage_reruns_what_was_made_from_it(tmp_path, repo, cap
     assert "[b] the a stage's output changed since this b result was made; rerunning" in capsys.readouterr().err
 
 
+def test_tool_results_the_report_reads_rerun_it(tmp_path, repo, capsys):
+    """A stage's ``run_files`` (the report's diagnostics.json and evaluate/*.json, which tools write beside the
+    stages) are in its stamp: a new, changed or removed one reruns that stage only; the same one does not."""
+    from trigger_kd.rundir import DIAGNOSTICS, EVALUATE_DIR
+    from trigger_kd.stages import STAGES
+
+    report = next(s for s in STAGES if s.name == "report")
+    assert set(report.run_files) == {DIAGNOSTICS, f"{EVALUATE_DIR}/*.json"}  # what report/generalisation.py reads
+    calls, run = [], tmp_path / "run"
+    stages = _toy(calls)
+    stages[2] = Stage("c", ("export",), ("b",), _writer(calls, "c", files_of["c"], "b"), run_files=report.run_files)
+    run_pipeline(_cfg(repo), stages, run, progress=False)
+    steps = [lambda: None,
+             lambda: (run / DIAGNOSTICS).write_text('{"a": 1}'),
+             lambda: None,
+             lambda: ((run / EVALUATE_DIR).mkdir(), (run / EVALUATE_DIR / "w.json").write_text("{}")),
+             lambda: (run / DIAGNOSTICS).write_text('{"a": 2}'),
+             lambda: (run / EVALUATE_DIR / "w.json").unlink()]
+    reran = []
+    for step in steps:
+        step()
+        calls.clear()
+        run_pipeline(_cfg(repo), stages, run, progress=False)
+        reran.append(calls == ["c"])
+        assert calls in ([], ["c"])
+    assert reran == [False, True, False, True, True, True]
+
+
 def test_stages_made_before_manifests_are_adopted(tmp_path, repo):
     calls = []
     run = tmp_path / "run"
@@ -172,6 +205,42 @@ def test_prune_leaves_entries_a_running_run_uses(tmp_path, repo):
     run_pipeline(_cfg(repo, "student.seed=3"), stages, tmp_path / "run", progress=False)  # a is up to date: held
     assert pruned == []
     assert [e.stage for e in cache.prune(tmp_path / "cache", 0, False, False)] == ["a"]  # no run holds it now
+
+
+def test_prune_from_another_process_leaves_a_running_runs_entries(tmp_path, repo):
+    """`trigger-kd cache prune --older-than 0` typed in another shell while a run is in its b stage: the entries
+    that run holds stay (the shared lock works across processes, not only within one)."""
+    started, release, run = tmp_path / "started", tmp_path / "release", tmp_path / "run"
+
+    def run_until_released():
+        def b_waits(cfg, ctx, out):
+            started.touch()
+            deadline = time.monotonic() + 120
+            while not release.exists() and time.monotonic() < deadline:
+                time.sleep(0.05)
+            return _writer([], "b", files_of["b"], "a")(cfg, ctx, out)
+
+        stages = _toy([])
+        stages[1] = Stage("b", ("student",), ("a",), b_waits)
+        run_pipeline(_cfg(repo), stages, run, progress=False)
+
+    child = multiprocessing.get_context("fork").Process(target=run_until_released)
+    child.start()
+    try:
+        deadline = time.monotonic() + 60
+        while not started.exists() and child.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert started.exists(), "the run did not reach its b stage"
+        prune = [str(Path(sys.executable).with_name("trigger-kd")), "cache", "prune", "--older-than", "0"]
+        done = subprocess.run(prune, capture_output=True, text=True, check=False)
+        assert done.returncode == 0, done.stderr
+        assert (run / "a" / "a1.txt").is_file() and (run / "a" / "sub" / "a2.bin").is_file()
+    finally:
+        release.touch()
+        child.join(60)
+    assert child.exitcode == 0 and (run / "b" / "b.txt").is_file()
+    done = subprocess.run(prune, capture_output=True, text=True, check=False)  # no run holds it now: removed
+    assert done.returncode == 0 and not (run / "a" / "a1.txt").exists(), done.stderr
 
 
 def test_prune_refuses_negative_ages(tmp_path, repo, capsys):

@@ -67,7 +67,7 @@ def cmd_import_qonnx(args) -> int:
     from .config import HLSConfig, load_config
     from .firmware.import_qonnx import check_inputs, import_qonnx
 
-    from .rundir import run_dir_of
+    from .rundir import is_import_dir, run_dir_of
 
     if args.set and not args.config:
         raise TriggerKDError("import-qonnx: --set applies to a model YAML; give it with --config")
@@ -79,6 +79,11 @@ def cmd_import_qonnx(args) -> int:
     if run_dir_of(out) is not None:
         raise TriggerKDError(f"import-qonnx --run-dir {out} belongs to the pipeline run {run_dir_of(out)}; its files "
                              "would replace that run's firmware: choose a directory of its own")
+    if out.is_dir() and any(out.iterdir()) and not is_import_dir(out):
+        shown = ", ".join(sorted(p.name for p in out.iterdir())[:5])
+        raise TriggerKDError(f"import-qonnx --run-dir {out} is a folder with other files in it ({shown}, ...) and "
+                             "not one import-qonnx wrote; its files of the same names would be replaced: give a new "
+                             "or empty directory")
     inputs = None
     if args.inputs:
         path = Path(args.inputs)

@@ -25,12 +25,12 @@ HASH_LIMIT = 32 << 20  # files up to 32 MiB are hashed; bigger ones are checked 
 _SKIP = {STAMP_FILE, MANIFEST_FILE}
 
 
-def _entries(stage_dir: Path):
+def _entries(stage_dir: Path, skip: frozenset[str] = frozenset()):
     """(relative name, path) of every file and symlink below ``stage_dir``, symlinks not followed."""
     for root, dirs, files in os.walk(stage_dir):
         rel_root = Path(root).relative_to(stage_dir)
         for name in sorted(files + [d for d in dirs if os.path.islink(os.path.join(root, d))]):
-            if rel_root == Path(".") and (name in _SKIP or name.startswith(".")):
+            if rel_root == Path(".") and (name in _SKIP or name in skip or name.startswith(".")):
                 continue
             yield (rel_root / name).as_posix(), Path(root) / name
         dirs[:] = sorted(d for d in dirs if not os.path.islink(os.path.join(root, d))
@@ -47,18 +47,19 @@ def file_record(path: Path) -> dict:
     return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
 
 
-def make_manifest(stage_dir: Path) -> dict:
+def make_manifest(stage_dir: Path, skip: frozenset[str] = frozenset()) -> dict:
+    """The manifest of ``stage_dir``; ``skip``: further top-level names left out (the record that holds its digest)."""
     stage_dir = Path(stage_dir)
-    return {"files": {rel: file_record(p) for rel, p in _entries(stage_dir)}, "hash_limit": HASH_LIMIT}
+    return {"files": {rel: file_record(p) for rel, p in _entries(stage_dir, skip)}, "hash_limit": HASH_LIMIT}
 
 
 def digest(manifest: dict) -> str:
     return hashlib.sha256(json.dumps(manifest, sort_keys=True).encode()).hexdigest()
 
 
-def write_manifest(stage_dir: Path) -> str:
+def write_manifest(stage_dir: Path, skip: frozenset[str] = frozenset()) -> str:
     """Write ``stage_dir/manifest.json``; its digest (for ``stamp.json`` ``outputs``)."""
-    manifest = make_manifest(stage_dir)
+    manifest = make_manifest(stage_dir, skip)
     write_text_atomic(Path(stage_dir) / MANIFEST_FILE, json.dumps(manifest, indent=1, sort_keys=True))
     return digest(manifest)
 
@@ -92,14 +93,19 @@ def output_problem(stage_dir: Path, label: str | None = None) -> str | None:
         return f"{label}/{STAMP_FILE} is missing or unreadable"
     if "outputs" not in stamp:
         return None
+    return manifest_problem(stage_dir, stamp["outputs"], label, STAMP_FILE)
+
+
+def manifest_problem(out_dir: Path, outputs: str, label: str, record: str) -> str | None:
+    """What no longer matches the manifest of ``out_dir`` whose digest ``record`` holds (``outputs``); None: all."""
     try:
-        manifest = json.loads((stage_dir / MANIFEST_FILE).read_text())
+        manifest = json.loads((out_dir / MANIFEST_FILE).read_text())
     except (OSError, ValueError):
         return f"{label}/{MANIFEST_FILE} is missing or unreadable"
-    if digest(manifest) != stamp["outputs"]:
-        return f"{label}/{MANIFEST_FILE} was changed (it no longer matches {label}/{STAMP_FILE})"
+    if digest(manifest) != outputs:
+        return f"{label}/{MANIFEST_FILE} was changed (it no longer matches {label}/{record})"
     for rel, want in (manifest.get("files") or {}).items():
-        why = _changed(stage_dir / rel, want)
+        why = _changed(out_dir / rel, want)
         if why:
             return f"{label}/{rel} {why}"
     return None

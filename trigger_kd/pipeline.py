@@ -37,7 +37,7 @@ from .concurrency import EntryHold, remove_dead_leftovers, waiting_lock
 from .config import Config, dump_config, stamp_of, to_plain
 from .console import info, warn
 from .errors import TriggerKDError
-from .fingerprint import code_fingerprint, file_identity, identity_key, tool_versions
+from .fingerprint import code_fingerprint, file_identity, identity_key, sha256_file, tool_versions
 from .manifest import adopt, output_problem, write_manifest
 from .rundir import (FAILED_FILE, RESOLVED_CONFIG, RUN_LOCK, STAMP_FILE, check_run_dir, failed_dir, last_attempt_failed,
                      mark_run_dir, read_stamp)
@@ -59,8 +59,9 @@ def config_part(cfg: Config, name: str):
     return getattr(value, key) if key else value
 
 
-def stage_dependencies(stage: Stage, cfg: Config, cache: Path | None) -> dict:
-    """What the stage's result depends on besides config and upstream stamps: code, tools, input files."""
+def stage_dependencies(stage: Stage, cfg: Config, cache: Path | None, run_dir: Path | None = None) -> dict:
+    """What the stage's result depends on besides config and upstream stamps: code, tools, input files, and the
+    tools' result files in the run directory it reads (``Stage.run_files``; by name and content, not by path)."""
     code = code_fingerprint(stage.code_module())
     return {
         "code": code["sha256"],
@@ -68,7 +69,15 @@ def stage_dependencies(stage: Stage, cfg: Config, cache: Path | None) -> dict:
         "code_native": code["native"],
         "tools": tool_versions(stage.tool_names(cfg)),
         "inputs": [file_identity(p, cache) for p in (stage.inputs(cfg) if stage.inputs else [])],
+        "run_files": run_file_hashes(run_dir, stage.run_files) if run_dir is not None else {},
     }
+
+
+def run_file_hashes(run_dir: Path, patterns: tuple[str, ...]) -> dict[str, str]:
+    """{name relative to the run directory: SHA-256} of the files matching ``patterns``."""
+    run_dir = Path(run_dir)
+    found = {p for pattern in patterns for p in run_dir.glob(pattern) if p.is_file()}
+    return {p.relative_to(run_dir).as_posix(): sha256_file(p) for p in sorted(found)}
 
 
 def compute_stamp(stage: Stage, cfg: Config, upstream: dict[str, str], deps: dict | None = None) -> str:
@@ -81,6 +90,7 @@ def compute_stamp(stage: Stage, cfg: Config, upstream: dict[str, str], deps: dic
         deps["code"],
         deps["tools"],
         [identity_key(i) for i in deps["inputs"]],
+        *([deps["run_files"]] if deps.get("run_files") else []),  # absent: the stamps of runs before run_files
     )
 
 
@@ -189,7 +199,7 @@ def _run_stages(cfg: Config, stages: list[Stage], ctx: RunContext, first_forced:
     run_dir = ctx.run_dir
     results: dict[str, dict] = {}
     for i, stage in enumerate(stages):
-        deps = stage_dependencies(stage, cfg, ctx.cache if stage.inputs else None)
+        deps = stage_dependencies(stage, cfg, ctx.cache if stage.inputs else None, run_dir)
         stamp = compute_stamp(stage, cfg, ctx.stamps, deps)
         ctx.stamps[stage.name] = stamp
         final = run_dir / stage.name

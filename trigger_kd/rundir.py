@@ -83,6 +83,11 @@ REPORT_JSON = "report.json"
 REPORT_MD = "report.md"
 EVALUATE_DIR = "evaluate"
 DIAGNOSTICS = "diagnostics.json"
+# a directory `trigger-kd import-qonnx` wrote: its record (model, model hash, manifest digest) and the evidence
+# check-parity recomputes the verdict from (the firmware's and the QONNX execution's values at the compared layer)
+IMPORT_RECORD = "import.json"
+IMPORT_CSIM = "csim_compared.npy"
+IMPORT_REFERENCE = "reference_compared.npy"
 
 
 def split_file(split: str) -> str:
@@ -118,6 +123,12 @@ def is_run_dir(path: Path, stage_names=STAGE_NAMES) -> bool:
     """A directory the runner made (its marker) or one with completed stages (made before the marker existed)."""
     path = Path(path)
     return (path / RUN_MARKER).is_file() or any((path / s / STAMP_FILE).is_file() for s in stage_names)
+
+
+def is_import_dir(path: Path) -> bool:
+    """A directory `trigger-kd import-qonnx` wrote (its record, or the files of one made before the record)."""
+    path = Path(path)
+    return (path / IMPORT_RECORD).is_file() or all((path / f).exists() for f in (PARITY, ONNX_CLEAN, HLS_PROJECT))
 
 
 def run_dir_of(path: Path) -> Path | None:

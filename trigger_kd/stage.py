@@ -32,6 +32,9 @@ class Stage:
     help: str = ""
     tools: tuple[str, ...] | Callable[["Config"], tuple[str, ...]] = ()  # fingerprint.TOOLS names it calls
     inputs: Callable[["Config"], list] | None = None  # input files outside the run directory
+    # files in the run directory that no stage writes but this stage reads (the tools' results, glob patterns
+    # relative to the run directory): their contents are in its stamp, so a new diagnostics.json reruns it
+    run_files: tuple[str, ...] = ()
 
     def code_module(self) -> str:
         return getattr(self.func, "module", None) or self.func.__module__

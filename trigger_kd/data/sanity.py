@@ -111,12 +111,14 @@ def check_no_leaks(splits: dict[str, np.ndarray], origins: dict[str, np.ndarray]
             common, ia, ib = np.intersect1d(hashes[a], hashes[b], return_indices=True)
             if len(common) == 0:
                 continue
+            n_in_b = int(np.isin(hashes[b], common).sum())  # every copy counts, not each distinct jet once
             if origins is not None:
                 pairs = sorted({(files[origins[a][x]], files[origins[b][y]]) for x, y in zip(ia, ib)})
                 where = "; ".join(f"{fa} and {fb}" if fa != fb else f"{fa} (twice within it)" for fa, fb in pairs[:5])
             else:
                 where = ", ".join(files)
             raise DataSanityError(
-                f"{len(common)} jets of the {b} split are also in the {a} split (identical constituents), which "
+                f"{n_in_b} of the {len(hashes[b])} jets of the {b} split are also in the {a} split (identical "
+                f"constituents{f'; {len(common)} distinct jets' if len(common) != n_in_b else ''}), which "
                 f"inflates every test metric; they come from: {where}. Remove overlapping files or duplicated "
                 f"jets from data.paths.")

@@ -5,8 +5,12 @@ firmware, export, student and what they were made from, every output as its stag
 fraction of bit-exact test jets is recomputed from the evidence, the C-simulation outputs
 (``firmware/csim_outputs.npy``) against the student's logits on the same jets (``student/test_logits.npy``),
 both covered by their stages' manifests. The threshold is ``checks.parity_min_fraction`` as recorded in the
-firmware stage's stamp. ``parity.json`` must agree with that evidence. A directory ``import-qonnx`` wrote (no
-stamp) is judged by its ``parity.json``.
+firmware stage's stamp. ``parity.json`` must agree with that evidence.
+
+A directory ``import-qonnx`` wrote is judged the same way: its record (``import.json``) must say the import
+completed, every file the import wrote must be as it was (its manifest), the model file it was made from must be
+unchanged (when it is still there), and the fraction is recomputed from the firmware's and the QONNX execution's
+values at the compared layer (``csim_compared.npy`` vs ``reference_compared.npy``).
 """
 from __future__ import annotations
 
@@ -17,7 +21,10 @@ import numpy as np
 
 from ..console import error, info, warn
 from ..errors import TriggerKDError
-from ..rundir import CSIM_OUTPUTS, FIRMWARE, PARITY, STUDENT, TEST_LOGITS, read_stamp
+from ..fingerprint import sha256_file
+from ..manifest import manifest_problem
+from ..rundir import (CSIM_OUTPUTS, FIRMWARE, IMPORT_CSIM, IMPORT_RECORD, IMPORT_REFERENCE, PARITY, STUDENT,
+                      TEST_LOGITS, read_json, read_stamp)
 from ..runcheck import chain_problems, describe
 
 
@@ -31,7 +38,11 @@ def _record(path: Path) -> tuple[dict, float, int]:
 
 def recomputed(fw_dir: Path) -> tuple[float, int] | None:
     """(bit-exact fraction, jets) from the C-simulation outputs and the student's logits; None without them."""
-    csim_path, want_path = fw_dir / CSIM_OUTPUTS, fw_dir.parent / STUDENT / TEST_LOGITS
+    return _exact_rows(fw_dir / CSIM_OUTPUTS, fw_dir.parent / STUDENT / TEST_LOGITS)
+
+
+def _exact_rows(csim_path: Path, want_path: Path) -> tuple[float, int] | None:
+    """(fraction of rows of ``csim_path`` equal to those of ``want_path``, rows); None when either is absent."""
     if not csim_path.is_file() or not want_path.is_file():
         return None
     want = np.asarray(np.load(want_path), dtype=np.float64)
@@ -53,20 +64,27 @@ def check_parity(fw_dir: Path) -> int:
         if problems:
             error(f"parity STALE: {describe(fw_dir.parent, problems, 'check-parity')}")
             return 1
-    elif not path.is_file():
+        evidence, evidence_names = recomputed(fw_dir), f"{CSIM_OUTPUTS} against {STUDENT}/{TEST_LOGITS}"
+    elif not path.is_file() and not (fw_dir / IMPORT_RECORD).is_file():
         raise TriggerKDError(f"{path} not found: give a run directory (its firmware stage) or a directory "
                              "`trigger-kd import-qonnx` wrote")
+    else:
+        why = import_problem(fw_dir)
+        if why:
+            error(f"parity STALE: {why}")
+            return 1
+        evidence = _exact_rows(fw_dir / IMPORT_CSIM, fw_dir / IMPORT_REFERENCE)
+        evidence_names = f"{IMPORT_CSIM} against {IMPORT_REFERENCE}"
     p, frac, n = _record(path)
     required = float(p.get("required_fraction", 1.0))
     if is_stage:
         required = float(((stamp.get("sections") or {}).get("checks") or {}).get("parity_min_fraction", required))
-        evidence = recomputed(fw_dir)
-        if evidence is not None and (abs(evidence[0] - frac) > 1e-12 or evidence[1] != n):
-            error(f"parity FAILED: {path} says {frac * 100:.3f} % of {n} jets, but {CSIM_OUTPUTS} against "
-                  f"{STUDENT}/{TEST_LOGITS} gives {evidence[0] * 100:.3f} % of {evidence[1]}")
-            return 1
-        if evidence is not None:
-            frac, n = evidence
+    if evidence is not None and (abs(evidence[0] - frac) > 1e-12 or evidence[1] != n):
+        error(f"parity FAILED: {path} says {frac * 100:.3f} % of {n} jets, but {evidence_names} gives "
+              f"{evidence[0] * 100:.3f} % of {evidence[1]}")
+        return 1
+    if evidence is not None:
+        frac, n = evidence
     if n > 0 and frac >= required:
         if frac == 1.0:
             at = f" up to {p['compared_at']} ({p.get('verdict')})" if p.get("compared_at", "output") != "output" else ""
@@ -79,3 +97,25 @@ def check_parity(fw_dir: Path) -> int:
     error(f"parity FAILED: bit-exact on {frac * 100:.3f} % of {n} jets (required {required * 100:g} %); "
           f"first differing layer: {p.get('first_mismatch_layer')} ({path})")
     return 1
+
+
+def import_problem(out_dir: Path) -> str | None:
+    """Why the files of an import-qonnx directory are not what one complete import wrote (None: they are)."""
+    rerun = f"rerun `trigger-kd import-qonnx MODEL --run-dir {out_dir}`"
+    record = read_json(out_dir / IMPORT_RECORD)
+    if record is None:
+        return (f"{out_dir} has no {IMPORT_RECORD} (made by an older trigger-kd, or not by import-qonnx), so its "
+                f"{PARITY} cannot be checked against evidence; {rerun}")
+    if not record.get("complete") or not record.get("outputs"):
+        return f"the import-qonnx run into {out_dir} did not finish (model {record.get('model')}); {rerun}"
+    damage = manifest_problem(out_dir, record["outputs"], str(out_dir), IMPORT_RECORD)
+    if damage:
+        return f"{damage} since import-qonnx wrote it; {rerun}"
+    model = Path(record.get("model") or "")
+    if model.is_file() and sha256_file(model) != record.get("model_sha256"):
+        return (f"{model} changed since its firmware was built in {out_dir}: the firmware is another model's; "
+                f"rerun `trigger-kd import-qonnx {model} --run-dir {out_dir}`")
+    if not model.is_file():
+        warn(f"{model}, the model this firmware was built from, is no longer there: parity is judged against the "
+             f"QONNX execution saved when it was imported")
+    return None

@@ -23,6 +23,9 @@ from ..atomic import atomic_path, write_text_atomic
 from ..config import HLSConfig
 from ..console import info, warn
 from ..errors import TriggerKDError
+from ..fingerprint import sha256_file
+from ..manifest import write_manifest
+from ..rundir import HLS_PROJECT, IMPORT_CSIM, IMPORT_RECORD, IMPORT_REFERENCE, ONNX_CLEAN, PARITY
 from ..fixedpoint import FixedFormat, NotFixedPoint
 from .hls import FirmwareError, check_ops, compile_model, convert_qonnx, first_mismatch_layer, hls_predict, reference_tensors
 from .parity import compare_fixed
@@ -201,7 +204,11 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
         warn(FLOAT_MODEL.format(model_path))
     fmt, fmt_source, own_quantiser = input_type(clean, input_precision, model_path)
     run_dir.mkdir(parents=True, exist_ok=True)
-    clean_path = run_dir / "model_clean.onnx"
+    model_sha = sha256_file(model_path)
+    # claimed first: an import that stops half way leaves a directory check-parity calls incomplete, not a verdict
+    write_text_atomic(run_dir / IMPORT_RECORD, json.dumps({"tool": "import-qonnx", "complete": False,
+                                                           "model": str(model_path.resolve())}, indent=2))
+    clean_path = run_dir / ONNX_CLEAN
     with atomic_path(clean_path) as tmp:
         clean.save(str(tmp))
     shape = tuple(d.dim_value for d in clean.graph.input[0].type.tensor_type.shape.dim)[1:]
@@ -220,7 +227,7 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
         x, moved = _on_grid(x, fmt)
         input_source = f"{len(x)} given inputs" + (f" ({moved} values rounded onto the input grid {fmt.hls})" if moved else "")
 
-    prj = run_dir / "hls4ml_prj"
+    prj = run_dir / HLS_PROJECT
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             hls_model, rules = convert_qonnx(clean_path, prj, settings, input_format=(fmt, fmt_source))
@@ -253,10 +260,14 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
     if at is not None:
         with contextlib.redirect_stdout(io.StringIO()):
             _, trace = hls_model.trace(np.ascontiguousarray(x))
-        got = np.asarray(trace[at.name], dtype=np.float64).reshape(len(x), -1)
-        result.update(compare_fixed(got, ref[approx[0][2]], _lsb(at), strict=False), compared_at=at.name)
+        got, want = np.asarray(trace[at.name], dtype=np.float64).reshape(len(x), -1), ref[approx[0][2]]
+        result.update(compare_fixed(got, want, _lsb(at), strict=False), compared_at=at.name)
     else:
-        result.update(compare_fixed(csim, ref_out, _lsb(layers[-1]), strict=False), compared_at="output")
+        got, want = csim, ref_out
+        result.update(compare_fixed(got, want, _lsb(layers[-1]), strict=False), compared_at="output")
+    for name, values in ((IMPORT_CSIM, got), (IMPORT_REFERENCE, want)):  # the evidence check-parity re-reads
+        with atomic_path(run_dir / name) as tmp, open(tmp, "wb") as fh:
+            np.save(fh, np.asarray(values, dtype=np.float64).reshape(len(x), -1), allow_pickle=False)
     result["output_max_abs_diff"] = float(np.max(np.abs(csim - ref_out)))
     result["argmax_agreement"] = float(np.mean(csim.argmax(1) == ref_out.argmax(1))) if csim.shape[1] > 1 else None
     result["first_mismatch_layer"] = None
@@ -274,9 +285,14 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
         result["reason"] = "lookup-table layers: " + ", ".join(f"{a[0]} ({a[1]})" for a in approx)
     else:
         result["verdict"], result["reason"] = "exact", None
-    write_text_atomic(run_dir / "parity.json", json.dumps(result, indent=2, default=float))
+    result["model_sha256"] = model_sha
+    write_text_atomic(run_dir / PARITY, json.dumps(result, indent=2, default=float))
+    outputs = write_manifest(run_dir, skip=frozenset({IMPORT_RECORD}))
+    write_text_atomic(run_dir / IMPORT_RECORD, json.dumps(
+        {"tool": "import-qonnx", "complete": True, "model": str(model_path.resolve()), "model_sha256": model_sha,
+         "outputs": outputs}, indent=2))
     info(f"[import-qonnx] {result['verdict']}: bit-exact on {result['bit_exact_fraction'] * 100:.3f} % of {len(x)} "
-         f"inputs (at {result['compared_at']}); report {run_dir / 'parity.json'}")
+         f"inputs (at {result['compared_at']}); report {run_dir / PARITY}")
     return result
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 
 from ..config import DistillConfig
+from ..rundir import DIAGNOSTICS, EVALUATE_DIR
 from ..rundir import STAGE_NAMES as _ORDER
 from ..stage import Stage
 
@@ -63,7 +64,8 @@ STAGES: list[Stage] = [
           help="vendor HLS (local or docker) or the open-source route; resources.json",
           tools=("hls4ml", "da4ml", "yosys", "verilator", "numpy")),
     Stage("report", ("checks",), ("data", "teacher", "student", "firmware", "synth"), _lazy("report", "run_report"),
-          help="report.md + report.json + plots, from this run's directory only"),
+          help="report.md + report.json + plots, from this run's directory only",
+          run_files=(DIAGNOSTICS, f"{EVALUATE_DIR}/*.json")),  # trigger-kd diagnose / evaluate results
 ]
 STAGE_NAMES = [s.name for s in STAGES]
 assert tuple(STAGE_NAMES) == _ORDER, "trigger_kd/rundir.py STAGE_NAMES and this table disagree"
