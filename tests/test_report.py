@@ -128,3 +128,25 @@ def test_quantisation_section_shows_uniform_formats_and_learned_bit_widths(tmp_p
     assert "| dense | 32 | 2.31 / 5 | 700 | 7.50 / 10 | 4100 |" in md
     (learned / "student" / "quant_layers.json").write_text("not json")  # unreadable: the section is left out
     assert build_report(learned, learned / "report", "mlp_kd_hgq")["quantisation"] is None
+
+
+def test_a_twin_outside_the_ebops_bound_is_called_not_equal_cost(tmp_path):
+    """student.max_ebops: the KD student kept an epoch within the bound, the scratch twin its best of all at more
+    EBOPs; the report says that the KD vs scratch difference is not at equal cost (and not when both are within)."""
+    run = _run_dir(tmp_path, "mlp_kd_hgq", 0.88, 0.7, with_synth=False, scratch_acc=0.87)
+
+    def curve(twin_stopped):
+        row = {"epoch": 3, "val_auc": 0.9, "val_loss": 0.3}
+        return {"monitor": "val_auc", "models": {
+            "student": {"best_epoch": 3, "epochs": 5, "stopped": "max_epochs", "history": [{**row, "ebops": 9000.0}]},
+            "student_scratch": {"best_epoch": 3, "epochs": 5, "stopped": twin_stopped,
+                                "history": [{**row, "ebops": 52000.0}]}}}
+
+    (run / "student" / "epoch_curve.json").write_text(json.dumps(curve(
+        "max_epochs; no epoch within student.max_ebops=10000: kept the best of all")))
+    build_report(run, run / "report", "mlp_kd_hgq")
+    md = (run / "report" / "report.md").read_text()
+    assert "Not at equal cost" in md and "52000 EBOPs, against 9000" in md
+    (run / "student" / "epoch_curve.json").write_text(json.dumps(curve("max_epochs")))
+    build_report(run, run / "report", "mlp_kd_hgq")
+    assert "Not at equal cost" not in (run / "report" / "report.md").read_text()

@@ -76,6 +76,17 @@ def distillation_markdown(block: dict, kd: dict) -> list[str]:
             "benchmarks/RESULTS.md (kd_gain) for the spread over seeds.", ""]
 
 
+def unequal_cost_note(training: dict | None) -> list[str]:
+    """With ``student.max_ebops`` the KD student keeps its best epoch within the bound; a scratch twin that never
+    came within it keeps its best of all, at more EBOPs: the comparison above then favours the twin (said here)."""
+    kd, twin = (training or {}).get("student") or {}, (training or {}).get(SCRATCH_MODEL) or {}
+    if "kept the best of all" not in str(twin.get("stopped") or ""):
+        return []
+    return [f"Not at equal cost: the scratch twin never came within student.max_ebops, so it kept its best epoch of "
+            f"all at {fmt(twin.get('ebops_kept'), '.0f')} EBOPs, against {fmt(kd.get('ebops_kept'), '.0f')} for the "
+            "KD student (the difference above favours the twin); `trigger-kd front` compares at equal LUT.", ""]
+
+
 def _delta(a, b):
     return None if a is None or b is None else a - b
 
@@ -199,6 +210,7 @@ def render_markdown(report: dict, out: Path) -> str:
     lines = [f"# {report['model']}: trigger_kd report", ""]
     if phys.get("distillation") and phys.get("kd_vs_scratch"):
         lines += distillation_markdown(phys["distillation"], phys["kd_vs_scratch"])
+        lines += unequal_cost_note(report.get("training"))
     if report.get("config"):
         lines += [f"Config: `{report['config']}`. Run directory: `{report['run_dir']}`.", ""]
     lines += ["## At a glance", "", md_table([model_row(report)]), ""]
