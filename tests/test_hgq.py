@@ -51,15 +51,15 @@ needs_hgq = pytest.mark.skipif(importlib.util.find_spec("hgq") is None, reason="
 
 @needs_hgq
 @pytest.mark.slow
-@pytest.mark.parametrize("arch", ["mlp", "deepset"])
-def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch):
+@pytest.mark.parametrize("arch,learn_input_bits", [("mlp", False), ("deepset", False), ("mlp", True)])
+def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch, learn_input_bits):
     from trigger_kd.models.backend import HGQBackend
     from trigger_kd.models.backend_firmware import build_firmware
     from trigger_kd.firmware.hls import hls_predict
     from trigger_kd.synth.da4ml_comb import load_integer_network
 
     spec = StudentConfig(framework="hgq", arch=arch, n_particles=4, mlp_hidden=(8,), phi_hidden=(8,), rho_hidden=(8,),
-                         ebops_beta=1e-5, seed=3)
+                         ebops_beta=1e-5, seed=3, learn_input_bits=learn_input_bits)
     backend = HGQBackend(spec)
     shape = (16,) if arch == "mlp" else (4, 4)  # the deep set takes (N, P, F)
     rng = np.random.default_rng(0)
@@ -75,6 +75,15 @@ def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch):
     assert all(np.isfinite(losses)) and not np.array_equal(before, backend.predict(model, x[:64]))
     assert backend.ebops(model) > 0 and backend.ebops(twin) is None  # the epoch curve's resource column
 
+    if learn_input_bits:  # learned input widths below the bus: double rounding and saturation, where exactness is at stake
+        from trigger_kd.models.students_hgq import layer_bits
+
+        iq = model.get_layer("fc1").iq.quantizer
+        f, i = np.asarray(iq._f), np.asarray(iq._i)
+        lanes = np.arange(f.size).reshape(f.shape)
+        iq._f.assign((f - lanes % 5).astype(f.dtype))
+        iq._i.assign((i - (lanes % 3 == 2)).astype(i.dtype))
+        assert layer_bits(model)[0]["input_bits_mean"] < spec.input_bits - 2  # fewer bits than the bus
     backend._calibration = x  # what train_twins sets: calibration before the model is saved
     backend.save(model, tmp_path / "student.keras")
     backend.save(twin, tmp_path / "student_float.keras")

@@ -262,10 +262,15 @@ class StudentConfig(Section):
     # trims the bit widths over many epochs while the validation AUC peaks early, so the best-AUC epoch alone is
     # often one the penalty has not yet trimmed; early stopping counts from the first epoch within the bound.
     max_ebops: Annotated[float, Field(gt=0)] | None = None
+    # HGQ2: after the fixed input bus (input_bits), the first layer learns per-input bit widths too (within the
+    # bus: at most its bits; the EBOPs penalty drops input bits the tagger does not need). false: the first layer
+    # reads the whole bus.
+    learn_input_bits: bool = False
 
     # keys only HGQ2 reads, refused with other frameworks when changed from their default
     HGQ_KEYS: ClassVar[dict[str, str]] = {"ebops_beta": "is the HGQ2 resource penalty",
-                                          "max_ebops": "bounds HGQ2's EBOPs"}
+                                          "max_ebops": "bounds HGQ2's EBOPs",
+                                          "learn_input_bits": "is an HGQ2 learned bit width"}
 
     @model_validator(mode="before")
     @classmethod

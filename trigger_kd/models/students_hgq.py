@@ -40,7 +40,7 @@ try:
     import keras  # noqa: E402
     import tensorflow as tf  # noqa: E402
     from hgq.config import LayerConfigScope, QuantizerConfig  # noqa: E402
-    from hgq.layers import QDense  # noqa: E402
+    from hgq.layers import QDense, Quantizer  # noqa: E402
 except ImportError as exc:  # pragma: no cover - depends on the install
     raise TriggerKDError(f"the HGQ2 students need hgq2 and Keras 3 ({exc}); run: make install") from exc
 
@@ -93,12 +93,17 @@ def build_hgq_student(spec: StudentConfig, quantized: bool, seed: int = 0):
                  + [f"rho{j}" for j in range(1, len(spec.rho_hidden) + 1)] + ["logits"])
         pool_after = len(spec.phi_hidden) - 1
     h = inp
+    first_iq = iq
+    if quantized and spec.learn_input_bits:  # the fixed bus, then the first layer's own learned input widths
+        h = Quantizer(iq, name="input_bus")(h)
+        first_iq = QuantizerConfig("kif", "datalane", k0=k, i0=i, f0=f, round_mode=ROUNDING, overflow_mode="SAT",
+                                   trainable=True)
     with LayerConfigScope(beta0=float(spec.ebops_beta), enable_ebops=True):
         for j, (n, name) in enumerate(zip(sizes, names)):
             act = None if name == "logits" else "relu"
             if quantized:
                 h = QDense(n, activation=act, name=name, kernel_initializer=init(), kq_conf=wq,
-                           iq_conf=iq if j == 0 else aq)(h)
+                           iq_conf=first_iq if j == 0 else aq)(h)
             else:
                 h = keras.layers.Dense(n, activation=act, name=name, kernel_initializer=init())(h)
             if j == pool_after:
