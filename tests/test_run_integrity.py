@@ -329,3 +329,19 @@ def test_report_out_may_name_a_directory(tmp_path, repo, capsys):
     assert cli(["report", str(run), "--out", str(tmp_path / "out" / "x.png")]) == 2
     assert "give a .md file" in capsys.readouterr().err
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["comparison.json", "comparison.md"]
+
+
+def test_report_never_replaces_a_users_comparison_files(tmp_path, repo, capsys):
+    """`trigger-kd report RUN` writes comparison.md/.json/_resources.png beside the run: a user's files of those
+    names are refused, not replaced; an earlier comparison of ours is replaced."""
+    run = tmp_path / "run"
+    run_pipeline(_cfg(repo), _named_toy([]), run, progress=False)
+    for name in ("comparison.md", "comparison.json", "comparison_resources.png"):
+        mine = tmp_path / name
+        mine.write_text("my own notes")
+        capsys.readouterr()
+        assert cli(["report", str(run)]) == 2
+        assert "nothing was replaced" in capsys.readouterr().err and mine.read_text() == "my own notes"
+        mine.unlink()
+    assert cli(["report", str(run)]) == 0 and cli(["report", str(run)]) == 0  # its own comparison: replaced
+    assert (tmp_path / "comparison.md").read_text().startswith("# trigger_kd: models side by side")

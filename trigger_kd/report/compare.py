@@ -25,11 +25,32 @@ def comparison_path(out: Path) -> Path:
     return out
 
 
+HEADER = "# trigger_kd: models side by side"
+
+
+def check_ours(out: Path) -> None:
+    """The comparison replaces ``out`` (.md), its .json and its _resources.png: only when they are an earlier
+    comparison's (the .md opens with our header), never a user's files of the same names."""
+    files = [out, out.with_suffix(".json"), out.with_name(out.stem + "_resources.png")]
+    present = [f for f in files if f.exists() or f.is_symlink()]
+    if not present:
+        return
+    try:
+        ours = out.is_file() and not out.is_symlink() and out.read_text(errors="replace").startswith(HEADER)
+    except OSError:
+        ours = False
+    if not ours:
+        raise TriggerKDError(f"report: {', '.join(map(str, present))} already exist{'s' if len(present) == 1 else ''} "
+                             f"and {out} is not a comparison trigger-kd wrote; nothing was replaced: give "
+                             "--out NEW.md (or a folder of its own)")
+
+
 def compare_runs(run_dirs: list[Path], out: Path) -> Path:
     """Write the comparison to ``out`` (Markdown; JSON and the resource bars beside it). Every run directory the
     runner made must hold one consistent run: a report made before its student (or any stage it shows) was rerun
     is refused, naming the stage and the command that rebuilds it."""
     out = comparison_path(out)
+    check_ours(out)
     reports = []
     for d in run_dirs:
         path = Path(d) / REPORT / REPORT_JSON
@@ -46,7 +67,7 @@ def compare_runs(run_dirs: list[Path], out: Path) -> Path:
         )
     rows = [model_row(r) for r in reports]
     res = {r["model"]: r["resources"] for r in reports if r.get("resources")}
-    lines = ["# trigger_kd: models side by side", "", md_table(rows), ""]
+    lines = [HEADER, "", md_table(rows), ""]
     lines += ["Each row's resource figures come from the source named in its last column; "
               "physics figures are on each run's own test jets (see each report.md).", ""]
     if res:
