@@ -9,7 +9,7 @@ SYNTH  ?=
 SET    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher bench-symmetry bench-teachers bench-front docker-image docker-base-image clean
+.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher bench-symmetry bench-teachers bench-front bench-faults docker-image docker-base-image clean
 
 ## install: create .venv, install the package with pinned dependencies (QKeras/TensorFlow and HGQ2 extras included) and the open-source synthesis tools
 install: $(VENV)/.installed tools
@@ -82,6 +82,10 @@ bench-teachers:
 ## bench-front: accuracy per LUT, Brevitas uniform bits vs HGQ2 learned bits, each with and without distillation, 3 seeds near the 10k-LUT budget (PROFILE=quick: about 90 min on 2 cores)
 bench-front:
 	$(PY) benchmarks/front.py --profile $(PROFILE) --out benchmarks/out/front_$(PROFILE).json
+
+## bench-faults: the run-directory fault sweep (issue 24): damaged outputs, retrained stages then every tool, run dirs over a user's folders, cache prune during a run, edited parity evidence; real CLI on a tiny run
+bench-faults:
+	$(PY) benchmarks/fault_sweep.py --out benchmarks/out/fault_sweep.json
 
 bench-csim:
 	$(PY) benchmarks/csim_throughput.py --out benchmarks/out/csim_throughput.json

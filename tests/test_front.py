@@ -46,7 +46,7 @@ def test_points_errors():
 
 def test_hgq_entry_gives_width_x_beta(repo):
     cfg = load_config(repo / "hls_configs/mlp_kd_hgq.yml")
-    assert [a.name for a in KNOBS["hgq"]] == ["width", "beta", "max_ebops"]
+    assert [a.name for a in KNOBS["hgq"]] == ["width", "beta", "max_ebops", "inputs"]
     pts = point_grid(cfg.student, parse_points(["width=1", "beta=1e-6,3e-6"], "hgq"))
     assert [p.overrides for p in pts] == [("student.mlp_hidden=[32,16]", "student.ebops_beta=1.0e-06"),
                                           ("student.mlp_hidden=[32,16]", "student.ebops_beta=3.0e-06")]
@@ -58,6 +58,12 @@ def test_hgq_entry_gives_width_x_beta(repo):
     assert load_config(repo / "hls_configs/mlp_kd_hgq.yml", list(pts[1].overrides)).student.max_ebops == 4e4
     with pytest.raises(FrontError, match="not a valid max_ebops"):
         parse_points(["max_ebops=-3"], "hgq")
+    # inputs: the fixed bus (default) or the first layer's learned input widths, a family of its own
+    pts = point_grid(cfg.student, parse_points(["width=1", "beta=1e-5", "inputs=fixed,learned"], "hgq"))
+    assert [p.id for p in pts] == ["w32-16_beta1e-05", "w32-16_beta1e-05_inl"] and pts[1].family == "beta1e-05_inl"
+    assert load_config(repo / "hls_configs/mlp_kd_hgq.yml", list(pts[1].overrides)).student.learn_input_bits
+    with pytest.raises(FrontError, match="not a valid inputs"):
+        parse_points(["inputs=some"], "hgq")
     for p in point_grid(cfg.student):  # the default grid: 3 widths x 3 betas, each a valid config
         assert load_config(repo / "hls_configs/mlp_kd_hgq.yml", list(p.overrides)).student.ebops_beta in (1e-6, 1e-5,
                                                                                                           1e-4)

@@ -107,13 +107,25 @@ MAX_EBOPS = Axis("max_ebops", "HGQ2: keep the best epoch with at most this many 
                  "(student.max_ebops)", (None,), _max_ebops,
                  lambda s, v: [] if v is None else [f"student.max_ebops={_yaml_float(v)}"],
                  lambda s, v: "" if v is None else f"e{v:g}")
-AXES = {a.name: a for a in (WIDTH, BITS, BETA, MAX_EBOPS)}
+
+def _inputs(text: str) -> bool:
+    v = str(text).strip().lower()
+    if v not in ("fixed", "learned"):
+        raise ValueError("'fixed' (the first layer reads the whole input bus) or 'learned' (its own input widths)")
+    return v == "learned"
+
+
+# HGQ2's first layer: the fixed input bus as it is, or its own learned per-input widths (student.learn_input_bits)
+INPUTS = Axis("inputs", "HGQ2: 'fixed' input bus or 'learned' per-input bit widths (student.learn_input_bits)",
+              (False,), _inputs, lambda s, v: ["student.learn_input_bits=true"] if v else [],
+              lambda s, v: "inl" if v else "")
+AXES = {a.name: a for a in (WIDTH, BITS, BETA, MAX_EBOPS, INPUTS)}
 
 # framework -> its knobs. hgq (learned bit widths) trades through the EBOPs penalty, not uniform bits.
 KNOBS: dict[str, tuple[Axis, ...]] = {
     "brevitas": (WIDTH, BITS),
     "qkeras": (WIDTH, BITS),
-    "hgq": (WIDTH, BETA, MAX_EBOPS),
+    "hgq": (WIDTH, BETA, MAX_EBOPS, INPUTS),
 }
 
 
