@@ -30,6 +30,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from benchmarks.provenance import git_state  # noqa: E402
+from trigger_kd.manifest import output_problem  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 CLI = str(Path(sys.executable).with_name("trigger-kd"))
@@ -103,7 +104,8 @@ def damage_cases(base: Path, work: Path) -> list[dict]:
                 f.write_bytes(bytes(data))
             steps = [run(rd)]
             said_why = said(steps[0], f"[{stage}] {stage}/{name} ")
-            repaired = f.is_file()
+            # repaired: the stage's outputs are whole again (a rebuilt file may get a new name: da4ml's .so)
+            repaired = output_problem(target_dir, stage) is None
             steps.append(cli("check-parity", rd))
             steps.append(cli("report", rd))
             wrong = steps[0]["rc"] == 0 and not (repaired and said_why)
