@@ -134,8 +134,12 @@ def test_import_qonnx_rejects_unsupported_op(tmp_path):
 def test_check_parity_exit_codes(tmp_path, capsys):
     (tmp_path / "parity.json").write_text(json.dumps({"n_jets": 10, "bit_exact_fraction": 0.9}))
     assert cli(["check-parity", str(tmp_path)]) == 1
+    # a bare parity.json saying 100 % is a number anyone could write: without the evidence an import or a run
+    # keeps (import.json, its manifest, the compared arrays), it is not a pass
     (tmp_path / "parity.json").write_text(json.dumps({"n_jets": 10, "bit_exact_fraction": 1.0}))
-    assert cli(["check-parity", str(tmp_path)]) == 0
+    capsys.readouterr()
+    assert cli(["check-parity", str(tmp_path)]) == 1
+    assert "parity STALE" in capsys.readouterr().err
     assert cli(["check-parity", str(tmp_path / "nowhere")]) == 2
 
 
