@@ -18,7 +18,9 @@ signal classes (W vs QCD, Z vs QCD, the same jets per class; jets the run traine
 
 Per teacher and student arch, mean and sample std over seeds of the quantised student's test accuracy, AUC,
 1/eB at 30 % and 50 % signal efficiency, accuracy under boosts (beta 0.3, 0.5), validation AUC and OOD AUC,
-and the teacher's own test AUC; each teacher's cost: parameters, training jets/s (from its metrics, measured
+the teacher's own test AUC, the jet-mass baselines on the same test jets (``jet_mass_inputs_auc``: the student's
+own constituents; ``jet_mass_all_auc``) and the student's cost (``lut_da4ml``: da4ml's LUT estimate of its
+integer network, pipeline stages, latency at the config's clock; no Yosys); each teacher's cost: parameters, training jets/s (from its metrics, measured
 while other runs shared the machine) and inference jets/s measured afterwards on this machine, alone, on the
 seed-1 teacher's test jets, with 1 thread and with every core. Verdict per student arch (``rank_teachers``):
 the teacher whose student has the highest mean AUC, and for every other teacher whether its student is behind
@@ -65,10 +67,32 @@ def teacher_sets(teacher: str, seal_lambda: float, tiny: bool = False) -> list[s
     return [f"teacher.arch={arch}", f"teacher.seal_lambda={lam}", *(TINY_ARCH[arch] if tiny else [])]
 
 
-def student_row(metrics: dict, ood: dict[str, dict]) -> dict:
-    """One run's figures: the quantised student's (kd_gain.flatten), its OOD AUC per task, the teacher's AUC."""
+def student_row(metrics: dict, ood: dict[str, dict], cost: dict | None = None) -> dict:
+    """One run's figures: the quantised student's (kd_gain.flatten), its OOD AUC per task, the teacher's AUC, the
+    jet-mass baselines of the same test jets (the student's own constituents and all of them) and the student's
+    hardware cost (`student_cost`)."""
+    base = metrics.get("baselines", {})
     return {**flatten(metrics, "student"), **{f"ood_auc_{k}": v["student"]["auc"] for k, v in ood.items()},
-            "teacher_auc": metrics["teacher"]["auc"]}
+            "teacher_auc": metrics["teacher"]["auc"],
+            **{f"{k}_auc": base[k]["test"]["auc"] if k in base else None for k in ("jet_mass_inputs", "jet_mass_all")},
+            **(cost or {})}
+
+
+def student_cost(run_dir: Path) -> dict:
+    """The run's quantised student in hardware: da4ml's LUT estimate of its integer network, traced and pipelined
+    exactly as the synth stage's open-source route does (synth.latency_cutoff at hls.clock_period; no Yosys, no
+    RTL simulation), its pipeline stages and the latency at that clock."""
+    from trigger_kd.config import load_config
+    from trigger_kd.rundir import INTNET, RESOLVED_CONFIG, STUDENT
+    from trigger_kd.synth.da4ml_comb import load_integer_network
+    from trigger_kd.synth.da4ml_trace import trace
+    from trigger_kd.synth.opensource import stage_cutoff
+
+    cfg = load_config(run_dir / STUDENT / RESOLVED_CONFIG)
+    traced = trace(load_integer_network(run_dir / STUDENT / INTNET),
+                   stage_cutoff(cfg.synth.latency_cutoff, cfg.hls.clock_period))
+    return {"lut_da4ml": traced.cost_lut, "pipeline_stages": traced.stages,
+            "latency_ns": traced.stages * cfg.hls.clock_period}
 
 
 def summarise(rows: list[dict]) -> dict:
@@ -149,6 +173,14 @@ def plot(result: dict, path: Path) -> None:
             auc = result["archs"][arch]["summary"][t]["auc"]
             ax.errorbar([i], [auc["mean"]], yerr=[auc["std"] or 0.0], fmt="o", capsize=5, color="C0")
             ax.plot([i] * len(auc["values"]), auc["values"], "x", color="C1", alpha=0.7)
+            lut = result["archs"][arch]["summary"][t].get("lut_da4ml", {}).get("mean")
+            if lut is not None:
+                ax.annotate(f"{lut / 1000:.1f}k LUT", (i, auc["mean"]), textcoords="offset points", xytext=(8, -3),
+                            fontsize=7)
+        mass = result["archs"][arch]["summary"][teachers[0]].get("jet_mass_inputs_auc", {}).get("mean")
+        if mass is not None:  # the same test jets for every teacher
+            ax.axhline(mass, color="grey", ls="--", lw=1, label="jet mass of the student's inputs")
+            ax.legend(fontsize=7, loc="lower right")
         ax.set_xticks(range(len(teachers)), teachers, rotation=15)
         ax.set_title(f"quantised {arch} student ({result['profile']})")
         ax.set_ylabel("test AUC (mean ± std over seeds; x: seeds)")
@@ -211,7 +243,8 @@ def main() -> int:
                  *(x for s in ood_sets for x in ("--set", s))], threads)
             scores[name] = json.loads((run_dir / "evaluate" / f"{name}.json").read_text())
         print(f"[teachers] {arch} from {teacher}, seed {seed}: {time.time() - t:.0f} s", flush=True)
-        return student_row(json.loads((run_dir / "student" / "metrics.json").read_text()), scores)
+        return student_row(json.loads((run_dir / "student" / "metrics.json").read_text()), scores,
+                           student_cost(run_dir))
 
     # one arch's runs first (each trains its teacher), then the others (their teachers and transfer logits cached)
     plan = [(arch, t, s) for arch in args.archs for t in args.teachers for s in args.seeds]

@@ -41,6 +41,10 @@ def test_student_row_reads_the_quantised_student_its_ood_auc_and_the_teacher():
     row = teachers.student_row(metrics, {"w_vs_qcd": {"student": {"auc": 0.6}, "teacher": {"auc": 0.1}}})
     assert row["auc"] == 0.95 and row["accuracy_beta0.5"] == 0.7 and row["val_auc"] is None
     assert row["ood_auc_w_vs_qcd"] == 0.6 and row["teacher_auc"] == 0.97
+    assert row["jet_mass_inputs_auc"] is None and "lut_da4ml" not in row  # figures not measured stay missing
+    metrics["baselines"] = {"jet_mass_inputs": {"test": {"auc": 0.93}, "val": {"auc": 0.5}}}
+    row = teachers.student_row(metrics, {}, {"lut_da4ml": 9000.0, "pipeline_stages": 3, "latency_ns": 15.0})
+    assert row["jet_mass_inputs_auc"] == 0.93 and row["jet_mass_all_auc"] is None and row["lut_da4ml"] == 9000.0
 
 
 def test_ranking_counts_a_difference_only_beyond_three_spreads_and_half_a_percent():
@@ -80,6 +84,8 @@ def test_teachers_benchmark_tiny(tmp_path):
     assert set(summary) == set(teachers.TEACHERS)
     for s in summary.values():
         assert 0 < s["auc"]["mean"] <= 1 and s["auc"]["n"] == 1 and 0 < s["ood_auc_w_vs_qcd"]["mean"] <= 1
+        assert 0.5 < s["jet_mass_inputs_auc"]["mean"] <= 1 and 0.5 < s["jet_mass_all_auc"]["mean"] <= 1
+        assert s["lut_da4ml"]["mean"] > 0 and s["latency_ns"]["mean"] == 5.0 * s["pipeline_stages"]["mean"] > 0
     assert r["archs"]["mlp"]["ranking"]["best"] in teachers.TEACHERS and set(r["verdict"]) == set(teachers.TEACHERS)
     cost = r["teacher_cost"]
     assert cost["lorentznet"]["arch"] == "lorentznet" and cost["transformer_seal"]["arch"] == "transformer"
