@@ -49,9 +49,17 @@ def test_combnet_input_bus_rounds_half_up_and_saturates():
 needs_hgq = pytest.mark.skipif(importlib.util.find_spec("hgq") is None, reason="hgq2 not installed")
 
 
+FUSED = ("uniform learned input widths: hls4ml's FuseFixedPointQuantizer folds both the bus and the learned fc1 "
+         "input quantiser into the input type (the second overwrites the first: 'result_t for x propagated multiple "
+         "times'), so C-simulation rounds once where Keras rounds twice. Found by the 2026-12-03 front sweep "
+         "(inputs=learned, beta 1e-4: 11-26 % bit-exact, refused by the parity gate). Not fixed yet")
+
+
 @needs_hgq
 @pytest.mark.slow
-@pytest.mark.parametrize("arch,learn_input_bits", [("mlp", False), ("deepset", False), ("mlp", True)])
+@pytest.mark.parametrize("arch,learn_input_bits", [
+    ("mlp", False), ("deepset", False), ("mlp", True),
+    pytest.param("mlp", "uniform", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=FUSED))])
 def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch, learn_input_bits):
     from trigger_kd.models.backend import HGQBackend
     from trigger_kd.models.backend_firmware import build_firmware
@@ -59,7 +67,7 @@ def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch, learn_input_bits)
     from trigger_kd.synth.da4ml_comb import load_integer_network
 
     spec = StudentConfig(framework="hgq", arch=arch, n_particles=4, mlp_hidden=(8,), phi_hidden=(8,), rho_hidden=(8,),
-                         ebops_beta=1e-5, seed=3, learn_input_bits=learn_input_bits)
+                         ebops_beta=1e-5, seed=3, learn_input_bits=bool(learn_input_bits))
     backend = HGQBackend(spec)
     shape = (16,) if arch == "mlp" else (4, 4)  # the deep set takes (N, P, F)
     rng = np.random.default_rng(0)
@@ -81,9 +89,13 @@ def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch, learn_input_bits)
         iq = model.get_layer("fc1").iq.quantizer
         f, i = np.asarray(iq._f), np.asarray(iq._i)
         lanes = np.arange(f.size).reshape(f.shape)
-        iq._f.assign((f - lanes % 5).astype(f.dtype))
-        iq._i.assign((i - (lanes % 3 == 2)).astype(i.dtype))
-        assert layer_bits(model)[0]["input_bits_mean"] < spec.input_bits - 2  # fewer bits than the bus
+        if learn_input_bits == "uniform":  # every lane one fractional and one integer bit below the bus
+            iq._f.assign(np.full_like(f, spec.input_bits - 2 - spec.input_int_bits))
+            iq._i.assign(np.full_like(i, spec.input_int_bits - 1))
+        else:
+            iq._f.assign((f - lanes % 5).astype(f.dtype))
+            iq._i.assign((i - (lanes % 3 == 2)).astype(i.dtype))
+        assert layer_bits(model)[0]["input_bits_mean"] <= spec.input_bits - 2  # fewer bits than the bus
     backend._calibration = x  # what train_twins sets: calibration before the model is saved
     backend.save(model, tmp_path / "student.keras")
     backend.save(twin, tmp_path / "student_float.keras")
