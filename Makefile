@@ -79,7 +79,7 @@ TEACHERS_PROFILE ?= study
 bench-teachers:
 	$(PY) benchmarks/teachers.py --profile $(TEACHERS_PROFILE) --jobs 2 --out benchmarks/out/teachers_$(TEACHERS_PROFILE).json
 
-## bench-front: accuracy per LUT, Brevitas uniform bits vs HGQ2 learned bits, each with and without distillation, 3 seeds near the 10k-LUT budget (PROFILE=quick: about 90 min on 2 cores)
+## bench-front: accuracy per LUT, Brevitas uniform bits vs HGQ2 learned bits, each with and without distillation, 3 seeds near the 10k-LUT budget (PROFILE=quick: 75 min on 2 cores before the HGQ2 families gained the max_ebops axis, which doubles their points: about 2 h, not measured)
 bench-front:
 	$(PY) benchmarks/front.py --profile $(PROFILE) --out benchmarks/out/front_$(PROFILE).json
 
