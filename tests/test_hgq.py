@@ -3,6 +3,7 @@ the da4ml trace bit-exact against the quantised Keras model on every test jet.""
 from __future__ import annotations
 
 import importlib.util
+import json
 
 import numpy as np
 import pytest
@@ -49,17 +50,11 @@ def test_combnet_input_bus_rounds_half_up_and_saturates():
 needs_hgq = pytest.mark.skipif(importlib.util.find_spec("hgq") is None, reason="hgq2 not installed")
 
 
-FUSED = ("uniform learned input widths: hls4ml's FuseFixedPointQuantizer folds both the bus and the learned fc1 "
-         "input quantiser into the input type (the second overwrites the first: 'result_t for x propagated multiple "
-         "times'), so C-simulation rounds once where Keras rounds twice. Found by the 2026-12-03 front sweep "
-         "(inputs=learned, beta 1e-4: 11-26 % bit-exact, refused by the parity gate). Not fixed yet")
-
-
 @needs_hgq
 @pytest.mark.slow
 @pytest.mark.parametrize("arch,learn_input_bits", [
     ("mlp", False), ("deepset", False), ("mlp", True),
-    pytest.param("mlp", "uniform", marks=pytest.mark.xfail(strict=True, raises=AssertionError, reason=FUSED))])
+    ("mlp", "uniform")])  # one width on every lane: hls4ml would fuse bus and learned quantiser (2026-12-03 front sweep)
 def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch, learn_input_bits):
     from trigger_kd.models.backend import HGQBackend
     from trigger_kd.models.backend_firmware import build_firmware
