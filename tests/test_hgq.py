@@ -117,3 +117,28 @@ def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch, learn_input_bits)
     res = run_open_source(again, x_rtl, tmp_path / "rtl", part="xcvu13p-flga2577-2-e", clock_period=5.0,
                           simulator="iverilog", sim_jets=40, reference_logits=q[:200], progress=False, yosys=False)
     assert res.rtl_parity["bit_exact_fraction"] == 1.0 and res.da4ml_estimate == again.comb.cost
+
+
+THREADS_PROBE = """
+import json
+from trigger_kd.config import StudentConfig
+from trigger_kd.models.backend import HGQBackend
+first = HGQBackend(StudentConfig(framework="hgq", arch="mlp", n_particles=4, mlp_hidden=(8,), threads=1))
+first.build(True)  # starts TensorFlow's runtime: its pools are fixed from here on
+second = HGQBackend(StudentConfig(framework="hgq", arch="mlp", n_particles=4, mlp_hidden=(8,), threads=2))
+second.build(True)
+print(json.dumps(first.threads_used()))
+"""
+
+
+@needs_hgq
+@pytest.mark.slow
+def test_student_threads_reach_tensorflow_or_say_why_not():
+    """student.threads sizes TensorFlow's pools before the first model starts its runtime (it was silently ignored:
+    the training step set it after); a later request the started runtime cannot honour is a warning, not lost."""
+    import subprocess
+    import sys
+
+    res = subprocess.run([sys.executable, "-c", THREADS_PROBE], capture_output=True, text=True, check=True)
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == {"tensorflow_intra_op": 1, "tensorflow_inter_op": 1}
+    assert "student.threads=2 not applied" in res.stderr and "pools 1/1" in res.stderr

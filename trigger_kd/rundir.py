@@ -303,6 +303,7 @@ class StudentMetrics(Record):
     robustness: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     baselines: dict = field(default_factory=dict)  # train/baselines.py: jet mass of the inputs / of all constituents
+    threads: dict | None = None  # student.threads as requested and the pools training ran with
     source: str | None = None
     rest: dict = field(default_factory=dict)
 

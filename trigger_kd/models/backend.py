@@ -101,6 +101,10 @@ class StudentBackend(ABC):
     def build(self, quantized: bool): ...
 
     @abstractmethod
+    def threads_used(self) -> dict:
+        """The CPU thread pools training runs with (the student metrics' ``threads``)."""
+
+    @abstractmethod
     def get_weights(self, model): ...
 
     @abstractmethod
@@ -129,6 +133,11 @@ class StudentBackend(ABC):
 class BrevitasBackend(StudentBackend):
     framework, suffix, deepset_layout = "brevitas", ".pt", "NFP"
     tools = ("brevitas", "onnx", "onnxruntime", "qonnx")
+
+    def threads_used(self) -> dict:
+        import torch
+
+        return {"torch": torch.get_num_threads()}
 
     def build(self, quantized: bool):
         import torch
@@ -198,9 +207,17 @@ class QKerasBackend(StudentBackend):
     framework, suffix, deepset_layout = "qkeras", ".h5", "NPF"
     tools = ("tensorflow", "tf-keras", "qkeras")
 
+    def threads_used(self) -> dict:
+        from .students_keras import tf
+
+        return tf_threads(tf)
+
     def build(self, quantized: bool):
         from .students_keras import build_keras_student, tf_keras
 
+        from .students_keras import tf
+
+        keras_threads(tf, self.s)  # before the first model starts TensorFlow's runtime
         tf_keras.utils.set_random_seed(self.s.seed)
         return build_keras_student(self.s, quantized=quantized, seed=self.s.seed)
 
@@ -249,11 +266,17 @@ class HGQBackend(StudentBackend):
 
     framework, suffix, deepset_layout = "hgq", ".keras", "NPF"
     tools = ("tensorflow", "keras", "hgq2", "da4ml")
+
+    def threads_used(self) -> dict:
+        from .students_hgq import tf
+
+        return tf_threads(tf)
     _calibration: np.ndarray | None = None
 
     def build(self, quantized: bool):
-        from .students_hgq import build_hgq_student
+        from .students_hgq import build_hgq_student, tf
 
+        keras_threads(tf, self.s)  # before the first model starts TensorFlow's runtime
         return build_hgq_student(self.s, quantized=quantized, seed=self.s.seed)
 
     def train_twins(self, feed, x_val, y_val, distill, out: Path, progress: bool = True,
@@ -325,6 +348,32 @@ class HGQBackend(StudentBackend):
                        input_format=input_format(self.s), comb=trace_da4ml(model, self.s), layers=layer_bits(model))
 
 
+def tf_threads(tf) -> dict:
+    """TensorFlow's intra- and inter-op pool sizes (0: one thread per core)."""
+    t = tf.config.threading
+    return {"tensorflow_intra_op": t.get_intra_op_parallelism_threads(),
+            "tensorflow_inter_op": t.get_inter_op_parallelism_threads()}
+
+
+def keras_threads(tf, s) -> None:
+    """``student.threads`` for TensorFlow (intra- and inter-op pools). TensorFlow fixes its pools when its runtime
+    starts (the first model built), so the backends call this before building anything; where the runtime started
+    earlier in this process with other pools, say so instead of ignoring the key."""
+    if not s.threads:
+        return
+    threading = tf.config.threading
+    try:
+        threading.set_intra_op_parallelism_threads(s.threads)
+        threading.set_inter_op_parallelism_threads(s.threads)
+    except RuntimeError:  # the runtime has started: its pools cannot be resized
+        have = (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
+        if have != (s.threads, s.threads):
+            from ..console import warn
+
+            warn(f"student.threads={s.threads} not applied: TensorFlow started earlier in this process with "
+                 f"intra/inter-op pools {have[0]}/{have[1]} (0 = one per core)")
+
+
 def _keras_kd_step(tf, model, opt, s, distill, model_losses: bool):
     """The compiled training step of a Keras student (QKeras on tf_keras, HGQ2 on Keras 3): the KD loss, plus
     SEAL on the boosted views ``xs`` (one forward pass for both), plus ``model.losses`` where ``model_losses``
@@ -332,11 +381,7 @@ def _keras_kd_step(tf, model, opt, s, distill, model_losses: bool):
     framework's module imported it; ``s``: ``cfg.student`` (threads, seal_lambda)."""
     from ..train.distill import kd_loss_tf, seal_penalty_tf
 
-    if s.threads:
-        try:
-            tf.config.threading.set_intra_op_parallelism_threads(s.threads)
-        except RuntimeError:
-            pass  # the TensorFlow runtime has started already; its thread pool cannot be resized
+    keras_threads(tf, s)
     lam = float(s.seal_lambda)
 
     @tf.function(reduce_retracing=True)
