@@ -28,8 +28,9 @@ by more than max(3 std, 0.005), std the larger seed spread of the two (a smaller
 with the git commit and the command, and a plot (student AUC per teacher, one panel per student arch, seed
 spread as bars) next to it.
 
-Wall time, rough and not measured as a whole: study profile about 1.5-2 hours on 2 cores (9 teachers, each
-labelling a 100k-per-class transfer set, 18 study-size students, W and Z jets for the OOD sets);
+Wall time: study profile about 3.5 hours on 2 cores (9 teachers, each labelling a 100k-per-class transfer set,
+18 study-size students, W and Z jets for the OOD sets; the MLP half, teachers included, took 2 h 9 min, the first
+deep-set student 14 min; RESULTS.md); ``--archs mlp`` alone fits a 3-hour session;
 ``--profile quick`` (10k jets per class, 3 teacher epochs, 5k-per-class transfer set) well under an hour.
 ``--tiny`` shrinks everything (as tests/test_e2e.py) for a smoke test.
 """
