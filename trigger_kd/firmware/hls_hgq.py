@@ -18,22 +18,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+from hls4ml.model.optimizer import OptimizerPass
+from hls4ml.model.optimizer.passes.bit_exact import get_input_layers
+from hls4ml.model.optimizer.passes.hgq_proxy_model import FixedPointQuantizer
 
 from ..config import HLSConfig
 from ..errors import TriggerKDError
-from hls4ml.model.optimizer import OptimizerPass
-
 from ..models.students_hgq import QDense, keras
 from . import hls_config
 from .hls_config import KerasFrontEnd, record_applied
 
 FUSE_PASS = "fuse_fixed_point_quantizer"  # hls4ml's pass (convert flow) that folds quantisers into types
-
-
-def _quantizer_class():
-    from hls4ml.model.optimizer.passes.hgq_proxy_model import FixedPointQuantizer
-
-    return FixedPointQuantizer
 
 
 class KeepConsecutiveQuantizers(OptimizerPass):
@@ -45,15 +40,10 @@ class KeepConsecutiveQuantizers(OptimizerPass):
     name = "trigger_kd_keep_consecutive_quantizers"
 
     def match(self, node):
-        from hls4ml.model.optimizer.passes.bit_exact import get_input_layers
-
-        fpq = _quantizer_class()
-        return (isinstance(node, fpq) and node.attributes.get("bit_exact_transformed", False)
-                and any(isinstance(inp, fpq) for inp in get_input_layers(node)))
+        return (isinstance(node, FixedPointQuantizer) and node.attributes.get("bit_exact_transformed", False)
+                and any(isinstance(inp, FixedPointQuantizer) for inp in get_input_layers(node)))
 
     def transform(self, model, node):
-        from hls4ml.model.optimizer.passes.bit_exact import get_input_layers
-
         node.attributes["bit_exact_transformed"] = False  # what FuseFixedPointQuantizer matches on; nothing else reads it
         first = ", ".join(inp.name for inp in get_input_layers(node))
         record_applied(model, f"quantizer {node.name}: kept as a layer after quantizer {first} (two roundings, "

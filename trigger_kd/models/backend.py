@@ -213,9 +213,7 @@ class QKerasBackend(StudentBackend):
         return tf_threads(tf)
 
     def build(self, quantized: bool):
-        from .students_keras import build_keras_student, tf_keras
-
-        from .students_keras import tf
+        from .students_keras import build_keras_student, tf, tf_keras
 
         keras_threads(tf, self.s)  # before the first model starts TensorFlow's runtime
         tf_keras.utils.set_random_seed(self.s.seed)
@@ -266,12 +264,12 @@ class HGQBackend(StudentBackend):
 
     framework, suffix, deepset_layout = "hgq", ".keras", "NPF"
     tools = ("tensorflow", "keras", "hgq2", "da4ml")
+    _calibration: np.ndarray | None = None
 
     def threads_used(self) -> dict:
         from .students_hgq import tf
 
         return tf_threads(tf)
-    _calibration: np.ndarray | None = None
 
     def build(self, quantized: bool):
         from .students_hgq import build_hgq_student, tf
