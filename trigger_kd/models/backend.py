@@ -376,10 +376,10 @@ def _keras_kd_step(tf, model, opt, s, distill, model_losses: bool):
     """The compiled training step of a Keras student (QKeras on tf_keras, HGQ2 on Keras 3): the KD loss, plus
     SEAL on the boosted views ``xs`` (one forward pass for both), plus ``model.losses`` where ``model_losses``
     (HGQ2's EBOPs and bit-width terms); returns the loss it differentiated. ``tf``: TensorFlow as the
-    framework's module imported it; ``s``: ``cfg.student`` (threads, seal_lambda)."""
+    framework's module imported it; ``s``: ``cfg.student`` (seal_lambda; the thread pools were set by the
+    backend's ``build``, before the model existed)."""
     from ..train.distill import kd_loss_tf, seal_penalty_tf
 
-    keras_threads(tf, s)
     lam = float(s.seal_lambda)
 
     @tf.function(reduce_retracing=True)
