@@ -2,12 +2,14 @@
 
     python benchmarks/hgq_determinism.py --out benchmarks/out/hgq_determinism.json [--runs 3] [--steps 120]
 
-Each run is a fresh Python process (TensorFlow's pools set to 1/1 before its runtime starts, op determinism on)
-that builds a student with seed 1, takes ``--steps`` AdamW steps of the KD loss on the same random inputs
-(256 per step) and prints a hash of every weight after the first step and after the last. Cases: a plain Keras 3
-MLP of the same shape (64-64-32-2), the HGQ2 student 64-32 with the EBOPs penalty off (``ebops_beta`` 0) and
-on (1e-5). A case is reproducible when every run gives the same hashes. Found while checking why
-``make synth MODEL=mlp_kd_hgq_10k`` did not give the sweep's numbers for the same stamps (benchmarks/RESULTS.md).
+Each run is a fresh Python process that builds the HGQ2 student 64-32 with the student stage's own code
+(``HGQBackend.build``: seed 1, ``student.threads`` 1) and takes ``--steps`` of its training step (``make_step``:
+the KD loss plus HGQ2's EBOPs term, AdamW) on the same random inputs (256 per step), then prints a hash of every
+weight after the first step and after the last. Cases: the EBOPs penalty off (``ebops_beta`` 0), on (1e-5) with
+TensorFlow's graph optimizer as shipped, and on with the student runtime's settings (``keras_runtime`` in
+``models/backend.py``: grappler's arithmetic optimizer off). A case is reproducible when every run gives the same
+hashes. Found while checking why ``make synth MODEL=mlp_kd_hgq_10k`` did not give the sweep's numbers for the
+same stamps (benchmarks/RESULTS.md); ``tests/test_hgq.py`` runs the last case twice.
 """
 from __future__ import annotations
 
@@ -22,55 +24,48 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from benchmarks.provenance import git_state  # noqa: E402
 
-CASES = {"keras_mlp": None, "hgq_beta0": 0.0, "hgq_beta1e-5": 1e-5}
+# name -> (student.ebops_beta, TensorFlow's graph options as shipped instead of the student runtime's)
+CASES = {"hgq_beta0": (0.0, False), "hgq_beta1e-5_tf_defaults": (1e-5, True), "hgq_beta1e-5": (1e-5, False)}
 
+# One run: the HGQ2 student 64-32 on 16 x 4 inputs built and stepped by the student stage's own code (HGQBackend:
+# build, then make_step: the KD loss plus HGQ2's EBOPs term, AdamW), seed 1, student.threads 1, --steps steps on
+# the same random inputs (256 per step). argv: ebops_beta, steps, "tf_defaults" (grappler's arithmetic optimizer
+# switched back on after build, i.e. TensorFlow as shipped) or "student". Prints the weights' hashes as JSON.
 PROBE = """
 import hashlib, json, sys
 import numpy as np
-import tensorflow as tf
-tf.config.experimental.enable_op_determinism()
-tf.config.threading.set_intra_op_parallelism_threads(1)
-tf.config.threading.set_inter_op_parallelism_threads(1)
-import keras
-from trigger_kd.config import StudentConfig
-from trigger_kd.train.distill import kd_loss_tf
+from trigger_kd.config import DistillConfig, StudentConfig
+from trigger_kd.models.backend import HGQBackend
+from trigger_kd.models.students_hgq import tf
 
-beta, steps = json.loads(sys.argv[1]), int(sys.argv[2])
-keras.utils.set_random_seed(1)
-if beta is None:
-    inp = keras.Input((64,))
-    h = keras.layers.Dense(64, activation="relu")(inp)
-    h = keras.layers.Dense(32, activation="relu")(h)
-    model = keras.Model(inp, keras.layers.Dense(2)(h))
-else:
-    from trigger_kd.models.students_hgq import build_hgq_student
-    model = build_hgq_student(StudentConfig(framework="hgq", arch="mlp", n_particles=16, mlp_hidden=(64, 32),
-                                            ebops_beta=beta, seed=1), True)
-opt = keras.optimizers.AdamW(learning_rate=3e-3)
-
-@tf.function
-def step(xb, yb, tb):
-    with tf.GradientTape() as tape:
-        loss = kd_loss_tf(model(xb, training=True), yb, tb, 0.7, 3.0)
-        if model.losses:
-            loss = loss + tf.add_n(model.losses)
-    grads = tape.gradient(loss, model.trainable_variables)
-    opt.apply_gradients(zip(grads, model.trainable_variables))
-
+beta, steps, mode = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
+backend = HGQBackend(StudentConfig(framework="hgq", arch="mlp", n_particles=16, mlp_hidden=(64, 32),
+                                   ebops_beta=beta, seed=1, threads=1))
+model = backend.build(True)
+if mode == "tf_defaults":
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True})
+step = backend.make_step(model, DistillConfig(alpha=0.7, temperature=3.0))
 rng = np.random.default_rng(0)
-x = rng.normal(size=(256 * 40, 64)).astype(np.float32)
-y = (x[:, 0] + x[:, 5] > 0).astype(np.int32)
+x = rng.normal(size=(256 * 40, 64)).astype(np.float32)  # the MLP's layout: 16 particles x 4 features, flat
+y = (x[:, 0] + x[:, 5] > 0).astype(np.int64)
 t = np.stack([-x[:, 0] - x[:, 5], x[:, 0] + x[:, 5]], 1).astype(np.float32)
 digest = lambda: hashlib.sha256(b"".join(np.asarray(w).tobytes() for w in model.weights)).hexdigest()[:16]
 out = {}
 for k in range(steps):
     i = (k % 40) * 256
-    step(x[i:i + 256], y[i:i + 256], t[i:i + 256])
+    step(x[i:i + 256], y[i:i + 256], t[i:i + 256], 3e-3)
     if k == 0:
         out["after_step_1"] = digest()
 out["after_last_step"] = digest()
 print(json.dumps(out))
 """
+
+
+def probe(beta: float, steps: int, mode: str = "student") -> dict:
+    """One fresh process of ``PROBE``: the weights' hashes after the first and the last step."""
+    res = subprocess.run([sys.executable, "-c", PROBE, str(beta), str(steps), mode], cwd=REPO,
+                         capture_output=True, text=True, check=True)
+    return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
@@ -81,13 +76,12 @@ def main() -> int:
     args = ap.parse_args()
     t0 = time.time()
     cases = {}
-    for name, beta in CASES.items():
+    for name, (beta, tf_defaults) in CASES.items():
         runs = []
         for _ in range(args.runs):
-            res = subprocess.run([sys.executable, "-c", PROBE, json.dumps(beta), str(args.steps)], cwd=REPO,
-                                 capture_output=True, text=True, check=True)
-            runs.append(json.loads(res.stdout.strip().splitlines()[-1]))
-        cases[name] = {"ebops_beta": beta, "runs": runs,
+            runs.append(probe(beta, args.steps, "tf_defaults" if tf_defaults else "student"))
+        cases[name] = {"ebops_beta": beta, "tensorflow_graph_options": "as shipped" if tf_defaults else "student",
+                       "runs": runs,
                        "reproducible": all(r == runs[0] for r in runs),
                        "distinct_final_weights": len({r["after_last_step"] for r in runs})}
         print(f"{name}: {'reproducible' if cases[name]['reproducible'] else 'NOT reproducible'} "

@@ -127,7 +127,7 @@ first = HGQBackend(StudentConfig(framework="hgq", arch="mlp", n_particles=4, mlp
 first.build(True)  # starts TensorFlow's runtime: its pools are fixed from here on
 second = HGQBackend(StudentConfig(framework="hgq", arch="mlp", n_particles=4, mlp_hidden=(8,), threads=2))
 second.build(True)
-print(json.dumps(first.threads_used()))
+print(json.dumps(first.runtime()))
 """
 
 
@@ -140,5 +140,20 @@ def test_student_threads_reach_tensorflow_or_say_why_not():
     import sys
 
     res = subprocess.run([sys.executable, "-c", THREADS_PROBE], capture_output=True, text=True, check=True)
-    assert json.loads(res.stdout.strip().splitlines()[-1]) == {"tensorflow_intra_op": 1, "tensorflow_inter_op": 1}
+    assert json.loads(res.stdout.strip().splitlines()[-1]) == {"tensorflow_intra_op": 1, "tensorflow_inter_op": 1,
+                                                                "tensorflow_arithmetic_optimization": False}
     assert "student.threads=2 not applied" in res.stderr and "pools 1/1" in res.stderr
+
+
+@needs_hgq
+@pytest.mark.slow
+def test_hgq_training_with_the_ebops_term_is_reproducible_run_to_run():
+    """Two fresh processes, the same seed, the stage's own build and training step with HGQ2's EBOPs penalty on:
+    the same weights after 120 steps. With TensorFlow's graph optimizer as shipped they differed in every pair
+    tried (grappler's arithmetic optimizer sums the gradient terms in an order that changes from one process to
+    the next: benchmarks/hgq_determinism.py), so a rerun of a stage with the same stamp trained another student."""
+    from benchmarks.hgq_determinism import probe
+
+    first, second = probe(1e-5, 120), probe(1e-5, 120)
+    assert first["after_step_1"] == second["after_step_1"]
+    assert first["after_last_step"] == second["after_last_step"]

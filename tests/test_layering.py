@@ -159,7 +159,7 @@ def test_records_round_trip_the_json_files(tmp_path):
                "inputs": None, "n_test_jets": 5, "n_training_jets": {"labelled": 3},
                "teacher": {"auc": 0.9}, "student": {"auc": 0.8}, "student_float": {"auc": 0.85},
                "student_scratch": {"auc": 0.7}, "validation": {}, "robustness": {}, "training": {}, "baselines": {},
-               "threads": {"requested": 1, "torch": 1}, "source": "x"}
+               "runtime": {"threads_requested": 1, "torch": 1}, "source": "x"}
     m = rundir.StudentMetrics.from_dict(metrics)
     assert m.metrics("student_scratch") == {"auc": 0.7} and m.metrics("nope") == {} and m.rest == {}
     assert list(m.to_dict()) == list(metrics) and m.to_dict() == metrics  # same keys, same order as the stage wrote

@@ -303,7 +303,7 @@ class StudentMetrics(Record):
     robustness: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     baselines: dict = field(default_factory=dict)  # train/baselines.py: jet mass of the inputs / of all constituents
-    threads: dict | None = None  # student.threads as requested and the pools training ran with
+    runtime: dict | None = None  # student.threads as requested, the pools training ran with, TensorFlow's graph options
     source: str | None = None
     rest: dict = field(default_factory=dict)
 

@@ -101,8 +101,9 @@ class StudentBackend(ABC):
     def build(self, quantized: bool): ...
 
     @abstractmethod
-    def threads_used(self) -> dict:
-        """The CPU thread pools training runs with (the student metrics' ``threads``)."""
+    def runtime(self) -> dict:
+        """The CPU thread pools training runs with and, for TensorFlow, its graph options (the student metrics'
+        ``runtime``)."""
 
     @abstractmethod
     def get_weights(self, model): ...
@@ -134,7 +135,7 @@ class BrevitasBackend(StudentBackend):
     framework, suffix, deepset_layout = "brevitas", ".pt", "NFP"
     tools = ("brevitas", "onnx", "onnxruntime", "qonnx")
 
-    def threads_used(self) -> dict:
+    def runtime(self) -> dict:
         import torch
 
         return {"torch": torch.get_num_threads()}
@@ -207,15 +208,15 @@ class QKerasBackend(StudentBackend):
     framework, suffix, deepset_layout = "qkeras", ".h5", "NPF"
     tools = ("tensorflow", "tf-keras", "qkeras")
 
-    def threads_used(self) -> dict:
+    def runtime(self) -> dict:
         from .students_keras import tf
 
-        return tf_threads(tf)
+        return tf_runtime(tf)
 
     def build(self, quantized: bool):
         from .students_keras import build_keras_student, tf, tf_keras
 
-        keras_threads(tf, self.s)  # before the first model starts TensorFlow's runtime
+        keras_runtime(tf, self.s)  # before the first model starts TensorFlow's runtime
         tf_keras.utils.set_random_seed(self.s.seed)
         return build_keras_student(self.s, quantized=quantized, seed=self.s.seed)
 
@@ -266,15 +267,15 @@ class HGQBackend(StudentBackend):
     tools = ("tensorflow", "keras", "hgq2", "da4ml")
     _calibration: np.ndarray | None = None
 
-    def threads_used(self) -> dict:
+    def runtime(self) -> dict:
         from .students_hgq import tf
 
-        return tf_threads(tf)
+        return tf_runtime(tf)
 
     def build(self, quantized: bool):
         from .students_hgq import build_hgq_student, tf
 
-        keras_threads(tf, self.s)  # before the first model starts TensorFlow's runtime
+        keras_runtime(tf, self.s)  # before the first model starts TensorFlow's runtime
         return build_hgq_student(self.s, quantized=quantized, seed=self.s.seed)
 
     def train_twins(self, feed, x_val, y_val, distill, out: Path, progress: bool = True,
@@ -346,17 +347,25 @@ class HGQBackend(StudentBackend):
                        input_format=input_format(self.s), comb=trace_da4ml(model, self.s), layers=layer_bits(model))
 
 
-def tf_threads(tf) -> dict:
-    """TensorFlow's intra- and inter-op pool sizes (0: one thread per core)."""
+def tf_runtime(tf) -> dict:
+    """TensorFlow's intra- and inter-op pool sizes (0: one thread per core) and whether grappler's arithmetic
+    optimizer was on (``keras_runtime``)."""
     t = tf.config.threading
     return {"tensorflow_intra_op": t.get_intra_op_parallelism_threads(),
-            "tensorflow_inter_op": t.get_inter_op_parallelism_threads()}
+            "tensorflow_inter_op": t.get_inter_op_parallelism_threads(),
+            "tensorflow_arithmetic_optimization": tf.config.optimizer.get_experimental_options().get(
+                "arithmetic_optimization", True)}
 
 
-def keras_threads(tf, s) -> None:
-    """``student.threads`` for TensorFlow (intra- and inter-op pools). TensorFlow fixes its pools when its runtime
-    starts (the first model built), so the backends call this before building anything; where the runtime started
-    earlier in this process with other pools, say so instead of ignoring the key."""
+def keras_runtime(tf, s) -> None:
+    """TensorFlow as every Keras student trains (QKeras and HGQ2), set by the backends' ``build`` before the first
+    model exists. (1) ``student.threads`` for the intra- and inter-op pools: TensorFlow fixes them when its runtime
+    starts, so where it started earlier in this process with other pools, say so instead of ignoring the key.
+    (2) Grappler's arithmetic optimizer off: it regroups chains of additions in an order that changes from one
+    process to the next, so HGQ2 students with the EBOPs penalty (whose gradients sum several terms) came out with
+    different weights run to run for the same seed and inputs, even on one thread (benchmarks/hgq_determinism.py;
+    benchmarks/RESULTS.md). With it off they are reproducible; the other graph rewrites stay on."""
+    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
     if not s.threads:
         return
     threading = tf.config.threading
@@ -376,8 +385,8 @@ def _keras_kd_step(tf, model, opt, s, distill, model_losses: bool):
     """The compiled training step of a Keras student (QKeras on tf_keras, HGQ2 on Keras 3): the KD loss, plus
     SEAL on the boosted views ``xs`` (one forward pass for both), plus ``model.losses`` where ``model_losses``
     (HGQ2's EBOPs and bit-width terms); returns the loss it differentiated. ``tf``: TensorFlow as the
-    framework's module imported it; ``s``: ``cfg.student`` (seal_lambda; the thread pools were set by the
-    backend's ``build``, before the model existed)."""
+    framework's module imported it; ``s``: ``cfg.student`` (seal_lambda; ``keras_runtime`` ran in the backend's
+    ``build``, before the model existed)."""
     from ..train.distill import kd_loss_tf, seal_penalty_tf
 
     lam = float(s.seal_lambda)

@@ -131,7 +131,7 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         robustness=rob,
         training={k: {key: v for key, v in h.items() if key != "history"} for k, h in histories.items()},
         baselines=jet_mass_baselines({"test": (c_test, is_signal), "val": splits["val"]}, student.n_particles),
-        threads={"requested": student.threads, **backend.threads_used()},
+        runtime={"threads_requested": student.threads, **backend.runtime()},
         source=f"{len(is_signal)} test jets and {len(y['val'])} validation jets from {data}",
     ).write(out / METRICS)
     roc_plot({k: (is_signal, v) for k, v in scores.items()}, out / ROC_PLOT)
