@@ -4,7 +4,10 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/trigger-kd
 MODEL  ?= mlp_kd
-PROFILE ?= quick
+# PROFILE: unset, `make synth` uses the config file's own profile (e.g. study for mlp_kd_hgq_35k); the benchmarks
+# default to quick
+PROFILE ?=
+BENCH_PROFILE := $(or $(PROFILE),quick)
 SYNTH  ?=
 SET    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
@@ -46,7 +49,7 @@ test-fast:
 
 ## synth: every stage for MODEL (default mlp_kd) with the quick profile; SYNTH=docker|vivado|vitis|open-source picks the route
 synth:
-	$(CLI) run hls_configs/$(MODEL).yml --profile $(PROFILE) $(if $(SYNTH),--set synth.tool=$(SYNTH)) $(SET)
+	$(CLI) run hls_configs/$(MODEL).yml $(if $(PROFILE),--profile $(PROFILE)) $(if $(SYNTH),--set synth.tool=$(SYNTH)) $(SET)
 
 run: synth
 
@@ -60,7 +63,7 @@ bench-gen:
 	$(PY) benchmarks/gen_throughput.py --out benchmarks/out/gen_throughput.json
 
 bench-kd:
-	$(PY) benchmarks/kd_gain.py --profile $(PROFILE) --jobs 2 --out benchmarks/out/kd_gain_$(PROFILE).json
+	$(PY) benchmarks/kd_gain.py --profile $(BENCH_PROFILE) --jobs 2 --out benchmarks/out/kd_gain_$(BENCH_PROFILE).json
 
 ## bench-study: the kd_gain benchmark on the study profile (target: at most 90 min on 2 cores; see benchmarks/RESULTS.md)
 bench-study:
@@ -81,7 +84,7 @@ bench-teachers:
 
 ## bench-front: accuracy per LUT, Brevitas uniform bits vs HGQ2 learned bits, each with and without distillation, 3 seeds near the 10k-LUT budget (PROFILE=quick: 75 min on 2 cores before the HGQ2 families gained the max_ebops axis, which doubles their points: about 2 h, not measured)
 bench-front:
-	$(PY) benchmarks/front.py --profile $(PROFILE) --out benchmarks/out/front_$(PROFILE).json
+	$(PY) benchmarks/front.py --profile $(BENCH_PROFILE) --out benchmarks/out/front_$(BENCH_PROFILE).json
 
 ## bench-faults: the run-directory fault sweep (issue 24): damaged outputs, retrained stages then every tool, run dirs over a user's folders, cache prune during a run, edited parity evidence; real CLI on a tiny run
 bench-faults:
