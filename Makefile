@@ -47,7 +47,7 @@ test:
 test-fast:
 	$(PY) -m pytest -m "not slow" --durations=10
 
-## synth: every stage for MODEL (default mlp_kd) with the quick profile; SYNTH=docker|vivado|vitis|open-source picks the route
+## synth: every stage for MODEL (default mlp_kd) at the config file's own profile (PROFILE=quick|study|paper overrides); SYNTH=docker|vivado|vitis|open-source picks the route
 synth:
 	$(CLI) run hls_configs/$(MODEL).yml $(if $(PROFILE),--profile $(PROFILE)) $(if $(SYNTH),--set synth.tool=$(SYNTH)) $(SET)
 
