@@ -77,7 +77,7 @@ bench-teacher:
 bench-symmetry:
 	OMP_NUM_THREADS=1 $(PY) benchmarks/symmetry.py --out benchmarks/out/symmetry.json
 
-## bench-teachers: quantised MLP and deep set students distilled from LorentzNet, the SEAL transformer and the unconstrained transformer, 3 seeds, a verdict per teacher (TEACHERS_PROFILE=study: about 3.5 h on 2 cores: the MLP half took 2 h 9 min, the deep-set half is longer; quick: 23 min measured on 2 idle cores, benchmarks/RESULTS.md)
+## bench-teachers: quantised MLP and deep set students distilled from LorentzNet, the SEAL transformer and the unconstrained transformer, 3 seeds, a verdict per teacher (TEACHERS_PROFILE=study: about 2-3 h on 2 cores: the MLP half took 2 h 9 min on a shared machine, the deep-set half 64 min on an idle one; quick: 23 min measured on 2 idle cores, benchmarks/RESULTS.md)
 TEACHERS_PROFILE ?= study
 bench-teachers:
 	$(PY) benchmarks/teachers.py --profile $(TEACHERS_PROFILE) --jobs 2 --out benchmarks/out/teachers_$(TEACHERS_PROFILE).json
