@@ -73,7 +73,7 @@ bench-study:
 bench-teacher:
 	$(PY) benchmarks/teacher_throughput.py --out benchmarks/out/teacher_throughput.json
 
-## bench-symmetry: Glowacki reproduced: SEAL (lambda 0.1) vs unconstrained transformer teacher, W vs gluon, 3 seeds (estimated 57 min on 2 idle cores; measured 2 h 10 min on a shared machine, benchmarks/RESULTS.md; --arch lorentznet the earlier teacher, --size gpu the paper's sizes: python benchmarks/symmetry.py --help)
+## bench-symmetry: Glowacki reproduced: SEAL (lambda 0.1) vs unconstrained transformer teacher, W vs gluon, 3 seeds (62 min measured on 2 idle cores, 2 h 10 min on a shared machine, benchmarks/RESULTS.md; --arch lorentznet the earlier teacher, --size gpu the paper's sizes: python benchmarks/symmetry.py --help)
 bench-symmetry:
 	OMP_NUM_THREADS=1 $(PY) benchmarks/symmetry.py --out benchmarks/out/symmetry.json
 

@@ -53,7 +53,9 @@ Sizes (``--size``; each flag overrides its preset):
   beside unconstrained 1 and 2, then unconstrained 3: about 3,100 s, plus about 300 s of jet generation
   (4 classes x 20k jets at 274 jets/s on 2 cores) where the cache does not hold them: about 57 minutes, plus
   Figs. 5-6 (20 more Hessian-vector products and 21 forward passes on the 256 curvature jets per run: about half
-  the curvature's cost, not timed at this size; a few minutes at most over the 6 runs).
+  the curvature's cost, not timed at this size; a few minutes at most over the 6 runs). Measured alone on an
+  idle 2-core AMD EPYC (Zen 4), gluon jets generated and the other classes cached: 3,717 s (62 min); per run
+  SEAL about 1,400 s, unconstrained about 800 s (benchmarks/RESULTS.md).
   The generator term (--seal-generator-lambda > 0: a double backward per generator) costs several times
   more per epoch and is off by default. LorentzNet (``--arch lorentznet``): the earlier default, 10,000
   jets per class, 8 epochs, hidden 32, 3 LGEBs (about 45 minutes on 2 cores, benchmarks/RESULTS.md).
