@@ -72,6 +72,9 @@ class DataConfig(Section):
     hadronization: bool = True
     signal: tuple[str, ...] = ("top",)  # jet classes labelled 1 (trigger_kd/data/classes.py)
     background: tuple[str, ...] = ("qcd",)  # jet classes labelled 0
+    # a multi-class tagger (K >= 3 outputs, output k = classes[k], e.g. [gluon, q, w, z, top]); replaces
+    # signal / background (setting both is an error); empty: the binary signal-vs-background tagger
+    classes: tuple[str, ...] = ()
 
     @field_validator("background")
     @classmethod
@@ -83,6 +86,24 @@ class DataConfig(Section):
                 check_selection(info.data["signal"], v)
             except TriggerKDError as exc:
                 raise ValueError(str(exc)) from None
+        return v
+
+    @field_validator("classes")
+    @classmethod
+    def _multiclass(cls, v: tuple, info: ValidationInfo) -> tuple:
+        from .data.classes import check_classes
+
+        if not v:
+            return v
+        try:
+            check_classes(v)
+        except TriggerKDError as exc:
+            raise ValueError(str(exc)) from None
+        origins = (info.context or {}).get("origins") or {}
+        given = [f"data.{k} ({origins[f'data.{k}']})" for k in ("signal", "background") if f"data.{k}" in origins]
+        if given:
+            raise ValueError(f"data.classes makes a multi-class tagger and {' and '.join(given)} a binary one: set "
+                             "data.classes or data.signal / data.background, not both")
         return v
 
     @field_validator("paths")
@@ -119,7 +140,20 @@ class DataConfig(Section):
         """What generated jets of a class depend on (with class, seed and shard_size: the shard pool's key).
         A new ``data`` key counts as physics unless it is excluded here."""
         return self.model_dump(exclude={"source", "paths", "jets_per_class", "split", "seed", "workers", "shard_size",
-                                      "signal", "background"})
+                                      "signal", "background", "classes"})
+
+    def plain_fields(self) -> list[str]:
+        """The keys dumps and stamps hold: a binary task's signal / background (no ``classes``, so binary stamps
+        are those of before multi-class taggers), a multi-class task's ``classes``."""
+        drop = {"signal", "background"} if self.classes else {"classes"}
+        return [name for name in type(self).model_fields if name not in drop]
+
+    @property
+    def task(self):
+        """What the K outputs mean (``trigger_kd/data/classes.py``)."""
+        from .data.classes import task_of
+
+        return task_of(self)
 
 
 class TeacherConfig(Section):
@@ -374,6 +408,9 @@ class ExportConfig(Section):
 
 
 class HLSConfig(Section):
+    # what the firmware outputs and check-parity judges: the K logits (default), the class index (argmax: the first
+    # highest logit, as numpy), or softmax values (refused unless proven exact: firmware/outputs.py)
+    output: Literal["logits", "argmax", "softmax"] = "logits"
     backend: Literal["Vivado", "Vitis"] = "Vitis"
     part: Annotated[str, Field(min_length=1)] = "xcvu13p-flga2577-2-e"
     clock_period: Positive = 5.0  # ns

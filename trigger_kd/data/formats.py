@@ -5,7 +5,9 @@ Canonical layout (what every stage reads): HDF5 with ``constituents`` (N, P, 4) 
 binary label (1 = signal: top in the default top-vs-QCD task, the dataset keeps its old
 name so old files read unchanged), optionally ``jet_class`` (N,) bytes, each jet's class
 name (``trigger_kd/data/classes.py``; files without it are top/QCD files), and attribute
-``layout = "E,px,py,pz GeV"``.
+``layout = "E,px,py,pz GeV"``. A multi-class file (``data.classes``) also holds ``label`` (N,) int8, each jet's
+class index, and attribute ``classes``, the class of each index; :func:`read_canonical` then gives the index
+(``is_signal`` stays: 1 for top, W and Z jets).
 
 Public sources read by :func:`load_source`: the top tagging reference dataset
 (``toptagging``), the hls4ml LHC jets 150p files (``hls4ml``), JetClass ROOT files
@@ -24,7 +26,7 @@ import h5py
 import numpy as np
 
 from ..errors import TriggerKDError
-from .classes import JET_CLASSES, describe, select
+from .classes import JET_CLASSES, Task
 
 LAYOUT = "E,px,py,pz GeV"
 SOURCES = ("toptagging", "hls4ml", "jetclass", "canonical")
@@ -37,16 +39,21 @@ class DataFormatError(TriggerKDError):
 # ----------------------------------------------------------------------------- canonical
 LABEL = "is_signal"  # the binary label's dataset (1 = a jet of the signal classes: top, W or Z)
 LEGACY_LABEL = "is_top"  # its name in files written before 2026-12 (read, never written)
+CLASS_LABEL = "label"  # multi-class files: the class index (attribute CLASSES names each index)
+CLASSES_ATTR = "classes"
 
 
 def _label_name(f: h5py.File) -> str | None:
     return LABEL if LABEL in f else (LEGACY_LABEL if LEGACY_LABEL in f else None)
 
 
-def write_canonical(path, constituents, is_signal, attrs: dict | None = None, jet_class=None) -> Path:
+def write_canonical(path, constituents, is_signal, attrs: dict | None = None, jet_class=None,
+                    classes: tuple[str, ...] | None = None) -> Path:
     """Write jets in the canonical layout atomically (temp file, then rename).
 
-    ``is_signal`` is the binary label (1 = signal); ``jet_class`` the per-jet class names."""
+    ``is_signal`` is the binary label (1 = signal); ``jet_class`` the per-jet class names. With ``classes`` (a
+    multi-class task's outputs, in index order) the file also holds each jet's class index (``label``), from
+    ``jet_class``, which must then be given and hold only those classes."""
     path = Path(path)
     c = np.asarray(constituents)
     y = np.asarray(is_signal)
@@ -62,6 +69,16 @@ def write_canonical(path, constituents, is_signal, attrs: dict | None = None, je
         unknown = sorted(set(names.tolist()) - set(JET_CLASSES))
         if unknown:
             raise DataFormatError(f"cannot write {path}: unknown jet classes {unknown}; use {list(JET_CLASSES)}")
+    index = None
+    if classes is not None:
+        from .classes import Task
+
+        if names is None:
+            raise DataFormatError(f"cannot write {path}: a multi-class file needs jet_class (the class of each jet)")
+        keep, index = Task.of_classes(classes).labels(names)
+        if not keep.all():
+            raise DataFormatError(f"cannot write {path}: jets of class(es) {sorted(set(names[~keep].tolist()))} are "
+                                  f"none of the task's classes {list(classes)}")
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     opts = {"compression": "gzip", "compression_opts": 4, "shuffle": True} if len(y) else {}
@@ -71,6 +88,9 @@ def write_canonical(path, constituents, is_signal, attrs: dict | None = None, je
         f.create_dataset(LABEL, data=y.astype(np.int8, copy=False), **opts)
         if names is not None:
             f.create_dataset("jet_class", data=names.astype("S8"), **opts)
+        if index is not None:
+            f.create_dataset(CLASS_LABEL, data=index, **opts)
+            f.attrs[CLASSES_ATTR] = ",".join(classes)
         f.attrs["layout"] = LAYOUT
         for key, value in (attrs or {}).items():
             f.attrs[key] = value
@@ -131,8 +151,9 @@ def _check_finite(c: np.ndarray, path: Path, source: str) -> None:
 
 
 def read_canonical(path) -> tuple[np.ndarray, np.ndarray]:
-    """(constituents (N, P, 4) float32, is_signal (N,) int8) from a canonical file (files that name the label
-    ``is_top``, as before 2026-12, load the same)."""
+    """(constituents (N, P, 4) float32, label (N,) int8) from a canonical file: the class index of a multi-class
+    file (``label``, checked against ``jet_class`` and the ``classes`` attribute), else ``is_signal`` (files that
+    name it ``is_top``, as before 2026-12, load the same)."""
     path = Path(path)
     with _open_h5(path, "run the data stage first (trigger-kd run <config> --to data) or fix data.paths") as f:
         label = _label_name(f)
@@ -144,6 +165,7 @@ def read_canonical(path) -> tuple[np.ndarray, np.ndarray]:
                 )
         c = np.asarray(f["constituents"][...], dtype=np.float32)
         y = np.asarray(f[label][...])
+        index = np.asarray(f[CLASS_LABEL][...]) if CLASS_LABEL in f else None
     if c.ndim != 3 or c.shape[-1] != 4:
         raise DataFormatError(f"{path}: 'constituents' must be (N, P, 4) E,px,py,pz, got shape {c.shape}")
     if y.shape != (c.shape[0],):
@@ -151,7 +173,42 @@ def read_canonical(path) -> tuple[np.ndarray, np.ndarray]:
     if len(y) and not np.isin(y, (0, 1)).all():
         raise DataFormatError(f"{path}: '{label}' must hold 0 (background) or 1 (signal), found {sorted(np.unique(y))[:5]}")
     _check_finite(c, path, "canonical")
+    if index is not None:
+        return c, _class_index(path, index, len(c))
     return c, y.astype(np.int8)
+
+
+def read_classes(path) -> tuple[str, ...] | None:
+    """A multi-class file's classes in index order (attribute ``classes``), None for a binary file."""
+    path = Path(path)
+    with _open_h5(path, "run the data stage first (trigger-kd run <config> --to data) or fix data.paths") as f:
+        if CLASS_LABEL not in f:
+            return None
+        raw = f.attrs.get(CLASSES_ATTR)
+    raw = raw.decode() if isinstance(raw, bytes) else raw
+    if not isinstance(raw, str) or not raw:
+        raise DataFormatError(f"{path}: has '{CLASS_LABEL}' but no '{CLASSES_ATTR}' attribute naming its classes; "
+                              "rerun the data stage")
+    return tuple(raw.split(","))
+
+
+def _class_index(path: Path, index: np.ndarray, n: int) -> np.ndarray:
+    """A multi-class file's ``label``, checked against its classes and its ``jet_class`` names (two sources of the
+    same fact: they must agree on every jet)."""
+    from .classes import Task
+
+    classes = read_classes(path)
+    if index.shape != (n,):
+        raise DataFormatError(f"{path}: '{CLASS_LABEL}' must be ({n},) to match the constituents, got {index.shape}")
+    if n and (index.min() < 0 or index.max() >= len(classes)):
+        raise DataFormatError(f"{path}: '{CLASS_LABEL}' must hold class indices 0..{len(classes) - 1} "
+                              f"({', '.join(classes)}), found {sorted(np.unique(index))[:6]}")
+    _, expected = Task.of_classes(classes).labels(read_jet_classes(path))
+    if len(expected) != n or (expected != index).any():
+        bad = int((expected != index).sum()) if len(expected) == n else n
+        raise DataFormatError(f"{path}: '{CLASS_LABEL}' and 'jet_class' disagree on {bad} of {n} jets (two labels of "
+                              "the same jets): the file is damaged; rerun the data stage")
+    return index.astype(np.int8)
 
 
 def read_jet_classes(path) -> np.ndarray:
@@ -313,13 +370,14 @@ _READERS: dict[str, Callable[[Path], tuple[np.ndarray, np.ndarray]]] = {
 
 
 def load_source(source: str, paths: list[Path], max_constituents: int, signal=("top",),
-                background=("qcd",), with_origin: bool = False):
-    """Read jet files of one public format into (constituents (N, P, 4) float32, is_signal int8,
+                background=("qcd",), with_origin: bool = False, task: Task | None = None):
+    """Read jet files of one public format into (constituents (N, P, 4) float32, label int8,
     class names (N,) str).
 
     Constituents come back as E, px, py, pz (GeV), sorted by pT descending and
     padded/truncated to ``max_constituents``. Only jets of the ``signal`` classes (label 1)
-    and ``background`` classes (label 0) are kept (``qcd`` takes gluon and quark jets too).
+    and ``background`` classes (label 0) are kept (``qcd`` takes gluon and quark jets too); with a
+    multi-class ``task`` (``data.classes``) the jets of its classes, labelled with their class index.
     Each file's 4-vectors are checked for physics sanity (``data.sanity.check_physics``). With
     ``with_origin`` a fourth array gives each jet's index into ``paths``.
     """
@@ -331,10 +389,11 @@ def load_source(source: str, paths: list[Path], max_constituents: int, signal=("
         raise DataFormatError(f"data source {source!r} needs at least one input file in data.paths")
     if max_constituents <= 0:
         raise DataFormatError(f"max_constituents must be positive, got {max_constituents}")
+    task = task or Task.binary(signal, background)
     cs, ns, origin = [], [], []
     for i, p in enumerate(map(Path, paths)):
         c, names = _READERS[source](p)
-        keep, _ = select(names, signal, background)
+        keep, _ = task.labels(names)
         c = c[keep]
         _check_finite(c, p, source)
         check_physics(c, f"{p} ({source})")
@@ -343,13 +402,13 @@ def load_source(source: str, paths: list[Path], max_constituents: int, signal=("
         origin.append(np.full(len(c), i, np.int32))
     c = np.concatenate(cs)
     names = np.concatenate(ns)
-    _, y = select(names, signal, background)
+    _, y = task.labels(names)
     files = ", ".join(str(p) for p in paths)
-    for label, side in ((1, signal), (0, background)):
+    for label, side in reversed(list(enumerate(task.groups))):
         if not (y == label).any():
             raise DataFormatError(
-                f"no {' or '.join(side)} jets in {files} ({source}) for the task {describe(signal, background)}; "
-                "add files that contain them (both sides are needed)"
+                f"no {' or '.join(side)} jets in {files} ({source}) for the task {task.describe()}; "
+                f"add files that contain them ({'both sides' if not task.multiclass else 'every class'} are needed)"
             )
     return (c, y, names, np.concatenate(origin)) if with_origin else (c, y, names)
 

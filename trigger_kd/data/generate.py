@@ -445,14 +445,19 @@ def assemble(pools: Mapping[str, Path], data: "DataConfig", out_dir: Path) -> di
     from its pool (``pools``: class -> directory) -> shuffled splits, each class split in the
     ``data.split`` fractions.
 
-    ``is_signal`` in the output is 1 for the signal classes; ``jet_class`` names each jet's class."""
-    jets_per_class, signal, background = data.jets_per_class, data.signal, data.background
-    missing = [c for c in (*signal, *background) if c not in pools]
+    ``is_signal`` in the output is 1 for the signal classes; ``jet_class`` names each jet's class. A multi-class
+    task (``data.classes``) writes the class index too (``label``), and ``is_signal`` is 1 for top, W and Z jets."""
+    from .classes import SIGNAL_CLASSES
+
+    task = data.task
+    jets_per_class, classes = data.jets_per_class, task.classes
+    signal = SIGNAL_CLASSES if task.multiclass else data.signal
+    missing = [c for c in classes if c not in pools]
     if missing:
         raise GenerationError(f"no pool given for the jet class(es) {missing}")
     rng = np.random.default_rng(data.seed)
     parts: dict[str, list] = {"train": [], "val": [], "test": []}
-    for cls in (*signal, *background):
+    for cls in classes:
         c = pool_jets(pools[cls], cls, jets_per_class)
         c = c[rng.permutation(len(c))]
         start = 0
@@ -464,5 +469,6 @@ def assemble(pools: Mapping[str, Path], data: "DataConfig", out_dir: Path) -> di
     for name, pieces in parts.items():
         c, y, names = (np.concatenate([p[i] for p in pieces]) for i in range(3))
         order = rng.permutation(len(y))
-        paths[name] = write_canonical(out_dir / f"{name}.h5", c[order], y[order], jet_class=names[order])
+        paths[name] = write_canonical(out_dir / f"{name}.h5", c[order], y[order], jet_class=names[order],
+                                      classes=task.outputs if task.multiclass else None)
     return paths

@@ -31,8 +31,9 @@ class StudentBackend(ABC):
     tools: tuple[str, ...]  # the Python distributions it runs (part of the stages' stamps)
     deepset_layout: str
 
-    def __init__(self, s):  # ``cfg.student``: arch, framework and a power-of-two deep set checked at load
+    def __init__(self, s, n_classes: int = 2):  # ``cfg.student``: arch, framework, power-of-two deep set checked at load
         self.s = s
+        self.n_classes = n_classes  # the tagger's K outputs (2: binary; data.classes: K)
         self.layout = "flat" if s.arch == "mlp" else self.deepset_layout
 
     # ---- inputs: the one place that knows layouts
@@ -124,7 +125,7 @@ class StudentBackend(ABC):
 
     @abstractmethod
     def predict(self, model, x: np.ndarray) -> np.ndarray:
-        """Logits (N, 2), float64."""
+        """Logits (N, K), float64."""
 
     @abstractmethod
     def intnet(self, model):
@@ -146,7 +147,7 @@ class BrevitasBackend(StudentBackend):
         from .students import build_student
 
         torch.manual_seed(self.s.seed)
-        return build_student(self.s, quantized=quantized)
+        return build_student(self.s, quantized=quantized, n_classes=self.n_classes)
 
     def get_weights(self, model):
         return {k: v.detach().clone() for k, v in model.state_dict().items()}
@@ -218,7 +219,7 @@ class QKerasBackend(StudentBackend):
 
         keras_runtime(tf, self.s)  # before the first model starts TensorFlow's runtime
         tf_keras.utils.set_random_seed(self.s.seed)
-        return build_keras_student(self.s, quantized=quantized, seed=self.s.seed)
+        return build_keras_student(self.s, quantized=quantized, seed=self.s.seed, n_classes=self.n_classes)
 
     def get_weights(self, model):
         return [w.copy() for w in model.get_weights()]
@@ -276,7 +277,7 @@ class HGQBackend(StudentBackend):
         from .students_hgq import build_hgq_student, tf
 
         keras_runtime(tf, self.s)  # before the first model starts TensorFlow's runtime
-        return build_hgq_student(self.s, quantized=quantized, seed=self.s.seed)
+        return build_hgq_student(self.s, quantized=quantized, seed=self.s.seed, n_classes=self.n_classes)
 
     def train_twins(self, feed, x_val, y_val, distill, out: Path, progress: bool = True,
                     scratch_twin: bool = False) -> dict:
@@ -412,7 +413,8 @@ def backend_class(framework: str) -> type[StudentBackend]:
     return {b.framework: b for b in (BrevitasBackend, QKerasBackend, HGQBackend)}[framework]
 
 
-def student_backend(s) -> StudentBackend:
-    """The backend for ``cfg.student`` (its ``framework`` key)."""
-    return backend_class(s.framework)(s)
+def student_backend(s, n_classes: int = 2) -> StudentBackend:
+    """The backend for ``cfg.student`` (its ``framework`` key) with ``n_classes`` outputs (loading a stored model
+    needs no count: it has its own)."""
+    return backend_class(s.framework)(s, n_classes)
 

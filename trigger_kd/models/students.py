@@ -106,14 +106,14 @@ def _stack(spec: StudentConfig, quantized: bool, n_in: int, widths, n_out: int |
 
 
 class MLPStudent(nn.Module):
-    """(B, P*F) flattened constituents -> hidden layers with ReLU -> 2 logits."""
+    """(B, P*F) flattened constituents -> hidden layers with ReLU -> K logits."""
 
-    def __init__(self, spec: StudentConfig, quantized: bool = True):
+    def __init__(self, spec: StudentConfig, quantized: bool = True, n_classes: int = N_CLASSES):
         super().__init__()
         self.spec, self.quantized = spec, quantized
         first = input_quant(spec) if quantized else nn.Identity()
         n_in = spec.n_particles * n_features(spec.jet_pt_feature)
-        layers, _ = _stack(spec, quantized, n_in, spec.mlp_hidden, N_CLASSES)
+        layers, _ = _stack(spec, quantized, n_in, spec.mlp_hidden, n_classes)
         self.net = nn.Sequential(first, *layers)
 
     def forward(self, x):
@@ -121,9 +121,9 @@ class MLPStudent(nn.Module):
 
 
 class DeepSetStudent(nn.Module):
-    """(B, F, P) -> per-particle phi (1x1 conv + ReLU) -> mean over particles -> rho -> 2 logits."""
+    """(B, F, P) -> per-particle phi (1x1 conv + ReLU) -> mean over particles -> rho -> K logits."""
 
-    def __init__(self, spec: StudentConfig, quantized: bool = True):
+    def __init__(self, spec: StudentConfig, quantized: bool = True, n_classes: int = N_CLASSES):
         super().__init__()
         self.spec, self.quantized = spec, quantized
         first = input_quant(spec) if quantized else nn.Identity()
@@ -131,7 +131,7 @@ class DeepSetStudent(nn.Module):
         self.phi = nn.Sequential(first, *phi)
         self.pool = nn.AdaptiveAvgPool1d(1)
         self.pool_q = pool_quant(spec) if quantized else nn.Identity()
-        rho, _ = _stack(spec, quantized, n_in, spec.rho_hidden, N_CLASSES)
+        rho, _ = _stack(spec, quantized, n_in, spec.rho_hidden, n_classes)
         self.rho = nn.Sequential(*rho)
 
     def forward(self, x):
@@ -146,18 +146,21 @@ def _dequantised(t):
     return t.value if hasattr(t, "value") and not isinstance(t, torch.Tensor) else t
 
 
-def build_student(spec: StudentConfig, quantized: bool = True) -> nn.Module:
+def build_student(spec: StudentConfig, quantized: bool = True, n_classes: int = N_CLASSES) -> nn.Module:
     """Unchecked: build students through ``models.backend`` (which checks arch and particle count)."""
-    return MLPStudent(spec, quantized) if spec.arch == "mlp" else DeepSetStudent(spec, quantized)
+    return (MLPStudent if spec.arch == "mlp" else DeepSetStudent)(spec, quantized, n_classes)
 
 
 @torch.no_grad()
 def predict_logits(model: nn.Module, x: np.ndarray, batch_size: int = 4096) -> np.ndarray:
-    """Logits (N, 2) as float64 (the quantised student's outputs are exact on their grid)."""
+    """Logits (N, K) as float64 (the quantised student's outputs are exact on their grid)."""
     model.eval()
     out = [model(torch.from_numpy(np.ascontiguousarray(x[i:i + batch_size], dtype=np.float32))).double()
            for i in range(0, len(x), batch_size)]
-    return torch.cat(out).numpy() if out else np.zeros((0, N_CLASSES))
+    if not out:
+        last = [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv1d))][-1]
+        return np.zeros((0, last.out_features if isinstance(last, nn.Linear) else last.out_channels))
+    return torch.cat(out).numpy()
 
 
 # ----------------------------------------------------------------------------- fixed-point view

@@ -62,7 +62,7 @@ def input_kif(spec: StudentConfig) -> tuple[int, int, int]:
     return 1, spec.input_int_bits, spec.input_bits - 1 - spec.input_int_bits
 
 
-def build_hgq_student(spec: StudentConfig, quantized: bool, seed: int = 0):
+def build_hgq_student(spec: StudentConfig, quantized: bool, seed: int = 0, n_classes: int = 2):
     """The HGQ2 student (``quantized=True``) or its float twin (Keras 3 layers, same names and kernels).
 
     MLP: (N, P*F) -> QDense ... -> logits. Deep set: (N, P, F) -> per-particle QDense (the same weights on every
@@ -84,11 +84,11 @@ def build_hgq_student(spec: StudentConfig, quantized: bool, seed: int = 0):
 
     if spec.arch == "mlp":
         inp = keras.Input((P * F,), name="x")
-        sizes, names = [*spec.mlp_hidden, 2], [f"fc{j}" for j in range(1, len(spec.mlp_hidden) + 1)] + ["logits"]
+        sizes, names = [*spec.mlp_hidden, n_classes], [f"fc{j}" for j in range(1, len(spec.mlp_hidden) + 1)] + ["logits"]
         pool_after = None
     else:
         inp = keras.Input((P, F), name="x")
-        sizes = [*spec.phi_hidden, *spec.rho_hidden, 2]
+        sizes = [*spec.phi_hidden, *spec.rho_hidden, n_classes]
         names = ([f"phi{j}" for j in range(1, len(spec.phi_hidden) + 1)]
                  + [f"rho{j}" for j in range(1, len(spec.rho_hidden) + 1)] + ["logits"])
         pool_after = len(spec.phi_hidden) - 1
@@ -117,10 +117,10 @@ def is_quantized(model) -> bool:
 
 
 def hgq_predict(model, x: np.ndarray) -> np.ndarray:
-    """Logits (N, 2) as float64, in inference mode."""
+    """Logits (N, K) as float64, in inference mode."""
     x = np.asarray(x, dtype=np.float32)
     if len(x) == 0:
-        return np.zeros((0, 2), np.float64)
+        return np.zeros((0, model.output_shape[-1]), np.float64)
     out = [np.asarray(model(x[j:j + PREDICT_BATCH], training=False)) for j in range(0, len(x), PREDICT_BATCH)]
     return np.concatenate(out).astype(np.float64)
 

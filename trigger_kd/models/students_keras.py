@@ -69,7 +69,7 @@ def bias_quantizer(spec: StudentConfig, acc_frac_bits: int):
 
 
 # ----------------------------------------------------------------------------- models
-def build_keras_student(spec: StudentConfig, quantized: bool, seed: int = 0):
+def build_keras_student(spec: StudentConfig, quantized: bool, seed: int = 0, n_classes: int = 2):
     """The QKeras student (``quantized=True``) or its float twin (same layers, no quantisers).
 
     Unchecked: build students through ``models.backend``. Initialisers are seeded from ``seed``.
@@ -108,13 +108,13 @@ def build_keras_student(spec: StudentConfig, quantized: bool, seed: int = 0):
         for i, n in enumerate(spec.rho_hidden, 1):
             h = relu(f"rho_relu{i}")(dense(n, f"rho{i}", frac)(h))
             frac = spec.act_bits - spec.act_int_bits
-    out = dense(2, "logits", frac)(h)
+    out = dense(n_classes, "logits", frac)(h)
     kind = "qkeras" if quantized else "float"
     return tf_keras.Model(inp, out, name=f"{spec.arch}_{kind}")
 
 
 def keras_predict(model, x: np.ndarray) -> np.ndarray:
-    """Logits (N, 2) as float64, computed in batches in inference mode."""
+    """Logits (N, K) as float64, computed in batches in inference mode."""
     x = np.asarray(x, dtype=np.float32)
     if len(x) == 0:
         return np.zeros((0, model.output_shape[-1]), np.float64)

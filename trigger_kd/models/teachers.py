@@ -1,6 +1,6 @@
 """The teacher models by ``teacher.arch``: how each is built from the config, saved, restored and fed.
 
-Both take the batch of ``lorentznet.prepare_batch`` and give (B, 2) logits: LorentzNet with its two beam
+Both take the batch of ``lorentznet.prepare_batch`` and give (B, K) logits (K = 2 for a binary tagger): LorentzNet with its two beam
 particles, the transformer without (SEAL then transforms every particle it sees).
 """
 from __future__ import annotations
@@ -16,13 +16,18 @@ CLASSES = {"lorentznet": LorentzNet, "transformer": JetTransformer}
 FORMATS = {"lorentznet": "trigger_kd.lorentznet.v1", "transformer": "trigger_kd.transformer.v1"}
 
 
-def build_teacher(settings: TeacherConfig) -> torch.nn.Module:
+def build_teacher(settings: TeacherConfig, n_classes: int = 2) -> torch.nn.Module:
     if settings.arch == "transformer":
         return JetTransformer(d_model=settings.d_model, heads=settings.heads, ff_dim=settings.ff_dim,
                               layers=settings.encoder_layers, head_hidden=settings.head_hidden,
-                              dropout=settings.dropout)
-    return LorentzNet(n_scalar=2, n_hidden=settings.hidden, n_class=2, n_layers=settings.layers,
+                              dropout=settings.dropout, n_classes=n_classes)
+    return LorentzNet(n_scalar=2, n_hidden=settings.hidden, n_class=n_classes, n_layers=settings.layers,
                       c_weight=settings.c_weight, dropout=settings.dropout)
+
+
+def n_logits(model: torch.nn.Module) -> int:
+    """The number of logits a teacher gives."""
+    return int(model.config.get("n_class", model.config.get("n_classes", 2)))
 
 
 def arch_of(model: torch.nn.Module) -> str:

@@ -62,10 +62,13 @@ class JetTransformer(nn.Module):
     """Constituent features -> linear + ReLU -> TransformerEncoder (padding masked) -> masked mean -> MLP -> z."""
 
     def __init__(self, d_model: int = 256, heads: int = 4, ff_dim: int = 256, layers: int = 3,
-                 head_hidden: tuple[int, ...] = (256, 128), dropout: float = 0.0):
+                 head_hidden: tuple[int, ...] = (256, 128), dropout: float = 0.0, n_classes: int = 2):
         super().__init__()
         self.config = dict(d_model=d_model, heads=heads, ff_dim=ff_dim, layers=layers, head_hidden=list(head_hidden),
                            dropout=dropout)
+        if n_classes != 2:  # binary checkpoints keep the config (and the one-logit head) they always had
+            self.config["n_classes"] = n_classes
+        self.n_classes = n_classes
         self.embedding = nn.Sequential(nn.Linear(N_FEATURES, d_model), nn.ReLU())
         layer = nn.TransformerEncoderLayer(d_model, heads, ff_dim, dropout, batch_first=True)
         self.encoder = nn.TransformerEncoder(layer, layers, enable_nested_tensor=False)
@@ -73,10 +76,11 @@ class JetTransformer(nn.Module):
         head: list[nn.Module] = []
         for a, b in zip(widths, widths[1:]):
             head += [nn.Linear(a, b), nn.ReLU()]
-        self.head = nn.Sequential(*head, nn.Linear(widths[-1], 1))
+        # binary: one logit z, given as (-z/2, z/2) (SEAL's BCE); K classes: K logits
+        self.head = nn.Sequential(*head, nn.Linear(widths[-1], 1 if n_classes == 2 else n_classes))
 
     def forward(self, batch: dict) -> torch.Tensor:
-        """batch (``prepare_batch(..., add_beams=False)``) -> logits (B, 2) = (-z/2, z/2)."""
+        """batch (``prepare_batch(..., add_beams=False)``) -> logits (B, 2) = (-z/2, z/2), or (B, K)."""
         x, mask = batch["x"], batch["node_mask"]
         h = self.embedding(constituent_features(x, mask))
         # a jet without constituents would mask every key (NaN attention): it attends to its first, zero, slot
@@ -86,4 +90,4 @@ class JetTransformer(nn.Module):
         real = mask.unsqueeze(-1).to(h.dtype)
         pooled = (h * real).sum(1) / real.sum(1).clamp(min=1)
         z = self.head(pooled)
-        return torch.cat([-z / 2, z / 2], 1)
+        return torch.cat([-z / 2, z / 2], 1) if self.n_classes == 2 else z

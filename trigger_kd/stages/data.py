@@ -2,7 +2,8 @@
 
 Output (in the content-addressed cache, linked from ``<run-dir>/data``):
 ``train.h5``, ``val.h5``, ``test.h5`` (``constituents`` (N, P, 4) float32 E,px,py,pz GeV,
-``is_signal`` (N,) int8 = 1 for the ``data.signal`` classes, ``jet_class`` names) and
+``is_signal`` (N,) int8 = 1 for the ``data.signal`` classes, ``jet_class`` names; a multi-class task
+(``data.classes``) also ``label``, the class index, balanced per class and stratified by class) and
 ``summary.json`` (counts, per-class jet-mass medians and constituent counts, generation cost).
 Generated jets come from one shard pool per class keyed by the class and the physics
 settings (not by the number of jets), so asking for more jets later, or another task
@@ -18,20 +19,23 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
+from ..data.classes import SIGNAL_CLASSES
 from ..console import info
 from ..rundir import SPLITS, SUMMARY, split_file
 from ..stage import RunContext, StageError
 
 
-def _split_arrays(constituents, is_signal, names, origin, data):
+def _split_arrays(constituents, labels, names, origin, data):
     from ..data.generate import split_counts
 
+    task = data.task
     rng = np.random.default_rng(data.seed)
     keep = []
-    for label in (1, 0):
-        idx = np.flatnonzero(is_signal == label)
+    for label in reversed(range(task.n_classes)):  # binary: signal (1) first, as always
+        idx = np.flatnonzero(labels == label)
         if len(idx) == 0:
-            raise StageError(f"the input has no {'signal' if label else 'background'} jets")
+            what = task.outputs[label] if task.multiclass else ("signal" if label else "background")
+            raise StageError(f"the input has no {what} jets")
         rng.shuffle(idx)
         if data.jets_per_class > 0:
             idx = idx[:data.jets_per_class]
@@ -49,31 +53,36 @@ def _split_arrays(constituents, is_signal, names, origin, data):
         raise StageError(f"{len(idx)} jets (data.jets_per_class={data.jets_per_class}) split {list(data.split)} leave "
                          f"the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} without jets: raise "
                          "data.jets_per_class (or give files with more jets)")
-    return {k: (constituents[v], is_signal[v], names[v], origin[v]) for k, v in parts.items()}
+    return {k: (constituents[v], labels[v], names[v], origin[v]) for k, v in parts.items()}
 
 
 def data_summary(out: Path) -> dict:
-    """Per split: jet counts (signal = ``is_signal`` 1) and, per jet class, count, jet-mass
-    median (GeV), soft-drop mass median (z_cut 0.1, beta 0, on the first 500 jets) and mean
+    """Per split: jet counts (signal = ``is_signal`` 1; a multi-class task: per class index) and, per jet class,
+    count, jet-mass median (GeV), soft-drop mass median (z_cut 0.1, beta 0, on the first 500 jets) and mean
     number of constituents."""
-    from ..data.formats import read_canonical, read_jet_classes
+    from ..data.formats import read_canonical, read_classes, read_jet_classes
     from ..data.physics import jet_kinematics
 
     summary: dict = {}
     for split in SPLITS:
         c, y = read_canonical(out / split_file(split))
+        classes = read_classes(out / split_file(split))
         names = read_jet_classes(out / split_file(split))
         mass = jet_kinematics(c)["mass"]
         n_const = (np.abs(c).sum(axis=-1) > 0).sum(axis=1)
-        summary[split] = {
-            "n_jets": int(len(y)),
-            "n_signal": int((y == 1).sum()),
-            "n_background": int((y == 0).sum()),
-            "signal_mass_median_gev": float(np.median(mass[y == 1])) if (y == 1).any() else None,
-            "background_mass_median_gev": float(np.median(mass[y == 0])) if (y == 0).any() else None,
+        summary[split] = {"n_jets": int(len(y))}
+        if classes is None:
+            summary[split].update({
+                "n_signal": int((y == 1).sum()),
+                "n_background": int((y == 0).sum()),
+                "signal_mass_median_gev": float(np.median(mass[y == 1])) if (y == 1).any() else None,
+                "background_mass_median_gev": float(np.median(mass[y == 0])) if (y == 0).any() else None})
+        else:
+            summary[split]["n_per_label"] = {cls: int((y == k).sum()) for k, cls in enumerate(classes)}
+        summary[split].update({
             "mean_constituents": float(n_const.mean()) if len(n_const) else None,
             "classes": {str(cls): _class_summary(c, mass, n_const, names == cls) for cls in sorted(set(names.tolist()))},
-        }
+        })
     return summary
 
 
@@ -107,11 +116,14 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
     data_cfg = cfg.data
     from ..data.formats import load_source, require_file, write_canonical
 
-    summary: dict = {"source": data_cfg.source, "signal": list(data_cfg.signal), "background": list(data_cfg.background)}
+    task = data_cfg.task
+    summary: dict = {"source": data_cfg.source}
+    summary.update({"classes": list(task.outputs)} if task.multiclass else
+                   {"signal": list(data_cfg.signal), "background": list(data_cfg.background)})
     if data_cfg.source == "pythia":
         from ..data.generate import assemble, filled_pools, shard_pool
 
-        classes = (*data_cfg.signal, *data_cfg.background)
+        classes = task.classes
         _say_budget(cfg, {cls: shard_pool(data_cfg, ctx.cache, cls) for cls in classes})
         with filled_pools(data_cfg, ctx.cache, classes, data_cfg.jets_per_class, ctx.progress) as (pools, gen):
             summary["generation"] = gen
@@ -127,15 +139,16 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
         for path in data_cfg.paths:  # a directory or a symlink loop named as such, before anything resolves it
             require_file(Path(path), "check data.paths")
         check_distinct_paths(data_cfg.paths)
-        constituents, is_signal, names, origin = load_source(
-            data_cfg.source, [Path(p) for p in data_cfg.paths], data_cfg.max_constituents, signal=data_cfg.signal, background=data_cfg.background,
-            with_origin=True)
+        constituents, labels, names, origin = load_source(
+            data_cfg.source, [Path(p) for p in data_cfg.paths], data_cfg.max_constituents, with_origin=True, task=task)
         check_empty_jets(constituents, origin, [str(p) for p in data_cfg.paths])
-        parts = _split_arrays(constituents, is_signal, names, origin, data_cfg)
+        parts = _split_arrays(constituents, labels, names, origin, data_cfg)
         check_no_leaks({k: v[0] for k, v in parts.items()}, {k: v[3] for k, v in parts.items()},
                        [str(p) for p in data_cfg.paths])
         for split, (c, y, n, _) in parts.items():
-            write_canonical(out / split_file(split), c, y, jet_class=n)
+            is_signal = np.isin(n, SIGNAL_CLASSES).astype(np.int8) if task.multiclass else y
+            write_canonical(out / split_file(split), c, is_signal, jet_class=n,
+                            classes=task.outputs if task.multiclass else None)
         summary["paths"] = list(data_cfg.paths)
     summary.update(data_summary(out))
     (out / SUMMARY).write_text(json.dumps(summary, indent=2))

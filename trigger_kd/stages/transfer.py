@@ -38,7 +38,7 @@ def _transfer_jets(cfg: Config, ctx: RunContext) -> tuple[np.ndarray, dict]:
         if data.source != "pythia":
             raise StageError(f"distill.transfer_jets_per_class needs generated jets (data.source: pythia), not "
                              f"'{data.source}'; list unlabelled files in distill.transfer_paths instead")
-        classes = (*data.signal, *data.background)
+        classes = data.task.classes
         with filled_pools(data, ctx.cache, classes, d.transfer_jets_per_class, ctx.progress, stream="transfer") as (
                 pools, origin["generation"]):
             parts += [sort_and_pad(pool_jets(pools[cls], cls, d.transfer_jets_per_class), data.max_constituents)
@@ -54,7 +54,7 @@ def _transfer_jets(cfg: Config, ctx: RunContext) -> tuple[np.ndarray, dict]:
 
 
 def _views(model, constituents, betas, n_particles, progress) -> np.ndarray:
-    """Teacher logits (k, N, 2) on each view: every jet's leading constituents boosted by its own velocity."""
+    """Teacher logits (k, N, K) on each view: every jet's leading constituents boosted by its own velocity."""
     from ..data.boost import apply_matrices, boost_matrices
     from ..train.teacher import teacher_logits
 

@@ -88,13 +88,18 @@ class DistillFeed:
         n = len(jets)
         if self.labels.shape != (n,):
             raise TriggerKDError(f"{len(self.labels)} labels for {n} training jets")
-        if self.teacher is not None and self.teacher.shape != (n, 2):
+        if self.teacher is not None and (self.teacher.ndim != 2 or self.teacher.shape[0] != n
+                                         or self.teacher.shape[1] < 2):
             raise TriggerKDError(f"teacher logits of shape {self.teacher.shape} for {n} training jets")
+        k = 2 if self.teacher is None else self.teacher.shape[1]
+        if self.teacher is not None and (self.labels >= k).any():
+            raise TriggerKDError(f"labels up to {int(self.labels.max())} but the teacher gives {k} logits: the teacher "
+                                 "was trained for another task; rerun the teacher stage")
         if self.view_betas is not None:
             if self.view_betas.shape[1:] != (n, 3):
                 raise TriggerKDError(f"view boosts of shape {self.view_betas.shape} for {n} training jets")
             if self.teacher is not None and (self.view_teacher is None or
-                                             self.view_teacher.shape != (len(self.view_betas), n, 2)):
+                                             self.view_teacher.shape != (len(self.view_betas), n, k)):
                 raise TriggerKDError("teacher logits on every augmented view are needed for distillation: "
                                      "rerun the transfer stage")
         if self.teacher is None and (self.labels == UNLABELLED).any():

@@ -32,7 +32,7 @@ from ..config import TeacherConfig, validated
 from ..console import error, info, progress_enabled
 from ..errors import TriggerKDError
 from ..models.lorentznet import prepare_batch
-from ..models.teachers import FORMATS, arch_of, build_teacher, from_checkpoint, teacher_batch
+from ..models.teachers import FORMATS, arch_of, build_teacher, from_checkpoint, n_logits, teacher_batch
 from . import device as devices
 from .seal import PairForward, boosted, seal_penalty
 
@@ -40,6 +40,14 @@ __all__ = ["build_teacher", "load_teacher", "teacher_logits", "train_teacher"]
 
 
 # The teacher's settings are the config's `teacher:` section, TeacherConfig (also the torchrun entry point's flags).
+
+
+def n_outputs(path: Path) -> int:
+    """The tagger's K outputs for a data file: its classes (multi-class), else 2."""
+    from ..data.formats import read_classes
+
+    classes = read_classes(path)
+    return 2 if classes is None else len(classes)
 
 
 def _load(path: Path, n_particles: int, what: str) -> tuple[torch.Tensor, torch.Tensor]:
@@ -143,9 +151,10 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
     c_train, y_train = _load(train_h5, n, "training")
     c_val, y_val = _load(val_h5, n, "validation")
     c_val, y_val = c_val[rank::world], y_val[rank::world]
+    n_classes = n_outputs(train_h5)
 
     torch.manual_seed(settings.seed)
-    model = build_teacher(settings).to(device)
+    model = build_teacher(settings, n_classes).to(device)
     beams = arch_of(model) == "lorentznet"
     n_params = int(sum(p.numel() for p in model.parameters()))
     dataset = torch.utils.data.TensorDataset(c_train, y_train)
@@ -265,13 +274,13 @@ def load_teacher(path, device: str = "cpu") -> nn.Module:
 @torch.inference_mode()
 def teacher_logits(model: nn.Module, constituents: np.ndarray, n_particles: int, batch_size: int = 512,
                    progress: bool = True) -> np.ndarray:
-    """Logits (N, 2) float32 of the leading n_particles constituents of every jet, on the model's device."""
+    """Logits (N, K) float32 of the leading n_particles constituents of every jet, on the model's device."""
     model.eval()
     c = np.asarray(constituents)
     out = [model(teacher_batch(model, c[i:i + batch_size, :n_particles], n_particles)).float().cpu()
            for i in tqdm(range(0, len(c), batch_size), desc="teacher logits", unit="batch", leave=False,
                          disable=progress_enabled(progress))]
-    return torch.cat(out).numpy() if out else np.zeros((0, 2), dtype=np.float32)
+    return torch.cat(out).numpy() if out else np.zeros((0, n_logits(model)), dtype=np.float32)
 
 
 def _parser() -> argparse.ArgumentParser:
