@@ -60,7 +60,7 @@ def test_the_runner_is_in_no_stage_fingerprint():
         assert not mods & fingerprint.RUNNER, (stage.name, sorted(mods & fingerprint.RUNNER))
         assert f"{PKG}.stages" not in mods  # the stage table is runner code
     assert set(_modules("report")) <= {PKG, f"{PKG}.report", f"{PKG}.stages.report"} | {
-        f"{PKG}.report.{m}" for m in ("build", "generalisation", "plots", "quantisation", "tables")}
+        f"{PKG}.report.{m}" for m in ("build", "generalisation", "multiclass", "plots", "quantisation", "tables")}
 
 
 # ----------------------------------------------------------------------------- what is in one

@@ -68,6 +68,7 @@ TEST_LOGITS = "test_logits.npy"  # the quantised student's logits on them
 TEST_LOGITS_FLOAT = "test_logits_float.npy"
 TEST_LABELS = "test_is_signal.npy"  # 1 = a signal-class jet
 ROC_PLOT = "roc.png"
+CONFUSION_PLOT = "confusion.png"  # student, K-class tasks: the quantised student's confusion matrix
 ROBUSTNESS_PLOT = "robustness.png"
 EPOCH_CURVE = "epoch_curve.json"  # student: per model, per epoch train loss, val loss, val AUC, lr (EpochCurve)
 EPOCH_CURVE_PLOT = "epoch_curve.png"
@@ -303,6 +304,7 @@ class StudentMetrics(Record):
     robustness: dict = field(default_factory=dict)
     training: dict = field(default_factory=dict)
     baselines: dict = field(default_factory=dict)  # train/baselines.py: jet mass of the inputs / of all constituents
+    task: dict | None = None  # what the K outputs mean (outputs, multiclass, the validation figure training watches)
     runtime: dict | None = None  # student.threads as requested, the pools training ran with, TensorFlow's graph options
     source: str | None = None
     rest: dict = field(default_factory=dict)
@@ -321,6 +323,8 @@ class StudentMetrics(Record):
         for f in fields(self):
             if f.name == "models":
                 out.update(self.models)
+            elif f.name == "task" and self.task is None:  # records from before multi-class taggers have none
+                continue
             elif f.name != "rest":
                 out[f.name] = getattr(self, f.name)
         return {**out, **self.rest}

@@ -437,3 +437,19 @@ def load_unlabelled(source: str, paths: list[Path], max_constituents: int) -> np
     if not cs or not sum(len(c) for c in cs):
         raise DataFormatError(f"no jets in {', '.join(map(str, paths)) or 'an empty file list'} ({source})")
     return np.concatenate(cs)
+
+
+def read_task(split_path) -> Task:
+    """The task a data split file was made for: its classes (multi-class), else the binary task named by the
+    ``summary.json`` beside it (top vs qcd where there is none)."""
+    import json
+
+    classes = read_classes(split_path)
+    if classes is not None:
+        return Task.of_classes(classes)
+    summary = Path(split_path).parent / "summary.json"
+    try:
+        s = json.loads(summary.read_text())
+        return Task.binary(tuple(s["signal"]), tuple(s["background"]))
+    except (OSError, ValueError, KeyError, TypeError):
+        return Task.binary(("top",), ("qcd",))

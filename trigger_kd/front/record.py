@@ -5,7 +5,13 @@ from pathlib import Path
 
 from ..rundir import FIRMWARE, METRICS, PARITY, RESOURCES, STUDENT, SYNTH, Parity, Resources, StudentMetrics, read_stamp
 
-MASS_BASELINES = ("jet_mass_inputs", "jet_mass_all")  # student/metrics.json ``baselines`` rows, when the run has them
+MASS_BASELINES = ("jet_mass_inputs", "jet_mass_all", "substructure")  # student/metrics.json ``baselines`` rows
+
+
+def ranking_metric(m: StudentMetrics | None) -> str:
+    """What the front ranks on: the metric early stopping watched (binary: AUC; K classes: accuracy)."""
+    monitor = ((m.task or {}).get("monitor") if m is not None else None) or "val_auc"
+    return monitor.removeprefix("val_")
 
 
 def _f(x):
@@ -24,7 +30,9 @@ def point_row(run_dir: Path) -> dict:
     test = m.metrics("student") if m else {}
     prim = res.primary if res else {}
     extra = prim.get("extra") or {}
+    metric = ranking_metric(m)
     row = {
+        "metric": metric, "val_score": _f(val.get(metric)), "test_score": _f(test.get(metric)),
         "val_auc": _f(val.get("auc")), "val_accuracy": _f(val.get("accuracy")),
         "val_rej30": _f(val.get("rej30")), "val_rej50": _f(val.get("rej50")),
         "test_auc": _f(test.get("auc")), "test_accuracy": _f(test.get("accuracy")),
@@ -47,17 +55,18 @@ def point_row(run_dir: Path) -> dict:
 
 
 def reference_lines(run_dir: Path) -> dict[str, float]:
-    """Horizontal lines of the plot, on the VALIDATION jets (the front's axis): the teacher and, when the student's
-    metrics carry them, the jet-mass baselines."""
+    """Horizontal lines of the plot, on the VALIDATION jets (the front's axis, ``ranking_metric``): the teacher and,
+    when the student's metrics carry them, the baselines."""
     m = StudentMetrics.read(Path(run_dir) / STUDENT / METRICS)
     if m is None:
         return {}
     out = {}
-    teacher = (m.validation.get("teacher") or {}).get("auc")
+    metric = ranking_metric(m)
+    teacher = (m.validation.get("teacher") or {}).get(metric)
     if teacher is not None:
         out["teacher"] = float(teacher)
     for key in MASS_BASELINES:
-        auc = ((m.baselines.get(key) or {}).get("val") or {}).get("auc") if isinstance(m.baselines, dict) else None
+        auc = ((m.baselines.get(key) or {}).get("val") or {}).get(metric) if isinstance(m.baselines, dict) else None
         if auc is not None:
             out[key] = float(auc)
     return out

@@ -38,7 +38,8 @@ def point_task(run_point: Callable, config: str, overrides: list[str], profile: 
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8),
                 "seconds": round(time.time() - t0, 1), "host": os.uname().nodename}
     row = point_row(Path(run_dir))
-    missing = [k for k in ("val_auc", "test_auc", "lut", "latency_ns", "parity_pct") if row.get(k) is None]
+    metric = row.get("metric") or "auc"  # the figure the front ranks on (val_score = val_<metric>)
+    missing = [k for k in (f"val_{metric}", f"test_{metric}", "lut", "latency_ns", "parity_pct") if row.get(k) is None]
     if missing:  # a point without them can be neither on the front nor picked: say so instead of leaving it out
         row["error"] = f"the run directory {run_dir} records no {', '.join(missing)}"
     return {**row, "seconds": round(time.time() - t0, 1), "host": os.uname().nodename}
@@ -100,6 +101,7 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
         if cluster is not None:
             cluster.close()
     lines = next((found for r in rows if not r.get("error") and (found := reference_lines(Path(r["run_dir"])))), {})
+    metric = next((r["metric"] for r in rows if r.get("metric")), "auc")  # what the points rank on (record.py)
     result = {
         "command": command,
         "git": git_state(),
@@ -109,8 +111,9 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
         "executor": {"scheduler": scheduler} if scheduler else {"local_cluster_workers": workers},
         "lut_source": ("lut: da4ml's estimate, ff: da4ml's pipeline register bits (synth stage, open-source route, "
                        "synth.yosys false); yosys_lut / yosys_ff: Yosys synth_xilinx on the front's points (--yosys)"),
-        "chosen_on": "validation AUC of the quantised student (test AUC recorded, never used)",
-        "reference_lines_val_auc": lines,
+        "chosen_on": (f"validation {metric} of the quantised student (val_score; the test figure recorded, never "
+                      "used)"),
+        "reference_lines_val_auc" if metric == "auc" else f"reference_lines_val_{metric}": lines,
         "points": rows,
         "front": front,
         "budget": {"max_lut": max_lut, "max_latency_ns": max_latency_ns},
@@ -138,15 +141,16 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
             picked_cfg = load_config(config, [*user_sets, *point.overrides, f"name={cfg.name}_{point.id}"],
                                      profile=profile)
             write_text_atomic(out_dir / PICKED_YML,
-                              f"# picked by trigger-kd front: best validation AUC within the budget "
+                              f"# picked by trigger-kd front: best validation {metric} within the budget "
                               f"({_budget_text(max_lut, max_latency_ns)}); {command}\n" + dump_config(picked_cfg))
-            result["picked"] = {"id": best["id"], "config": str(out_dir / PICKED_YML), "val_auc": best["val_auc"],
-                                "test_auc": best.get("test_auc"), "lut": best["lut"],
+            result["picked"] = {"id": best["id"], "config": str(out_dir / PICKED_YML), "metric": metric,
+                                "val_score": best["val_score"], "test_score": best.get("test_score"),
+                                "val_auc": best["val_auc"], "test_auc": best.get("test_auc"), "lut": best["lut"],
                                 "latency_ns": best.get("latency_ns"), "overrides": list(point.overrides)}
     from .plot import front_plot
 
     front_plot(rows, front, lines, out_dir / FRONT_PNG, picked=(result["picked"] or {}).get("id"), max_lut=max_lut,
-               title=f"{cfg.name}: {cfg.student.framework} {cfg.student.arch}, validation AUC vs LUT")
+               title=f"{cfg.name}: {cfg.student.framework} {cfg.student.arch}, validation {metric} vs LUT")
     write_text_atomic(out_dir / FRONT_JSON, json.dumps(result, indent=2, default=str))
     _summary(rows, front, result, out_dir)
     if problem is not None:
@@ -200,21 +204,24 @@ def _run_points(client, grid: list[Point], config: str, sets: list[str], profile
         if r.get("error"):
             warn(f"[front] {done}/{len(grid)} {p.id}: FAILED: {r['error']}")
         else:
-            info(f"[front] {done}/{len(grid)} {p.id}: val AUC {r['val_auc']:.4f}, test AUC {r['test_auc']:.4f}, "
+            info(f"[front] {done}/{len(grid)} {p.id}: val {r['metric']} {r['val_score']:.4f}, test {r['metric']} "
+                 f"{r['test_score']:.4f}, "
                  f"{r['lut']:.0f} LUT (da4ml), {r['pipeline_stages']} stages = {r['latency_ns']} ns, parity "
                  f"{r['parity_pct']:.2f} % ({r.get('seconds')} s)")
     return [rows[p.id] for p in grid]
 
 
 def _summary(rows: list[dict], front: list[str], result: dict, out_dir: Path) -> None:
-    lines = [f"{'point':24s} {'val AUC':>8s} {'test AUC':>8s} {'LUT':>8s} {'ns':>6s} {'parity':>7s}"]
+    metric = next((r.get("metric") for r in rows if r.get("metric")), "auc")
+    name = "AUC" if metric == "auc" else "acc"
+    lines = [f"{'point':24s} {'val ' + name:>8s} {'test ' + name:>8s} {'LUT':>8s} {'ns':>6s} {'parity':>7s}"]
     for r in sorted(rows, key=lambda r: (r.get("lut") is None, r.get("lut") or 0)):
         if r.get("error"):
             lines.append(f"{r['id']:24s} FAILED")
             continue
         mark = " *front*" if r["id"] in front else ""
         mark += " <- picked" if (result["picked"] or {}).get("id") == r["id"] else ""
-        lines.append(f"{r['id']:24s} {r['val_auc']:8.4f} {r['test_auc']:8.4f} {r['lut']:8.0f} "
+        lines.append(f"{r['id']:24s} {r['val_score']:8.4f} {r['test_score']:8.4f} {r['lut']:8.0f} "
                      f"{r['latency_ns'] if r['latency_ns'] is not None else float('nan'):6.1f} "
                      f"{r['parity_pct']:6.2f}%{mark}")
     sys.stdout.write("\n".join(lines) + "\n")

@@ -194,21 +194,27 @@ def point_grid(student: Any, values: dict[str, tuple] | None = None) -> list[Poi
 
 
 # ----------------------------------------------------------------------------- choosing
+def score(row: dict):
+    """A point's validation figure the front ranks on (``val_score``: AUC for a binary tagger, accuracy for a
+    K-class one; rows from before ``val_score`` existed: their validation AUC)."""
+    return row["val_score"] if "val_score" in row else row.get("val_auc")
+
+
 def _usable(row: dict) -> bool:
-    return not row.get("error") and row.get("val_auc") is not None and row.get("lut") is not None
+    return not row.get("error") and score(row) is not None and row.get("lut") is not None
 
 
 def pareto_front(rows: list[dict]) -> list[str]:
-    """Ids of the points no other point beats on both validation AUC (higher) and LUT (lower), by LUT."""
+    """Ids of the points no other point beats on both the validation figure (higher) and LUT (lower), by LUT."""
     ok = [r for r in rows if _usable(r)]
     front = [r for r in ok if not any(
-        q["lut"] <= r["lut"] and q["val_auc"] >= r["val_auc"] and (q["lut"] < r["lut"] or q["val_auc"] > r["val_auc"])
+        q["lut"] <= r["lut"] and score(q) >= score(r) and (q["lut"] < r["lut"] or score(q) > score(r))
         for q in ok)]
-    return [r["id"] for r in sorted(front, key=lambda r: (r["lut"], -r["val_auc"], r["id"]))]
+    return [r["id"] for r in sorted(front, key=lambda r: (r["lut"], -score(r), r["id"]))]
 
 
 def pick_under_budget(rows: list[dict], max_lut: float | None = None, max_latency_ns: float | None = None) -> dict:
-    """The point with the best VALIDATION AUC among those within the budget (ties: fewer LUT, lower latency, id).
+    """The point with the best VALIDATION figure (``score``) among those within the budget (ties: fewer LUT, lower latency, id).
     Raises NoPointFits, saying what the sweep offers, when none fits."""
     ok = [r for r in rows if _usable(r)]
 
@@ -231,4 +237,4 @@ def pick_under_budget(rows: list[dict], max_lut: float | None = None, max_latenc
             f"no point of the sweep fits the budget ({budget}); nothing picked. Smallest: {small['id']} with "
             f"{small['lut']:.0f} LUT ({small.get('latency_ns')} ns); fastest: {fast['id']} with "
             f"{fast.get('latency_ns')} ns ({fast['lut']:.0f} LUT). Add smaller points (--points) or raise the budget")
-    return max(inside, key=lambda r: (r["val_auc"], -r["lut"], -(r.get("latency_ns") or 0), r["id"]))
+    return max(inside, key=lambda r: (score(r), -r["lut"], -(r.get("latency_ns") or 0), r["id"]))

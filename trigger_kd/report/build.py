@@ -9,10 +9,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..rundir import (DATA, EPOCH_CURVE, EPOCH_CURVE_PLOT, FIRMWARE, METRICS, PARITY, REPORT_JSON, REPORT_MD,
+from ..rundir import (CONFUSION_PLOT, DATA, EPOCH_CURVE, EPOCH_CURVE_PLOT, FIRMWARE, METRICS, PARITY, REPORT_JSON, REPORT_MD,
                       RESOURCES, ROBUSTNESS_PLOT, ROC_PLOT, SCRATCH_MODEL, STUDENT, SUMMARY, SYNTH, EpochCurve, Parity,
                       Resources, StudentMetrics, read_json)
 from .generalisation import generalisation_block, generalisation_markdown
+from .multiclass import is_multiclass, multiclass_markdown
 from .quantisation import quantisation_block, quantisation_markdown
 from .plots import resource_bars
 from .tables import fmt, md_table
@@ -28,6 +29,7 @@ def physics_block(run_dir: Path) -> dict:
     block["source"] = m.source
     block["inputs"] = m.inputs
     block["baselines"] = m.baselines or None
+    block["task"] = m.task  # what the K outputs mean (None: a binary run from before multi-class taggers)
     scratch = m.models.get(SCRATCH_MODEL)  # the same student trained without the teacher, in this run
     if scratch:
         kd = m.metrics("student")
@@ -164,7 +166,7 @@ def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") ->
         "quantisation": quantisation_block(run_dir),
     }
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2, default=float))
-    for name in (ROC_PLOT, ROBUSTNESS_PLOT, EPOCH_CURVE_PLOT):
+    for name in (ROC_PLOT, ROBUSTNESS_PLOT, EPOCH_CURVE_PLOT, CONFUSION_PLOT):
         src = run_dir / STUDENT / name
         if src.is_file():
             (out / name).write_bytes(src.read_bytes())
@@ -214,37 +216,7 @@ def render_markdown(report: dict, out: Path) -> str:
     if report.get("config"):
         lines += [f"Config: `{report['config']}`. Run directory: `{report['run_dir']}`.", ""]
     lines += ["## At a glance", "", md_table([model_row(report)]), ""]
-    n = phys.get("n_test_jets")
-    lines += ["## Physics", "", f"Measured on {n if n is not None else 'n/a'} test jets ({phys.get('source') or 'n/a'}).", ""]
-    rows = []
-    for name in ("teacher", "student", "student_float"):
-        m = phys.get(name)
-        if m:
-            rows.append({"model": name, "accuracy": fmt(m.get("accuracy"), ".4f"), "AUC": fmt(m.get("auc"), ".4f"),
-                         "1/eB @ eS=30%": fmt(m.get("rej30"), ".1f"), "1/eB @ eS=50%": fmt(m.get("rej50"), ".1f"),
-                         "jets": fmt(m.get("n_jets"), "d")})
-    baselines = phys.get("baselines") or {}
-    for key, b in baselines.items():
-        m = b.get("test") or {}
-        rows.append({"model": f"baseline: {b.get('what', key)}", "accuracy": fmt(m.get("accuracy"), ".4f"),
-                     "AUC": fmt(m.get("auc"), ".4f"), "1/eB @ eS=30%": fmt(m.get("rej30"), ".1f"),
-                     "1/eB @ eS=50%": fmt(m.get("rej50"), ".1f"), "jets": fmt(m.get("n_jets"), "d")})
-    lines += [md_table(rows), ""] if rows else ["No physics metrics (student stage not run).", ""]
-    lines += baseline_markdown(phys)
-    inputs = phys.get("inputs")
-    if inputs:
-        feats = inputs.get("features") or []
-        lines += [f"Inputs: the {inputs.get('n_particles')} leading constituents (pT order, zero-padded), "
-                  f"{len(feats)} features each ({', '.join(f'`{f}`' for f in feats)}), particle-major in the "
-                  "firmware (trigger_kd/data/features.py).", ""]
-        test_sat = (inputs.get("saturated_jets") or {}).get("test")
-        if test_sat is not None:
-            clipped = {k: v for k, v in test_sat.items() if v > 0}
-            lines += ["Input range: " + (", ".join(f"`{k}` saturates the input quantiser in {100 * v:.2f} % of the test "
-                                                   "jets" for k, v in clipped.items()) if clipped else
-                                         "no feature saturates the input quantiser on any test jet") + ".", ""]
-    if not phys.get("kd_vs_scratch") and rows:
-        lines += ["KD vs scratch: no scratch twin in this run.", ""]
+    lines += _physics_markdown(phys, out)
     rob = phys.get("robustness") or {}
     if rob:
         rows = []
@@ -298,3 +270,48 @@ def render_markdown(report: dict, out: Path) -> str:
         lines += ["Synthesis stage not run: no resource figures.", ""]
     lines += generalisation_markdown(report.get("generalisation"), out)
     return "\n".join(lines) + "\n"
+
+
+def _physics_markdown(phys: dict, out: Path) -> list[str]:
+    """The physics section: a K-class tagger's figures (report/multiclass.py), or the binary table."""
+    if is_multiclass(phys):
+        return multiclass_markdown(phys, out) + _inputs_markdown(phys, True)
+    lines: list[str] = []
+    n = phys.get("n_test_jets")
+    lines += ["## Physics", "", f"Measured on {n if n is not None else 'n/a'} test jets ({phys.get('source') or 'n/a'}).", ""]
+    rows = []
+    for name in ("teacher", "student", "student_float"):
+        m = phys.get(name)
+        if m:
+            rows.append({"model": name, "accuracy": fmt(m.get("accuracy"), ".4f"), "AUC": fmt(m.get("auc"), ".4f"),
+                         "1/eB @ eS=30%": fmt(m.get("rej30"), ".1f"), "1/eB @ eS=50%": fmt(m.get("rej50"), ".1f"),
+                         "jets": fmt(m.get("n_jets"), "d")})
+    baselines = phys.get("baselines") or {}
+    for key, b in baselines.items():
+        m = b.get("test") or {}
+        rows.append({"model": f"baseline: {b.get('what', key)}", "accuracy": fmt(m.get("accuracy"), ".4f"),
+                     "AUC": fmt(m.get("auc"), ".4f"), "1/eB @ eS=30%": fmt(m.get("rej30"), ".1f"),
+                     "1/eB @ eS=50%": fmt(m.get("rej50"), ".1f"), "jets": fmt(m.get("n_jets"), "d")})
+    lines += [md_table(rows), ""] if rows else ["No physics metrics (student stage not run).", ""]
+    lines += baseline_markdown(phys)
+    lines += _inputs_markdown(phys, bool(rows))
+    return lines
+
+
+def _inputs_markdown(phys: dict, has_rows: bool) -> list[str]:
+    lines: list[str] = []
+    inputs = phys.get("inputs")
+    if inputs:
+        feats = inputs.get("features") or []
+        lines += [f"Inputs: the {inputs.get('n_particles')} leading constituents (pT order, zero-padded), "
+                  f"{len(feats)} features each ({', '.join(f'`{f}`' for f in feats)}), particle-major in the "
+                  "firmware (trigger_kd/data/features.py).", ""]
+        test_sat = (inputs.get("saturated_jets") or {}).get("test")
+        if test_sat is not None:
+            clipped = {k: v for k, v in test_sat.items() if v > 0}
+            lines += ["Input range: " + (", ".join(f"`{k}` saturates the input quantiser in {100 * v:.2f} % of the test "
+                                                   "jets" for k, v in clipped.items()) if clipped else
+                                         "no feature saturates the input quantiser on any test jet") + ".", ""]
+    if not phys.get("kd_vs_scratch") and has_rows:
+        lines += ["KD vs scratch: no scratch twin in this run.", ""]
+    return lines

@@ -25,7 +25,8 @@ import numpy as np
 
 from ..config import Config
 from ..console import info
-from ..rundir import (DATA, EPOCH_CURVE, EPOCH_CURVE_PLOT, INTNET, METRICS, QUANT_LAYERS, ROBUSTNESS_PLOT, ROC_PLOT,
+from ..train.loops import monitor_of
+from ..rundir import (CONFUSION_PLOT, DATA, EPOCH_CURVE, EPOCH_CURVE_PLOT, INTNET, METRICS, QUANT_LAYERS, ROBUSTNESS_PLOT, ROC_PLOT,
                       SPLITS, TEACHER, TEST_INPUTS, TEST_LABELS, TEST_LOGITS, TEST_LOGITS_FLOAT, TRANSFER, TRANSFER_JETS,
                       TRANSFER_LOGITS, EpochCurve, StudentMetrics, TeacherMetrics, split_file, teacher_logits_file, view_betas_file,
                       view_logits_file)
@@ -63,15 +64,16 @@ def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
 
 def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..data.features import check_input_range, feature_names, saturated_jets, student_features
-    from ..data.formats import read_canonical
+    from ..data.formats import read_canonical, read_task
     from ..models.backend import NAMES, SCRATCH, student_backend
-    from ..train.baselines import jet_mass_baselines
-    from ..train.metrics import binary_metrics, robustness, signal_score
-    from ..train.plots import epoch_curve_plot, robustness_plot, roc_plot
+    from ..train.metrics import robustness
+    from ..train.tagger import tagger_metrics, task_metrics_fn
+    from ..train.plots import epoch_curve_plot, robustness_plot
 
     data, teacher, transfer = ctx.dir(DATA), ctx.dir(TEACHER), ctx.dir(TRANSFER)
     student, distill = cfg.student, cfg.distill
-    backend = student_backend(student)
+    task = read_task(data / split_file("test"))
+    backend = student_backend(student, n_classes=task.n_classes)
     splits = {k: read_canonical(data / split_file(k)) for k in SPLITS}
     feats = {k: student_features(splits[k][0], student.n_particles, student.jet_pt_feature) for k in ("val", "test")}
     x = {k: backend.inputs_from_features(f) for k, f in feats.items()}
@@ -89,7 +91,9 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     EpochCurve(models=histories).write(out / EPOCH_CURVE)
     epoch_curve_plot(histories, out / EPOCH_CURVE_PLOT)
     for name, h in histories.items():
-        info(f"[student] {name}: best validation AUC {h['best_val_auc'] or float('nan'):.4f} at epoch {h['best_epoch']} "
+        what = "AUC" if h["monitor"] == "val_auc" else "accuracy"
+        best = h["best_val_auc"] if h["monitor"] == "val_auc" else h["best_val_accuracy"]
+        info(f"[student] {name}: best validation {what} {best or float('nan'):.4f} at epoch {h['best_epoch']} "
              f"of {h['epochs']} ({h['stopped']}; max {h['max_epochs']})")
     models = {name: backend.load(out, name) for name in names}
     net = backend.intnet(models["student"])
@@ -101,17 +105,17 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     np.save(out / TEST_LOGITS, logits["student"])
     np.save(out / TEST_LOGITS_FLOAT, logits["student_float"])
     np.save(out / TEST_LABELS, is_signal.astype(np.int8))
-    scores = {"teacher": signal_score(np.load(teacher / teacher_logits_file("test")))} | {
-        k: signal_score(v) for k, v in logits.items()}
-    metrics = {k: binary_metrics(is_signal, v) for k, v in scores.items()}
-    val_scores = {"teacher": signal_score(np.load(teacher / teacher_logits_file("val")))} | {
-        name: signal_score(backend.predict(models[name], x["val"])) for name in names}
-    validation = {k: binary_metrics(y["val"], v) for k, v in val_scores.items()}
+    scores = {"teacher": np.load(teacher / teacher_logits_file("test"))} | logits
+    metrics = {k: tagger_metrics(task, is_signal, v) for k, v in scores.items()}
+    val_scores = {"teacher": np.load(teacher / teacher_logits_file("val"))} | {
+        name: backend.predict(models[name], x["val"]) for name in names}
+    validation = {k: tagger_metrics(task, y["val"], v) for k, v in val_scores.items()}
     rob = {"teacher": TeacherMetrics.read(teacher / METRICS).robustness}
     for name in names:
         rob[name] = robustness(
-            lambda c, m=models[name]: signal_score(backend.predict(m, backend.inputs(c))),
+            lambda c, m=models[name]: backend.predict(m, backend.inputs(c)),
             c_test, is_signal, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
+            metrics=task_metrics_fn(task),
         )
     StudentMetrics(
         model=cfg.name,
@@ -130,11 +134,43 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         validation=validation,
         robustness=rob,
         training={k: {key: v for key, v in h.items() if key != "history"} for k, h in histories.items()},
-        baselines=jet_mass_baselines({"test": (c_test, is_signal), "val": splits["val"]}, student.n_particles),
+        baselines=_baselines(task, splits, student.n_particles),
+        task={"outputs": list(task.outputs), "multiclass": task.multiclass, "describe": task.describe(),
+              "monitor": monitor_of(task.n_classes)},
         runtime={"threads_requested": student.threads, **backend.runtime()},
         source=f"{len(is_signal)} test jets and {len(y['val'])} validation jets from {data}",
     ).write(out / METRICS)
-    roc_plot({k: (is_signal, v) for k, v in scores.items()}, out / ROC_PLOT)
+    _plots(task, is_signal, scores, metrics, out)
     robustness_plot(rob, out / ROBUSTNESS_PLOT)
     info("[student] " + "; ".join(f"{k}: acc {m['accuracy']:.3f} AUC {m['auc']:.4f}" for k, m in metrics.items()))
     return {k: metrics[k] for k in scores}
+
+
+def _baselines(task, splits, n_particles: int) -> dict:
+    """What a physicist tries first, on the same jets: binary, the jet mass as the score (of the student's inputs
+    and of all constituents); K classes, classifiers on the jet mass of the student's inputs and on classic
+    substructure (mass, tau21, tau32, multiplicity), fitted on the training jets (``train/multiclass_baselines.py``)."""
+    if not task.multiclass:
+        from ..train.baselines import jet_mass_baselines
+
+        return jet_mass_baselines({"test": splits["test"], "val": splits["val"]}, n_particles)
+    from ..train.multiclass_baselines import substructure_baselines
+
+    return substructure_baselines(splits, n_particles, task.outputs, task.signal_outputs(), task.qcd_outputs())
+
+
+def _plots(task, labels, scores: dict, metrics: dict, out: Path) -> None:  # scores: each model's test logits
+    """roc.png (binary: background rejection vs signal efficiency per model; K classes: one-vs-rest per class of the
+    quantised student, teacher dashed) and, for K classes, confusion.png (the quantised student's)."""
+    if not task.multiclass:
+        from ..train.metrics import signal_score
+        from ..train.plots import roc_plot
+
+        roc_plot({k: (labels, signal_score(v)) for k, v in scores.items()}, out / ROC_PLOT)
+        return
+    from ..train.multiclass_plots import confusion_plot, per_class_roc_plot
+
+    per_class_roc_plot(labels, scores["student"], task.outputs, out / ROC_PLOT,
+                       extra={"teacher": (labels, scores["teacher"])})
+    confusion_plot(metrics["student"]["confusion"], out / CONFUSION_PLOT,
+                   f"quantised student, {metrics['student']['n_jets']} test jets")

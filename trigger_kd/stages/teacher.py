@@ -2,7 +2,7 @@
 cache its logits for every jet.
 
 Output (content-addressed cache, linked from ``<run-dir>/teacher``):
-``teacher.pt``, ``history.json``, ``logits_{train,val,test}.npy`` ((N, 2) float32, row
+``teacher.pt``, ``history.json``, ``logits_{train,val,test}.npy`` ((N, K) float32, K = 2 or data.classes, row
 order of the data files), ``metrics.json`` (test metrics + boost/smearing robustness, the
 architecture, the device and GPU it ran on).
 Students read the cached logits and never rerun the teacher.
@@ -20,8 +20,9 @@ from ..stage import RunContext
 
 
 def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
-    from ..data.formats import read_canonical
-    from ..train.metrics import binary_metrics, robustness, signal_score
+    from ..data.formats import read_canonical, read_task
+    from ..train.metrics import robustness
+    from ..train.tagger import tagger_metrics, task_metrics_fn
     from ..train.teacher import load_teacher, teacher_logits, train_teacher
 
     data = ctx.dir(DATA)
@@ -34,18 +35,21 @@ def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
         constituents, _ = read_canonical(data / split_file(split))
         logits = teacher_logits(model, constituents, n, progress=ctx.progress)
         np.save(out / teacher_logits_file(split), logits.astype(np.float32))
-    constituents, is_signal = read_canonical(data / split_file("test"))
+    constituents, labels = read_canonical(data / split_file("test"))
+    task = read_task(data / split_file("test"))
     test_logits = np.load(out / teacher_logits_file("test"))
-    metrics = binary_metrics(is_signal, signal_score(test_logits))
+    metrics = tagger_metrics(task, labels, test_logits)
     rob = robustness(
-        lambda c: signal_score(teacher_logits(model, c, n, progress=False)),
-        constituents, is_signal, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
+        lambda c: teacher_logits(model, c, n, progress=False),
+        constituents, labels, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
+            metrics=task_metrics_fn(task),
     )
     device = {"name": train_info["device"], "gpu": train_info["gpu"], "amp": train_info["amp"]}
     result = TeacherMetrics(test=metrics, robustness=rob, training=train_info,
                             n_params=int(sum(p.numel() for p in model.parameters())),
                             rest={"arch": settings.arch, "device": device})
     result.write(out / METRICS)
-    info(f"[teacher] {settings.arch} on {device['gpu'] or device['name']}: test accuracy {metrics['accuracy']:.3f}, "
-         f"AUC {metrics['auc']:.4f} on {metrics['n_jets']} jets")
+    info(f"[teacher] {settings.arch} on {device['gpu'] or device['name']} ({task.describe()}): test accuracy "
+         f"{metrics['accuracy']:.3f}, AUC {metrics['auc']:.4f}{' (macro)' if task.multiclass else ''} on "
+         f"{metrics['n_jets']} jets")
     return {"test": metrics, "n_params": result.n_params}

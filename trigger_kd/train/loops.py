@@ -68,19 +68,41 @@ class OneCycleSchedule:
 SCHEDULES = {"plateau": PlateauSchedule, "one_cycle": OneCycleSchedule}
 
 
+def _auc(score: np.ndarray, positive: np.ndarray) -> float | None:
+    """Mann-Whitney U with tied scores at their average rank (sklearn's roc_auc_score, no import); None with one
+    class only."""
+    n1 = int(positive.sum())
+    if not 0 < n1 < len(positive):
+        return None
+    _, inv, count = np.unique(score, return_inverse=True, return_counts=True)
+    rank = (np.cumsum(count) - (count - 1) / 2)[inv.reshape(-1)]
+    return float((rank[positive].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(positive) - n1)))
+
+
+def monitor_of(n_classes: int) -> str:
+    """What early stopping (and the front's ranking) watches: the validation AUC of a binary tagger, the validation
+    accuracy of a K-class one (the figure the 5-class benchmarks quote; a macro AUC is recorded beside it)."""
+    return "val_auc" if n_classes == 2 else "val_accuracy"
+
+
 def validation_scores(logits: np.ndarray, y: np.ndarray) -> dict:
-    """Validation loss (cross entropy of the logits on the labels), AUC of the top score, accuracy. AUC is
-    None when the validation jets hold one class only (or none)."""
+    """Validation loss (cross entropy of the logits on the labels), AUC (binary: of the top score; K classes: the
+    macro mean of one-vs-rest AUCs of the logit margins), accuracy. AUC is None when the validation jets hold one
+    class only (or none)."""
     if not len(y):
         return {"val_loss": None, "val_auc": None, "val_accuracy": None}
     z = np.asarray(logits, dtype=np.float64)
-    loss = float(np.mean(np.logaddexp(z[:, 0], z[:, 1]) - z[np.arange(len(y)), y]))
-    n1 = int((y == 1).sum())
-    auc = None
-    if 0 < n1 < len(y):  # Mann-Whitney U with tied scores at their average rank: sklearn's roc_auc_score, no import
-        _, inv, count = np.unique(z[:, 1] - z[:, 0], return_inverse=True, return_counts=True)
-        rank = (np.cumsum(count) - (count - 1) / 2)[inv.reshape(-1)]
-        auc = float((rank[y == 1].sum() - n1 * (n1 + 1) / 2) / (n1 * (len(y) - n1)))
+    top = z.max(axis=1)
+    lse = top + np.log(np.exp(z - top[:, None]).sum(axis=1))
+    if z.shape[1] == 2:  # the binary formula as it always was (the same bits in old and new epoch curves)
+        lse = np.logaddexp(z[:, 0], z[:, 1])
+    loss = float(np.mean(lse - z[np.arange(len(y)), y]))
+    if z.shape[1] == 2:
+        auc = _auc(z[:, 1] - z[:, 0], y == 1)
+    else:  # one-vs-rest on log softmax (monotonic in the class probability)
+        aucs = [_auc(z[:, k] - lse, y == k) for k in range(z.shape[1])]
+        aucs = [a for a in aucs if a is not None]
+        auc = float(np.mean(aucs)) if aucs else None
     return {"val_loss": loss, "val_auc": auc, "val_accuracy": float((z.argmax(1) == y).mean())}
 
 
@@ -97,7 +119,8 @@ def fit(backend, model, feed, x_val, y_val, s, distill, progress: bool = True, b
     n = len(feed)
     per_epoch = max(1, math.ceil(n / s.batch_size))
     schedule = SCHEDULES[s.lr_schedule](s, per_epoch)
-    best = {"val_auc": -math.inf, "weights": backend.get_weights(model), "epoch": 0, "row": {}}
+    monitor = monitor_of(getattr(backend, "n_classes", 2))
+    best = {"score": -math.inf, "weights": backend.get_weights(model), "epoch": 0, "row": {}}
     best_any = dict(best)  # max_ebops on a twin: its best epoch outside the bound, kept if none is within
     since_best, stopped = 0, "max_epochs"
     history, lrs = [], []
@@ -121,22 +144,23 @@ def fit(backend, model, feed, x_val, y_val, s, distill, progress: bool = True, b
         if ebops is not None:  # HGQ2: the resource the EBOPs penalty acts on, epoch by epoch (epoch_curve.json)
             row["ebops"] = ebops
         history.append(row)
-        auc = row["val_auc"]
+        auc = row[monitor]  # the monitored validation figure (binary: AUC; K classes: accuracy)
         # student.max_ebops (HGQ2): only epochs within the bound can be kept; until the first one, no stall counts
         within = max_ebops is None or ebops is None or ebops <= max_ebops
-        if not within and not bound_required and (auc or -math.inf) > best_any["val_auc"]:
-            best_any = {"val_auc": auc, "weights": backend.get_weights(model), "epoch": epoch, "row": row}
-        improved = within and (auc is None or auc > best["val_auc"] + s.min_delta)
+        if not within and not bound_required and (auc or -math.inf) > best_any["score"]:
+            best_any = {"score": auc, "weights": backend.get_weights(model), "epoch": epoch, "row": row}
+        improved = within and (auc is None or auc > best["score"] + s.min_delta)
         if improved:
-            best = {"val_auc": -math.inf if auc is None else auc, "weights": backend.get_weights(model),
+            best = {"score": -math.inf if auc is None else auc, "weights": backend.get_weights(model),
                     "epoch": epoch, "row": row}
             since_best = 0
         elif best["epoch"]:
             since_best += 1
-        bar.set_postfix(loss=f"{row['train_loss']:.4f}", val_auc=f"{auc or float('nan'):.4f}", best=best["epoch"])
+        bar.set_postfix({"loss": f"{row['train_loss']:.4f}", monitor: f"{auc or float('nan'):.4f}", "best": best["epoch"]})
         schedule.end_epoch(epoch, improved or not within)
         if since_best >= s.patience:
-            stopped = f"early stopping: no validation AUC gain above {s.min_delta:g} in {s.patience} epochs"
+            stopped = (f"early stopping: no validation {'AUC' if monitor == 'val_auc' else 'accuracy'} gain above "
+                       f"{s.min_delta:g} in {s.patience} epochs")
             break
     bar.close()
     if not best["epoch"] and not bound_required and best_any["epoch"]:  # a comparison twin: its best epoch, said so
@@ -151,7 +175,7 @@ def fit(backend, model, feed, x_val, y_val, s, distill, progress: bool = True, b
     backend.set_weights(model, best["weights"])
     seconds = time.perf_counter() - t0
     return {"epochs": len(history), "max_epochs": s.max_epochs, "stopped": stopped, "lr_schedule": s.lr_schedule,
-            "patience": s.patience, "min_delta": s.min_delta, "monitor": "val_auc", "max_ebops": max_ebops,
+            "patience": s.patience, "min_delta": s.min_delta, "monitor": monitor, "max_ebops": max_ebops,
             "best_epoch": best["epoch"], "best_val_auc": best["row"].get("val_auc"),
             "best_val_accuracy": best["row"].get("val_accuracy"), "best_val_loss": best["row"].get("val_loss"),
             "train_seconds": seconds, "jets": n, "jets_per_second": n * len(history) / max(seconds, 1e-9),

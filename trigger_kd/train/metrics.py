@@ -65,8 +65,11 @@ def binary_metrics(is_signal, score, threshold: float = 0.5) -> dict:
 
 
 def robustness(score_fn: Callable[[np.ndarray], np.ndarray], constituents: np.ndarray, is_signal,
-               betas: Sequence[float], smear: Sequence[float], seed: int = 0) -> dict:
-    """Accuracy and AUC of score_fn (constituents -> top score) under boosts along x and pT smearing.
+               betas: Sequence[float], smear: Sequence[float], seed: int = 0,
+               metrics: Callable[[np.ndarray, np.ndarray], dict] | None = None) -> dict:
+    """Accuracy and AUC of score_fn (constituents -> top score) under boosts along x and pT smearing. ``metrics``
+    (labels, score_fn's output) -> {accuracy, auc, ...}: :func:`binary_metrics` unless given (a K-class tagger's:
+    ``train/tagger.py`` tagger_metrics on its logits, the macro one-vs-rest AUC).
 
     Each smearing level draws from a fresh generator seeded with `seed`, so the levels share one
     set of normal draws scaled by sigma.
@@ -74,7 +77,7 @@ def robustness(score_fn: Callable[[np.ndarray], np.ndarray], constituents: np.nd
     from ..data.boost import boost, smear_pt
 
     def point(c):
-        m = binary_metrics(is_signal, score_fn(c))
+        m = (metrics or binary_metrics)(is_signal, score_fn(c))
         return {"accuracy": m["accuracy"], "auc": m["auc"]}
 
     return {
