@@ -40,14 +40,24 @@ def _split_arrays(constituents, labels, names, origin, data):
         if data.jets_per_class > 0:
             idx = idx[:data.jets_per_class]
         keep.append(idx)
-    idx = np.concatenate(keep)
-    rng.shuffle(idx)
-    n_train, n_val, _ = split_counts(len(idx), data.split)
-    parts = {
-        "train": idx[:n_train],
-        "val": idx[n_train : n_train + n_val],
-        "test": idx[n_train + n_val :],
-    }
+    if task.multiclass:  # stratified: each class split in the data.split fractions, then each split shuffled
+        parts = {"train": [], "val": [], "test": []}
+        for cls_idx in keep:
+            start = 0
+            for name, n in zip(parts, split_counts(len(cls_idx), data.split)):
+                parts[name].append(cls_idx[start:start + n])
+                start += n
+        parts = {k: rng.permutation(np.concatenate(v)) for k, v in parts.items()}
+        idx = np.concatenate(keep)
+    else:  # binary: as it always was (the same splits of the same files)
+        idx = np.concatenate(keep)
+        rng.shuffle(idx)
+        n_train, n_val, _ = split_counts(len(idx), data.split)
+        parts = {
+            "train": idx[:n_train],
+            "val": idx[n_train : n_train + n_val],
+            "test": idx[n_train + n_val :],
+        }
     empty = [k for k, v in parts.items() if len(v) == 0]
     if empty:
         raise StageError(f"{len(idx)} jets (data.jets_per_class={data.jets_per_class}) split {list(data.split)} leave "
