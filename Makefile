@@ -12,7 +12,7 @@ SYNTH  ?=
 SET    ?=
 export TF_CPP_MIN_LOG_LEVEL ?= 3
 
-.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher bench-symmetry bench-teachers bench-front bench-faults docker-image docker-base-image clean
+.PHONY: install tools test test-fast synth run report bench bench-gen bench-kd bench-study bench-csim bench-teacher bench-symmetry bench-teachers bench-front bench-multiclass bench-faults docker-image docker-base-image clean
 
 ## install: create .venv, install the package with pinned dependencies (QKeras/TensorFlow and HGQ2 extras included) and the open-source synthesis tools
 install: $(VENV)/.installed tools
@@ -85,6 +85,10 @@ bench-teachers:
 ## bench-front: accuracy per LUT, Brevitas uniform bits vs HGQ2 learned bits, each with and without distillation, 3 seeds near the 10k-LUT budget (PROFILE=quick: 75 min on 2 cores before the HGQ2 families gained the max_ebops axis, which doubles their points: about 2 h, not measured)
 bench-front:
 	$(PY) benchmarks/front.py --profile $(BENCH_PROFILE) --out benchmarks/out/front_$(BENCH_PROFILE).json
+
+## bench-multiclass: 5-class (gluon, q, w, z, top) accuracy per LUT: HGQ2 MLP with and without distillation, Brevitas MLP with it, 3 seeds, every point; verdicts KD vs scratch (max(3 std, 0.01) accuracy at equal or lower LUT), best student <= 40k LUT against the teacher and the substructure baseline, 100 % bit-exact (PROFILE=quick: 54 point runs, about 4-5 h on 2 cores, not measured; python benchmarks/multiclass.py --help)
+bench-multiclass:
+	$(PY) benchmarks/multiclass.py --profile $(BENCH_PROFILE) --out benchmarks/out/multiclass_$(BENCH_PROFILE).json
 
 ## bench-faults: the run-directory fault sweep (issue 24): damaged outputs, retrained stages then every tool, run dirs over a user's folders, cache prune during a run, edited parity evidence; real CLI on a tiny run
 bench-faults:

@@ -141,9 +141,14 @@ def _lines(front_dir: Path) -> dict:
 
 
 def knob_points(knobs: dict) -> list[str]:
-    """A point's knobs as `trigger-kd front --points` values that make exactly that point."""
-    return [f"{k}={'/'.join(map(str, v)) if isinstance(v, (list, tuple)) else repr(v)}" for k, v in knobs.items()
-            if v is not None]  # None: a knob left at its "any" default (max_ebops)
+    """A point's knobs as `trigger-kd front --points` values that make exactly that point (None: a knob left at its
+    "any" default, max_ebops; the ``inputs`` axis's booleans as its values 'learned' / 'fixed')."""
+    def text(v) -> str:
+        if isinstance(v, bool):
+            return "learned" if v else "fixed"
+        return "/".join(map(str, v)) if isinstance(v, (list, tuple)) else repr(v)
+
+    return [f"{k}={text(v)}" for k, v in knobs.items() if v is not None]
 
 
 def run_family(family: str, seed: int, args, points: list[str] | None = None, tag: str = "",
