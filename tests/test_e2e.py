@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from trigger_kd.cli import main as cli
@@ -86,3 +87,39 @@ def test_qkeras_mlp_to_firmware(tmp_path):
     assert _run("mlp_kd_qkeras", run, "firmware") == 0
     parity = json.loads((run / "firmware" / "parity.json").read_text())
     assert parity["bit_exact_fraction"] == 1.0 and parity["n_jets"] > 100
+
+
+def test_five_class_hgq_to_report_then_argmax_firmware(tmp_path):
+    """A 5-class tagger (gluon, q, w, z, top) from data to firmware parity: the K-class metrics, both baselines and
+    the confusion matrix in the report, logits bit-exact in C-simulation and RTL; then the class index deployed
+    (hls.output argmax), judged by check-parity."""
+    run = tmp_path / "mlp_kd_hgq_5class"
+    assert _run("mlp_kd_hgq_5class", run, "report", ["data.jets_per_class=200", "data.shard_size=200"]) == 0
+    metrics = json.loads((run / "student" / "metrics.json").read_text())
+    assert metrics["task"]["outputs"] == ["gluon", "q", "w", "z", "top"] and metrics["task"]["monitor"] == "val_accuracy"
+    for name in ("teacher", "student", "student_float", "student_scratch"):
+        m = metrics[name]
+        assert set(m["per_class"]) == {"gluon", "q", "w", "z", "top"} and 0 <= m["accuracy"] <= 1
+        assert sum(map(sum, m["confusion"]["counts"])) == metrics["n_test_jets"] == m["n_jets"]
+        assert set(m["rejection"]) == {"w", "z", "top"}
+    assert set(metrics["baselines"]) == {"jet_mass_inputs", "substructure"}
+    assert np.load(run / "student" / "test_logits.npy").shape == (metrics["n_test_jets"], 5)
+    parity = json.loads((run / "firmware" / "parity.json").read_text())
+    assert parity["bit_exact_fraction"] == 1.0 and parity["n_jets"] == metrics["n_test_jets"]
+    res = json.loads((run / "report" / "report.json").read_text())["resources"]
+    assert res["rtl_parity"]["bit_exact_fraction"] == 1.0 and res["lut"] > 0
+    md = (run / "report" / "report.md").read_text()
+    for words in ("5 classes: gluon, q, w, z, top", "Per class", "Confusion matrix", "substructure",
+                  "What distillation bought, per class", "bit-exact"):
+        assert words in md, words
+    for png in ("roc.png", "confusion.png"):
+        assert (run / "report" / png).stat().st_size > 1000
+    assert cli(["check-parity", str(run)]) == 0
+    # the class index deployed: same student, firmware and RTL rebuilt, judged on the index
+    assert _run("mlp_kd_hgq_5class", run, "synth", ["data.jets_per_class=200", "data.shard_size=200",
+                                                     "hls.output=argmax"]) == 0
+    parity = json.loads((run / "firmware" / "parity.json").read_text())
+    assert parity["bit_exact_fraction"] == 1.0 and parity.get("output") == "argmax"
+    rtl = json.loads((run / "synth" / "resources.json").read_text())["rtl_parity"]
+    assert rtl["bit_exact_fraction"] == 1.0
+    assert cli(["check-parity", str(run)]) == 0

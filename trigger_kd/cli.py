@@ -231,7 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stages", help="list the stages")
     s.set_defaults(func=cmd_stages)
 
-    cp = sub.add_parser("check-parity", help="exit non-zero unless C-simulation is bit-exact on every test jet")
+    cp = sub.add_parser("check-parity", help="exit non-zero unless C-simulation is bit-exact on every test jet "
+                                             "(hls.output argmax: the class index equal on every test jet)")
     cp.add_argument("run_dir")
     cp.set_defaults(func=cmd_check_parity)
 

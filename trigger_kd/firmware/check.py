@@ -5,7 +5,10 @@ firmware, export, student and what they were made from, every output as its stag
 fraction of bit-exact test jets is recomputed from the evidence, the C-simulation outputs
 (``firmware/csim_outputs.npy``) against the student's logits on the same jets (``student/test_logits.npy``),
 both covered by their stages' manifests. The threshold is ``checks.parity_min_fraction`` as recorded in the
-firmware stage's stamp. ``parity.json`` must agree with that evidence.
+firmware stage's stamp. ``parity.json`` must agree with that evidence. What is judged is what the firmware outputs,
+``hls.output`` as the firmware stage's stamp records it: the K logits, or (``argmax``) the class index, the
+one-hot words decoded and compared with the argmax of the student's logits (``firmware/outputs.py``: the first
+highest wins ties); any jet whose index differs fails the check.
 
 A directory ``import-qonnx`` wrote is judged the same way: its record (``import.json``) must say the import
 completed, every file the import wrote must be as it was (its manifest), the model file it was made from must be
@@ -26,6 +29,7 @@ from ..manifest import manifest_problem
 from ..rundir import (CSIM_OUTPUTS, FIRMWARE, IMPORT_CSIM, IMPORT_RECORD, IMPORT_REFERENCE, PARITY, STUDENT,
                       TEST_LOGITS, read_json, read_stamp)
 from ..runcheck import chain_problems, describe
+from .outputs import index_evidence
 
 
 def _record(path: Path) -> tuple[dict, float, int]:
@@ -36,9 +40,21 @@ def _record(path: Path) -> tuple[dict, float, int]:
         raise TriggerKDError(f"{path} is not a parity report ({exc}); rerun the firmware stage") from exc
 
 
-def recomputed(fw_dir: Path) -> tuple[float, int] | None:
-    """(bit-exact fraction, jets) from the C-simulation outputs and the student's logits; None without them."""
-    return _exact_rows(fw_dir / CSIM_OUTPUTS, fw_dir.parent / STUDENT / TEST_LOGITS)
+def recomputed(fw_dir: Path, output: str = "logits") -> tuple[float, int] | None:
+    """(fraction of jets the firmware gets exactly right, jets) from the C-simulation outputs and the student's
+    logits (``output`` argmax: the class index); None without them."""
+    csim_path, want_path = fw_dir / CSIM_OUTPUTS, fw_dir.parent / STUDENT / TEST_LOGITS
+    if output == "argmax":
+        if not csim_path.is_file() or not want_path.is_file():
+            return None
+        return index_evidence(np.load(csim_path), np.load(want_path))
+    return _exact_rows(csim_path, want_path)
+
+
+def deployed_output(stamp: dict | None) -> str:
+    """``hls.output`` the firmware stage ran with (a stamp from before the key: the logits)."""
+    hls = ((stamp or {}).get("sections") or {}).get("hls") or {}
+    return str(hls.get("output", "logits"))
 
 
 def _exact_rows(csim_path: Path, want_path: Path) -> tuple[float, int] | None:
@@ -54,17 +70,27 @@ def _exact_rows(csim_path: Path, want_path: Path) -> tuple[float, int] | None:
 
 
 def check_parity(fw_dir: Path) -> int:
-    """0 only when the firmware is current and bit-exact on at least the required fraction of test jets."""
+    """0 only when the firmware is current and bit-exact on at least the required fraction of test jets (with
+    ``hls.output: argmax``: the class index equal on every test jet)."""
     fw_dir = Path(fw_dir)
     path = fw_dir / PARITY
     stamp = read_stamp(fw_dir)
     is_stage = stamp is not None or fw_dir.name == FIRMWARE
+    output = "logits"
     if is_stage:
         problems = chain_problems(fw_dir.parent, [FIRMWARE])
         if problems:
             error(f"parity STALE: {describe(fw_dir.parent, problems, 'check-parity')}")
             return 1
-        evidence, evidence_names = recomputed(fw_dir), f"{CSIM_OUTPUTS} against {STUDENT}/{TEST_LOGITS}"
+        output = deployed_output(stamp)
+        recorded = _record(path)[0].get("output", "logits") if path.is_file() else output
+        if recorded != output:
+            error(f"parity FAILED: {path} judges hls.output {recorded}, but the firmware stage was built with "
+                  f"hls.output {output}; rerun the firmware stage")
+            return 1
+        evidence = recomputed(fw_dir, output)
+        evidence_names = (f"{CSIM_OUTPUTS} (class index) against the argmax of {STUDENT}/{TEST_LOGITS}"
+                          if output == "argmax" else f"{CSIM_OUTPUTS} against {STUDENT}/{TEST_LOGITS}")
     elif not path.is_file() and not (fw_dir / IMPORT_RECORD).is_file():
         raise TriggerKDError(f"{path} not found: give a run directory (its firmware stage) or a directory "
                              "`trigger-kd import-qonnx` wrote")
@@ -76,9 +102,12 @@ def check_parity(fw_dir: Path) -> int:
         evidence = _exact_rows(fw_dir / IMPORT_CSIM, fw_dir / IMPORT_REFERENCE)
         evidence_names = f"{IMPORT_CSIM} against {IMPORT_REFERENCE}"
     p, frac, n = _record(path)
+    what = "class index (argmax) equal" if output == "argmax" else "bit-exact"
     required = float(p.get("required_fraction", 1.0))
     if is_stage:
         required = float(((stamp.get("sections") or {}).get("checks") or {}).get("parity_min_fraction", required))
+    if output == "argmax":  # the deployed decision: checks.parity_min_fraction relaxes logits parity only
+        required = 1.0
     if evidence is not None and (abs(evidence[0] - frac) > 1e-12 or evidence[1] != n):
         error(f"parity FAILED: {path} says {frac * 100:.3f} % of {n} jets, but {evidence_names} gives "
               f"{evidence[0] * 100:.3f} % of {evidence[1]}")
@@ -88,13 +117,13 @@ def check_parity(fw_dir: Path) -> int:
     if n > 0 and frac >= required:
         if frac == 1.0:
             at = f" up to {p['compared_at']} ({p.get('verdict')})" if p.get("compared_at", "output") != "output" else ""
-            info(f"parity OK: C-simulation bit-exact on all {n} jets{at} ({path})")
+            info(f"parity OK: C-simulation {what} on all {n} jets{at} ({path})")
         else:
-            warn(f"parity accepted below 100 %: bit-exact on {frac * 100:.3f} % of {n} jets "
+            warn(f"parity accepted below 100 %: {what} on {frac * 100:.3f} % of {n} jets "
                  f"({p.get('n_mismatched', '?')} differ), at or above checks.parity_min_fraction = {required:g} "
                  f"that the firmware stage applied ({path})")
         return 0
-    error(f"parity FAILED: bit-exact on {frac * 100:.3f} % of {n} jets (required {required * 100:g} %); "
+    error(f"parity FAILED: {what} on {frac * 100:.3f} % of {n} jets (required {required * 100:g} %); "
           f"first differing layer: {p.get('first_mismatch_layer')} ({path})")
     return 1
 

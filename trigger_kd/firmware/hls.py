@@ -128,7 +128,9 @@ def hls_predict(hls_model, x: np.ndarray, progress: bool = True, chunk: int = 20
             y = np.asarray(hls_model.predict(x[i:i + chunk]), dtype=np.float64)
             outs.append(y.reshape(len(x[i:i + chunk]), -1))
             bar.update(len(outs[-1]))
-    return np.concatenate(outs) if outs else np.zeros((0, 2))
+    if not outs:  # no rows: as many columns as the firmware has outputs (K logits, or K one-hot bits)
+        return np.zeros((0, sum(int(v.size()) for v in hls_model.get_output_variables())))
+    return np.concatenate(outs)
 
 
 # ----------------------------------------------------------------------------- diagnosis

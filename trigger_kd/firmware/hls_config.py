@@ -8,6 +8,8 @@ of each hls4ml layer. Everything else is written once, here:
 
 - the hls4ml config: granularity ``name``, backend, part, clock, io_type, strategy, reuse factor
   (model and every layer), ``Trace`` on every layer, the input type (``set_input_precision``);
+- ``hls.output`` (``outputs.py``): for ``argmax`` / ``softmax`` the hls4ml pass ``AppendClassOutput`` appends a
+  Softmax layer ``class_output`` (``implementation: argmax`` / ``stable``) after the model's output;
 - ``hls.layer_precision`` overrides, applied by the hls4ml pass ``LayerPrecisionOverrides`` after
   hls4ml's type inference (so any type can be changed), with one error for a layer name the
   hls4ml model does not have (listing those it has) and one for an unknown precision key;
@@ -31,6 +33,7 @@ from ..atomic import write_text_atomic
 from ..config import HLSConfig
 from ..errors import TriggerKDError
 from ..fixedpoint import FixedFormat
+from .outputs import CLASS_OUTPUT, OUTPUTS, class_index, class_output_config, one_hot
 
 PRECISION_KEYS = ("result", "accum", "weight", "bias")
 PROJECT_NAME = "myproject"
@@ -120,6 +123,36 @@ def _kd(model) -> dict:
     return model.config.config["HLSConfig"]["Model"].setdefault("TriggerKD", {"layer_precision": {}, "applied": []})
 
 
+class AppendClassOutput(OptimizerPass):
+    """``hls.output`` argmax / softmax: a Softmax layer ``class_output`` after the model's one output (its config,
+    ``outputs.class_output_config``, is in ``LayerName``: implementation, one-hot or softmax type, trace)."""
+
+    name = "trigger_kd_class_output"
+
+    def match(self, node):
+        model = node.model
+        return (_kd(model).get("output", "logits") != "logits" and CLASS_OUTPUT not in model.graph
+                and any(out in model.outputs for out in node.outputs))
+
+    def transform(self, model, node):
+        output = _kd(model)["output"]
+        if len(model.outputs) != 1 or len(node.outputs) != 1:
+            raise FirmwareError(f"hls.output {output} needs a model with one output; this one has "
+                                f"{len(model.outputs)} ({', '.join(model.outputs)}): use hls.output logits")
+        var = node.get_output_variable()
+        k = int(var.shape[-1])
+        if k < 2 or var.size() != k:
+            raise FirmwareError(f"hls.output {output} needs K >= 2 class logits in one vector; the model's output "
+                                f"{node.name} has shape {list(var.shape)}: use hls.output logits")
+        layer = model.make_node("Softmax", CLASS_OUTPUT, {"activation": "softmax", "n_in": k, "axis": -1},
+                                [node.outputs[0]])
+        model.insert_node(layer)
+        impl = layer.get_attr("implementation")
+        record_applied(model, f"output {CLASS_OUTPUT}: Softmax implementation {impl} after {node.name} "
+                              f"({k} classes, result {layer.get_output_variable().type.precision})")
+        return True
+
+
 def record_applied(model, line: str) -> None:
     """A pass's record line (listed in ``hls_rules.json`` after the config rules)."""
     _kd(model)["applied"].append(line)
@@ -154,7 +187,7 @@ def exactness_flow(front: FrontEnd) -> str:
 
     flow = f"{FLOW_PREFIX}_{front.name.lower()}"
     if flow not in get_available_flows():
-        passes = (*front.passes, LayerPrecisionOverrides)
+        passes = (*front.passes, AppendClassOutput, LayerPrecisionOverrides)
         for cls in passes:
             if cls.name not in get_available_passes():
                 register_pass(cls.name, cls)
@@ -168,9 +201,14 @@ def hls_config(front: FrontEnd, settings: HLSConfig) -> tuple[dict, list[str]]:
     import hls4ml
 
     check_precision_keys(settings.layer_precision)
+    output = getattr(settings, "output", "logits")
+    if output not in OUTPUTS:
+        raise TriggerKDError(f"hls.output {output!r}: use one of {', '.join(OUTPUTS)}")
     with contextlib.redirect_stdout(io.StringIO()), front.parsing():
         config = front.hls4ml_config(settings)
     layers = config["LayerName"]
+    if output != "logits":
+        layers[CLASS_OUTPUT] = class_output_config(output)
     given = front.input_precision(layers)
     rules = ([set_input_precision(layers, *given)] if given else []) + front.precision_rules(layers)
     config["Model"].update(Strategy=settings.strategy, ReuseFactor=settings.reuse_factor)
@@ -180,7 +218,7 @@ def hls_config(front: FrontEnd, settings: HLSConfig) -> tuple[dict, list[str]]:
             layer_config["ReuseFactor"] = settings.reuse_factor
     config["Flows"] = [exactness_flow(front), hls4ml.backends.get_backend(settings.backend).get_default_flow()]
     config["Model"]["TriggerKD"] = {"layer_precision": {k: dict(v) for k, v in settings.layer_precision.items()},
-                                    "applied": []}
+                                    "applied": [], **({"output": output} if output != "logits" else {})}
     return config, rules
 
 
@@ -252,4 +290,18 @@ def first_mismatch_layer(hls_model, front: FrontEnd, x: np.ndarray) -> str | Non
         want = np.asarray(ref[name], dtype=np.float64).reshape(len(x), -1)
         if got.shape != want.shape or not np.array_equal(got, want):
             return name
-    return None
+    return _class_output_mismatch(hls_model, trace, ref, len(x))
+
+
+def _class_output_mismatch(hls_model, trace: dict, ref: dict, n: int) -> str | None:
+    """``class_output`` (argmax) when every layer before it agrees but its one-hot word is not the one of the
+    argmax of the layer it reads (the model's logits); None otherwise."""
+    layer = next((la for la in hls_model.get_layers() if la.name == CLASS_OUTPUT), None)
+    if layer is None or layer.get_attr("implementation") != "argmax" or CLASS_OUTPUT not in trace:
+        return None
+    feeder = next((la.name for la in hls_model.get_layers() if layer.inputs[0] in la.outputs), None)
+    if feeder not in ref:
+        return None
+    logits = np.asarray(ref[feeder], dtype=np.float64).reshape(n, -1)
+    got = np.asarray(trace[CLASS_OUTPUT], dtype=np.float64).reshape(n, -1)
+    return None if np.array_equal(got, one_hot(class_index(logits), logits.shape[1])) else CLASS_OUTPUT

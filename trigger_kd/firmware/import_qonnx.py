@@ -169,6 +169,9 @@ def _lsb(layer) -> float:
 def import_qonnx(model_path: Path, run_dir: Path, settings: HLSConfig, inputs: np.ndarray | None = None,
                  n: int = 1000, seed: int = 0, input_precision: str | None = None) -> dict:
     check_inputs(inputs, n)
+    if getattr(settings, "output", "logits") != "logits":
+        raise TriggerKDError(f"import-qonnx builds and judges the model's own outputs; hls.output "
+                             f"{settings.output} applies to pipeline runs (`trigger-kd run`): set hls.output: logits")
     if input_precision is not None:
         FixedFormat.from_hls(input_precision)  # refuse a malformed type before any work
     try:

@@ -53,12 +53,26 @@ def _signal_score(logits: np.ndarray) -> np.ndarray:
     return z.reshape(len(z))
 
 
-def float_agreement(q_logits: np.ndarray, f_logits: np.ndarray, is_signal: np.ndarray, working_point: float = 0.5) -> dict:
-    """How the quantised model (== firmware when exact) compares with its float twin."""
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    z = np.asarray(logits, dtype=np.float64)
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def float_agreement(q_logits: np.ndarray, f_logits: np.ndarray, labels: np.ndarray, working_point: float = 0.5) -> dict:
+    """How the quantised model (== firmware when exact) compares with its float twin.
+
+    Binary (K <= 2 outputs): decisions are signal score > ``working_point`` (``labels``: is_signal), AUCs of the
+    signal score. K >= 3 classes (``labels``: the class index): decisions are the class index (argmax, first
+    highest), score differences over all K softmax probabilities, accuracies, and one-vs-rest macro AUCs when
+    every class is present."""
+    z = np.asarray(q_logits, dtype=np.float64)
+    if z.ndim == 2 and z.shape[1] >= 3:
+        return _multiclass_agreement(z, np.asarray(f_logits, dtype=np.float64), labels)
     from sklearn.metrics import roc_auc_score
 
     qs, fs = _signal_score(q_logits), _signal_score(f_logits)
-    y = np.asarray(is_signal).astype(int)
+    y = np.asarray(labels).astype(int)
     both = len(np.unique(y)) == 2
     return {
         "n_jets": int(len(y)),
@@ -71,9 +85,46 @@ def float_agreement(q_logits: np.ndarray, f_logits: np.ndarray, is_signal: np.nd
     }
 
 
+def _multiclass_agreement(q: np.ndarray, f: np.ndarray, labels: np.ndarray) -> dict:
+    from sklearn.metrics import roc_auc_score
+
+    from .outputs import TIE_RULE, class_index
+
+    y = np.asarray(labels).astype(int).reshape(-1)
+    k, n = q.shape[1], len(y)
+    pq, pf = (_softmax(q), _softmax(f)) if n else (q, f)
+    all_present = n > 0 and set(np.unique(y)) == set(range(k))
+
+    def auc(p):
+        return float(roc_auc_score(y, p, multi_class="ovr", average="macro")) if all_present else None
+
+    return {
+        "n_jets": int(n),
+        "n_classes": int(k),
+        "decision": f"class index ({TIE_RULE})",
+        "decision_agreement": float(np.mean(class_index(q) == class_index(f))) if n else None,
+        "max_score_diff": float(np.max(np.abs(pq - pf))) if n else None,
+        "mean_score_diff": float(np.mean(np.max(np.abs(pq - pf), axis=1))) if n else None,
+        "accuracy_quantized": float(np.mean(class_index(q) == y)) if n else None,
+        "accuracy_float": float(np.mean(class_index(f) == y)) if n else None,
+        "auc_quantized": auc(pq),  # one-vs-rest, macro average over the K classes
+        "auc_float": auc(pf),
+    }
+
+
 def parity_report(csim: np.ndarray, q_logits: np.ndarray, lsb: float, float_block: dict | None = None,
-                  backend: str = "", source: str = "hls4ml C-simulation (g++)") -> dict:
-    report = compare_fixed(csim, q_logits, lsb)
+                  backend: str = "", source: str = "hls4ml C-simulation (g++)", output: str = "logits") -> dict:
+    """Firmware outputs against the quantised model on the same jets: the K logits bit for bit on the output grid
+    (``output`` logits), or the class index (``output`` argmax: ``outputs.argmax_parity``)."""
+    if output == "argmax":
+        from .outputs import argmax_parity
+
+        report = argmax_parity(csim, q_logits, lsb)
+    elif output == "logits":
+        report = compare_fixed(csim, q_logits, lsb)
+        report["output"] = "logits"
+    else:
+        raise TriggerKDError(f"parity is judged on the logits or the class index (argmax), not on {output!r}")
     report.update({
         "source": f"{source}{', ' + backend + ' backend' if backend else ''}",
         "compared_with": "quantised model outputs on the same jets",

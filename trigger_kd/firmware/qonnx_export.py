@@ -40,7 +40,10 @@ def execute_qonnx(model_wrapper, x: np.ndarray) -> np.ndarray:
     oname = model_wrapper.graph.output[0].name
     outs = [execute_onnx(model_wrapper, {iname: np.ascontiguousarray(row[None], dtype=np.float32)})[oname]
             for row in x]
-    return np.concatenate(outs).astype(np.float64).reshape(len(x), -1) if outs else np.zeros((0, 2))
+    if not outs:  # no rows: as many columns as the graph has outputs (K)
+        dims = model_wrapper.get_tensor_shape(oname) or [1, 0]
+        return np.zeros((0, int(np.prod(dims[1:]))))
+    return np.concatenate(outs).astype(np.float64).reshape(len(x), -1)
 
 
 def export_student(model: torch.nn.Module, x: np.ndarray, x_clean: np.ndarray, out_dir: Path) -> dict:

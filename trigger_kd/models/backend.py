@@ -190,8 +190,11 @@ class BrevitasBackend(StudentBackend):
     def _load(self, path: Path, quantized: bool):
         import torch
 
-        model = self.build(quantized=quantized)
-        model.load_state_dict(torch.load(path, weights_only=True))
+        state = torch.load(path, weights_only=True)
+        # a stored student has its own K: the output count of its last layer (the last weight matrix or 1x1 kernel)
+        last = [v for k, v in state.items() if k.endswith(".weight") and v.ndim >= 2][-1]
+        model = type(self)(self.s, int(last.shape[0])).build(quantized=quantized)
+        model.load_state_dict(state)
         return model.eval()
 
     def predict(self, model, x):

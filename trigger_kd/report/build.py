@@ -237,8 +237,15 @@ def render_markdown(report: dict, out: Path) -> str:
             f"C-simulation ({p.get('source', 'hls4ml csim')}) vs the quantised model on {p.get('n_jets')} test jets: "
             f"**{p.get('bit_exact_fraction', 0) * 100:.3f} % bit-exact**, max |diff| {fmt(p.get('max_abs_diff'), 'g')}, "
             f"first mismatching layer: {p.get('first_mismatch_layer') or 'none'}.", ""]
+        if p.get("output") and p.get("output") != "logits":
+            lines += [f"Deployed output: **{p['output']}** (`hls.output`); parity judges it on every test jet.", ""]
         fa = p.get("float_agreement") or {}
-        if fa:
+        if fa and fa.get("n_classes"):  # K classes: the class index
+            lines += [f"Against the float twin: {fmt(fa.get('decision_agreement'), '.4f')} identical class decisions "
+                      f"({fa.get('decision')}), max |diff| of a class probability {fmt(fa.get('max_score_diff'), '.4f')}, "
+                      f"macro AUC quantised {fmt(fa.get('auc_quantized'), '.4f')} vs float "
+                      f"{fmt(fa.get('auc_float'), '.4f')}.", ""]
+        elif fa:
             lines += [f"Against the float twin: {fmt(fa.get('decision_agreement'), '.4f')} identical top/QCD decisions "
                       f"at the working point, max |diff| of the top score {fmt(fa.get('max_score_diff'), '.4f')}, "
                       f"AUC quantised {fmt(fa.get('auc_quantized'), '.4f')} vs float {fmt(fa.get('auc_float'), '.4f')}.", ""]

@@ -3,7 +3,9 @@
 Routes (``synth.tool``): ``vivado`` / ``vitis`` (local vendor HLS), ``docker`` (the same in
 a container), ``open-source`` (da4ml + Yosys + Verilator/Icarus), ``auto`` (the local vendor
 tool for ``hls.backend`` when it is on PATH, otherwise open-source, with a warning saying so).
-Vendor routes build a copy of the firmware stage's hls4ml project in ``hls_prj/``.
+Vendor routes build a copy of the firmware stage's hls4ml project in ``hls_prj/`` (with ``hls.output: argmax``
+its last layer is the argmax); the open-source route traces the same output (``hls.output``: the K logits or the
+class index, ``synth/da4ml_argmax.py``) and simulates it against the student's logits or their argmax.
 Output: ``resources.json`` (primary record, all records, RTL parity, notes, route) and ``logs/``.
 """
 from __future__ import annotations
@@ -97,12 +99,15 @@ def _open_source(cfg: Config, ctx: RunContext, out: Path, notes: list[str]):
          f"({'all' if s.sim_jets <= 0 else min(s.sim_jets, len(x))} simulated)")
     res = run_open_source(net, x, out, part=h.part, clock_period=h.clock_period, latency_cutoff=s.latency_cutoff,
                           family=s.family, simulator=s.simulator, sim_jets=s.sim_jets, reference_logits=ref,
-                          progress=ctx.progress, yosys=s.yosys)
+                          progress=ctx.progress, yosys=s.yosys, output=h.output)
     notes += res.notes
     return res.record, [res.record], res.rtl_parity, res.da4ml_estimate
 
 
 def run_synth(cfg: Config, ctx: RunContext, out: Path) -> dict:
+    if cfg.hls.output == "softmax":  # the firmware stage measures and refuses it; nothing to synthesise
+        raise StageError("hls.output: softmax is refused (the lookup-table softmax is not exact: the firmware stage "
+                         "measures it on the test jets and says by how much); use hls.output logits or argmax")
     route, notes = choose_route(cfg)
     (out / "logs").mkdir(parents=True, exist_ok=True)
     if route == "open-source":

@@ -102,17 +102,31 @@ def verilog_name(name: str) -> str:
     return s if s[0].isalpha() else f"m_{s}"
 
 
-def trace(net: IntNet, latency_cutoff: float) -> Traced:
-    """IntNet -> da4ml combinational logic and its pipeline (``latency_cutoff`` per stage)."""
-    from da4ml.trace import FixedVariableArray, comb_trace, to_pipeline
+def logits_comb(net: IntNet):
+    """The network's K outputs as da4ml combinational logic (the HGQ2 student, ``CombNet``, is traced already)."""
+    from da4ml.trace import FixedVariableArray, comb_trace
 
-    if hasattr(net, "trace"):  # already traced (synth/da4ml_comb.py: the HGQ2 student)
-        return net.trace(latency_cutoff)
+    if hasattr(net, "comb"):  # synth/da4ml_comb.py: the HGQ2 student
+        return net.comb
     k, i, f = net.input_format.kif
     shape = tuple(net.input_shape)
     inp = FixedVariableArray.from_kif(np.full(shape, k), np.full(shape, i), np.full(shape, f))
     out = apply_intnet(net, inp)
-    comb = comb_trace(inp, out, keep_dead_inputs=True)  # unused inputs keep their port slot
+    return comb_trace(inp, out, keep_dead_inputs=True)  # unused inputs keep their port slot
+
+
+def trace(net: IntNet, latency_cutoff: float, output: str = "logits") -> Traced:
+    """IntNet (or CombNet) -> da4ml combinational logic and its pipeline (``latency_cutoff`` per stage); with
+    ``output`` argmax the circuit ends in the comparator tree of ``da4ml_argmax.py`` and outputs the class index."""
+    from da4ml.trace import to_pipeline
+
+    comb = logits_comb(net)
+    if output == "argmax":
+        from .da4ml_argmax import class_index_comb
+
+        comb = class_index_comb(comb)
+    elif output != "logits":
+        raise TriggerKDError(f"the open-source route outputs the logits or the class index (argmax), not {output!r}")
     pipe = to_pipeline(comb, latency_cutoff, verbose=False)
     return Traced(comb=comb, pipeline=pipe, top=verilog_name(net.name))
 

@@ -1,6 +1,7 @@
 """The open-source route: real hardware numbers without Vivado.
 
-IntNet -> da4ml trace (bit-exact pipelined Verilog) -> da4ml interpreter check ->
+IntNet -> da4ml trace (bit-exact pipelined Verilog; with ``hls.output: argmax`` ending in the comparator tree of
+``da4ml_argmax.py``, one output: the class index) -> da4ml interpreter check ->
 Yosys ``synth_xilinx`` (LUT/FF/CARRY/DSP counts) -> RTL simulation of test jets
 (Verilator or Icarus) -> one ``open-source-synthesis`` ResourceRecord. Yosys counts are
 not Vivado's (no place and route, CARRY4 rather than CARRY8, INV cells not absorbed);
@@ -19,6 +20,7 @@ import numpy as np
 
 from ..console import info, warn
 from ..errors import TriggerKDError
+from ..firmware.outputs import TIE_RULE, class_index
 from ..models.intnet import IntNet
 from . import da4ml_trace, rtl_sim
 from .reports import ResourceRecord
@@ -125,9 +127,15 @@ def run_open_source(
     reference_logits: np.ndarray | None = None,
     progress: bool = True,
     yosys: bool = True,
+    output: str = "logits",
 ) -> OpenSourceResult:
     """Trace, check, synthesize and simulate ``net``; RTL in ``out/rtl``, logs in ``out/logs``. Without ``yosys``
-    the resources are da4ml's own estimate (LUT) and the pipeline's register bits (FF), labelled as such."""
+    the resources are da4ml's own estimate (LUT) and the pipeline's register bits (FF), labelled as such.
+    ``output`` (``hls.output``): ``logits`` (the K logits) or ``argmax`` (one output, the class index, first
+    highest logit; compared with the argmax of the integer network's logits)."""
+    if output not in ("logits", "argmax"):
+        raise OpenSourceError(f"hls.output {output}: the open-source route builds the logits or the class index "
+                              f"(argmax); a softmax has no exact form here (firmware/outputs.py)")
     check_tools(simulator, yosys)
     out = Path(out)
     logs = out / "logs"
@@ -145,7 +153,7 @@ def run_open_source(
     info(f"  da4ml: tracing {net.name} (stage cut {stage_cut:g} da4ml delay units: synth.latency_cutoff "
          f"{latency_cutoff:g} scaled to the {clock_period:g} ns clock)")
     t0 = time.time()
-    traced = da4ml_trace.trace(net, stage_cut)
+    traced = da4ml_trace.trace(net, stage_cut, output=output)
     info(f"  da4ml: {traced.stages} pipeline stages, estimate {traced.cost_lut:.0f} LUT ({time.time() - t0:.1f} s)")
 
     expected = net.evaluate(x_test)
@@ -159,14 +167,17 @@ def run_open_source(
                 f"{int((~same).sum())} of {len(same)} jets (first: jet {i}, {expected[i].tolist()} vs "
                 f"{ref[i].tolist()}): RTL parity would be measured against the wrong model. Rerun the student "
                 f"stage; if it persists, the integer network does not express this student (use a vendor route)")
+    out_frac, what = net.output_frac_bits, ""
+    if output == "argmax":  # the circuit's one output: the class index of the integer network's logits
+        expected, out_frac, what = class_index(expected)[:, None].astype(np.float64), 0, " (class index)"
     interp = da4ml_trace.interpreter_predict(traced, net, x_test)
     bad = ~np.all(interp == expected, axis=1)
     if bad.any():
         i = int(np.argmax(bad))
         raise OpenSourceError(
-            f"da4ml's traced circuit differs from the integer network on {int(bad.sum())} of {len(bad)} test jets "
-            f"(first: jet {i}, {interp[i].tolist()} vs {expected[i].tolist()}); the RTL would not be bit-exact")
-    info(f"  da4ml: interpreter equals the integer network on all {len(bad)} test jets")
+            f"da4ml's traced circuit differs from the integer network{what} on {int(bad.sum())} of {len(bad)} test "
+            f"jets (first: jet {i}, {interp[i].tolist()} vs {expected[i].tolist()}); the RTL would not be bit-exact")
+    info(f"  da4ml: interpreter equals the integer network{what} on all {len(bad)} test jets")
 
     rtl_dir = out / "rtl"
     model = da4ml_trace.write_verilog(traced, rtl_dir, part=part, clock_period=clock_period)
@@ -184,7 +195,10 @@ def run_open_source(
     x_grid = da4ml_trace.grid_inputs(net, x_test[:n_sim])
     info(f"  rtl: simulating {n_sim} test jets with {simulator}")
     got, sim_name, measured = _simulate(model, traced, x_grid, simulator, logs, progress, notes)
-    rtl_parity = parity(expected[:n_sim], got, net.output_frac_bits, sim_name)
+    rtl_parity = parity(expected[:n_sim], got, out_frac, sim_name)
+    rtl_parity["output"] = output
+    if output == "argmax":
+        rtl_parity["compared"] = f"class index against the argmax of the integer network's logits ({TIE_RULE})"
     if measured is not None:
         rtl_parity["latency_cycles_measured"] = measured
         if measured != traced.stages:
