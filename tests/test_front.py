@@ -251,3 +251,14 @@ def test_synth_without_yosys_then_yosys_on_the_front(tmp_path):
     assert y["yosys_lut"] > 0 and 0 < y["yosys_ff"] <= r.ff  # Yosys may trim constant register bits
     assert json.loads((tmp_path / "point" / YOSYS_JSON).read_text())["synth_stamp"] == "s1"
     assert point_yosys(str(tmp_path / "point"), "xcup")["log"] == y["log"]  # cached
+
+
+def test_k_class_points_rank_on_their_validation_accuracy():
+    """A K-class sweep's rows carry val_score = the validation accuracy (record.py ranking_metric): the front and the
+    pick follow it, not the macro AUC beside it."""
+    rows = [{"id": "a", "metric": "accuracy", "val_score": 0.70, "val_auc": 0.95, "lut": 1000},
+            {"id": "b", "metric": "accuracy", "val_score": 0.72, "val_auc": 0.90, "lut": 2000},
+            {"id": "c", "metric": "accuracy", "val_score": 0.71, "val_auc": 0.99, "lut": 3000}]
+    assert pareto_front(rows) == ["a", "b"]
+    assert pick_under_budget(rows, max_lut=5000)["id"] == "b"
+    assert pick_under_budget(rows, max_lut=1500)["id"] == "a"

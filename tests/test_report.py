@@ -150,3 +150,53 @@ def test_a_twin_outside_the_ebops_bound_is_called_not_equal_cost(tmp_path):
     (run / "student" / "epoch_curve.json").write_text(json.dumps(curve("max_epochs")))
     build_report(run, run / "report", "mlp_kd_hgq")
     assert "Not at equal cost" not in (run / "report" / "report.md").read_text()
+
+
+def _k_class_metrics(acc: float, k_scratch: float) -> dict:
+    """A K-class student's metrics.json, as train/multiclass.py writes them (two signal classes)."""
+    classes = ["gluon", "q", "top"]
+
+    def model(a):
+        return {"accuracy": a, "auc": a + 0.2, "n_jets": 90,
+                "per_class": {c: {"auc": a + 0.1 * i, "n_jets": 30, "efficiency": a, "purity": a}
+                              for i, c in enumerate(classes)},
+                "confusion": {"classes": classes, "counts": [[20, 5, 5], [6, 20, 4], [2, 3, 25]]},
+                "rejection": {"top": {"against": ["gluon", "q"], "rej30": 50.0, "rej50": 11.0}}}
+
+    base = {"what": "BDT on substructure", "test": model(0.5), "val": model(0.5)}
+    return {"model": "k", "framework": "hgq", "arch": "mlp", "n_test_jets": 90, "source": "90 test jets",
+            "teacher": model(0.8), "student": model(acc), "student_float": model(acc), "student_scratch": model(k_scratch),
+            "baselines": {"jet_mass_inputs": {**base, "what": "BDT on the jet mass"}, "substructure": base},
+            "task": {"outputs": classes, "multiclass": True, "describe": "3 classes: gluon, q, top",
+                     "monitor": "val_accuracy"}}
+
+
+def test_a_k_class_report_has_per_class_figures_confusion_and_both_baselines(tmp_path):
+    run = _run_dir(tmp_path, "k", 0.7, 0.7, True)
+    (run / "student" / "metrics.json").write_text(json.dumps(_k_class_metrics(0.7, 0.6)))
+    build_report(run, run / "report", "k")
+    md = (run / "report" / "report.md").read_text()
+    for words in ("3 classes: gluon, q, top", "validation accuracy", "| top: 1/eB@30% |", "### Per class",
+                  "| true \\ predicted | gluon | q | top |", "| gluon | 20 (66.7 %) | 5 (16.7 %) | 5 (16.7 %) |",
+                  "baseline: BDT on substructure", "baseline: BDT on the jet mass", "What distillation bought, per class",
+                  "| top | 0.9000 | 0.8000 | +0.1000 |", "over the substructure classifier"):
+        assert words in md, words
+    assert "1/eB @ eS=30%" not in md  # binary columns are not shown for K classes
+    # side by side with a binary run: one table each, and the per-class comparison
+    binary = _run_dir(tmp_path, "b", 0.88, 0.7, True)
+    build_report(binary, binary / "report", "b")
+    assert cli(["report", str(run), str(binary), "--out", str(tmp_path / "cmp.md")]) == 0
+    cmp = (tmp_path / "cmp.md").read_text()
+    assert "| k | 0.7000 | 0.9000 | 0.5000 | logits |" in cmp and "| b | 0.880 |" in cmp
+    assert "| k | 0.7000 (+0.1000 KD) |" in cmp and "| k | 50.0 | 11.0 |" in cmp
+
+
+def test_a_comparison_answers_for_every_run_asked_or_refuses(tmp_path, capsys):
+    runs = [_run_dir(tmp_path, n, 0.8, 0.7, True) for n in ("a", "b")]
+    for r in runs:
+        build_report(r, r / "report", r.name)
+    out = tmp_path / "cmp.md"
+    assert cli(["report", str(runs[0]), str(tmp_path / "gone"), str(runs[1]), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "gone" in err and "1 of the 3 runs" in err and "nothing was written" in err
+    assert not out.exists()

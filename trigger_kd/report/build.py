@@ -60,22 +60,25 @@ _LABELS = {"student": "KD student (quantised)", "student_scratch": "scratch twin
 def distillation_markdown(block: dict, kd: dict) -> list[str]:
     d, seal, n = block["distill"], block["seal"], block.get("n_training_jets") or {}
     betas = sorted({b for m in block["models"].values() for b in m["boost_accuracy"] if b > 0})
-    rows = [{"model": _LABELS[name], "accuracy": fmt(m["accuracy"], ".4f"), "AUC": fmt(m["auc"], ".4f"),
-             "1/eB @ eS=30%": fmt(m["rej30"], ".1f"), "1/eB @ eS=50%": fmt(m["rej50"], ".1f"),
+    multi = all(m.get("rej30") is None and m.get("rej50") is None for m in block["models"].values())
+    rows = [{"model": _LABELS[name], "accuracy": fmt(m["accuracy"], ".4f"),
+             ("macro AUC" if multi else "AUC"): fmt(m["auc"], ".4f"),
+             **({} if multi else {"1/eB @ eS=30%": fmt(m["rej30"], ".1f"), "1/eB @ eS=50%": fmt(m["rej50"], ".1f")}),
              **{f"acc @ boost {b:g}": fmt(m["boost_accuracy"].get(b), ".4f") for b in betas}}
             for name, m in block["models"].items()]
     how = (f"alpha {fmt(d.get('alpha'), 'g')}, T {fmt(d.get('temperature'), 'g')}, "
            f"{fmt(n.get('transfer'), 'd')} transfer jets, {fmt(n.get('boosted_views'), 'd')} boosted views "
            f"(|beta| <= {fmt(d.get('augment_max_beta'), 'g')}), SEAL lambda {fmt(seal.get('lambda'), 'g')}")
     delta = kd["delta"]
+    rej = "" if multi else (f", 1/eB@30% {fmt(delta['rej30'], '+.1f')}, 1/eB@50% {fmt(delta['rej50'], '+.1f')}")
     return ["## What distillation bought", "",
             f"The KD student against its scratch twin (same architecture, initial weights, labelled jets, boosted "
             f"views, SEAL and schedule; no teacher) and the teacher, on {fmt(block['n_test_jets'], 'd')} test jets; "
             f"student seed {fmt(block['seed'], 'd')}; distillation: {how}. Boosts along x (robustness check).", "",
             md_table(rows), "",
-            f"KD vs scratch: accuracy {fmt(delta['accuracy'], '+.4f')}, AUC {fmt(delta['auc'], '+.4f')}, "
-            f"1/eB@30% {fmt(delta['rej30'], '+.1f')}, 1/eB@50% {fmt(delta['rej50'], '+.1f')}. One seed: see "
-            "benchmarks/RESULTS.md (kd_gain) for the spread over seeds.", ""]
+            f"KD vs scratch: accuracy {fmt(delta['accuracy'], '+.4f')}, {'macro ' if multi else ''}AUC "
+            f"{fmt(delta['auc'], '+.4f')}{rej}. One seed: see benchmarks/RESULTS.md "
+            f"({'multiclass' if multi else 'kd_gain'}) for the spread over seeds.", ""]
 
 
 def unequal_cost_note(training: dict | None) -> list[str]:
@@ -178,18 +181,25 @@ def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") ->
 
 def model_row(report: dict) -> dict:
     """One row of the at-a-glance table."""
-    s = (report.get("physics") or {}).get("student") or {}
+    phys = report.get("physics") or {}
+    s = phys.get("student") or {}
     r = report.get("resources") or {}
     p = report.get("parity") or {}
     pct = r.get("utilization_pct") or {}
+    base = phys.get("baselines") or {}
+    if is_multiclass(phys):  # K classes: accuracy first, the substructure classifier beside it
+        figures = {"accuracy": fmt(s.get("accuracy"), ".4f"), "macro AUC": fmt(s.get("auc"), ".4f"),
+                   "substructure BDT accuracy": fmt(((base.get("substructure") or {}).get("test") or {})
+                                                    .get("accuracy"), ".4f"),
+                   "output": p.get("output") or "logits"}
+    else:
+        figures = {"accuracy": fmt(s.get("accuracy"), ".3f"), "AUC": fmt(s.get("auc"), ".4f"),
+                   "jet-mass AUC (own inputs)": fmt(((base.get("jet_mass_inputs") or {}).get("test") or {})
+                                                    .get("auc"), ".4f"),
+                   "1/eB@30%": fmt(s.get("rej30"), ".1f"), "1/eB@50%": fmt(s.get("rej50"), ".1f")}
     return {
         "model": report["model"],
-        "accuracy": fmt(s.get("accuracy"), ".3f"),
-        "AUC": fmt(s.get("auc"), ".4f"),
-        "jet-mass AUC (own inputs)": fmt(((((report.get("physics") or {}).get("baselines") or {})
-                                           .get("jet_mass_inputs") or {}).get("test") or {}).get("auc"), ".4f"),
-        "1/eB@30%": fmt(s.get("rej30"), ".1f"),
-        "1/eB@50%": fmt(s.get("rej50"), ".1f"),
+        **figures,
         "latency": f"{fmt(r.get('latency_max_ns'), '.1f')} ns / {fmt(r.get('latency_cycles'), 'd')} cyc",
         "II": fmt(r.get("interval_max"), "d"),
         "DSP": _with_pct(r.get("dsp"), pct.get("dsp")),

@@ -9,6 +9,7 @@ from ..errors import TriggerKDError
 from ..rundir import REPORT, REPORT_JSON, is_run_dir, read_json
 from ..runcheck import require_chain
 from .build import model_row
+from .multiclass import comparison_markdown, is_multiclass
 from .plots import resource_bars
 from .tables import md_table
 
@@ -52,22 +53,32 @@ def compare_runs(run_dirs: list[Path], out: Path) -> Path:
     out = comparison_path(out)
     check_ours(out)
     reports = []
-    for d in run_dirs:
+    missing = []
+    for d in run_dirs:  # N runs asked: N answered, or none (a comparison that leaves one out says nothing of it)
         path = Path(d) / REPORT / REPORT_JSON
         if is_run_dir(Path(d)):
             require_chain(Path(d), [REPORT], "report")
-        if path.is_file():
-            data = read_json(path)
-            if data is None:
-                raise TriggerKDError(f"{path} is not a report (not a JSON object); rerun the report stage")
-            reports.append(data)
-    if not reports:
+        if not path.is_file():
+            missing.append(str(d))
+            continue
+        data = read_json(path)
+        if data is None:
+            raise TriggerKDError(f"{path} is not a report (not a JSON object); rerun the report stage")
+        reports.append(data)
+    if missing:
         raise TriggerKDError(
-            f"no report.json under {', '.join(map(str, run_dirs))}; run `trigger-kd run CONFIG` (to the report stage) first"
-        )
+            f"no report.json under {', '.join(missing)} ({len(missing)} of the {len(run_dirs)} runs asked for); nothing "
+            "was written: run `trigger-kd run CONFIG --run-dir DIR` (to the report stage) for each, or leave them out")
     rows = [model_row(r) for r in reports]
     res = {r["model"]: r["resources"] for r in reports if r.get("resources")}
-    lines = [HEADER, "", md_table(rows), ""]
+    lines = [HEADER, ""]
+    for kind in (False, True):  # binary and K-class taggers have different columns: a table each
+        same = [row for row, r in zip(rows, reports) if is_multiclass(r.get("physics") or {}) == kind]
+        if same:
+            lines += [md_table(same), ""]
+    multi = [r for r in reports if is_multiclass(r.get("physics") or {})]
+    if multi:
+        lines += comparison_markdown(multi)
     lines += ["Each row's resource figures come from the source named in its last column; "
               "physics figures are on each run's own test jets (see each report.md).", ""]
     if res:

@@ -113,3 +113,27 @@ def multiclass_markdown(phys: dict, out: Path) -> list[str]:
     if scratch and student:
         lines += ["### What distillation bought, per class", "", md_table(kd_gain_rows(student, scratch)), ""]
     return lines
+
+
+def comparison_markdown(reports: list[dict]) -> list[str]:
+    """``trigger-kd report RUN_A RUN_B``: the K-class runs side by side, per class (one-vs-rest AUC and efficiency
+    of each quantised student, the KD gain over its scratch twin where the run has one) and the signal classes'
+    rejections."""
+    rows, rej = [], []
+    for r in reports:
+        phys = r.get("physics") or {}
+        s = phys.get("student") or {}
+        scratch = (phys.get("kd_vs_scratch") or {}).get("scratch") or {}
+        row = {"model": r.get("model")}
+        for cls, c in (s.get("per_class") or {}).items():
+            gain = (None if c.get("auc") is None or ((scratch.get("per_class") or {}).get(cls) or {}).get("auc") is None
+                    else c["auc"] - scratch["per_class"][cls]["auc"])
+            row[f"{cls} AUC"] = fmt(c.get("auc"), ".4f") + (f" ({fmt(gain, '+.4f')} KD)" if gain is not None else "")
+            row[f"{cls} eff."] = fmt(c.get("efficiency"), ".3f")
+        rows.append(row)
+        rej.append({"model": r.get("model"), **{f"{sig}: 1/eB@{p}%": fmt(v.get(f"rej{p}"), ".1f")
+                                                 for sig, v in (s.get("rejection") or {}).items() for p in (30, 50)}})
+    return ["## K-class taggers, per class (quantised students, each on its own test jets)", "",
+            "One-vs-rest AUC per class (in brackets: the gain over the run's scratch twin, what distillation bought) "
+            "and efficiency (the fraction of the class's jets given that class).", "", md_table(rows), "",
+            "Rejection of the QCD classes at 30 % / 50 % efficiency of each signal class:", "", md_table(rej), ""]
