@@ -115,6 +115,9 @@ def test_five_class_hgq_to_report_then_argmax_firmware(tmp_path):
     for png in ("roc.png", "confusion.png"):
         assert (run / "report" / png).stat().st_size > 1000
     assert cli(["check-parity", str(run)]) == 0
+    # the generalisation tools measure binary taggers: refused for this one, not answered wrong
+    assert cli(["evaluate", str(run), "--on", str(run / "data"), "--no-progress"]) == 2
+    assert cli(["diagnose", str(run), "--no-progress"]) == 2
     # the class index deployed: same student, firmware and RTL rebuilt, judged on the index
     assert _run("mlp_kd_hgq_5class", run, "synth", ["data.jets_per_class=200", "data.shard_size=200",
                                                      "hls.output=argmax"]) == 0

@@ -134,3 +134,25 @@ def test_task_of_a_binary_config_is_the_old_binary_task(repo):
     cfg = load_config(repo / "hls_configs/mlp_kd.yml", ["data.signal=[w, z]", "data.background=[gluon, q]"])
     t = task_of(cfg.data)
     assert not t.multiclass and t.outputs == ("gluon+q", "w+z") and t.describe() == "w+z vs gluon+q"
+
+
+# ----------------------------------------------------------------------------- teachers with K outputs
+@pytest.mark.parametrize("arch", ["lorentznet", "transformer"])
+def test_teachers_give_k_logits_and_binary_teachers_are_unchanged(repo, arch, tmp_path):
+    import torch
+
+    from trigger_kd.models.teachers import build_teacher, from_checkpoint, n_logits, teacher_batch
+
+    cfg = load_config(repo / "hls_configs/mlp_kd.yml", [f"teacher.arch={arch}"])
+    c = _jets(6, 7)
+    for k in (2, 5):
+        torch.manual_seed(0)
+        model = build_teacher(cfg.teacher, k).eval()
+        z = model(teacher_batch(model, c, 8))
+        assert z.shape == (6, k) and n_logits(model) == k
+        if k == 2 and arch == "transformer":  # one logit z as (-z/2, z/2), as always
+            assert torch.allclose(z[:, 0], -z[:, 1])
+        again = from_checkpoint({"format": {"lorentznet": "trigger_kd.lorentznet.v1",
+                                            "transformer": "trigger_kd.transformer.v1"}[arch],
+                                 "model": model.config, "state_dict": model.state_dict()}).eval()
+        assert torch.equal(again(teacher_batch(again, c, 8)), z)  # a K-class checkpoint restores with its K

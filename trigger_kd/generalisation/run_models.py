@@ -28,6 +28,11 @@ class RunModels:
         self.dirs = {s: completed_stage(self.run_dir, s) for s in (DATA, TEACHER, STUDENT)}
         self.made_from = made_from(self.run_dir, (DATA, TEACHER, STUDENT))
         self.cfg = load_config(self.dirs["student"] / RESOLVED_CONFIG)
+        task = self.cfg.data.task
+        if task.multiclass:  # its figures (signal score, AUC against one background) are a binary tagger's
+            raise TriggerKDError(f"trigger-kd {what} measures binary taggers (a signal score); {self.run_dir} is a "
+                                 f"{task.describe()} tagger: its report gives the per-class figures, and "
+                                 "`trigger-kd evaluate` / `diagnose` for K classes are not built yet")
         self.teacher = load_teacher(self.dirs["teacher"] / TEACHER_MODEL)
         self.backend = student_backend(self.cfg.student)
         self.students = {name: self.backend.load(self.dirs["student"], name) for name in STUDENT_MODELS}
