@@ -58,25 +58,27 @@ def scratch_of(family: str) -> str | None:
     return family.replace("_kd", "_scratch") if family.endswith("_kd") else None
 
 
-def aggregate(runs: dict[str, dict[int, list[dict]]]) -> dict[str, list[dict]]:
-    """{family: {seed: rows}} -> {family: [point with per-key seed stats and the seeds' values]}."""
+def aggregate(runs: dict[str, dict[int, list[dict]]], keys=KEYS, error_info=None) -> dict[str, list[dict]]:
+    """{family: {seed: rows}} -> {family: [point with per-key seed stats and the seeds' values]}, by mean LUT. A
+    failed row is kept under ``errors`` (plus what ``error_info(error)`` reads from its message), never averaged."""
     out = {}
     for family, by_seed in runs.items():
         points: dict[str, dict] = {}
         for seed, rows in sorted(by_seed.items()):
             for r in rows:
                 p = points.setdefault(r["id"], {"id": r["id"], "knobs": r.get("knobs"), "seeds": [], "errors": [],
-                                                "values": {k: [] for k in KEYS}})
+                                                "values": {k: [] for k in keys}})
                 if r.get("error"):
-                    p["errors"].append({"seed": seed, "error": r["error"]})
+                    p["errors"].append({"seed": seed, "error": r["error"],
+                                        **(error_info(r["error"]) if error_info else {})})
                     continue
                 p["seeds"].append(seed)
-                for k in KEYS:
+                for k in keys:
                     p["values"][k].append(r.get(k))
         for p in points.values():
             p["stats"] = {k: stats(v) for k, v in p.pop("values").items()}  # each with the seeds' values
         out[family] = sorted(points.values(), key=lambda p: (p["stats"]["lut"]["mean"] is None,
-                                                            p["stats"]["lut"]["mean"] or 0))
+                                                            p["stats"]["lut"]["mean"] or 0, p["id"]))
     return out
 
 

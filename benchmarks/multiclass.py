@@ -53,6 +53,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from benchmarks.kd_gain import stats  # noqa: E402  (mean, sample std, n, the seeds' values)
+from benchmarks.front import aggregate as front_aggregate  # noqa: E402
 from benchmarks.front import knob_points  # noqa: E402  (a point's knobs as --points values)
 from benchmarks.provenance import git_state  # noqa: E402
 
@@ -97,25 +98,8 @@ def failed_parity(error: str) -> dict:
 
 def aggregate(runs: dict[str, dict[int, list[dict]]], keys=KEYS) -> dict[str, list[dict]]:
     """{family: {seed: front.json rows}} -> {family: [point: id, knobs, seeds, errors, stats {key: seed stats}]},
-    by mean LUT. A failed row is kept under ``errors`` (with the parity its error names), never averaged."""
-    out = {}
-    for family, by_seed in runs.items():
-        points: dict[str, dict] = {}
-        for seed, rows in sorted(by_seed.items()):
-            for r in rows:
-                p = points.setdefault(r["id"], {"id": r["id"], "knobs": r.get("knobs"), "seeds": [], "errors": [],
-                                                "values": {k: [] for k in keys}})
-                if r.get("error"):
-                    p["errors"].append({"seed": seed, "error": r["error"], **failed_parity(r["error"])})
-                    continue
-                p["seeds"].append(seed)
-                for k in keys:
-                    p["values"][k].append(r.get(k))
-        for p in points.values():
-            p["stats"] = {k: stats(v) for k, v in p.pop("values").items()}
-        out[family] = sorted(points.values(), key=lambda p: (p["stats"]["lut"]["mean"] is None,
-                                                            p["stats"]["lut"]["mean"] or 0, p["id"]))
-    return out
+    by mean LUT (benchmarks/front.py); a failed row is kept under ``errors`` with the parity its error names."""
+    return front_aggregate(runs, keys, failed_parity)
 
 
 def _mean(p: dict, key: str):
