@@ -57,3 +57,32 @@ def test_sigterm_during_generation_is_handled_like_ctrl_c(tmp_path):
     assert list(pool.glob("shard_*.h5"))  # earlier results kept
     assert not list((tmp_path / "cache" / "data").glob(".*.tmp-*"))  # no half-written stage output
     assert not (tmp_path / "run" / "data").exists()
+
+
+@pytest.mark.slow
+def test_sigkill_during_generation_leaves_a_mark_the_next_run_reads(tmp_path):
+    """SIGKILL cannot be handled: the attempt record written before the stage began stays, the tools call the stage
+    unfinished, and the next run says so, removes the killed attempt's temporary entry and completes the stage."""
+    from trigger_kd.rundir import ATTEMPT_SUFFIX
+
+    run = tmp_path / "run"
+    base = [sys.executable, "-m", "trigger_kd.cli", "run", str(REPO / "hls_configs/mlp_kd.yml"), "--to", "data",
+            "--run-dir", str(run), "--no-progress", "--set", "data.shard_size=50", "--set", "data.workers=1"]
+    p = subprocess.Popen(base + ["--set", "data.jets_per_class=20000"], stderr=subprocess.DEVNULL, env=_env(tmp_path))
+    deadline = time.time() + 180
+    while time.time() < deadline and not list((tmp_path / "cache" / "jets").glob("*/shard_*.h5")):
+        time.sleep(0.5)
+    p.send_signal(signal.SIGKILL)
+    p.wait(timeout=60)
+    assert (run / f"data{ATTEMPT_SUFFIX}").is_file()
+    killed_tmp = list((tmp_path / "cache" / "data").glob(".*.tmp-*"))
+    assert len(killed_tmp) == 1
+    check = subprocess.run([sys.executable, "-m", "trigger_kd.cli", "check-parity", str(run)], capture_output=True,
+                           text=True, env=_env(tmp_path))
+    assert check.returncode == 1 and "parity STALE" in check.stderr and "Traceback" not in check.stderr
+    done = subprocess.run(base + ["--set", "data.jets_per_class=50"], capture_output=True, text=True,
+                          env=_env(tmp_path), timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "[data] the last attempt did not finish (killed" in done.stderr, done.stderr
+    assert not killed_tmp[0].exists() and not (run / f"data{ATTEMPT_SUFFIX}").exists()
+    assert (run / "data" / "stamp.json").is_file()

@@ -5,7 +5,10 @@
   from it reruns too;
 - every tool refuses a run whose stages disagree, naming the stage and a command that reruns it;
 - nothing of the user's is replaced: a folder that is not a run is refused before any work, old runs are
-  adopted, `cache prune` leaves entries a running run uses alone and refuses negative ages.
+  adopted, `cache prune` leaves entries a running run uses alone and refuses negative ages;
+- paths in a config (issue 35): relative ones are read against the YAML file that names them and recorded
+  absolute, so a run's config.resolved.yml reads the same files wherever it is rerun; a run stamped with the
+  old relative spelling is not retrained for it.
 """
 from __future__ import annotations
 
@@ -345,3 +348,125 @@ def test_report_never_replaces_a_users_comparison_files(tmp_path, repo, capsys):
         mine.unlink()
     assert cli(["report", str(run)]) == 0 and cli(["report", str(run)]) == 0  # its own comparison: replaced
     assert (tmp_path / "comparison.md").read_text().startswith("# trigger_kd: models side by side")
+
+
+# ----------------------------------------------------------------------------- paths in a config (issue 35)
+def _jets_file(path: Path, seed: int) -> Path:
+    import numpy as np
+
+    from trigger_kd.data.formats import write_canonical
+
+    rng = np.random.default_rng(seed)
+    p3 = rng.normal(scale=5.0, size=(80, 10, 3)) + np.array([300.0, 0.0, 0.0])
+    c = np.concatenate([np.linalg.norm(p3, axis=-1, keepdims=True), p3], axis=-1).astype(np.float32)
+    return write_canonical(path, c, (np.arange(80) % 2).astype(np.int8))
+
+
+def _file_config(where: Path, **paths) -> Path:
+    where.mkdir(parents=True, exist_ok=True)
+    lines = ["student: {seed: 1}", "data:", "  source: canonical", "  jets_per_class: 0", "  max_constituents: 10",
+             f"  paths: [{', '.join(paths['data'])}]"]
+    if paths.get("transfer"):
+        lines += ["distill:", f"  transfer_paths: [{', '.join(paths['transfer'])}]"]
+    (where / "model.yml").write_text("\n".join(lines) + "\n")
+    return where / "model.yml"
+
+
+@pytest.mark.parametrize("standing", ["config_dir", "elsewhere"])
+def test_relative_paths_are_read_against_the_config_file(tmp_path, monkeypatch, standing):
+    """The rule: a relative path in a YAML file is relative to that file's directory (a --set value: to the current
+    directory); the loaded config, and every config.resolved.yml, holds it absolute."""
+    from trigger_kd.config import dump_config
+
+    config = _file_config(tmp_path / "project", data=["jets.h5", "../shared/more.h5", "/abs/other.h5"],
+                          transfer=["unlabelled/t.h5"])
+    (tmp_path / "elsewhere").mkdir()
+    monkeypatch.chdir(config.parent if standing == "config_dir" else tmp_path / "elsewhere")
+    cfg = load_config(config)
+    assert cfg.data.paths == (str(tmp_path / "project" / "jets.h5"), str(tmp_path / "project" / "../shared/more.h5"),
+                              "/abs/other.h5")
+    assert cfg.distill.transfer_paths == (str(tmp_path / "project" / "unlabelled" / "t.h5"),)
+    assert load_config(config, ["data.paths=[cwd.h5]"]).data.paths == (str(Path.cwd() / "cwd.h5"),)
+    resolved = tmp_path / "run" / "data" / "config.resolved.yml"
+    resolved.parent.mkdir(parents=True)
+    resolved.write_text(dump_config(cfg))
+    monkeypatch.chdir(tmp_path)
+    again = load_config(resolved)
+    assert again.data.paths == cfg.data.paths and again.distill.transfer_paths == cfg.distill.transfer_paths
+
+
+def test_a_resolved_config_rerun_from_another_directory_reads_the_same_file(tmp_path, repo, monkeypatch, capsys):
+    """The issue's case through the CLI: a run made from its config's folder, then the command the tools advise
+    (`trigger-kd run RUN/data/config.resolved.yml`) typed in another folder that holds a different jets.h5."""
+    config = _file_config(tmp_path / "project", data=["jets.h5"])
+    mine = _jets_file(tmp_path / "project" / "jets.h5", 1)
+    _jets_file(tmp_path / "other" / "jets.h5", 2)  # same name, other jets
+    run = tmp_path / "run"
+    monkeypatch.chdir(tmp_path / "project")
+    assert cli(["run", str(config), "--to", "data", "--run-dir", str(run), "--no-progress"]) == 0
+    stamp = json.loads((run / "data" / STAMP_FILE).read_text())
+    assert [i["path"] for i in stamp["inputs"]] == [str(mine)]
+    assert str(mine) in (run / "data" / "config.resolved.yml").read_text()
+    monkeypatch.chdir(tmp_path / "other")
+    capsys.readouterr()
+    assert cli(["run", str(run / "data" / "config.resolved.yml"), "--to", "data", "--run-dir", str(run),
+                "--no-progress"]) == 0
+    assert "[data] up to date" in capsys.readouterr().err  # the same file, not the jets.h5 of where we stand
+    assert json.loads((run / "data" / STAMP_FILE).read_text())["stamp"] == stamp["stamp"]
+
+
+def test_a_resolved_config_of_an_older_version_with_relative_paths_is_refused(tmp_path, repo, capsys):
+    """A config.resolved.yml written before this rule holds the path as typed, relative to a directory it did not
+    record: refused, naming the file that run read (its data stage's stamp), not read against where we stand."""
+    config = _file_config(tmp_path / "project", data=[str(_jets_file(tmp_path / "project" / "jets.h5", 1))])
+    run = tmp_path / "run"
+    assert cli(["run", str(config), "--to", "data", "--run-dir", str(run), "--no-progress"]) == 0
+    old = tmp_path / "old" / "student"
+    old.mkdir(parents=True)
+    text = (run / "data" / "config.resolved.yml").read_text().replace(str(tmp_path / "project") + "/", "")
+    assert "- jets.h5" in text
+    (old / "config.resolved.yml").write_text(text)
+    shutil.copytree(run / "data", tmp_path / "old" / "data", symlinks=True)
+    capsys.readouterr()
+    assert cli(["run", str(old / "config.resolved.yml"), "--to", "data", "--run-dir", str(tmp_path / "r2"),
+                "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "data.paths" in err and "'jets.h5'" in err and "relative" in err and "Traceback" not in err, err
+    assert str(tmp_path / "project" / "jets.h5") in err and "--set" in err, err
+
+
+def test_runs_stamped_with_relative_paths_are_not_rerun_for_the_spelling(tmp_path, repo, monkeypatch, capsys):
+    """A run made before paths were absolute stamped data.paths as typed ('jets.h5', read from where the user
+    stood). Loaded now, the same config names the same file absolutely: its stages are up to date, not retrained;
+    another file of that name elsewhere is not mistaken for it."""
+    calls: list = []
+    project = tmp_path / "project"
+    config = _file_config(project, data=["jets.h5"], transfer=["t.h5"])
+    (project / "jets.h5").write_text("jets")
+    (project / "t.h5").write_text("transfer jets")
+
+    def stage(name, reads, needs, shared=False, inputs=None):
+        def run(cfg, ctx, out):
+            calls.append(name)
+            (out / "f.txt").write_text(name)
+            return {}
+        return Stage(name, reads, needs, run, shared=shared, inputs=inputs)
+
+    stages = [stage("data", ("data",), (), True, lambda cfg: list(cfg.data.paths)),
+              stage("transfer", ("distill.transfer_paths",), ("data",), True, lambda cfg: list(cfg.distill.transfer_paths)),
+              stage("student", ("student", "distill"), ("data", "transfer"))]
+    monkeypatch.chdir(project)
+    cfg = load_config(config)
+    as_before = cfg.model_copy(update={"data": cfg.data.model_copy(update={"paths": ("jets.h5",)}),
+                                       "distill": cfg.distill.model_copy(update={"transfer_paths": ("t.h5",)})})
+    run = tmp_path / "run"
+    run_pipeline(as_before, stages, run, progress=False)  # as an older trigger-kd stamped it
+    assert json.loads((run / "data" / STAMP_FILE).read_text())["sections"]["data"]["paths"] == ["jets.h5"]
+    assert calls == ["data", "transfer", "student"]
+    monkeypatch.chdir(tmp_path)
+    calls.clear()
+    run_pipeline(load_config(config), stages, run, progress=False)
+    assert calls == []  # the same files: up to date
+    (tmp_path / "jets.h5").write_text("other jets")  # where we stand now: another file of that name
+    run_pipeline(load_config(config, ["data.paths=[jets.h5]"]), stages, run, progress=False)
+    assert calls == ["data", "transfer", "student"]  # named from here by --set: that other file, so rerun

@@ -1,43 +1,83 @@
 """`trigger-kd cache list | prune`: what the content-addressed cache holds, and removing what is not needed.
 
-Entries: ``<cache>/<stage>/<key>/`` for shared stages (``data``, ``teacher``; ``stamp.json`` says what
-each was made from) and ``<cache>/jets/<key>/`` (generated shard pools). Each entry keeps ``.uses.json``:
-when it was last used and which run-directory links point at it. An entry is *referenced* while one of
-those links still resolves to it (a jet pool: while a ``data`` entry names it).
+Entries: ``<cache>/<stage>/<key>/`` for shared stages (``data``, ``teacher``, ``transfer``; ``stamp.json`` says
+what each was made from) and ``<cache>/jets/<key>/`` (generated shard pools). Each entry keeps ``.uses.json``:
+when it was last used and which runs use it.
+
+**References travel with the run.** What references an entry is a run directory's link to it (``<run>/teacher ->
+<entry>``), and a run directory can be moved (``mv``) without the cache knowing. So each use records the run by
+its id (``rundir.run_id``: in the run's ``.trigger-kd-run`` marker, which moves with it) and where its link was
+then (``runs``: ``{id: {"link", "last_seen"}}``), refreshed every time a run uses the entry. An entry is:
+
+- *linked* while some recorded link still resolves to it (whichever run is there now);
+- *unlinked* when every run it recorded is where it was last seen and links elsewhere (rerun at other settings);
+- *unsure* when a run it recorded is not where it was last seen (moved, or deleted: the cache cannot tell). A
+  moved run still links to the entry, so ``prune --unreferenced`` keeps it and says so; the run's next use (from its
+  new place) refreshes the record; ``--forget-missing`` removes such entries once the user knows those runs are gone.
+
+Records from before run ids (``links``: paths only) count the same way, by path (a missing path: unsure).
+A jet pool is referenced while a ``data`` entry names it. Entries a running run holds are never removed (their lock).
 """
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from .atomic import write_text_atomic
 from .paths import cache_root  # noqa: F401 (where the cache is: `trigger-kd cache` and the runner ask here)
-from .rundir import read_stamp
+from .rundir import is_run_dir, read_stamp, run_id
 
 USES_FILE = ".uses.json"
+USES_LOCK = ".uses.lock"  # serialises updates of .uses.json by runs sharing the entry
 POOL_DIR = "jets"
+LINKED, UNSURE, UNLINKED = "yes", "moved or deleted?", "no"
+
+
+@contextlib.contextmanager
+def _uses_locked(entry: Path):
+    import fcntl
+
+    try:
+        fd = os.open(Path(entry) / USES_LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        yield  # bookkeeping only: an unwritable entry is still usable
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def note_use(entry: Path, link: Path | None = None, made_from: dict | None = None) -> None:
-    """Record that ``entry`` was used now (through ``link``, a run-directory symlink, when given)."""
+    """Record that ``entry`` was used now (through ``link``, a run-directory symlink, when given: by that run's id
+    and the link's path now)."""
     path = Path(entry) / USES_FILE
-    try:
-        uses = json.loads(path.read_text())
-    except (OSError, ValueError):
-        uses = {}
-    links = set(uses.get("links", []))
-    if link is not None:
-        links.add(str(Path(link).absolute()))
-    uses.update({"last_used": time.time(), "links": sorted(links)})
-    if made_from is not None:
-        uses["made_from"] = made_from
-    try:
-        write_text_atomic(path, json.dumps(uses, indent=2))
-    except OSError:
-        pass  # bookkeeping only
+    with _uses_locked(entry):
+        uses = _uses(entry)
+        now = time.time()
+        links = set(uses.get("links", [])) if isinstance(uses.get("links"), list) else set()
+        runs = uses.get("runs") if isinstance(uses.get("runs"), dict) else {}
+        if link is not None:
+            link = Path(link).absolute()
+            rid = run_id(link.parent)
+            if rid is None:  # a run directory without an id (not the runner's marker): by path, as before ids
+                links.add(str(link))
+            else:
+                runs[rid] = {"link": str(link), "last_seen": now}
+                links.discard(str(link))  # that path's record is this run's now
+        uses.update({"last_used": now, "links": sorted(links), "runs": runs})
+        if made_from is not None:
+            uses["made_from"] = made_from
+        try:
+            write_text_atomic(path, json.dumps(uses, indent=2))
+        except OSError:
+            pass  # bookkeeping only
 
 
 @dataclass
@@ -47,11 +87,18 @@ class Entry:
     size: int
     last_used: float
     made_from: str
-    referenced: bool
+    links: str = UNLINKED  # LINKED, UNSURE or UNLINKED (module docstring)
+    last_seen: list[str] = field(default_factory=list)  # UNSURE: the run directories not where they were seen
+
+    @property
+    def referenced(self) -> bool:
+        """Kept by ``prune --unreferenced``: linked, or unsure (a moved run may still link to it)."""
+        return self.links != UNLINKED
 
     def to_dict(self) -> dict:
         return {"stage": self.stage, "path": str(self.path), "size_bytes": self.size, "last_used": self.last_used,
-                "made_from": self.made_from, "referenced": self.referenced}
+                "made_from": self.made_from, "referenced": self.referenced, "links": self.links,
+                "runs_not_found": self.last_seen}
 
 
 def _size(path: Path) -> int:
@@ -84,14 +131,32 @@ def _made_from(stamp: dict | None, uses: dict) -> str:
     return "; ".join(parts)
 
 
-def _linked(entry: Path, uses: dict) -> bool:
-    for link in uses.get("links", []):
-        try:
-            if Path(link).is_symlink() and Path(link).resolve() == entry.resolve():
-                return True
-        except OSError:
-            continue
-    return False
+def _judge(link: Path, target: Path, rid: str | None) -> str:
+    """What one recorded use says now: LINKED (the link resolves to the entry), UNLINKED (the run recorded is there
+    and links elsewhere) or UNSURE (it is not where it was seen: moved or deleted)."""
+    try:
+        if link.is_symlink() and link.resolve() == target:
+            return LINKED  # whichever run is there now: never remove what a run links to
+        there = link.parent
+        if there.is_dir() and is_run_dir(there) and (rid is None or run_id(there) == rid):
+            return UNLINKED
+    except OSError:
+        pass
+    return UNSURE
+
+
+def references(entry: Path, uses: dict | None = None) -> tuple[str, list[str]]:
+    """(LINKED | UNSURE | UNLINKED, the run directories of the unsure records)."""
+    uses = _uses(entry) if uses is None else uses
+    target = Path(entry).resolve()
+    runs = uses.get("runs") if isinstance(uses.get("runs"), dict) else {}
+    records = [(Path(str(r.get("link", ""))), rid) for rid, r in runs.items() if isinstance(r, dict) and r.get("link")]
+    records += [(Path(str(p)), None) for p in uses.get("links", []) if isinstance(uses.get("links"), list)]
+    verdicts = [(_judge(link, target, rid), link) for link, rid in records]
+    if any(v == LINKED for v, _ in verdicts):
+        return LINKED, []
+    unsure = sorted({str(link.parent) for v, link in verdicts if v == UNSURE})
+    return (UNSURE, unsure) if unsure else (UNLINKED, [])
 
 
 def list_entries(cache: Path) -> list[Entry]:
@@ -108,11 +173,12 @@ def list_entries(cache: Path) -> list[Entry]:
             named = list(summary.get("pools", {}).values()) + ([summary["pool"]] if summary.get("pool") else [])
             pools_named.update(str(Path(p).resolve()) for p in named)  # "pool": datasets from before jet classes
             last = uses.get("last_used") or entry.stat().st_mtime
-            entries.append(Entry(stage_dir.name, entry, _size(entry), float(last), _made_from(stamp, uses),
-                                 referenced=_linked(entry, uses)))
+            links, unsure = references(entry, uses)
+            entries.append(Entry(stage_dir.name, entry, _size(entry), float(last), _made_from(stamp, uses), links,
+                                 unsure))
     for e in entries:
         if e.stage == POOL_DIR:
-            e.referenced = str(e.path.resolve()) in pools_named
+            e.links, e.last_seen = (LINKED if str(e.path.resolve()) in pools_named else UNLINKED), []
     return entries
 
 
@@ -134,16 +200,21 @@ def format_entries(entries: list[Entry], now: float | None = None) -> str:
     lines = [f"{'stage':8s} {'entry':26s} {'size':>10s} {'unused for':>10s} {'linked':6s} made from"]
     for e in entries:
         lines.append(f"{e.stage:8s} {e.path.name[:26]:26s} {_human(e.size):>10s} {_age(now - e.last_used):>10s} "
-                     f"{'yes' if e.referenced else 'no':6s} {e.made_from}")
+                     f"{'moved?' if e.links == UNSURE else e.links:6s} {e.made_from}")
     total = sum(e.size for e in entries)
     lines.append(f"{len(entries)} entries, {_human(total)}")
+    unsure = [e for e in entries if e.links == UNSURE]
+    if unsure:
+        lines.append(f"moved?: {len(unsure)} entr{'y' if len(unsure) == 1 else 'ies'} whose runs are not where they "
+                     "were last seen (moved or deleted); `prune --unreferenced` keeps them (see `cache prune --help`)")
     return "\n".join(lines)
 
 
-def prune(cache: Path, older_than_days: float | None, unreferenced: bool, dry_run: bool) -> list[Entry]:
-    """Remove entries unused for ``older_than_days`` and/or not referenced. Entries in use are kept: every run
-    holds the lock of each cache entry it uses (shared) or makes (exclusive) until it ends, and an entry whose lock
-    is held is skipped."""
+def prune(cache: Path, older_than_days: float | None, unreferenced: bool, dry_run: bool,
+          forget_missing: bool = False) -> list[Entry]:
+    """Remove entries unused for ``older_than_days`` and/or not referenced (``unreferenced``: UNLINKED ones; with
+    ``forget_missing`` UNSURE ones too). Entries in use are kept: every run holds the lock of each cache entry it
+    uses (shared) or makes (exclusive) until it ends, and an entry whose lock is held is skipped."""
     from filelock import FileLock, Timeout
 
     if older_than_days is not None and not older_than_days >= 0:
@@ -151,7 +222,7 @@ def prune(cache: Path, older_than_days: float | None, unreferenced: bool, dry_ru
     now = time.time()
     chosen = [e for e in list_entries(cache)
               if (older_than_days is not None and now - e.last_used > older_than_days * 86400)
-              or (unreferenced and not e.referenced)]
+              or (unreferenced and (e.links == UNLINKED or (forget_missing and e.links == UNSURE)))]
     removed = []
     for e in chosen:
         if dry_run:

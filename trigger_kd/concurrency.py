@@ -2,7 +2,17 @@
 
 A second run that needs a run directory or a cache entry another run holds waits for it (saying so),
 then finds the result the first one made and reuses it. Temporary directories named
-``.<name>.tmp-PID`` (also ``.old-PID`` / ``.link-PID``) whose process is gone are removed.
+``.<name>.tmp-PID`` (also ``.old-PID`` / ``.link-PID``) are removed once their maker is *proven* gone.
+
+Liveness is judged by a lock the maker holds for the entry's whole life, never by the PID in its name: a PID
+means nothing in another PID namespace (a container) or on another host sharing the cache, where a live run's
+PID is simply absent here. A run's temporary entries in its run directory live under the run directory's lock
+(``.trigger-kd.lock``), a cache entry's under the entry's own lock (``<key>.lock``), taken exclusively before
+``.<key>.tmp-PID`` is made and kept until the result is swapped in and the old one removed. ``flock`` locks are
+the kernel's, so this holds across PID namespaces on one host. On NFS, Linux emulates ``flock`` with POSIX
+byte-range locks that the server arbitrates between hosts (NFSv4, or v3 with lockd): advisory, and only as good
+as the mount's locking; a cache shared between hosts needs that (``nolock`` mounts make locks local to each
+host, and then neither this nor the waiting and reuse above protect anything across hosts).
 """
 from __future__ import annotations
 
@@ -35,34 +45,59 @@ def waiting_lock(path: Path, what: str) -> Iterator[bool]:
         lock.release()
 
 
-def pid_alive(pid: int) -> bool:
-    if pid == os.getpid():
-        return True
+def _try_exclusive(lock_path: Path) -> int | None:
+    """An fd holding ``lock_path`` exclusively, taken without waiting; None when any process (this one included,
+    through another descriptor) holds it shared or exclusively."""
+    import fcntl
+
     try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # exists, owned by someone else
-        return True
-    return True
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        return fd
+    except OSError:
+        os.close(fd)
+        return None
 
 
-def remove_dead_leftovers(directory: Path) -> list[Path]:
-    """Remove ``.<name>.tmp-PID`` / ``.old-PID`` / ``.link-PID`` entries whose process no longer runs."""
+def _remove(entry: Path) -> None:
+    if entry.is_dir() and not entry.is_symlink():
+        shutil.rmtree(entry, ignore_errors=True)
+    else:
+        entry.unlink(missing_ok=True)
+
+
+def remove_dead_leftovers(directory: Path, run_lock_held: bool = False) -> list[Path]:
+    """Remove the ``.<name>.tmp-PID`` / ``.old-PID`` / ``.link-PID`` entries of ``directory`` whose maker is proven
+    gone by a lock it would hold (module docstring); every other one is kept.
+
+    ``run_lock_held``: ``directory`` is a run directory whose lock the caller holds, so no other run works there and
+    each such entry is a leftover (the caller has made none yet). Otherwise ``directory`` is a cache stage directory:
+    ``.<key>.tmp-PID`` goes only while this process takes ``<key>.lock`` exclusively without waiting (no run is making
+    or using that entry), and the lock is held while it is removed, so no run can start making the entry meanwhile."""
     removed = []
     try:
-        entries = list(Path(directory).iterdir())
+        entries = sorted(Path(directory).iterdir())
     except OSError:
         return removed
     for entry in entries:
         m = _LEFTOVER.match(entry.name)
-        if not m or pid_alive(int(m.group(2))):
+        if not m:
             continue
-        if entry.is_dir() and not entry.is_symlink():
-            shutil.rmtree(entry, ignore_errors=True)
-        else:
-            entry.unlink(missing_ok=True)
-        removed.append(entry)
+        if run_lock_held:
+            _remove(entry)
+            removed.append(entry)
+            continue
+        fd = _try_exclusive(Path(directory) / f"{m.group(1)}.lock")
+        if fd is None:
+            continue  # its maker, or a run using that entry, holds the lock: alive, or not proven gone
+        try:
+            _remove(entry)
+            removed.append(entry)
+        finally:
+            os.close(fd)
     if removed:
         info(f"removed {len(removed)} leftover temporary entr{'y' if len(removed) == 1 else 'ies'} of stopped runs "
              f"in {directory}: {', '.join(p.name for p in removed)}")

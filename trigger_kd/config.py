@@ -628,8 +628,68 @@ def load_config(
     raw = _merge(raw, _renamed_keys(set_tree, "--set"), origins, "--set")
     if "source_file" in raw:
         raise ConfigError(f"unknown config key 'source_file' in {origins['source_file']}")
+    raw = _absolute_paths(raw, origins, path)
     return validated(Config, {**raw, "profile": prof, "name": raw.get("name", path.stem), "source_file": str(path)},
                      origins)
+
+
+# config keys that name input files; the stage whose stamp.json records what they named (its ``inputs``)
+PATH_KEYS = {("data", "paths"): "data", ("distill", "transfer_paths"): "transfer"}
+
+
+def _absolute_paths(raw: dict, origins: Mapping[str, str], path: Path) -> dict:
+    """``data.paths`` and ``distill.transfer_paths`` made absolute, once, at load time. The rule: a relative path
+    written in a YAML file (a model file, a profile) is relative to that file's own directory; one given with
+    ``--set`` is relative to the current directory, where it was typed. So the loaded config, and every
+    ``config.resolved.yml`` dumped from it, names the same files wherever it is run from. ``~`` is expanded.
+
+    A ``config.resolved.yml`` written before this rule holds a relative path as it was typed, relative to a
+    directory it did not record: refused, naming the file that run read (its stage's ``stamp.json``)."""
+    from .rundir import RESOLVED_CONFIG
+
+    out = dict(raw)
+    for (section, key), stage in PATH_KEYS.items():
+        values = (raw.get(section) or {}).get(key) if isinstance(raw.get(section), Mapping) else None
+        if not isinstance(values, (list, tuple)) or not values:
+            continue
+        origin = origins.get(f"{section}.{key}", str(path))
+        if origin == "--set":
+            base = Path.cwd()
+        elif origin.startswith("profile "):
+            base = Path(origin.removeprefix("profile ")).parent
+        else:
+            base = path.parent
+        relative = [v for v in values if isinstance(v, str) and not Path(v).expanduser().is_absolute()]
+        if relative and path.name == RESOLVED_CONFIG and origin == str(path):
+            raise ConfigError(_old_relative_message(path, f"{section}.{key}", values, relative, stage))
+        fixed = [str(Path(base).absolute() / Path(v).expanduser()) if v in relative else
+                 (str(Path(v).expanduser()) if isinstance(v, str) else v) for v in values]
+        out[section] = {**raw[section], key: fixed}
+    return out
+
+
+def _old_relative_message(path: Path, dotted: str, values, relative: list[str], stage: str) -> str:
+    import json as _json
+
+    from .rundir import STAMP_FILE
+
+    recorded = None
+    here = Path(path).absolute().parent
+    for stage_dir in (here, here.parent / stage):  # the stage's own directory, or the run's
+        try:
+            stamp = _json.loads((stage_dir / STAMP_FILE).read_text())
+        except (OSError, ValueError):
+            continue
+        if stamp.get("stage") == stage and len(stamp.get("inputs") or []) == len(values):
+            recorded = [str(i.get("path")) for i in stamp["inputs"]]
+            break
+    listed = ", ".join(repr(v) for v in relative)
+    then = (f"; that run read {', '.join(recorded)} (recorded in {stage_dir / STAMP_FILE}): rerun with --set "
+            f"{dotted}=[{', '.join(recorded)}]" if recorded else
+            f": rerun with --set {dotted}=[...] naming the files by absolute path")
+    return (f"'{dotted}' ({path}): {listed} is relative, and this resolved config was written by an older trigger-kd, "
+            f"which read it against the directory that run was started from (not recorded), so it would now name "
+            f"another file depending on where you stand{then}")
 
 
 # ----------------------------------------------------------------------------- stamps

@@ -5,7 +5,11 @@ only what the stages it needs wrote (``ctx.dir(stage)``, ``trigger_kd/stage.py``
 writes into ``out_dir``, a fresh temporary directory. The runner stamps each stage with a hash of the
 config sections it reads plus the stamps of the stages it needs; a stage whose
 stamp matches the one on disk is skipped. Outputs are swapped in atomically:
-an interrupted or failed stage leaves the previous result untouched.
+an interrupted or failed stage leaves the previous result untouched. Before an attempt starts any work the runner
+writes ``<stage>.attempt.json`` (atomically) and removes it only when the attempt ends: by its success, or once
+its failure or interrupt is recorded in ``<stage>.failed/FAILED.json``. So an attempt killed outright (SIGKILL)
+is seen as unfinished by every tool and by the next run, exactly as one stopped by SIGTERM, and the next run
+that completes the stage (or finds it up to date) clears the mark.
 
 Stamps also cover the stage's code, the versions of the tools it calls and the
 content of its input files (``trigger_kd/fingerprint.py``). Each completed stage
@@ -39,8 +43,8 @@ from .console import info, warn
 from .errors import TriggerKDError
 from .fingerprint import code_fingerprint, file_identity, identity_key, sha256_file, tool_versions
 from .manifest import adopt, output_problem, write_manifest
-from .rundir import (FAILED_FILE, RESOLVED_CONFIG, RUN_LOCK, STAMP_FILE, check_run_dir, failed_dir, last_attempt_failed,
-                     mark_run_dir, read_stamp)
+from .rundir import (FAILED_FILE, RESOLVED_CONFIG, RUN_LOCK, STAMP_FILE, attempt_file, check_run_dir, failed_dir,
+                     last_attempt_failed, mark_run_dir, read_stamp)
 from .stage import RunContext, Stage, StageError
 
 # Stage, RunContext and StageError live in stage.py, file names and read_stamp in rundir.py (the stages and the
@@ -156,7 +160,7 @@ def run_pipeline(
         if waited:
             info(f"the other run on {run_dir} finished; continuing (its completed stages are reused)")
         mark_run_dir(run_dir, claim)
-        remove_dead_leftovers(run_dir)
+        remove_dead_leftovers(run_dir, run_lock_held=True)  # we hold the run lock: no other run is working here
         ctx = RunContext(run_dir=run_dir, cache=cache_root(), progress=progress)
         return _run_stages(cfg, stages[: last + 1], ctx, first_forced, start, holds)
 
@@ -200,15 +204,19 @@ def _run_stages(cfg: Config, stages: list[Stage], ctx: RunContext, first_forced:
     results: dict[str, dict] = {}
     for i, stage in enumerate(stages):
         deps = stage_dependencies(stage, cfg, ctx.cache if stage.inputs else None, run_dir)
-        stamp = compute_stamp(stage, cfg, ctx.stamps, deps)
-        ctx.stamps[stage.name] = stamp
         final = run_dir / stage.name
+        stamp = _as_spelled_before(stage, cfg, ctx, deps, compute_stamp(stage, cfg, ctx.stamps, deps), final)
+        ctx.stamps[stage.name] = stamp
         if first_forced is not None and i < first_forced:
             if final.is_symlink():
                 _hold(holds, final.resolve()).share()
             _forced_earlier(stage, final, stamp, ctx, start)
             continue
         forced = first_forced is not None and i >= first_forced
+        unfinished = last_attempt_failed(final, running=False)  # we hold the run lock: no other attempt runs here
+        if unfinished is not None:
+            info(f"[{stage.name}] the last attempt did not finish ({unfinished.get('error')}, "
+                 f"{unfinished.get('time')}; {unfinished.get('see') or failed_dir(final).name + '/'})")
         if stage.shared:
             results[stage.name] = _shared_stage(stage, cfg, ctx, stamp, deps, forced, holds)
             continue
@@ -220,6 +228,38 @@ def _run_stages(cfg: Config, stages: list[Stage], ctx: RunContext, first_forced:
             info(f"[{stage.name}] {why}; rerunning")
         results[stage.name] = _run_one(stage, cfg, ctx, stamp, deps, final, final)
     return results
+
+
+def _as_spelled_before(stage: Stage, cfg: Config, ctx: RunContext, deps: dict, stamp: str, final: Path) -> str:
+    """``stamp``, or the stamp of the result at ``final`` when that result was made from the same settings with the
+    input paths (``config.PATH_KEYS``) spelled relative, as configs were stamped before paths were made absolute at
+    load time (issue 35): the same files then, so the same result; no stage reruns for a spelling. Safe because the
+    stamp compared is recomputed in full from the old spelling: input files by resolved path and content, upstream
+    stamps, code and tools must all still agree."""
+    from .config import PATH_KEYS
+
+    existing = read_stamp(final)
+    if existing is None or existing.get("stamp") in (None, stamp):
+        return stamp
+    recorded = existing.get("sections") or {}
+    update: dict = {}
+    for section, key in PATH_KEYS:
+        if section in stage.reads:
+            old = (recorded.get(section) or {}).get(key) if isinstance(recorded.get(section), dict) else None
+        elif f"{section}.{key}" in stage.reads:
+            old = recorded.get(f"{section}.{key}")
+        else:
+            continue
+        new = list(getattr(cfg.section(section), key))
+        if not isinstance(old, list) or len(old) != len(new) or old == new:
+            continue
+        if all(o == n or (isinstance(o, str) and not Path(o).is_absolute() and Path(o).parts
+                          and Path(n).parts[-len(Path(o).parts):] == Path(o).parts) for o, n in zip(old, new)):
+            update[section] = getattr(cfg, section).model_copy(update={key: tuple(old)})
+    if not update:
+        return stamp
+    before = compute_stamp(stage, cfg.model_copy(update=update), ctx.stamps, deps)
+    return before if before == existing["stamp"] else stamp
 
 
 def _up_to_date(stage: Stage, final: Path, stamp: str, ctx: RunContext) -> dict:
@@ -274,12 +314,15 @@ def _shared_stage(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: 
 def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict, dest: Path, final: Path) -> dict:
     """Run one stage into a temporary directory, then swap it in at ``dest`` (linked from ``final``)."""
     tmp = dest.with_name(f".{dest.name}.tmp-{os.getpid()}")
-    if tmp.exists():
-        shutil.rmtree(tmp)
-    tmp.mkdir(parents=True)
-    info(f"[{stage.name}] running -> {final}")
     t0 = time.time()
+    working = False
     try:
+        _begin_attempt(stage, final, stamp, cfg)  # before any work: a SIGKILL from here on leaves this mark
+        if tmp.exists():
+            shutil.rmtree(tmp)
+        tmp.mkdir(parents=True)
+        working = True  # from here until the swap, the attempt's work lives in tmp
+        info(f"[{stage.name}] running -> {final}")
         summary = stage.func(cfg, ctx.for_stage(stage), tmp.resolve()) or {}  # absolute: tools may run in other directories
         record = {
             "stage": stage.name,
@@ -297,15 +340,21 @@ def _run_one(stage: Stage, cfg: Config, ctx: RunContext, stamp: str, deps: dict,
         record["outputs"] = write_manifest(tmp)
         (tmp / STAMP_FILE).write_text(json.dumps(record, indent=2, default=str))
         _swap_in(tmp, dest)
+        working = False
         if stage.shared:
             _link(dest, final)
     except BaseException as exc:
+        vanished = working and isinstance(exc, OSError) and not tmp.exists()
         _keep_failed(tmp, final, stamp, exc)
         _point_at_kept(exc, tmp, final)
         if is_environment_error(exc):
             raise StageError(_environment_message(stage.name, exc, final)) from None
+        if vanished:  # e.g. removed by hand, or by a tool that judged it a leftover: a message, not a traceback
+            raise StageError(f"stage '{stage.name}' stopped: its temporary directory {tmp} disappeared while it ran "
+                             f"({type(exc).__name__}: {exc}); nothing was swapped in and earlier results are kept. "
+                             "Did something remove it? Rerun the same command") from None
         raise
-    _remove_failed(final)
+    _remove_failed(final)  # the attempt ended well: its mark and an older failed attempt go
     ctx.outputs[stage.name] = record["outputs"]
     info(f"[{stage.name}] done in {record['seconds']:.1f} s")
     return summary
@@ -347,11 +396,28 @@ def _point_at_kept(exc: BaseException, tmp: Path, final: Path) -> None:
         exc.args = (exc.args[0].replace(str(tmp.resolve()), str(failed.resolve())), *exc.args[1:])
 
 
+def _begin_attempt(stage: Stage, final: Path, stamp: str, cfg: Config) -> None:
+    """Write ``<stage>.attempt.json`` (atomically) before the attempt does anything: it stays until the attempt has
+    ended and said how (``_remove_failed`` on success, ``_keep_failed`` on a failure or an interrupt)."""
+    import socket
+
+    write_text_atomic(attempt_file(final), json.dumps({
+        "stage": stage.name,
+        "stamp": stamp,
+        "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+        "pid": os.getpid(),
+        "host": socket.gethostname(),
+        "config": cfg.source_file,
+    }, indent=2))
+
+
 def _remove_failed(final: Path) -> None:
-    """A later success makes an old ``<stage>.failed/`` obsolete."""
+    """A result at the current settings (made now, up to date, or reused) makes an old ``<stage>.failed/`` and the
+    mark of an unfinished attempt obsolete."""
     failed = failed_dir(final)
     if failed.exists():
         shutil.rmtree(failed, ignore_errors=True)
+    attempt_file(final).unlink(missing_ok=True)
 
 
 def _keep_failed(tmp: Path, final: Path, stamp: str, exc: BaseException) -> None:
@@ -378,8 +444,10 @@ def _keep_failed(tmp: Path, final: Path, stamp: str, exc: BaseException) -> None
             "time": time.strftime("%Y-%m-%dT%H:%M:%S"),
             "pid": os.getpid(),
         }, indent=2))
+        attempt_file(final).unlink(missing_ok=True)  # FAILED.json now says how the attempt ended
     except OSError:
-        shutil.rmtree(tmp, ignore_errors=True)  # e.g. a full disk: do not hide the original error
+        shutil.rmtree(tmp, ignore_errors=True)  # e.g. a full disk: do not hide the original error (the attempt
+        # record stays: the attempt still reads as unfinished)
 
 
 

@@ -4,7 +4,8 @@
 ``stamp.json`` names the stamps (``upstream``) and output hashes (``upstream_outputs``) of the stages it was made
 from, and its ``manifest.json`` every file it wrote (``trigger_kd/manifest.py``). ``chain_problems`` walks from
 the stages a tool reads up through everything they were made from and lists what no longer agrees: a missing
-stage, a damaged or edited output, a stage rerun after the ones made from it, a last attempt that failed.
+stage, a damaged or edited output, a stage rerun after the ones made from it, a last attempt that failed, was interrupted or was killed (its
+``<stage>.attempt.json``, written before the attempt began, is still there: ``rundir.last_attempt_failed``).
 ``require_chain`` turns that into one error naming the stage and a command that reruns it (the runner itself
 reruns damaged stages and everything made from an older output).
 """
@@ -50,8 +51,9 @@ def chain_problems(run_dir: Path, stages: list[str] | tuple[str, ...]) -> list[t
             todo.append(up)
         failed = last_attempt_failed(run_dir / stage)
         if failed is not None:
+            see = failed.get("see") or f"{stage}.failed/"
             problems.append((stage, f"the latest {stage} run did not finish ({failed.get('error')}, "
-                                    f"{failed.get('time')}; see {stage}.failed/), so {stage}/ is from an earlier run"))
+                                    f"{failed.get('time')}; see {see}), so {stage}/ is from an earlier run"))
     order = {s: i for i, s in enumerate(STAGE_NAMES)}
     return sorted(problems, key=lambda p: order.get(p[0], len(order)))  # the earliest stage to rerun first
 

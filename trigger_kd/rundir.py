@@ -8,7 +8,8 @@ so anything may import it without pulling in the runner.
 Layout of ``<run-dir>/``:
 
 - ``.trigger-kd-run``: the marker saying the runner made this directory (``--run-dir`` refuses an existing,
-  non-empty directory without it and without completed stages, so nothing of the user's is replaced);
+  non-empty directory without it and without completed stages, so nothing of the user's is replaced), with the
+  run's id (``run_id``), which moves with the directory;
 - ``<stage>/`` (a symlink into ``$TRIGGER_KD_CACHE`` for the shared stages ``data``, ``teacher``,
   ``transfer``): the stage's artefacts (names below), ``stamp.json`` (what the result was made
   from: ``read_stamp``; ``outputs``: the hash of ``manifest.json``, the list of every file the stage
@@ -17,7 +18,12 @@ Layout of ``<run-dir>/``:
   of the run that made it);
 - ``<stage>.failed/``: the partial output of a failed or interrupted attempt and ``FAILED.json``
   (``last_attempt_failed``), removed by the next success;
-- ``.trigger-kd.lock``: held while a run works on the directory;
+- ``<stage>.attempt.json``: written (atomically) before a stage's attempt starts any work, removed only when the
+  attempt ends: by its success (with ``<stage>.failed/``), or once a failure or an interrupt is recorded in
+  ``FAILED.json``. An attempt killed outright (SIGKILL, the OOM killer, a power cut) leaves it, so every reader
+  sees that attempt as unfinished exactly as after SIGTERM (``last_attempt_failed``);
+- ``.trigger-kd.lock``: held while a run works on the directory (also what proves that the temporary entries of
+  a run that is not holding it are leftovers: ``trigger_kd/concurrency.py``);
 - ``evaluate/<name>.json`` (``trigger-kd evaluate``) and ``diagnostics.json`` (``trigger-kd diagnose``).
 
 The JSON records the report and the tools read (``parity.json``, ``resources.json``, the
@@ -43,7 +49,10 @@ RESOLVED_CONFIG = "config.resolved.yml"
 RUN_LOCK = ".trigger-kd.lock"
 MANIFEST_FILE = "manifest.json"  # every output of a completed stage (trigger_kd/manifest.py); stamp.json has its hash
 RUN_MARKER = ".trigger-kd-run"  # in every run directory the runner made: it may replace what it holds
-LEFTOVER = re.compile(r"^\..+\.(tmp|old|link)-(\d+)$")  # .<name>.tmp-PID etc.: a runner's temporary entries
+ATTEMPT_SUFFIX = ".attempt.json"  # <stage>.attempt.json: an attempt of that stage began and has not ended
+# .<name>.tmp-PID etc.: a runner's temporary entries (group 1: what it is for, 2: the name of the entry it makes or
+# replaces, 3: the pid of its maker, which names it only: liveness is judged by locks, trigger_kd/concurrency.py)
+LEFTOVER = re.compile(r"^\.(.+)\.(tmp|old|link)-(\d+)$")
 
 # ----------------------------------------------------------------------------- stages, in order
 DATA, TEACHER, TRANSFER, STUDENT, EXPORT, FIRMWARE, SYNTH, REPORT = (
@@ -155,7 +164,8 @@ def check_run_dir(path: Path, stage_names=STAGE_NAMES) -> str:
     names = sorted(p.name for p in path.iterdir())
     if not names:
         return "new"
-    if is_run_dir(path, tuple(stage_names) + STAGE_NAMES) or all(n == RUN_LOCK or LEFTOVER.match(n) for n in names):
+    if is_run_dir(path, tuple(stage_names) + STAGE_NAMES) or all(n == RUN_LOCK or LEFTOVER.match(n)
+                                                                 or n.endswith(ATTEMPT_SUFFIX) for n in names):
         return "adopt"
     shown = ", ".join(names[:4]) + (", ..." if len(names) > 4 else "")
     raise TriggerKDError(f"--run-dir {path} is an existing folder that is not a trigger-kd run directory (it holds "
@@ -163,13 +173,34 @@ def check_run_dir(path: Path, stage_names=STAGE_NAMES) -> str:
                          "it made: choose another --run-dir")
 
 
-def mark_run_dir(path: Path, claim: str) -> None:
-    """Write the marker of a run directory (a new one, or one from before the marker: adopted)."""
-    if claim != "run" and not (Path(path) / RUN_MARKER).is_file():
-        from .atomic import write_text_atomic
+_MARKER_TEXT = ("made by trigger-kd run: stage folders here are replaced by reruns; put nothing of your own in this "
+                "directory\n")
+_RUN_ID = re.compile(r"^run id: ([0-9a-f]{32})$", re.M)
 
-        write_text_atomic(Path(path) / RUN_MARKER, "made by trigger-kd run: stage folders here are replaced by "
-                                                   "reruns; put nothing of your own in this directory\n")
+
+def run_id(path: Path) -> str | None:
+    """The id in a run directory's marker (None: no marker, or one from before run ids). It names the run wherever
+    the directory is moved: the cache records which runs use an entry by it (``trigger_kd/cache.py``)."""
+    try:
+        m = _RUN_ID.search((Path(path) / RUN_MARKER).read_text())
+    except (OSError, ValueError):
+        return None
+    return m.group(1) if m else None
+
+
+def mark_run_dir(path: Path, claim: str) -> str:
+    """Write the marker of a run directory (a new one, or one from before the marker: adopted; a marker from before
+    run ids gets one); the run's id."""
+    known = run_id(path)
+    if known is not None:
+        return known
+    import uuid
+
+    from .atomic import write_text_atomic
+
+    new = uuid.uuid4().hex
+    write_text_atomic(Path(path) / RUN_MARKER, f"{_MARKER_TEXT}run id: {new}\n")
+    return new
 
 
 def failed_dir(stage_dir: Path) -> Path:
@@ -178,8 +209,53 @@ def failed_dir(stage_dir: Path) -> Path:
     return stage_dir.with_name(f"{stage_dir.name}.failed")
 
 
-def last_attempt_failed(stage_dir: Path) -> dict | None:
-    """The FAILED.json of ``<stage>.failed/`` next to ``stage_dir`` (None when its last attempt succeeded)."""
+def attempt_file(stage_dir: Path) -> Path:
+    """``<stage>.attempt.json`` beside ``<stage>/``."""
+    stage_dir = Path(stage_dir)
+    return stage_dir.with_name(f"{stage_dir.name}{ATTEMPT_SUFFIX}")
+
+
+def run_in_progress(run_dir: Path) -> bool:
+    """Does a trigger-kd run hold ``run_dir``'s lock now? (A shared probe of ``.trigger-kd.lock``, released at once;
+    a process that holds the lock itself must not ask.)"""
+    import fcntl
+    import os
+
+    try:
+        fd = os.open(Path(run_dir) / RUN_LOCK, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+    finally:
+        os.close(fd)  # drops the probe's lock
+
+
+def last_attempt_failed(stage_dir: Path, running: bool | None = None) -> dict | None:
+    """Why the last attempt of the stage at ``stage_dir`` did not finish, or None when it succeeded (or none began).
+
+    An attempt record (``<stage>.attempt.json``: the attempt began and never ended) comes first: it is newer than any
+    ``FAILED.json``. It reads as ``{"error": "killed: ..." | "begun by ...: it may still be running", "time",
+    "see"}``; ``running``: whether a run holds the run directory now (None: probe its lock; the runner, which holds
+    it, passes False). Else the
+    ``FAILED.json`` of ``<stage>.failed/`` (a failure or an interrupt the runner recorded) as it was written."""
+    record = read_json(attempt_file(stage_dir))
+    if record is not None or attempt_file(stage_dir).is_file():
+        record = record or {}
+        who = f"pid {record.get('pid')} on {record.get('host')}"
+        probed = running is None
+        if probed:
+            running = run_in_progress(Path(stage_dir).parent)
+        what = (f"begun by {who} and not ended; a run holds {Path(stage_dir).parent / RUN_LOCK} now: it may still "
+                "be running" if running else f"killed: begun by {who}, it never ended"
+                + (" and no run holds the run directory" if probed else ""))
+        return {"error": what, "time": record.get("started"), "see": attempt_file(stage_dir).name,
+                "stamp": record.get("stamp")}
     try:
         return json.loads((failed_dir(stage_dir) / FAILED_FILE).read_text())
     except (OSError, ValueError):
