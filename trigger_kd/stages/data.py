@@ -124,7 +124,7 @@ def _say_budget(cfg: Config, pools: dict[str, Path]) -> None:
 
 def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
     data_cfg = cfg.data
-    from ..data.formats import load_source, require_file, write_canonical
+    from ..data.formats import load_source, read_canonical, require_file, write_canonical
 
     task = data_cfg.task
     summary: dict = {"source": data_cfg.source}
@@ -140,6 +140,12 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
             # `trigger-kd cache prune` keeps pools a dataset names
             summary["pools"] = {cls: str(pool) for cls, pool in pools.items()}
             paths = assemble(pools, data_cfg, out_dir=out)
+        # generated jets pass the same physics ranges as files do (data/sanity.py), per class, before any use
+        from ..data.formats import read_jet_classes
+        from ..data.sanity import check_physics
+
+        summary["sanity"] = {split: check_physics(read_canonical(p)[0], f"generated {split} jets",
+                                                  read_jet_classes(p)) for split, p in paths.items()}
         for split, path in paths.items():
             if Path(path).resolve().parent != out.resolve():
                 os.replace(path, out / split_file(split))
@@ -149,8 +155,11 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
         for path in data_cfg.paths:  # a directory or a symlink loop named as such, before anything resolves it
             require_file(Path(path), "check data.paths")
         check_distinct_paths(data_cfg.paths)
+        sanity: dict = {}
         constituents, labels, names, origin = load_source(
-            data_cfg.source, [Path(p) for p in data_cfg.paths], data_cfg.max_constituents, with_origin=True, task=task)
+            data_cfg.source, [Path(p) for p in data_cfg.paths], data_cfg.max_constituents, with_origin=True, task=task,
+            report=sanity)
+        summary["sanity"] = sanity  # what the physics checks saw per file and class (data/sanity.py ranges)
         check_empty_jets(constituents, origin, [str(p) for p in data_cfg.paths])
         parts = _split_arrays(constituents, labels, names, origin, data_cfg)
         check_no_leaks({k: v[0] for k, v in parts.items()}, {k: v[3] for k, v in parts.items()},

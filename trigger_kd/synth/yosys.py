@@ -1,10 +1,18 @@
-"""Yosys ``synth_xilinx`` on da4ml's Verilog: cell counts as measured open-source figures."""
+"""Yosys ``synth_xilinx`` on da4ml's Verilog: cell counts as measured open-source figures.
+
+The counts come from outside the process (Yosys's log) and are checked where they are read (:func:`parse_stat`),
+with the rules of ``synth/reports.py`` (one place for every report): the ``stat`` block of the top must be there,
+every count is a whole number in [0, ``reports.MAX_COUNT``], and the block's total ("Number of cells") must equal
+the sum of the cells it lists (two statements of one count; they differ when the log is cut or its format is not
+understood). A violation is a ``ReportError`` naming the log.
+"""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .reports import ReportError, check_count
 from .tools import require, run_logged, version_of
 
 INSTALL_HINT = ("install it with `make tools` (Debian/Ubuntu: `apt-get install yosys`), "
@@ -56,15 +64,36 @@ def script(files: list[Path], top: str, family: str) -> str:
     return f"read_verilog -defer {names}\nsynth_xilinx -family {family} -flatten -top {top}\nstat\n"
 
 
-def parse_stat(log_text: str, top: str) -> tuple[dict[str, int], int]:
-    """Cell counts and total from the last ``stat`` block for ``top`` in a Yosys log."""
+def parse_stat(log_text: str, top: str, where: str = "the Yosys log") -> tuple[dict[str, int], int]:
+    """Cell counts and total from the last ``stat`` block for ``top`` in a Yosys log, validated (module docstring):
+    a missing block, an impossible count or a total that is not the sum of the cells is a ReportError."""
     blocks = re.findall(rf"^=== {re.escape(top)} ===\s*$(.*?)(?=^===|^End of script|\Z)", log_text, flags=re.M | re.S)
     if not blocks:
-        return {}, 0
+        raise ReportError(f"{where}: no statistics ('=== {top} ===' block of `stat`) for the top module {top}: "
+                          f"Yosys stopped early or synthesised another top; see the log")
     block = blocks[-1]
-    total = re.search(r"Number of cells:\s+(\d+)", block)
-    cells = {name: int(n) for name, n in re.findall(r"^\s{5,}([A-Za-z_$][\w$]*)\s+(\d+)\s*$", block, flags=re.M)}
-    return cells, int(total.group(1)) if total else sum(cells.values())
+    total_m = re.search(r"Number of cells:\s+(\S+)", block)
+    cells: dict[str, int] = {}
+    for name, n in re.findall(r"^\s{5,}([A-Za-z_$\\][^\s]*)\s+(-?\d+)\s*$", block, flags=re.M):
+        value = check_count(int(n), f"cell count of {name}", where)
+        if name in cells and cells[name] != value:
+            raise ReportError(f"{where}: cell {name} is listed twice, with {cells[name]} and {value}: the stat "
+                              f"block is damaged")
+        cells[name] = value
+    listed = sum(cells.values())
+    if total_m is None:
+        if not cells:
+            raise ReportError(f"{where}: the stat block of {top} lists neither 'Number of cells' nor any cell: "
+                              f"the log is cut or its format is not understood")
+        return cells, listed
+    try:
+        total = check_count(int(total_m.group(1)), "Number of cells", where)
+    except ValueError:
+        raise ReportError(f"{where}: 'Number of cells' is {total_m.group(1)!r}, not a whole number") from None
+    if total != listed:
+        raise ReportError(f"{where}: 'Number of cells' {total} of {top} contradicts the {len(cells)} cell types it "
+                          f"lists, which add up to {listed}: the log is cut or its format is not understood")
+    return cells, total
 
 
 def run_yosys(rtl_dir: Path, top: str, family: str, log_dir: Path, progress: bool = True) -> YosysResult:
@@ -85,7 +114,7 @@ def run_yosys(rtl_dir: Path, top: str, family: str, log_dir: Path, progress: boo
 
     run_logged([exe, "-s", str(ys)], log, cwd=log_dir, label="yosys", progress=step, heartbeat_s=30.0 if progress else 1e9)
     text = log.read_text(errors="replace")
-    cells, total = parse_stat(text, top)
+    cells, total = parse_stat(text, top, str(log))
     cpu = re.findall(r"CPU: user ([0-9.]+)s system ([0-9.]+)s", text)
     return YosysResult(
         version=version_of([exe, "-V"], r"Yosys (\S+)"),
