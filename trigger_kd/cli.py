@@ -114,8 +114,8 @@ def cmd_parse_report(args) -> int:
 
 
 def cmd_cache(args) -> int:
-    from .cache import cache_root, format_entries, list_entries, prune
-    from .console import info
+    from .cache import UNSURE, cache_root, format_entries, list_entries, prune
+    from .console import info, warn
 
     cache = cache_root()
     if args.action == "list":
@@ -124,13 +124,24 @@ def cmd_cache(args) -> int:
         return 0
     if args.older_than is None and not args.unreferenced:
         raise TriggerKDError("cache prune: say what to remove: --older-than DAYS and/or --unreferenced")
+    if args.forget_missing and not args.unreferenced:
+        raise TriggerKDError("cache prune --forget-missing widens --unreferenced: give both")
     if args.older_than is not None and not args.older_than >= 0:
         raise TriggerKDError(f"cache prune --older-than {args.older_than:g}: an age in days must be 0 or more")
-    removed = prune(cache, args.older_than, args.unreferenced, args.dry_run)
+    unsure = [e for e in list_entries(cache) if e.links == UNSURE] if args.unreferenced else []
+    removed = prune(cache, args.older_than, args.unreferenced, args.dry_run, forget_missing=args.forget_missing)
     verb = "would remove" if args.dry_run else "removed"
     for e in removed:
         print(f"{verb} {e.stage}/{e.path.name} ({e.size} bytes; {e.made_from})")
     info(f"{verb} {len(removed)} entries, {sum(e.size for e in removed)} bytes, from {cache}")
+    gone = {e.path for e in removed}
+    kept = [e for e in unsure if e.path not in gone]
+    if kept:
+        shown = "; ".join(f"{e.stage}/{e.path.name} (last seen linked from {', '.join(e.last_seen)})" for e in kept)
+        warn(f"kept {len(kept)} entr{'y' if len(kept) == 1 else 'ies'} whose runs are not where they were last seen "
+             f"(moved or deleted? a moved run still links to its entries, and its next run refreshes the record): "
+             f"{shown}. If those runs are deleted, `trigger-kd cache prune --unreferenced --forget-missing` removes "
+             "them")
     return 0
 
 
@@ -283,9 +294,13 @@ def build_parser() -> argparse.ArgumentParser:
     fr = sub.add_parser("front", help="accuracy per LUT: sweep widths x bits (hgq: x beta), Pareto front, budget pick")
     fr.add_argument("config", help="model YAML whose framework's knobs are swept, e.g. hls_configs/mlp_kd.yml")
     ex = fr.add_mutually_exclusive_group()
-    ex.add_argument("--workers", type=int, default=2, help="worker processes of the embedded Dask LocalCluster")
-    ex.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786) instead")
-    fr.add_argument("--max-lut", type=float, help="budget: pick the best validation AUC with at most this da4ml LUT")
+    ex.add_argument("--workers", type=int, help="worker processes of the embedded Dask LocalCluster (default 2; at "
+                    "most one per core and per 1.5 GiB of memory: more is refused)")
+    ex.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask cluster instead: its scheduler's address "
+                    "(tcp://HOST:8786) or scheduler file; every worker must see the sweep directory and the cache at "
+                    "the same paths and run the same trigger_kd (checked before any point)")
+    fr.add_argument("--max-lut", type=float, help="budget: pick the best validation figure (AUC; K classes: accuracy) "
+                    "with at most this da4ml LUT")
     fr.add_argument("--max-latency-ns", type=float, help="budget: at most this latency (pipeline stages x clock)")
     fr.add_argument("--yosys", action="store_true", help="fail unless every point on the front has its Yosys LUT count (front.json yosys_lut; the open-source "
                          "route runs Yosys on every point today)")
@@ -301,7 +316,11 @@ def build_parser() -> argparse.ArgumentParser:
     ca.add_argument("--json", action="store_true", help="list: JSON instead of a table")
     ca.add_argument("--older-than", type=float, metavar="DAYS", help="prune: entries not used for DAYS days")
     ca.add_argument("--unreferenced", action="store_true",
-                    help="prune: entries no run directory links to (jet pools no dataset names)")
+                    help="prune: entries no run directory links to (jet pools no dataset names); entries whose "
+                         "runs were moved or deleted are kept, and listed")
+    ca.add_argument("--forget-missing", action="store_true",
+                    help="prune --unreferenced: also entries whose runs are not where they were last seen (deleted; "
+                         "or moved: such a run makes them again when it next runs)")
     ca.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
     ca.set_defaults(func=cmd_cache)
     return p

@@ -8,7 +8,8 @@ from .sweep import score
 
 
 def front_plot(rows: list[dict], front_ids: list[str], lines: dict[str, float], out: Path, title: str = "",
-               picked: str | None = None, max_lut: float | None = None) -> Path:
+               picked: str | None = None, max_lut: float | None = None, software: str | None = None) -> Path:
+    """The plot, written to ``out``; ``software``: the PNG's Software text (trigger-kd front's tag, outputs.py)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -38,8 +39,9 @@ def front_plot(rows: list[dict], front_ids: list[str], lines: dict[str, float], 
     ax.set_ylabel(f"validation {'AUC' if metric == 'auc' else metric} (quantised student)")
     ax.set_title(title or "accuracy per LUT")
     ax.grid(alpha=0.3)
-    ax.legend(fontsize=7, loc="best")
+    if ax.get_legend_handles_labels()[0]:  # no point has results (all failed): no legend, and no warning about it
+        ax.legend(fontsize=7, loc="best")
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    fig.savefig(out, dpi=120, format="png", metadata={"Software": software} if software else None)
     plt.close(fig)
     return Path(out)

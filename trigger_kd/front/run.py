@@ -5,73 +5,89 @@ imports the pipeline): this module never imports it. Each point is the model con
 overrides, run through the normal stages up to ``synth`` in ``<out>/points/<id>/``, so it is cached by the
 per-stage stamps and an interrupted sweep resumes; the shared data / teacher / transfer stages are made once
 (``<out>/shared/``, into the content-addressed cache) before the points start, and every point links them.
+Where the points run and what every worker must see: cluster.py; which files of the sweep directory may be
+replaced, and how each invocation's outputs replace the previous one's: outputs.py.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
 import time
 import traceback
+import uuid
 from pathlib import Path
 from typing import Callable
 
-from ..atomic import write_text_atomic
+from ..atomic import atomic_path, write_text_atomic
+from ..concurrency import waiting_lock
 from ..config import dump_config, load_config
 from ..console import info, warn
 from ..provenance import git_state
+from ..rundir import check_run_dir
+from .cluster import (SHARED_RULE, Expect, Session, WorkersRefused, check_workers, connect, probe_files,
+                      scheduler_address, worker_view)
+from .outputs import FRONT_JSON, FRONT_PNG, PICKED_YML, TAG, check_out_dir, clear, picked_header
 from .record import point_row, reference_lines
 from .sweep import FrontError, NoPointFits, Point, pareto_front, pick_under_budget, point_grid
 
-FRONT_JSON, FRONT_PNG, PICKED_YML, POINTS_DIR, SHARED_DIR = "front.json", "front.png", "picked.yml", "points", "shared"
+POINTS_DIR, SHARED_DIR = "points", "shared"
+LOCK_FILE = ".front.lock"  # held by the invocation writing into the sweep directory
 
 
-def point_task(run_point: Callable, config: str, overrides: list[str], profile: str | None, run_dir: str) -> dict:
+def point_task(run_point: Callable, config: str, overrides: list[str], profile: str | None, run_dir: str,
+               expect: Expect | None = None) -> dict:
     """What one Dask task does (in a worker process): run the point's stages, return its row. Errors come back
-    as the row's ``error`` (the sweep goes on with the other points and then fails, naming them)."""
+    as the row's ``error`` (the sweep goes on with the other points and then fails, naming them). With ``expect``
+    (the client's probe) the worker first checks that it sees the sweep directory and the cache and runs the same
+    code: a worker that joined after the probe is held to the same rule."""
     t0 = time.time()
+    where = _where()
+    if expect is not None:
+        view = worker_view(expect)
+        if view["problems"]:
+            return {"error": f"this worker cannot run points: {'; '.join(view['problems'])}. {SHARED_RULE}",
+                    "seconds": 0.0, **where}
     try:
         run_point(config, list(overrides), profile, run_dir)
     except BaseException as exc:  # noqa: BLE001 - reported to the client, which exits non-zero
         if isinstance(exc, KeyboardInterrupt):
             raise
         return {"error": f"{type(exc).__name__}: {exc}", "traceback": traceback.format_exc(limit=8),
-                "seconds": round(time.time() - t0, 1), "host": os.uname().nodename}
+                "seconds": round(time.time() - t0, 1), **where}
     row = point_row(Path(run_dir))
     metric = row.get("metric") or "auc"  # the figure the front ranks on (val_score = val_<metric>)
     missing = [k for k in (f"val_{metric}", f"test_{metric}", "lut", "latency_ns", "parity_pct") if row.get(k) is None]
     if missing:  # a point without them can be neither on the front nor picked: say so instead of leaving it out
         row["error"] = f"the run directory {run_dir} records no {', '.join(missing)}"
-    return {**row, "seconds": round(time.time() - t0, 1), "host": os.uname().nodename}
+    return {**row, "seconds": round(time.time() - t0, 1), **where}
 
 
-def _client(workers: int, scheduler: str | None):
-    """A Dask client: on a running cluster (``scheduler``) or an embedded LocalCluster of ``workers`` processes."""
+def _where() -> dict:
+    """The host and Dask worker a task ran on (front.json records them)."""
+    out = {"host": os.uname().nodename, "worker": None}
     try:
-        from dask.distributed import Client, LocalCluster
-    except ImportError as exc:  # pragma: no cover - a pinned dependency
-        raise FrontError(f"trigger-kd front needs dask and distributed ({exc}); run `make install`") from None
-    if scheduler:
-        try:
-            return Client(scheduler, timeout="30s"), None
-        except (OSError, TimeoutError) as exc:
-            raise FrontError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({exc})") from None
-    # one thread per worker process (a point's stages set their own thread counts); no memory limit: a student
-    # stage's peak is what it is, and a nanny that kills it would only rerun it
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, memory_limit=0,
-                           dashboard_address=None)
-    return Client(cluster), cluster
+        from distributed import get_worker
+
+        out["worker"] = get_worker().address
+    except (ImportError, ValueError):
+        pass
+    return out
 
 
 def run_front(config: str, *, sets: list[str], profile: str | None, points: list[str] | None, out: str | None,
-              workers: int, scheduler: str | None, max_lut: float | None, max_latency_ns: float | None,
+              workers: int | None, scheduler: str | None, max_lut: float | None, max_latency_ns: float | None,
               yosys: bool, run_point: Callable, run_shared: Callable, command: str) -> dict:
     """The sweep; returns front.json's content. Raises FrontError (after writing front.json) when a point failed
-    or no point fits the budget."""
+    or no point fits the budget.
+
+    Before any work: the request (config, points, ``--workers`` against this machine, the scheduler address, the
+    sweep directory's files) is checked; then the cluster is reached and every worker probed. Only then are the
+    earlier invocation's outputs removed (outputs.py), so a refused request leaves them as they were and an
+    accepted one leaves only its own."""
     from .sweep import parse_points
 
-    if scheduler is None and workers < 1:
-        raise FrontError(f"--workers must be at least 1, got {workers}")
     config = str(Path(config).resolve())
     # the front is drawn on da4ml's LUT estimate, which the open-source synth route makes (after the user's --set);
     # Yosys runs only on the points on the front, with --yosys. The picked config keeps the user's synth.yosys.
@@ -81,34 +97,67 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
     grid = point_grid(cfg.student, parse_points(points, cfg.student.framework))
     for p in grid:  # every point's config is checked before any work
         load_config(config, [*sets, *p.overrides], profile=profile)
+    address = scheduler_address(scheduler) if scheduler else None
+    n_workers = None if address else check_workers(workers, len(grid))
     out_dir = Path(out or Path("firmware") / f"{cfg.name}_front").resolve()
-    (out_dir / POINTS_DIR).mkdir(parents=True, exist_ok=True)
+    check_out_dir(out_dir)
+    for run_dir in [out_dir / SHARED_DIR, *(out_dir / POINTS_DIR / p.id for p in grid)]:
+        check_run_dir(run_dir)  # a folder of the user's where a point's run directory goes: refused now
     info(f"[front] {cfg.name} ({cfg.student.framework} {cfg.student.arch}): {len(grid)} points "
          f"({', '.join(p.id for p in grid)}) -> {out_dir}")
-
-    client, cluster = _client(workers, scheduler)  # a scheduler that cannot be reached fails before any work
+    created = not out_dir.exists()
+    session = connect(n_workers, address)  # a scheduler that cannot be reached fails before anything is written
     try:
-        info("[front] shared stages (data, teacher, transfer), once for every point")
-        run_shared(cfg, out_dir / SHARED_DIR)
-        rows = _run_points(client, grid, config, sets, profile, out_dir, workers, scheduler, run_point)
-        front = pareto_front(rows)
-        for r in rows:
-            r["on_front"] = r["id"] in front
-        if yosys:
-            _yosys_on_front(client, [r for r in rows if r["on_front"]], cfg.synth.family)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        with waiting_lock(out_dir / LOCK_FILE, f"the sweep directory {out_dir}"):
+            check_out_dir(out_dir)  # again: another front may have written there while this one waited
+            return _sweep(session, cfg, config, grid, sets, user_sets, profile, out_dir, n_workers, address, max_lut,
+                          max_latency_ns, yosys, run_point, run_shared, command)
+    except WorkersRefused:
+        if created:  # nothing was run: leave no folder behind either
+            (out_dir / LOCK_FILE).unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                out_dir.rmdir()
+        raise
     finally:
-        client.close()
-        if cluster is not None:
-            cluster.close()
+        session.close()
+
+
+def _sweep(session: Session, cfg, config, grid, sets, user_sets, profile, out_dir: Path, n_workers, address, max_lut,
+           max_latency_ns, yosys, run_point, run_shared, command) -> dict:
+    invocation = uuid.uuid4().hex[:12]
+    futures: dict = {}
+    try:
+        with probe_files(out_dir) as expect:
+            views = session.probe(expect)  # every worker sees the sweep directory and the cache, same code
+            (out_dir / POINTS_DIR).mkdir(exist_ok=True)
+            removed = clear(out_dir)  # the earlier invocation's outputs: none of them may survive this one
+            if removed:
+                info(f"[front] removed the earlier sweep's {', '.join(removed)} (this sweep writes its own)")
+            info("[front] shared stages (data, teacher, transfer), once for every point")
+            run_shared(cfg, out_dir / SHARED_DIR)
+            rows = _run_points(session.client, grid, config, sets, profile, out_dir, n_workers, address, run_point,
+                               expect, futures)
+            front = pareto_front(rows)
+            for r in rows:
+                r["on_front"] = r["id"] in front
+            if yosys:
+                _yosys_on_front(session.client, [r for r in rows if r["on_front"]], cfg.synth.family)
+    except KeyboardInterrupt:
+        session.interrupted(futures)
+        raise
+    session.close()  # the points are done: stop the embedded cluster's workers before the outputs are written
     lines = next((found for r in rows if not r.get("error") and (found := reference_lines(Path(r["run_dir"])))), {})
     metric = next((r["metric"] for r in rows if r.get("metric")), "auc")  # what the points rank on (record.py)
     result = {
         "command": command,
+        "invocation": invocation,
         "git": git_state(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "config": config, "profile": cfg.profile, "sets": list(sets),
         "framework": cfg.student.framework, "arch": cfg.student.arch,
-        "executor": {"scheduler": scheduler} if scheduler else {"local_cluster_workers": workers},
+        "executor": {**({"scheduler": address} if address else {"local_cluster_workers": n_workers}),
+                     "workers": sorted(views)},
         "lut_source": ("lut: da4ml's estimate, ff: da4ml's pipeline register bits (synth stage, open-source route, "
                        "synth.yosys false); yosys_lut / yosys_ff: Yosys synth_xilinx on the front's points (--yosys)"),
         "chosen_on": (f"validation {metric} of the quantised student (val_score; the test figure recorded, never "
@@ -121,6 +170,7 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
     }
     failed = [r for r in rows if r.get("error")]
     problem: FrontError | None = None
+    picked_text = None
     if failed:
         problem = FrontError(
             f"{len(failed)} of {len(rows)} sweep points failed ({'; '.join(r['id'] + ': ' + r['error'] for r in failed)}); "
@@ -140,17 +190,23 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
             point = next(p for p in grid if p.id == best["id"])
             picked_cfg = load_config(config, [*user_sets, *point.overrides, f"name={cfg.name}_{point.id}"],
                                      profile=profile)
-            write_text_atomic(out_dir / PICKED_YML,
-                              f"# picked by trigger-kd front: best validation {metric} within the budget "
-                              f"({_budget_text(max_lut, max_latency_ns)}); {command}\n" + dump_config(picked_cfg))
+            picked_text = picked_header(invocation, f"best validation {metric} within the budget "
+                                                    f"({_budget_text(max_lut, max_latency_ns)}); {command}"
+                                        ) + dump_config(picked_cfg)
             result["picked"] = {"id": best["id"], "config": str(out_dir / PICKED_YML), "metric": metric,
                                 "val_score": best["val_score"], "test_score": best.get("test_score"),
                                 "val_auc": best["val_auc"], "test_auc": best.get("test_auc"), "lut": best["lut"],
                                 "latency_ns": best.get("latency_ns"), "overrides": list(point.overrides)}
     from .plot import front_plot
 
-    front_plot(rows, front, lines, out_dir / FRONT_PNG, picked=(result["picked"] or {}).get("id"), max_lut=max_lut,
-               title=f"{cfg.name}: {cfg.student.framework} {cfg.student.arch}, validation {metric} vs LUT")
+    # this invocation's outputs, each atomically: the plot, the pick (none: the earlier one went with clear),
+    # front.json last (it names the others)
+    with atomic_path(out_dir / FRONT_PNG) as tmp:
+        front_plot(rows, front, lines, tmp, picked=(result["picked"] or {}).get("id"), max_lut=max_lut,
+                   title=f"{cfg.name}: {cfg.student.framework} {cfg.student.arch}, validation {metric} vs LUT",
+                   software=f"{TAG} invocation {invocation}")
+    if picked_text is not None:
+        write_text_atomic(out_dir / PICKED_YML, picked_text)
     write_text_atomic(out_dir / FRONT_JSON, json.dumps(result, indent=2, default=str))
     _summary(rows, front, result, out_dir)
     if problem is not None:
@@ -169,7 +225,7 @@ def _yosys_on_front(client, rows: list[dict], family: str) -> None:
 
     info(f"[front] --yosys: Yosys synth_xilinx on the {len(rows)} point(s) on the front")
     futures = {client.submit(point_yosys, r["run_dir"], family, pure=False,
-                             key=f"trigger-kd-front-yosys-{r['id']}-{os.getpid()}-{time.time_ns()}"): r for r in rows}
+                             key=f"trigger-kd-front-yosys-{r['id']}-{uuid.uuid4().hex}"): r for r in rows}
     for fut, r in futures.items():
         try:
             y = fut.result()
@@ -181,22 +237,25 @@ def _yosys_on_front(client, rows: list[dict], family: str) -> None:
 
 
 def _run_points(client, grid: list[Point], config: str, sets: list[str], profile: str | None, out_dir: Path,
-                workers: int, scheduler: str | None, run_point: Callable) -> list[dict]:
+                workers: int | None, scheduler: str | None, run_point: Callable, expect: Expect,
+                futures: dict) -> list[dict]:
+    """Submit every point (``futures`` is filled as they are, for the caller to cancel on Ctrl-C); their rows as
+    they complete. A point whose worker is lost reruns on another (the scheduler's doing); its run directory's
+    lock and the stage runner's leftovers of the killed attempt make the rerun start clean."""
     from dask.distributed import as_completed
 
     rows: dict[str, dict] = {}
-    futures = {}
     for p in grid:
         run_dir = out_dir / POINTS_DIR / p.id
-        fut = client.submit(point_task, run_point, config, [*sets, *p.overrides], profile, str(run_dir),
-                            key=f"trigger-kd-front-{p.id}-{os.getpid()}-{time.time_ns()}", pure=False)
+        fut = client.submit(point_task, run_point, config, [*sets, *p.overrides], profile, str(run_dir), expect,
+                            key=f"trigger-kd-front-{p.id}-{uuid.uuid4().hex}", pure=False)
         futures[fut] = p
     info(f"[front] {len(grid)} points submitted to {'the Dask scheduler ' + scheduler if scheduler else f'a LocalCluster of {workers} worker process(es)'}")
-    for done, fut in enumerate(as_completed(futures), start=1):
+    for done, fut in enumerate(as_completed(list(futures)), start=1):
         p = futures[fut]
         try:
             row = fut.result()
-        except Exception as exc:  # noqa: BLE001 - e.g. a worker that died (out of memory, killed)
+        except Exception as exc:  # noqa: BLE001 - e.g. a worker that died (out of memory, killed) too often
             row = {"error": f"{type(exc).__name__}: {exc}"}
         rows[p.id] = {"id": p.id, "family": p.family, "knobs": p.knobs, "overrides": list(p.overrides),
                       "run_dir": str(out_dir / POINTS_DIR / p.id), **row}

@@ -1,0 +1,352 @@
+"""`trigger-kd front` by principle: the user's files are never replaced; every output in the sweep directory is of
+one invocation; a request the machine or the cluster cannot serve is refused in one line before any work; Ctrl-C
+stops the sweep with one line. The points are fakes (tests/test_front_fakes.py): what is tested is the sweep's
+bookkeeping, not the stages."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from test_front_fakes import FAIL_ENV, SLOW_ENV, fake_point, fake_shared, write_point
+from trigger_kd.cli import main as cli
+from trigger_kd.errors import TriggerKDError
+from trigger_kd.rundir import RUN_MARKER
+from trigger_kd.front import cluster, outputs
+from trigger_kd.front.sweep import FrontError
+
+REPO = Path(__file__).resolve().parent.parent
+CFG = str(REPO / "hls_configs" / "mlp_kd.yml")
+POINTS = ["--points", "width=0.5,1", "bits=3"]  # two points: w16-8_b3a6 (LUT 1600) and w32-16_b3a6 (LUT 3200)
+
+
+def _one_line_refusal(err: str) -> str:
+    lines = [ln for ln in err.splitlines() if ln.strip()]
+    assert "Traceback" not in err
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+def _snapshot(folder: Path) -> dict:
+    return {str(p.relative_to(folder)): (p.is_symlink(), p.is_dir(), None if p.is_dir() or p.is_symlink()
+                                         else p.read_bytes()) for p in sorted(folder.rglob("*"))}
+
+
+# ----------------------------------------------------------------------------- 1. the user's files
+def _foreign_kinds(path: Path, elsewhere: Path) -> dict:
+    """Ways a file of an output's name can be the user's: each writes one at ``path``."""
+    ours_elsewhere = elsewhere / path.name
+    return {
+        "text": lambda: path.write_text("my own notes\n"),
+        "empty": lambda: path.write_bytes(b""),
+        "json not ours": lambda: path.write_text(json.dumps({"points": [], "command": "my-tool front"})),
+        "png not ours": lambda: path.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 40),
+        "yaml not ours": lambda: path.write_text("# my config\nname: x\n"),
+        "folder": lambda: (path.mkdir(), (path / "keep.txt").write_text("mine")),
+        "symlink to a file of ours": lambda: (ours_elsewhere.write_text(path.name), path.symlink_to(ours_elsewhere)),
+    }
+
+
+@pytest.mark.parametrize("name", outputs.OUTPUTS)
+def test_a_folder_holding_the_users_output_files_is_refused_and_left_as_it_was(name, tmp_path, capsys):
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for kind in _foreign_kinds(tmp_path / name, elsewhere):
+        out = tmp_path / f"out_{kind.replace(' ', '_')}"
+        out.mkdir()
+        _foreign_kinds(out / name, elsewhere)[kind]()
+        before = _snapshot(out)
+        assert cli(["front", CFG, *POINTS, "--out", str(out), "--max-lut", "5000"]) == 2, kind
+        line = _one_line_refusal(capsys.readouterr().err)
+        assert name in line and "did not write" in line and "nothing was replaced" in line, (kind, line)
+        assert _snapshot(out) == before, kind  # nothing written, nothing replaced: not even points/
+
+
+def test_an_existing_file_as_the_sweep_directory_is_refused(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    out.write_text("mine")
+    assert cli(["front", CFG, *POINTS, "--out", str(out)]) == 2
+    assert "is an existing file" in _one_line_refusal(capsys.readouterr().err) and out.read_text() == "mine"
+
+
+def test_a_pipeline_run_directory_as_the_sweep_directory_is_refused(tmp_path, capsys):
+    run = tmp_path / "run"
+    (run / "student").mkdir(parents=True)
+    (run / RUN_MARKER).write_text("")
+    for out in (run, run / "student"):
+        before = _snapshot(run)
+        assert cli(["front", CFG, *POINTS, "--out", str(out)]) == 2
+        assert "belongs to the pipeline run" in _one_line_refusal(capsys.readouterr().err)
+        assert _snapshot(run) == before
+
+
+def test_a_users_folder_where_a_point_run_directory_goes_is_refused_before_any_work(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    (out / "points" / "w16-8_b3a6").mkdir(parents=True)
+    (out / "points" / "w16-8_b3a6" / "student").mkdir()
+    (out / "points" / "w16-8_b3a6" / "notes.txt").write_text("mine")
+    before = _snapshot(out)
+    assert cli(["front", CFG, *POINTS, "--out", str(out)]) == 2
+    assert "not a trigger-kd run directory" in _one_line_refusal(capsys.readouterr().err)
+    assert _snapshot(out) == before
+
+
+def test_outputs_of_ours_are_recognised_also_from_before_invocation_ids(tmp_path):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    # a sweep directory written before the outputs carried invocation ids: front.json names the command, the PNG
+    # is matplotlib's, picked.yml opens with the old header
+    (out / "front.json").write_text(json.dumps({"command": "trigger-kd front x.yml", "points": []}))
+    (out / "picked.yml").write_text("# picked by trigger-kd front: best validation auc within the budget\nname: x\n")
+    from trigger_kd.front.plot import front_plot
+
+    front_plot([], [], {}, out / "front.png")
+    assert outputs.foreign(out) == [] and outputs.invocation_of(out / "front.json") == ""
+    outputs.check_out_dir(out)
+    # the same PNG with no front.json of ours beside it is not known to be ours
+    (out / "front.json").write_text("{}")
+    assert outputs.foreign(out) == ["front.json", "front.png"]
+    with pytest.raises(TriggerKDError, match="front.json, front.png already exist there"):
+        outputs.check_out_dir(out)
+    # tagged files: ours with their invocation
+    front_plot([], [], {}, out / "front.png", software=f"{outputs.TAG} invocation abc")
+    (out / "picked.yml").write_text(outputs.picked_header("abc", "best") + "name: x\n")
+    assert outputs.invocation_of(out / "front.png") == "abc" == outputs.invocation_of(out / "picked.yml")
+
+
+# ----------------------------------------------------------------------------- 2. one invocation's outputs
+@pytest.fixture(scope="module")
+def in_process_cluster():
+    """One in-process Dask cluster for the bookkeeping tests (the fakes run in this process's threads)."""
+    from dask.distributed import Client, LocalCluster
+
+    c = LocalCluster(n_workers=1, threads_per_worker=2, processes=False, dashboard_address="127.0.0.1:0")
+    client = Client(c)
+    yield client
+    client.close()
+    c.close()
+
+
+@pytest.fixture
+def fake_front(in_process_cluster, monkeypatch):
+    """`trigger-kd front` with the fake stages on the in-process cluster; returns cli."""
+    from trigger_kd import cli as cli_module
+    from trigger_kd.front import run
+
+    monkeypatch.setattr(cli_module, "run_front_point", fake_point)
+    monkeypatch.setattr(cli_module, "run_shared_stages", fake_shared)
+    monkeypatch.setattr(run, "connect", lambda workers, address: cluster.Session(in_process_cluster, own=False))
+    return cli
+
+
+def _outputs_state(out: Path) -> dict:
+    return {n: outputs.invocation_of(out / n) for n in outputs.OUTPUTS if (out / n).exists()}
+
+
+def _interrupting_shared(cfg, run_dir):
+    raise KeyboardInterrupt
+
+
+# each step: (what it does, extra arguments, expected exit code)
+STEPS = {
+    "fits": (["--max-lut", "5000"], 0),
+    "fits none": (["--max-lut", "10"], 2),
+    "no budget": ([], 0),
+    "a point fails": (["--max-lut", "5000"], 2),
+    "interrupted": (["--max-lut", "5000"], 130),
+    "refused": (["--max-lut", "5000", "--points", "depth=2"], 2),
+}
+
+
+@pytest.mark.parametrize("first", list(STEPS))
+@pytest.mark.parametrize("second", list(STEPS))
+def test_every_output_in_the_sweep_directory_is_of_one_invocation(first, second, fake_front, tmp_path, monkeypatch,
+                                                                    capsys):
+    """Property over pairs of invocations into one folder: afterwards every output present carries the id of the
+    last invocation that got past its checks (a refused one changes nothing; an interrupted one leaves none);
+    picked.yml is there exactly when that invocation's front.json names a pick."""
+    from trigger_kd import cli as cli_module
+
+    out = tmp_path / "sweep"
+    for step in (first, second):
+        extra, rc = STEPS[step]
+        monkeypatch.delenv(FAIL_ENV, raising=False)
+        monkeypatch.setattr(cli_module, "run_shared_stages", fake_shared)
+        if step == "a point fails":
+            monkeypatch.setenv(FAIL_ENV, "w32-16_b3a6")
+        if step == "interrupted":  # Ctrl-C once the sweep has begun (in the shared stages)
+            monkeypatch.setattr(cli_module, "run_shared_stages", _interrupting_shared)
+        before = _outputs_state(out)
+        assert fake_front(["front", CFG, *POINTS, "--out", str(out), *extra]) == rc, (step, capsys.readouterr().err)
+        state = _outputs_state(out)
+        if step == "refused":
+            assert state == before
+            continue
+        if step == "interrupted":
+            assert state == {}, state
+            continue
+        front = json.loads((out / "front.json").read_text())
+        assert set(state.values()) == {front["invocation"]}, (step, state)
+        assert ("picked.yml" in state) == (front["picked"] is not None), step
+        assert front["command"].endswith(" ".join(extra)) if extra else True
+    capsys.readouterr()
+
+
+def test_a_sweep_that_picks_nothing_leaves_no_earlier_pick(fake_front, tmp_path, capsys):
+    """The issue's case: a sweep that fits its budget, then one that fits none: exit 2 and no picked.yml for
+    `trigger-kd run` to build."""
+    out = tmp_path / "sweep"
+    assert fake_front(["front", CFG, *POINTS, "--out", str(out), "--max-lut", "5000"]) == 0
+    assert (out / "picked.yml").is_file()
+    assert fake_front(["front", CFG, *POINTS, "--out", str(out), "--max-lut", "10"]) == 2
+    assert not (out / "picked.yml").exists()
+    front = json.loads((out / "front.json").read_text())
+    assert front["picked"] is None and "no point of the sweep fits" in front["no_point_fits"]
+    assert outputs.invocation_of(out / "front.png") == front["invocation"]
+    assert "no point of the sweep fits the budget" in capsys.readouterr().err
+
+
+# ----------------------------------------------------------------------------- 3. addresses
+@pytest.mark.parametrize("text,address", [
+    ("tcp://127.0.0.1:8786", "tcp://127.0.0.1:8786"),
+    ("127.0.0.1:8786", "tcp://127.0.0.1:8786"),
+    ("node12.cluster:40001", "tcp://node12.cluster:40001"),
+    ("tls://10.0.0.5:8786", "tls://10.0.0.5:8786"),
+    ("tcp://[::1]:8786", "tcp://[::1]:8786"),
+    ("ws://host:8786", "ws://host:8786"),
+])
+def test_scheduler_addresses_accepted(text, address):
+    assert cluster.scheduler_address(text) == address
+
+
+@pytest.mark.parametrize("text", ["http://127.0.0.1:8786", "https://dask.example.org", "127.0.0.1", "tcp://host",
+                                  "tcp://host:port", "tcp://host:0", "tcp://host:70000", "inproc://x", "foo://h:1",
+                                  "", "tcp://:8786", "http://127.0.0.1:8787/status"])
+def test_scheduler_addresses_refused_saying_which_forms_work(text):
+    with pytest.raises(FrontError, match=r"tcp://HOST:PORT.*scheduler-file"):
+        cluster.scheduler_address(text)
+
+
+def test_scheduler_file(tmp_path):
+    f = tmp_path / "scheduler.json"
+    f.write_text(json.dumps({"type": "Scheduler", "address": "tcp://10.1.2.3:41234"}))
+    assert cluster.scheduler_address(str(f)) == "tcp://10.1.2.3:41234"
+    f.write_text("not json")
+    with pytest.raises(FrontError, match="not a readable scheduler file"):
+        cluster.scheduler_address(str(f))
+
+
+def test_cli_http_scheduler_is_one_line_before_any_work(tmp_path, capsys):
+    out = tmp_path / "sweep"
+    assert cli(["front", CFG, *POINTS, "--out", str(out), "--scheduler", "http://127.0.0.1:8787"]) == 2
+    line = _one_line_refusal(capsys.readouterr().err)
+    assert "tcp://HOST:PORT" in line and "dashboard" in line
+    assert not out.exists()
+
+
+# ----------------------------------------------------------------------------- 4. what the machine holds
+def test_worker_limit_rule():
+    gib = 2**30
+    assert cluster.worker_limit(cores=2, memory=24 * gib) == 2  # the CI machine: its cores
+    assert cluster.worker_limit(cores=64, memory=8 * gib) == 4  # (8 - 1.5) / 1.5
+    assert cluster.worker_limit(cores=16, memory=128 * gib) == 16
+    assert cluster.worker_limit(cores=1, memory=1 * gib) == 1  # one is always allowed
+    assert cluster.worker_limit(cores=4, memory=0) == 4  # memory unknown: the cores
+
+
+def test_workers_beyond_the_machine_are_refused_in_one_line(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "sweep"
+    monkeypatch.setattr(cluster, "usable_cores", lambda: 2)
+    monkeypatch.setattr(cluster, "usable_memory", lambda: 24 * 2**30)
+    t0 = time.time()
+    assert cli(["front", CFG, *POINTS, "--out", str(out), "--workers", "1000"]) == 2
+    line = _one_line_refusal(capsys.readouterr().err)
+    assert "--workers 1000" in line and "(2 cores)" in line and "24.0 GiB memory" in line and "--workers 2 or fewer" in line
+    assert not out.exists() and time.time() - t0 < 20  # refused before any process starts
+    assert cluster.check_workers(None, 9) == 2 and cluster.check_workers(None, 1) == 1
+    assert cluster.check_workers(2, 1) == 1  # never more workers than points
+    with pytest.raises(FrontError, match="at least 1"):
+        cluster.check_workers(0, 3)
+
+
+# ----------------------------------------------------------------------------- 5. the probe of every worker
+def test_worker_view_names_what_a_worker_lacks(tmp_path, monkeypatch):
+    out = tmp_path / "sweep"
+    out.mkdir()
+    with cluster.probe_files(out) as expect:
+        assert cluster.worker_view(expect)["problems"] == []
+        assert cluster.refusal({"tcp://a:1": cluster.worker_view(expect)}) is None
+        # another filesystem at the same path: the token is not there
+        hidden = cluster.Expect(**{**expect.__dict__, "out_probe": str(out / ".front-probe-other")})
+        problems = cluster.worker_view(hidden)["problems"]
+        assert len(problems) == 1 and "does not see" in problems[0] and "sweep directory" in problems[0]
+        # another cache
+        monkeypatch.setenv("TRIGGER_KD_CACHE", str(tmp_path / "other_cache"))
+        problems = cluster.worker_view(expect)["problems"]
+        assert len(problems) == 1 and "its cache is" in problems[0] and "TRIGGER_KD_CACHE" in problems[0]
+        monkeypatch.undo()
+        # other code
+        other = cluster.Expect(**{**expect.__dict__, "software": {**expect.software, "trigger_kd": "0.0.1",
+                                                                   "code": "0" * 16}})
+        problems = cluster.worker_view(other)["problems"]
+        assert any("trigger_kd version" in p for p in problems) and any("source digest" in p for p in problems)
+        line = cluster.refusal({"tcp://a:1": cluster.worker_view(other), "tcp://b:2": ModuleNotFoundError("trigger_kd")})
+        assert line.startswith("2 of 2 Dask workers cannot run this sweep's points") and "probe failed" in line
+        assert "filesystem every worker sees" in line and "same paths" in line and "same venv" in line
+    assert not list(out.iterdir())  # the token files are removed
+
+
+def test_point_task_refuses_on_a_worker_that_cannot_see_the_sweep(tmp_path):
+    from trigger_kd.front.run import point_task
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    ran = []
+    with cluster.probe_files(out) as expect:
+        hidden = cluster.Expect(**{**expect.__dict__, "out_probe": str(out / ".front-probe-other")})
+        row = point_task(lambda *a: ran.append(a), "cfg.yml", [], None, str(out / "p"), hidden)
+        assert "cannot run points" in row["error"] and "filesystem every worker sees" in row["error"] and not ran
+        write_point(out / "p", 0.9, 100.0)
+        row = point_task(lambda *a: ran.append(a), "cfg.yml", [], None, str(out / "p"), expect)
+        assert not row.get("error") and ran and row["lut"] == 100.0
+
+
+# ----------------------------------------------------------------------------- 3. Ctrl-C
+@pytest.mark.slow
+def test_ctrl_c_during_a_sweep_is_one_line_exit_130_and_resumes(tmp_path):
+    """A terminal's Ctrl-C (SIGINT to the whole process group) while the LocalCluster's workers run points: exit
+    130, one line, no worker's KeyboardInterrupt traceback, no worker left running; the same command resumes."""
+    out = tmp_path / "sweep"
+    env = {**os.environ, "PYTHONPATH": str(REPO / "tests") + os.pathsep + os.environ.get("PYTHONPATH", ""),
+           SLOW_ENV: "60"}
+    cmd = [sys.executable, str(REPO / "tests" / "test_front_fakes.py"), "front", CFG, *POINTS, "--out", str(out),
+           "--workers", "2", "--max-lut", "5000"]
+    p = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                         text=True)
+    try:
+        deadline = time.time() + 120
+        while not all((out / "points" / i / "started").is_file() for i in ("w16-8_b3a6", "w32-16_b3a6")):
+            assert p.poll() is None and time.time() < deadline, p.communicate()
+            time.sleep(0.2)
+        workers = [int((out / "points" / i / "started").read_text()) for i in ("w16-8_b3a6", "w32-16_b3a6")]
+        os.killpg(p.pid, signal.SIGINT)  # what a terminal sends on Ctrl-C
+        _, err = p.communicate(timeout=60)
+    finally:
+        if p.poll() is None:
+            os.killpg(p.pid, signal.SIGKILL)
+    assert p.returncode == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert "interrupted; completed stages are kept" in err
+    for pid in workers:  # the worker processes are gone
+        assert not Path(f"/proc/{pid}").exists() or "zombie" in Path(f"/proc/{pid}/status").read_text()
+    assert _outputs_state(out) == {}
+    env[SLOW_ENV] = "0"
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert json.loads((out / "front.json").read_text())["picked"]["id"] == "w32-16_b3a6"
