@@ -50,6 +50,19 @@ def _outcome(capsys, path: Path):
     return "parsed", records
 
 
+def _all_refused_naming(tmp_path, capsys, cases: dict, filename: str) -> None:
+    """Every case {name: (report text, words)} written as ``filename`` is refused with a message holding its words
+    (both sources of a contradiction named)."""
+    for name, (body, words) in cases.items():
+        path = tmp_path / name / filename
+        path.parent.mkdir()
+        path.write_text(body)
+        kind, msg = _outcome(capsys, path)
+        assert kind == "refused", name
+        for w in words:
+            assert w in msg, (name, msg)
+
+
 def _figures_in_range(rec: ResourceRecord) -> None:
     """What a parsed record may show: every figure in its physical range."""
     for key in RESOURCES:
@@ -159,14 +172,7 @@ def test_csynth_contradictions_name_both_sources(tmp_path, capsys):
         "two_dsp_tags": (text.replace("<DSP>2557</DSP>", "<DSP>2557</DSP><DSP48E>12</DSP48E>"),
                          ["<DSP> 2557", "<DSP48E> 12"]),
     }
-    for name, (body, words) in cases.items():
-        path = tmp_path / name / "myproject_csynth.xml"
-        path.parent.mkdir()
-        path.write_text(body)
-        kind, msg = _outcome(capsys, path)
-        assert kind == "refused", name
-        for w in words:
-            assert w in msg, (name, msg)
+    _all_refused_naming(tmp_path, capsys, cases, "myproject_csynth.xml")
 
 
 def test_csynth_design_larger_than_the_part_is_a_carried_warning(tmp_path, capsys):
@@ -260,14 +266,7 @@ def test_rpt_contradictions_name_both(tmp_path, capsys):
                  ["'Block RAM Tile' Used 251", "RAMB36/FIFO 248", "RAMB18 8"]),
         "util": (_set_cell(text, "DSPs", "Util%", "3.46"), ["'DSPs' Util% 3.46", "2058 / 5952"]),
     }
-    for name, (body, words) in cases.items():
-        path = tmp_path / name / "vivado_synth.rpt"
-        path.parent.mkdir()
-        path.write_text(body)
-        kind, msg = _outcome(capsys, path)
-        assert kind == "refused", name
-        for w in words:
-            assert w in msg, (name, msg)
+    _all_refused_naming(tmp_path, capsys, cases, "vivado_synth.rpt")
     # the same row twice (a second CLB Logic table appended) with another count
     lines = text.splitlines(keepends=True)
     start = next(i for i, l in enumerate(lines) if "CLB LUTs*" in l) - 3
