@@ -7,6 +7,10 @@ from trigger_kd.config import load_config
 from trigger_kd.front.sweep import (KNOBS, FrontError, NoPointFits, pareto_front, parse_points, pick_under_budget,
                                     point_grid)
 
+# every `trigger-kd front` writes probe files into the suite's shared cache: the modules that run fronts and
+# check those files run on one xdist worker, one after the other (pytest --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("front")
+
 
 def test_default_grid_brevitas_mlp(repo):
     cfg = load_config(repo / "hls_configs/mlp_kd.yml")  # quick profile: mlp_hidden [32, 16]

@@ -24,6 +24,10 @@ import pytest
 
 from trigger_kd.cli import main as cli
 
+# every `trigger-kd front` writes probe files into the suite's shared cache: the modules that run fronts and
+# check those files run on one xdist worker, one after the other (pytest --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("front")
+
 REPO = Path(__file__).resolve().parent.parent
 CFG = str(REPO / "hls_configs" / "mlp_kd.yml")
 DASK = str(Path(sys.executable).parent / "dask")
@@ -202,9 +206,12 @@ def test_front_on_a_dask_cluster_same_as_local_and_a_killed_worker(tmp_path, das
 
 
 @pytest.mark.slow
-def test_workers_that_do_not_share_the_sweep_are_refused_before_any_work(tmp_path, dask_processes, capsys):
+def test_workers_that_do_not_share_the_sweep_are_refused_before_any_work(tmp_path, dask_processes, capsys,
+                                                                         monkeypatch):
     """A worker with another cache, one running other trigger_kd code, one that sees another filesystem at the
     sweep directory's path: each refused by the probe, in one line naming the shared-filesystem rule; nothing run."""
+    # a cache of this test's own (client and workers): the suite's shared cache holds other tests' live probe files
+    monkeypatch.setenv("TRIGGER_KD_CACHE", str(tmp_path / "cache"))
     address = dask_processes.scheduler()
     dask_processes.worker("good")
     dask_processes.wait_workers({"good"})

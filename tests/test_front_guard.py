@@ -21,6 +21,10 @@ from trigger_kd.rundir import RUN_MARKER
 from trigger_kd.front import cluster, outputs
 from trigger_kd.front.sweep import FrontError
 
+# every `trigger-kd front` writes probe files into the suite's shared cache: the modules that run fronts and
+# check those files run on one xdist worker, one after the other (pytest --dist loadgroup)
+pytestmark = pytest.mark.xdist_group("front")
+
 REPO = Path(__file__).resolve().parent.parent
 CFG = str(REPO / "hls_configs" / "mlp_kd.yml")
 POINTS = ["--points", "width=0.5,1", "bits=3"]  # two points: w16-8_b3a6 (LUT 1600) and w32-16_b3a6 (LUT 3200)
