@@ -1,4 +1,4 @@
-"""Jet class names and the signal / background selection of a binary tagger.
+"""Jet class names, the signal / background selection of a binary tagger and the task of K outputs (Task).
 
 Classes, as in the hls4ml LHC jet dataset: ``gluon``, ``q`` (light quark), ``w``, ``z``,
 ``top``; plus ``qcd`` (inclusive QCD jets, gluons and quarks mixed). Asking for ``qcd`` also
@@ -38,17 +38,9 @@ def check_selection(signal: Sequence[str], background: Sequence[str], where: str
                              f"in {sorted(overlap)}: a jet class can be on one side only")
 
 
-def select(names: np.ndarray, signal: Sequence[str], background: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
-    """(keep mask, is_signal int8 of the kept jets) for per-jet class names."""
-    names = np.asarray(names).astype(str)
-    sig = np.isin(names, [m for s in signal for m in members(s)])
-    bkg = np.isin(names, [m for b in background for m in members(b)])
-    return sig | bkg, sig[sig | bkg].astype(np.int8)
-
-
 def describe(signal: Sequence[str], background: Sequence[str]) -> str:
-    """'w vs gluon', 'w+z vs gluon+q'."""
-    return f"{'+'.join(signal)} vs {'+'.join(background)}"
+    """'w vs gluon', 'w+z vs gluon+q' (the binary Task's description)."""
+    return Task.binary(signal, background).describe()
 
 
 # ----------------------------------------------------------------------------- the task: K outputs
