@@ -755,14 +755,7 @@ def load_unlabelled(source: str, paths: list[Path], max_constituents: int) -> np
 def read_task(split_path) -> Task:
     """The task a data split file was made for: its classes (multi-class), else the binary task named by the
     ``summary.json`` beside it (top vs qcd where there is none)."""
-    import json
-
     classes = read_classes(split_path)
     if classes is not None:
         return Task.of_classes(classes)
-    summary = Path(split_path).parent / "summary.json"
-    try:
-        s = json.loads(summary.read_text())
-        return Task.binary(tuple(s["signal"]), tuple(s["background"]))
-    except (OSError, ValueError, KeyError, TypeError):
-        return Task.binary(("top",), ("qcd",))
+    return _file_task(Path(split_path)) or Task.binary(("top",), ("qcd",))
