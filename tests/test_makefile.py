@@ -29,3 +29,8 @@ def test_synth_keeps_the_config_files_own_profile():
 def test_benchmarks_default_to_the_quick_profile():
     assert "--profile quick" in dry_run("bench-front") and "front_quick.json" in dry_run("bench-front")
     assert "--profile study" in dry_run("bench-front", "PROFILE=study")
+
+
+def test_docs_build_treats_warnings_as_errors():
+    """`make docs` fails on a broken page, an unknown config key or option named in a page (docs/_ext)."""
+    assert "sphinx-build -W --keep-going -b html docs docs/_build/html" in dry_run("docs")
