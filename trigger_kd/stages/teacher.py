@@ -25,6 +25,9 @@ def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..train.tagger import tagger_metrics, task_metrics_fn
     from ..train.teacher import load_teacher, teacher_logits, train_teacher
 
+    from ..numerics import require
+
+    require("the teacher stage")
     data = ctx.dir(DATA)
     settings = cfg.teacher.resolved  # the config section itself, device: auto resolved as in the stamp
     train_info = train_teacher(data / split_file("train"), data / split_file("val"), settings, out,

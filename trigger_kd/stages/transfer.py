@@ -67,8 +67,10 @@ def run_transfer(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..data.boost import view_velocities
     from ..data.formats import read_canonical
     from ..data.transfer import check_disjoint, write_transfer
+    from ..numerics import require
     from ..train.teacher import load_teacher, teacher_logits
 
+    require("the transfer stage")
     distill = cfg.distill
     data, teacher = ctx.dir(DATA), ctx.dir(TEACHER)
     if distill.uses_teacher:

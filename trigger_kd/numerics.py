@@ -1,0 +1,70 @@
+"""The arithmetic every stage trains with: the same bits on every x86-64 CPU with AVX2, whatever its widest vectors.
+
+Measured (benchmarks/RESULTS.md, "Figures that do not depend on the CPU"): the teacher of `mlp_kd_hgq_10k` gave test
+AUC 0.9811 on an AMD EPYC (AVX2) and 0.9808 on an Intel Xeon (AVX-512) from the same stamp, and every figure
+downstream of it (transfer labels, students) moved with it. The cause is the BLAS kernels, which pick their code
+path by the CPU they run on:
+
+- PyTorch's matrix products run in Intel MKL (statically linked into torch): ``MKL_CBWR=AVX2,STRICT`` (MKL's
+  conditional numerical reproducibility, strict mode) makes them take the AVX2 path on every CPU that has it;
+- TensorFlow's (QKeras, HGQ2) run in oneDNN: ``ONEDNN_MAX_CPU_ISA=AVX2`` caps its JIT kernels at AVX2.
+
+Both are read once, when the library first runs a kernel, so ``pin`` sets them when trigger_kd is imported
+(``trigger_kd/__init__.py``), before any stage imports torch or TensorFlow; a user's own values are replaced (they
+would change the figures without changing a stage's stamp). ``require`` refuses training when MKL had already
+started with another path (torch used before trigger_kd was imported, in a user's own process).
+
+What is not covered: CPUs without AVX2 (MKL falls back to an older path; the figures may then differ, within the
+spread RESULTS.md states), and the thread counts, which come from the config (``teacher.threads``,
+``student.threads``: fixed per profile, not per machine).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+from .errors import TriggerKDError
+
+PINS = {"MKL_CBWR": "AVX2,STRICT", "ONEDNN_MAX_CPU_ISA": "AVX2"}
+_MKL_CBWR_BRANCH = 1  # mkl_cbwr_get(MKL_CBWR_BRANCH): the code path MKL runs
+_MKL_BRANCH_AVX2 = 10  # MKL_CBWR_AVX2
+
+
+def pin() -> None:
+    """Set the pinned environment (module docstring); called when trigger_kd is imported."""
+    os.environ.update(PINS)
+
+
+def mkl_branch() -> int | None:
+    """The code path torch's MKL runs (MKL_CBWR_* value; 10 = AVX2), or None where it cannot be asked (a torch
+    without MKL, e.g. on ARM). Asking starts MKL: call it after ``pin``."""
+    import ctypes
+
+    import torch
+
+    lib = os.path.join(os.path.dirname(torch.__file__), "lib", "libtorch_cpu.so")
+    try:
+        get = ctypes.CDLL(lib).mkl_serv_cbwr_get
+    except (OSError, AttributeError):
+        return None
+    get.restype, get.argtypes = ctypes.c_int, [ctypes.c_int]
+    return int(get(_MKL_CBWR_BRANCH))
+
+
+def state() -> dict:
+    """What the stages' metrics record: the pinned variables as this process has them and MKL's code path."""
+    out = {k: os.environ.get(k) for k in PINS}
+    if "torch" in sys.modules:
+        out["mkl_branch"] = mkl_branch()
+    return out
+
+
+def require(what: str) -> None:
+    """Refuse to train ``what`` when MKL runs another path than the pinned one (it started before the pin)."""
+    branch = mkl_branch()
+    if branch is not None and branch != _MKL_BRANCH_AVX2:
+        raise TriggerKDError(
+            f"{what}: Intel MKL in this process runs code path {branch}, not AVX2 (10): torch ran a matrix product "
+            f"before trigger_kd was imported, so MKL_CBWR={PINS['MKL_CBWR']} came too late and the figures would "
+            f"depend on this CPU. Import trigger_kd before torch (or set MKL_CBWR={PINS['MKL_CBWR']} and "
+            f"ONEDNN_MAX_CPU_ISA={PINS['ONEDNN_MAX_CPU_ISA']} in the environment)")
