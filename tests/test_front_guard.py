@@ -354,3 +354,34 @@ def test_ctrl_c_during_a_sweep_is_one_line_exit_130_and_resumes(tmp_path):
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert json.loads((out / "front.json").read_text())["picked"]["id"] == "w32-16_b3a6"
+
+
+# ----------------------------------------------------------------------------- 5. probe files: liveness by lock
+def test_probe_files_of_a_dead_sweep_are_removed_a_live_ones_kept(tmp_path, monkeypatch):
+    """A sweep stopped by SIGKILL cannot remove its probe files: the next sweep does, judged by the flock each
+    writer holds (not by a PID, which does not travel across hosts); a live sweep's probe is kept, and a probe
+    file names its writer."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TRIGGER_KD_CACHE", str(cache))
+    out = tmp_path / "sweep"
+    out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from pathlib import Path; from trigger_kd.front import cluster\n"
+        f"with cluster.probe_files(Path({str(out)!r})) as e:\n"
+        "    print(e.token, flush=True); time.sleep(120)")], stdout=subprocess.PIPE, text=True)
+    try:
+        live = holder.stdout.readline().strip()
+        (cache / f"{cluster.PROBE_PREFIX}dead").write_text("dead\n")  # what a SIGKILLed sweep leaves
+        (out / f"{cluster.PROBE_PREFIX}dead").write_text("dead\n")
+        with cluster.probe_files(out) as expect:
+            names = {p.name for p in cache.glob(f"{cluster.PROBE_PREFIX}*")}
+            assert names == {f"{cluster.PROBE_PREFIX}{live}", f"{cluster.PROBE_PREFIX}{expect.token}"}
+            assert not (out / f"{cluster.PROBE_PREFIX}dead").exists()
+            assert json.loads(Path(expect.cache_probe).read_text().splitlines()[1])["pid"] == os.getpid()
+            assert not [p for p in cluster.worker_view(expect)["problems"] if "does not see" in p]
+        assert {p.name for p in cache.glob(f"{cluster.PROBE_PREFIX}*")} == {f"{cluster.PROBE_PREFIX}{live}"}
+    finally:
+        holder.kill()
+        holder.wait()
+    # the holder was SIGKILLed: its files are a dead sweep's now
+    assert {p.name for p in cluster.remove_stale_probes(cache)} == {f"{cluster.PROBE_PREFIX}{live}"}

@@ -20,6 +20,7 @@ import os
 import platform
 import signal
 import socket
+import sys
 import threading
 import uuid
 from contextlib import contextmanager
@@ -216,14 +217,14 @@ def worker_view(expect: Expect) -> dict:
     except (ImportError, ValueError):
         me["address"] = None
     problems = []
-    if _read(expect.out_probe) != expect.token:
+    if _probe_token(_read(expect.out_probe)) != expect.token:
         problems.append(f"it does not see {expect.out_probe}, which this client wrote in the sweep directory "
                         f"{expect.out_dir}")
     cache = str(cache_root().expanduser().resolve())
     me["cache"] = cache
     if cache != expect.cache_dir:
         problems.append(f"its cache is {cache}, not {expect.cache_dir} (TRIGGER_KD_CACHE)")
-    elif _read(expect.cache_probe) != expect.token:
+    elif _probe_token(_read(expect.cache_probe)) != expect.token:
         problems.append(f"it does not see {expect.cache_probe}, which this client wrote in the cache")
     mine = software()
     problems += _software_differences(mine, expect.software)
@@ -247,27 +248,85 @@ def refusal(views: dict) -> str | None:
             f"{' | '.join(parts)}. {SHARED_RULE}; nothing was run")
 
 
+PROBE_PREFIX = ".front-probe-"
+
+
+def _probe_token(text: str | None) -> str | None:
+    """The token of a probe file (its first line; the second says who wrote it)."""
+    return None if text is None else text.split("\n", 1)[0]
+
+
+def remove_stale_probes(folder: Path) -> list[Path]:
+    """Remove the probe files in ``folder`` whose writer is gone: each writer holds an flock on its file for as long
+    as its sweep runs (a writer stopped by SIGKILL, or on another host, cannot remove its own). Files are opened
+    without O_CREAT: a file its writer has just removed is not made again."""
+    import fcntl
+
+    removed = []
+    for f in sorted(Path(folder).glob(f"{PROBE_PREFIX}*")):
+        try:
+            fd = os.open(f, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # held: a live sweep's
+        else:
+            f.unlink(missing_ok=True)
+            removed.append(f)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _write_probe(path: Path, token: str) -> int:
+    """Write ``path`` (token, then its writer) and return an fd holding an flock on it: taken on a temporary name
+    before the rename, so no other sweep ever sees the file unlocked."""
+    import fcntl
+
+    tmp = path.with_name(f".tmp{path.name}")
+    fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        writer = {"host": socket.gethostname(), "pid": os.getpid(), "argv": sys.argv[:6]}
+        os.write(fd, f"{token}\n{json.dumps(writer)}\n".encode())
+        os.replace(tmp, path)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    return fd
+
+
 @contextmanager
 def probe_files(out_dir: Path):
-    """Token files in the sweep directory and in the cache (removed after the sweep); yields the ``Expect``."""
+    """Token files in the sweep directory and in the cache (removed after the sweep, each flocked while it lives:
+    the files of a sweep that could not remove its own, e.g. one stopped by SIGKILL, are removed by the next
+    sweep); yields the ``Expect``."""
     from ..paths import cache_root
 
     token = uuid.uuid4().hex
     cache = cache_root().expanduser()
     cache.mkdir(parents=True, exist_ok=True)
     cache = cache.resolve()
-    files = [Path(out_dir) / f".front-probe-{token}", cache / f".front-probe-{token}"]
+    files = [Path(out_dir) / f"{PROBE_PREFIX}{token}", cache / f"{PROBE_PREFIX}{token}"]
+    for folder in (out_dir, cache):
+        remove_stale_probes(folder)
+    fds: list[int] = []
     try:
         for f in files:
-            f.write_text(token)
+            fds.append(_write_probe(f, token))
         yield Expect(token=token, out_dir=str(out_dir), out_probe=str(files[0]), cache_dir=str(cache),
                      cache_probe=str(files[1]), software=software())
     finally:
-        for f in files:
+        for f in files:  # removed while still locked: no other sweep takes it for a dead one's
             try:
                 f.unlink()
             except OSError:
                 pass
+        for fd in fds:
+            os.close(fd)
 
 
 # ----------------------------------------------------------------------------- the client

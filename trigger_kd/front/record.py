@@ -1,8 +1,10 @@
 """One sweep point's row of ``front.json``, read from its run directory through the typed records of ``rundir``."""
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
+from ..errors import TriggerKDError
 from ..rundir import FIRMWARE, METRICS, PARITY, RESOURCES, STUDENT, SYNTH, Parity, Resources, StudentMetrics, read_stamp
 
 MASS_BASELINES = ("jet_mass_inputs", "jet_mass_all", "substructure")  # student/metrics.json ``baselines`` rows
@@ -70,3 +72,84 @@ def reference_lines(run_dir: Path) -> dict[str, float]:
         if auc is not None:
             out[key] = float(auc)
     return out
+
+
+# ----------------------------------------------------------------------------- reading a front.json back
+SCORES = ("val_score", "test_score", "val_auc", "test_auc", "val_accuracy", "test_accuracy")  # fractions in [0, 1]
+COUNTS = ("lut", "ff", "yosys_lut", "yosys_ff", "pipeline_stages", "parity_jets")  # whole-ish counts >= 0
+TIMES = ("latency_ns", "clock_ns", "seconds")
+PERCENTS = ("parity_pct", "rtl_parity_pct")
+REJECTIONS = ("val_rej30", "val_rej50", "test_rej30", "test_rej50")  # background rejection 1/eps_b: >= 1
+MAX_COUNT = 1e9  # as synth/reports.py: no FPGA holds 1e9 of anything
+
+
+class FrontFileError(TriggerKDError):
+    """A front.json that is not one trigger-kd front wrote, or whose figures cannot be right."""
+
+
+def _number(row_id: str, key: str, value) -> float | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise FrontFileError(f"point {row_id}: {key} = {value!r} is not a finite number")
+    return float(value)
+
+
+def check_row(row: dict) -> list[str]:
+    """The problems of one front.json row: a figure outside its physical range, a contradiction between two
+    fields of the row (empty: the row may be used). A failed point (``error``) may lack its figures."""
+    rid = str(row.get("id", "?"))
+    problems = []
+    ranges = [(k, 0.0, 1.0) for k in SCORES] + [(k, 0.0, MAX_COUNT) for k in COUNTS] + \
+        [(k, 0.0, math.inf) for k in TIMES] + [(k, 0.0, 100.0) for k in PERCENTS] + [(k, 1.0, math.inf) for k in REJECTIONS]
+    for key, lo, hi in ranges:
+        try:
+            v = _number(rid, key, row.get(key))
+        except FrontFileError as exc:
+            problems.append(str(exc))
+            continue
+        if v is not None and not lo <= v <= hi:
+            problems.append(f"point {rid}: {key} = {v:g} outside [{lo:g}, {hi:g}]")
+    metric = row.get("metric")
+    if metric is not None and metric not in ("auc", "accuracy"):
+        problems.append(f"point {rid}: metric {metric!r} is neither 'auc' nor 'accuracy'")
+    elif metric and not row.get("error"):
+        for split in ("val", "test"):
+            score, named = row.get(f"{split}_score"), row.get(f"{split}_{metric}")
+            if score is not None and named is not None and score != named:
+                problems.append(f"point {rid}: {split}_score {score} contradicts {split}_{metric} {named}")
+    if not row.get("error"):
+        missing = [k for k in ("val_score", "lut") if row.get(k) is None]
+        if missing:
+            problems.append(f"point {rid}: no {', '.join(missing)} and no error")
+    return problems
+
+
+def read_front(path: Path) -> dict:
+    """A front.json, every row checked (``check_row``), ids unique, the front and the pick among them; a
+    ``FrontFileError`` naming the file and every problem otherwise."""
+    import json
+
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise FrontFileError(f"{path}: not a readable front.json ({exc})") from None
+    rows = doc.get("points") if isinstance(doc, dict) else None
+    if not isinstance(rows, list) or not all(isinstance(r, dict) and "id" in r for r in rows):
+        raise FrontFileError(f"{path}: not a front.json of trigger-kd front (no list of points with ids)")
+    problems = [p for r in rows for p in check_row(r)]
+    ids = [r["id"] for r in rows]
+    if len(set(ids)) != len(ids):
+        problems.append(f"point ids repeated: {sorted({i for i in ids if ids.count(i) > 1})}")
+    unknown = [i for i in doc.get("front") or [] if i not in ids]
+    if unknown:
+        problems.append(f"the front names points that are not rows: {unknown}")
+    picked = doc.get("picked")
+    if picked and picked.get("id") not in ids:
+        problems.append(f"the pick {picked.get('id')!r} is not a row")
+    if problems:
+        raise FrontFileError(f"{path}: {len(problems)} problem{'s' if len(problems) > 1 else ''}: "
+                             f"{'; '.join(problems[:8])}{' ...' if len(problems) > 8 else ''}. "
+                             "Rerun the sweep (completed points are reused) instead of using these figures")
+    return doc

@@ -29,7 +29,7 @@ from ..rundir import check_run_dir
 from .cluster import (SHARED_RULE, Expect, Session, WorkersRefused, check_workers, connect, probe_files,
                       scheduler_address, worker_view)
 from .outputs import FRONT_JSON, FRONT_PNG, PICKED_YML, TAG, check_out_dir, clear, picked_header
-from .record import point_row, reference_lines
+from .record import check_row, point_row, reference_lines
 from .sweep import FrontError, NoPointFits, Point, pareto_front, pick_under_budget, point_grid
 
 POINTS_DIR, SHARED_DIR = "points", "shared"
@@ -61,6 +61,10 @@ def point_task(run_point: Callable, config: str, overrides: list[str], profile: 
     missing = [k for k in (f"val_{metric}", f"test_{metric}", "lut", "latency_ns", "parity_pct") if row.get(k) is None]
     if missing:  # a point without them can be neither on the front nor picked: say so instead of leaving it out
         row["error"] = f"the run directory {run_dir} records no {', '.join(missing)}"
+    else:  # figures outside their physical range (a damaged record) are not ranked either
+        wrong = check_row({**row, "id": Path(run_dir).name})
+        if wrong:
+            row["error"] = f"the run directory {run_dir} records impossible figures: {'; '.join(wrong)}"
     return {**row, "seconds": round(time.time() - t0, 1), **where}
 
 
