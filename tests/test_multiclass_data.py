@@ -107,27 +107,33 @@ def test_hls4ml_files_load_with_their_five_labels(tmp_path):
 
 
 # ----------------------------------------------------------------------------- the data stage
-def test_data_stage_balances_and_stratifies_k_classes(repo, tmp_path):
+@pytest.mark.parametrize("config,counts,sets", [
+    ("mlp_kd_hgq_5class.yml", {"gluon": 60, "q": 45, "w": 50, "z": 80, "top": 55}, []),
+    ("mlp_kd.yml", {"w": 90, "gluon": 47}, ["data.signal=[w]", "data.background=[gluon]"]),
+], ids=["5 classes", "binary"])
+def test_data_stage_balances_and_stratifies_every_task(repo, tmp_path, config, counts, sets):
     """Unequal class counts in the files -> data.jets_per_class per class, every split holding every class in the
-    data.split fractions; the class index in every split file."""
-    counts = {"gluon": 60, "q": 45, "w": 50, "z": 80, "top": 55}
+    data.split fractions exactly (K classes and binary alike); the class index in every K-class split file."""
     names = np.concatenate([[k] * n for k, n in counts.items()])
     c = np.concatenate([_jets(n, i, mass=3.0 * i) for i, n in enumerate(counts.values())])
     path = write_canonical(tmp_path / "in.h5", c, np.isin(names, ["w", "z", "top"]).astype(np.int8), jet_class=names)
     run = tmp_path / "run"
-    assert cli(["run", str(repo / "hls_configs/mlp_kd_hgq_5class.yml"), "--to", "data", "--run-dir", str(run),
+    assert cli(["run", str(repo / "hls_configs" / config), "--to", "data", "--run-dir", str(run),
                 "--no-progress", "--set", "data.source=canonical", "--set", f"data.paths=['{path}']",
-                "--set", "data.jets_per_class=40", "--set", "data.max_constituents=10"]) == 0
+                "--set", "data.jets_per_class=40", "--set", "data.max_constituents=10",
+                *[a for s in sets for a in ("--set", s)]]) == 0
+    k = len(counts)
     total = {}
     for split, frac in (("train", 0.6), ("val", 0.2), ("test", 0.2)):
         f = run / "data" / f"{split}.h5"
         _, y = read_canonical(f)
-        assert read_classes(f) == tuple(FIVE)
-        per = np.bincount(y, minlength=5)
-        assert per.tolist() == [round(40 * frac)] * 5, (split, per)  # balanced, stratified
-        assert (np.array(FIVE)[y] == read_jet_classes(f)).all()
+        per = np.bincount(y, minlength=k)
+        assert per.tolist() == [round(40 * frac)] * k, (split, per)  # balanced, stratified
+        if k > 2:
+            assert read_classes(f) == tuple(FIVE)
+            assert (np.array(FIVE)[y] == read_jet_classes(f)).all()
         total[split] = len(y)
-    assert total == {"train": 120, "val": 40, "test": 40}
+    assert total == {"train": 24 * k, "val": 8 * k, "test": 8 * k}
 
 
 def test_task_of_a_binary_config_is_the_old_binary_task(repo):
@@ -156,3 +162,19 @@ def test_teachers_give_k_logits_and_binary_teachers_are_unchanged(repo, arch, tm
                                             "transformer": "trigger_kd.transformer.v1"}[arch],
                                  "model": model.config, "state_dict": model.state_dict()}).eval()
         assert torch.equal(again(teacher_batch(again, c, 8)), z)  # a K-class checkpoint restores with its K
+
+
+def test_the_binary_task_of_a_split_is_read_never_guessed(tmp_path):
+    """A binary split names its task in the data stage's summary.json beside it; without it (or with one that does
+    not name the classes) the task is unknown and the stages refuse instead of assuming top vs qcd."""
+    import json
+
+    path = write_canonical(tmp_path / "test.h5", _jets(4, 1), np.array([1, 0, 1, 0], np.int8),
+                           jet_class=np.array(["w", "gluon", "w", "gluon"]))
+    with pytest.raises(DataFormatError, match="without a readable summary.json.*rerun it"):
+        read_task(path)
+    (tmp_path / "summary.json").write_text(json.dumps({"signal": "w"}))  # damaged: no background
+    with pytest.raises(DataFormatError, match="summary.json"):
+        read_task(path)
+    (tmp_path / "summary.json").write_text(json.dumps({"signal": ["w"], "background": ["gluon"]}))
+    assert read_task(path) == Task.binary(("w",), ("gluon",))

@@ -754,8 +754,13 @@ def load_unlabelled(source: str, paths: list[Path], max_constituents: int) -> np
 
 def read_task(split_path) -> Task:
     """The task a data split file was made for: its classes (multi-class), else the binary task named by the
-    ``summary.json`` beside it (top vs qcd where there is none)."""
+    ``summary.json`` the data stage wrote beside it; without one the task is not known, and is not guessed."""
     classes = read_classes(split_path)
     if classes is not None:
         return Task.of_classes(classes)
-    return _file_task(Path(split_path)) or Task.binary(("top",), ("qcd",))
+    task = _file_task(Path(split_path))
+    if task is None:
+        raise DataFormatError(f"{split_path}: a binary split file without a readable summary.json beside it naming "
+                              "its signal and background classes (the data stage writes both): the data stage's "
+                              "output is incomplete; rerun it (trigger-kd run <config> --to data)")
+    return task

@@ -40,24 +40,16 @@ def _split_arrays(constituents, labels, names, origin, data):
         if data.jets_per_class > 0:
             idx = idx[:data.jets_per_class]
         keep.append(idx)
-    if task.multiclass:  # stratified: each class split in the data.split fractions, then each split shuffled
-        parts = {"train": [], "val": [], "test": []}
-        for cls_idx in keep:
-            start = 0
-            for name, n in zip(parts, split_counts(len(cls_idx), data.split)):
-                parts[name].append(cls_idx[start:start + n])
-                start += n
-        parts = {k: rng.permutation(np.concatenate(v)) for k, v in parts.items()}
-        idx = np.concatenate(keep)
-    else:  # binary: as it always was (the same splits of the same files)
-        idx = np.concatenate(keep)
-        rng.shuffle(idx)
-        n_train, n_val, _ = split_counts(len(idx), data.split)
-        parts = {
-            "train": idx[:n_train],
-            "val": idx[n_train : n_train + n_val],
-            "test": idx[n_train + n_val :],
-        }
+    # stratified: each class split in the data.split fractions, then each split shuffled (every split holds the
+    # classes in the same proportions, exactly)
+    parts = {"train": [], "val": [], "test": []}
+    for cls_idx in keep:
+        start = 0
+        for name, n in zip(parts, split_counts(len(cls_idx), data.split)):
+            parts[name].append(cls_idx[start:start + n])
+            start += n
+    parts = {k: rng.permutation(np.concatenate(v)) for k, v in parts.items()}
+    idx = np.concatenate(keep)
     empty = [k for k, v in parts.items() if len(v) == 0]
     if empty:
         raise StageError(f"{len(idx)} jets (data.jets_per_class={data.jets_per_class}) split {list(data.split)} leave "
@@ -66,18 +58,22 @@ def _split_arrays(constituents, labels, names, origin, data):
     return {k: (constituents[v], labels[v], names[v], origin[v]) for k, v in parts.items()}
 
 
-def data_summary(out: Path) -> dict:
+def data_summary(out: Path, check_generated: bool = False) -> dict:
     """Per split: jet counts (signal = ``is_signal`` 1; a multi-class task: per class index) and, per jet class,
     count, jet-mass median (GeV), soft-drop mass median (z_cut 0.1, beta 0, on the first 500 jets) and mean
-    number of constituents."""
+    number of constituents. ``check_generated``: generated jets pass the physics ranges files pass
+    (data/sanity.py), per class, recorded as ``sanity`` (each split read once for both)."""
     from ..data.formats import read_canonical, read_classes, read_jet_classes
     from ..data.physics import jet_kinematics
+    from ..data.sanity import check_physics
 
-    summary: dict = {}
+    summary: dict = {"sanity": {}} if check_generated else {}
     for split in SPLITS:
         c, y = read_canonical(out / split_file(split))
         classes = read_classes(out / split_file(split))
         names = read_jet_classes(out / split_file(split))
+        if check_generated:
+            summary["sanity"][split] = check_physics(c, f"generated {split} jets", names)
         mass = jet_kinematics(c)["mass"]
         n_const = (np.abs(c).sum(axis=-1) > 0).sum(axis=1)
         summary[split] = {"n_jets": int(len(y))}
@@ -124,7 +120,7 @@ def _say_budget(cfg: Config, pools: dict[str, Path]) -> None:
 
 def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
     data_cfg = cfg.data
-    from ..data.formats import load_source, read_canonical, require_file, write_canonical
+    from ..data.formats import load_source, require_file, write_canonical
 
     task = data_cfg.task
     summary: dict = {"source": data_cfg.source}
@@ -140,12 +136,6 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
             # `trigger-kd cache prune` keeps pools a dataset names
             summary["pools"] = {cls: str(pool) for cls, pool in pools.items()}
             paths = assemble(pools, data_cfg, out_dir=out)
-        # generated jets pass the same physics ranges as files do (data/sanity.py), per class, before any use
-        from ..data.formats import read_jet_classes
-        from ..data.sanity import check_physics
-
-        summary["sanity"] = {split: check_physics(read_canonical(p)[0], f"generated {split} jets",
-                                                  read_jet_classes(p)) for split, p in paths.items()}
         for split, path in paths.items():
             if Path(path).resolve().parent != out.resolve():
                 os.replace(path, out / split_file(split))
@@ -169,7 +159,7 @@ def run_data(cfg: Config, ctx: RunContext, out: Path) -> dict:
             write_canonical(out / split_file(split), c, is_signal, jet_class=n,
                             classes=task.outputs if task.multiclass else None)
         summary["paths"] = list(data_cfg.paths)
-    summary.update(data_summary(out))
+    summary.update(data_summary(out, check_generated=data_cfg.source == "pythia"))  # before any use
     (out / SUMMARY).write_text(json.dumps(summary, indent=2))
     info(
         "[data] "
