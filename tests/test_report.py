@@ -91,15 +91,18 @@ def test_jet_mass_baselines_are_rows_of_the_physics_table(tmp_path):
     metrics = json.loads((run / "student" / "metrics.json").read_text())
     metrics["baselines"] = {
         "jet_mass_inputs": {"what": "jet mass of the 16 leading constituents (the student's inputs)",
+                            "cut": {"threshold": 95.31, "chosen_on": "val", "n_jets": 400, "val_accuracy": 0.86},
                             "test": {"accuracy": 0.85, "auc": 0.9156, "rej30": 30.0, "rej50": 10.0, "n_jets": 1000}},
-        "jet_mass_all": {"what": "jet mass of all stored constituents",
-                         "test": {"accuracy": 0.84, "auc": 0.9020, "rej30": 25.0, "rej50": 9.0, "n_jets": 1000}}}
+        "jet_mass_all": {"what": "jet mass of all stored constituents",  # a record from before the cut: mass > 0.5
+                         "test": {"accuracy": 0.5, "auc": 0.9020, "rej30": 25.0, "rej50": 9.0, "n_jets": 1000}}}
     (run / "student" / "metrics.json").write_text(json.dumps(metrics))
     report = build_report(run, run / "report", "mlp_kd")
     assert report["physics"]["baselines"]["jet_mass_inputs"]["test"]["auc"] == 0.9156
     md = (run / "report" / "report.md").read_text()
     assert "| baseline: jet mass of the 16 leading constituents (the student's inputs) | 0.8500 | 0.9156 |" in md
-    assert "| baseline: jet mass of all stored constituents | 0.8400 | 0.9020 |" in md
+    assert "| baseline: jet mass of all stored constituents | — | 0.9020 |" in md and "0.5000" not in md
+    assert ("that of the mass cut maximising the accuracy on the 400 validation jets, applied to the test jets (jet "
+            "mass of the 16 leading constituents (the student's inputs): mass > 95.3 GeV)") in md
     assert "What the network adds: the quantised student's AUC is +0.0144 over the jet mass of its own 16" in md
     assert "| jet-mass AUC (own inputs) |" in md and "| 0.9156 |" in md
 
@@ -200,3 +203,58 @@ def test_a_comparison_answers_for_every_run_asked_or_refuses(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "gone" in err and "1 of the 3 runs" in err and "nothing was written" in err
     assert not out.exists()
+
+
+def _data_record(run: Path, test_sha: str) -> None:
+    """The data stage's manifest, as the runner writes it: what the 'same test jets' check reads."""
+    (run / "data").mkdir()
+    (run / "data" / "manifest.json").write_text(json.dumps(
+        {"files": {"test.h5": {"size": 2000, "sha256": test_sha}, "val.h5": {"size": 2000, "sha256": "v"}}}))
+
+
+def test_where_it_sits_shows_the_taggers_beside_it_on_the_same_test_jets_only(tmp_path):
+    """Sibling run directories with a report: figures where their data stage recorded the same test jets,
+    "not comparable" where not (no number), "not read" where the report's resource record is damaged."""
+    pick = _run_dir(tmp_path, "mlp_kd_hgq_10k", 0.8876, 1.0, with_synth=True)
+    other = _run_dir(tmp_path, "deepset_kd", 0.8612, 1.0, with_synth=True)
+    damaged = _run_dir(tmp_path, "mlp_kd_qkeras", 0.8512, 1.0, with_synth=True)
+    for run, sha in ((pick, "same"), (other, "other"), (damaged, "same")):
+        _data_record(run, sha)
+        build_report(run, run / "report", run.name)
+    broken = json.loads((damaged / "report" / "report.json").read_text())
+    broken["resources"]["lut"] = -5
+    (damaged / "report" / "report.json").write_text(json.dumps(broken))
+    run = _run_dir(tmp_path, "mlp_kd", 0.8812, 0.7, with_synth=True)
+    _data_record(run, "same")
+    report = build_report(run, run / "report", "mlp_kd")
+    by_name = {s["model"]: s for s in report["standing"]["siblings"]}
+    assert [by_name[m]["comparable"] for m in ("mlp_kd_hgq_10k", "deepset_kd", "mlp_kd_qkeras")] == [True, False, False]
+    assert by_name["mlp_kd_hgq_10k"]["value"] == pytest.approx(0.9376) and by_name["mlp_kd_hgq_10k"]["lut"] == 116694
+    assert "value" not in by_name["deepset_kd"] and "lut" not in by_name["deepset_kd"]  # no number from other jets
+    md = (run / "report" / "report.md").read_text()
+    section = md[md.index("## Where it sits"):md.index("## Physics")]
+    assert "| **mlp_kd** (this run) | 0.9312 | 116,694 | Vitis HLS 2022.2 csynth | 75.0 ns / 15 cyc |" in section
+    assert "| mlp_kd_hgq_10k | 0.9376 | 116,694 | Vitis HLS 2022.2 csynth | 75.0 ns / 15 cyc |" in section
+    assert "| deepset_kd | not comparable: other test jets |" in section and "0.9112" not in section
+    assert "| mlp_kd_qkeras | not read: its resource record is damaged" in section and "0.9012" not in section
+    assert "make synth MODEL" not in section  # the front's pick is there
+
+
+def test_where_it_sits_without_siblings_says_how_to_build_the_fronts_pick(tmp_path):
+    run = _run_dir(tmp_path, "mlp_kd", 0.88, 0.7, with_synth=False)
+    (tmp_path / "notes").mkdir()  # a folder without a report is no tagger
+    report = build_report(run, run / "report", "mlp_kd")
+    assert report["standing"]["siblings"] == []
+    md = (run / "report" / "report.md").read_text()
+    assert "No other tagger with a report under" in md and "`make synth MODEL=mlp_kd_hgq_10k`" in md
+
+
+def test_where_it_sits_does_not_read_a_sibling_run_that_is_not_one_consistent_run(tmp_path):
+    sibling = _run_dir(tmp_path, "mlp_kd_hgq_10k", 0.89, 1.0, with_synth=False)
+    build_report(sibling, sibling / "report", sibling.name)
+    (sibling / ".trigger-kd-run").write_text("made by trigger-kd run\n")  # the runner's, with no completed stage
+    run = _run_dir(tmp_path, "mlp_kd", 0.88, 0.7, with_synth=False)
+    build_report(run, run / "report", "mlp_kd")
+    md = (run / "report" / "report.md").read_text()
+    section = md[md.index("## Where it sits"):md.index("## Physics")]
+    assert "| mlp_kd_hgq_10k | not read: the report stage has not completed in" in section and "0.9400" not in section

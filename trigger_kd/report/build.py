@@ -12,13 +12,14 @@ from pathlib import Path
 from ..rundir import (CONFUSION_PLOT, DATA, EPOCH_CURVE, EPOCH_CURVE_PLOT, FIRMWARE, METRICS, PARITY, REPORT_JSON, REPORT_MD,
                       RESOURCES, ROBUSTNESS_PLOT, ROC_PLOT, SCRATCH_MODEL, STUDENT, SUMMARY, SYNTH, EpochCurve, Parity,
                       Resources, StudentMetrics, read_json)
+from .binary import binary_physics_markdown, inputs_markdown, physics_rows, robustness_markdown
 from .generalisation import generalisation_block, generalisation_markdown
+from .hardware import parity_markdown, resources_markdown
 from .multiclass import is_multiclass, multiclass_markdown
-from .quantisation import quantisation_block, quantisation_markdown
 from .plots import resource_bars
+from .quantisation import quantisation_block, quantisation_markdown
+from .standing import standing_block, standing_markdown
 from .tables import fmt, md_table
-
-RESOURCE_KEYS = ("dsp", "lut", "ff", "bram_18k", "uram")
 
 
 def physics_block(run_dir: Path) -> dict:
@@ -140,18 +141,6 @@ def training_markdown(block: dict | None, out: Path) -> list[str]:
     return lines
 
 
-def baseline_markdown(phys: dict) -> list[str]:
-    """What the network adds over the jet mass of its own inputs (AUC on the same test jets)."""
-    own = ((phys.get("baselines") or {}).get("jet_mass_inputs") or {}).get("test") or {}
-    student = phys.get("student") or {}
-    if own.get("auc") is None or student.get("auc") is None:
-        return []
-    gain = student["auc"] - own["auc"]
-    return [f"What the network adds: the quantised student's AUC is {gain:+.4f} over the jet mass of its own "
-            f"{(phys.get('inputs') or {}).get('n_particles', 'n/a')} input constituents ({student['auc']:.4f} vs "
-            f"{own['auc']:.4f} on the same {own.get('n_jets', 'n/a')} test jets; score = the mass).", ""]
-
-
 def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") -> dict:
     run_dir, out = Path(run_dir), Path(out)
     out.mkdir(parents=True, exist_ok=True)
@@ -168,6 +157,7 @@ def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") ->
         "training": training_block(run_dir),
         "quantisation": quantisation_block(run_dir),
     }
+    report["standing"] = standing_block(run_dir, report)
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2, default=float))
     for name in (ROC_PLOT, ROBUSTNESS_PLOT, EPOCH_CURVE_PLOT, CONFUSION_PLOT):
         src = run_dir / STUDENT / name
@@ -218,6 +208,23 @@ def _with_pct(value, pct) -> str:
 
 
 def render_markdown(report: dict, out: Path) -> str:
+    """report.md, in the order a trigger engineer reads it: what distillation bought, the figures at a glance and
+    where the tagger sits among those built beside it, then physics, training, quantisation, firmware, resources."""
+    phys = report.get("physics") or {}
+    lines = opening_markdown(report)
+    lines += ["## At a glance", "", md_table([model_row(report)]), ""]
+    lines += standing_markdown(report.get("standing"))
+    lines += physics_markdown(phys, out)
+    lines += training_markdown(report.get("training"), out)
+    lines += quantisation_markdown(report.get("quantisation"))
+    lines += parity_markdown(report.get("parity"))
+    lines += resources_markdown(report.get("resources"), out)
+    lines += generalisation_markdown(report.get("generalisation"), out)
+    return "\n".join(lines) + "\n"
+
+
+def opening_markdown(report: dict) -> list[str]:
+    """The title, what distillation bought (with the equal-cost caveat) and where the run came from."""
     phys = report.get("physics") or {}
     lines = [f"# {report['model']}: trigger_kd report", ""]
     if phys.get("distillation") and phys.get("kd_vs_scratch"):
@@ -225,110 +232,13 @@ def render_markdown(report: dict, out: Path) -> str:
         lines += unequal_cost_note(report.get("training"))
     if report.get("config"):
         lines += [f"Config: `{report['config']}`. Run directory: `{report['run_dir']}`.", ""]
-    lines += ["## At a glance", "", md_table([model_row(report)]), ""]
-    lines += _physics_markdown(phys, out)
-    rob = phys.get("robustness") or {}
-    if rob:
-        rows = []
-        for name, r in rob.items():
-            for b in (r or {}).get("boost", []):
-                rows.append({"model": name, "boost beta (x)": fmt(b.get("beta"), "g"),
-                             "accuracy": fmt(b.get("accuracy"), ".4f"), "AUC": fmt(b.get("auc"), ".4f")})
-        lines += ["### Robustness to Lorentz boosts", "", md_table(rows), ""]
-    for img, title in ((ROC_PLOT, "ROC"), (ROBUSTNESS_PLOT, "Robustness")):
-        if (out / img).is_file():
-            lines += [f"![{title}]({img})", ""]
-    lines += training_markdown(report.get("training"), out)
-    lines += quantisation_markdown(report.get("quantisation"))
-    lines += ["## Firmware parity", ""]
-    p = report.get("parity")
-    if p:
-        lines += [
-            f"C-simulation ({p.get('source', 'hls4ml csim')}) vs the quantised model on {p.get('n_jets')} test jets: "
-            f"**{p.get('bit_exact_fraction', 0) * 100:.3f} % bit-exact**, max |diff| {fmt(p.get('max_abs_diff'), 'g')}, "
-            f"first mismatching layer: {p.get('first_mismatch_layer') or 'none'}.", ""]
-        if p.get("output") and p.get("output") != "logits":
-            lines += [f"Deployed output: **{p['output']}** (`hls.output`); parity judges it on every test jet.", ""]
-        fa = p.get("float_agreement") or {}
-        if fa and fa.get("n_classes"):  # K classes: the class index
-            lines += [f"Against the float twin: {fmt(fa.get('decision_agreement'), '.4f')} identical class decisions "
-                      f"({fa.get('decision')}), max |diff| of a class probability {fmt(fa.get('max_score_diff'), '.4f')}, "
-                      f"macro AUC quantised {fmt(fa.get('auc_quantized'), '.4f')} vs float "
-                      f"{fmt(fa.get('auc_float'), '.4f')}.", ""]
-        elif fa:
-            lines += [f"Against the float twin: {fmt(fa.get('decision_agreement'), '.4f')} identical top/QCD decisions "
-                      f"at the working point, max |diff| of the top score {fmt(fa.get('max_score_diff'), '.4f')}, "
-                      f"AUC quantised {fmt(fa.get('auc_quantized'), '.4f')} vs float {fmt(fa.get('auc_float'), '.4f')}.", ""]
-    else:
-        lines += ["Firmware stage not run.", ""]
-    lines += ["## Resources", ""]
-    r = report.get("resources")
-    if r:
-        lines += [f"Source: **{r.get('source')}** ({r.get('kind', 'n/a')}), part {r.get('part') or 'n/a'}, "
-                  f"clock target {fmt(r.get('clock_target_ns'), 'g')} ns.", ""]
-        rows = [{"resource": k.upper(), "used": fmt(r.get(k), "g"),
-                 "available": fmt((r.get("available") or {}).get(k), "g"),
-                 "% of part": fmt((r.get("utilization_pct") or {}).get(k), ".3f")} for k in RESOURCE_KEYS]
-        lines += [md_table(rows), ""]
-        label = (r.get("extra") or {}).get("latency_label")
-        lines += [f"Latency: {fmt(r.get('latency_cycles'), 'd')} cycles = {fmt(r.get('latency_max_ns'), '.1f')} ns"
-                  f"{f' ({label})' if label else ''}; initiation interval {fmt(r.get('interval_max'), 'd')}.", ""]
-        if r.get("rtl_parity"):
-            rp = r["rtl_parity"]
-            lines += [f"RTL simulation vs the quantised model: {fmt(rp.get('bit_exact_fraction'), '.4f')} bit-exact "
-                      f"on {rp.get('n_jets')} test jets ({rp.get('simulator', '')}).", ""]
-        if r.get("da4ml_estimate") is not None:
-            lines += [f"da4ml's own LUT estimate: {fmt(r.get('da4ml_estimate'), 'g')} (an estimate, beside the measured count).", ""]
-        for note in r.get("notes", []) or []:
-            lines += [f"- {note}"]
-        if (out / "resources.png").is_file():
-            lines += ["", "![Resources](resources.png)", ""]
-    else:
-        lines += ["Synthesis stage not run: no resource figures.", ""]
-    lines += generalisation_markdown(report.get("generalisation"), out)
-    return "\n".join(lines) + "\n"
+    return lines
 
 
-def _physics_markdown(phys: dict, out: Path) -> list[str]:
-    """The physics section: a K-class tagger's figures (report/multiclass.py), or the binary table."""
+def physics_markdown(phys: dict, out: Path) -> list[str]:
+    """The physics section: a K-class tagger's figures (report/multiclass.py), or the binary ones
+    (report/binary.py) with robustness to boosts and the plots."""
     if is_multiclass(phys):
-        return multiclass_markdown(phys, out) + _inputs_markdown(phys, True)
-    lines: list[str] = []
-    n = phys.get("n_test_jets")
-    lines += ["## Physics", "", f"Measured on {n if n is not None else 'n/a'} test jets ({phys.get('source') or 'n/a'}).", ""]
-    rows = []
-    for name in ("teacher", "student", "student_float"):
-        m = phys.get(name)
-        if m:
-            rows.append({"model": name, "accuracy": fmt(m.get("accuracy"), ".4f"), "AUC": fmt(m.get("auc"), ".4f"),
-                         "1/eB @ eS=30%": fmt(m.get("rej30"), ".1f"), "1/eB @ eS=50%": fmt(m.get("rej50"), ".1f"),
-                         "jets": fmt(m.get("n_jets"), "d")})
-    baselines = phys.get("baselines") or {}
-    for key, b in baselines.items():
-        m = b.get("test") or {}
-        rows.append({"model": f"baseline: {b.get('what', key)}", "accuracy": fmt(m.get("accuracy"), ".4f"),
-                     "AUC": fmt(m.get("auc"), ".4f"), "1/eB @ eS=30%": fmt(m.get("rej30"), ".1f"),
-                     "1/eB @ eS=50%": fmt(m.get("rej50"), ".1f"), "jets": fmt(m.get("n_jets"), "d")})
-    lines += [md_table(rows), ""] if rows else ["No physics metrics (student stage not run).", ""]
-    lines += baseline_markdown(phys)
-    lines += _inputs_markdown(phys, bool(rows))
-    return lines
-
-
-def _inputs_markdown(phys: dict, has_rows: bool) -> list[str]:
-    lines: list[str] = []
-    inputs = phys.get("inputs")
-    if inputs:
-        feats = inputs.get("features") or []
-        lines += [f"Inputs: the {inputs.get('n_particles')} leading constituents (pT order, zero-padded), "
-                  f"{len(feats)} features each ({', '.join(f'`{f}`' for f in feats)}), particle-major in the "
-                  "firmware (trigger_kd/data/features.py).", ""]
-        test_sat = (inputs.get("saturated_jets") or {}).get("test")
-        if test_sat is not None:
-            clipped = {k: v for k, v in test_sat.items() if v > 0}
-            lines += ["Input range: " + (", ".join(f"`{k}` saturates the input quantiser in {100 * v:.2f} % of the test "
-                                                   "jets" for k, v in clipped.items()) if clipped else
-                                         "no feature saturates the input quantiser on any test jet") + ".", ""]
-    if not phys.get("kd_vs_scratch") and has_rows:
-        lines += ["KD vs scratch: no scratch twin in this run.", ""]
-    return lines
+        return multiclass_markdown(phys, out) + inputs_markdown(phys, True) + robustness_markdown(phys, out)
+    return (binary_physics_markdown(phys) + inputs_markdown(phys, bool(physics_rows(phys)))
+            + robustness_markdown(phys, out))
