@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from benchmarks.provenance import git_state  # noqa: E402
+from benchmarks.provenance import add_options, provenance, write_record  # noqa: E402
 from trigger_kd.manifest import output_problem  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
@@ -209,8 +209,8 @@ def parity_evidence_cases(base: Path, work: Path) -> list[dict]:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/out/fault_sweep.json")
-    ap.add_argument("--work", default=None, help="working folder (default: a temporary one, removed afterwards)")
+    add_options(ap, {"work": "working folder (default: a temporary one, removed afterwards)"},
+                out="benchmarks/out/fault_sweep.json", work=None)
     args = ap.parse_args()
     t0 = time.time()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="fault_sweep."))
@@ -231,10 +231,9 @@ def main() -> int:
     for c in cases:
         for st in c["steps"]:
             st.pop("stderr", None)
-    result = {"git": git_state(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"), "command": " ".join(sys.argv), "base_run_seconds": first["seconds"],
-              "wall_seconds": round(time.time() - t0, 1), "counts": counts, "cases": cases}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    result = {**provenance(), "base_run_seconds": first["seconds"], "wall_seconds": round(time.time() - t0, 1),
+              "counts": counts, "cases": cases}
+    write_record(args.out, result)
     print(f"[fault-sweep] {len(cases)} cases: {counts}; {args.out}")
     if not args.work:
         shutil.rmtree(work, ignore_errors=True)

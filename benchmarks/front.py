@@ -40,7 +40,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from benchmarks.kd_gain import MIN_GAIN, stats  # noqa: E402  (seed statistics and the margin, as bench-kd)
-from benchmarks.provenance import git_state  # noqa: E402
+from benchmarks.provenance import add_options, machine, provenance, write_record  # noqa: E402
 
 FAMILIES = {
     "brevitas_kd": ("mlp_kd.yml", ["bits=3,4,6"], []),
@@ -52,6 +52,8 @@ FAMILIES = {
 }
 KEYS = ("val_auc", "test_auc", "test_accuracy", "test_rej30", "test_rej50", "lut", "ff", "latency_ns",
         "pipeline_stages", "parity_pct")
+
+WORK_HELP = "sweep directories (default: next to --out, <stem>_work/)"
 
 
 def scratch_of(family: str) -> str | None:
@@ -216,31 +218,35 @@ def plot(result: dict, out: Path) -> None:
         ax.plot(*zip(*frontier), color=c, ls=ls, lw=1)
     for i, (name, auc) in enumerate(sorted(result["lines"].items())):
         ax.axhline(auc, color="0.4", ls=["--", "-.", ":"][i % 3], lw=1, label=f"{name} ({auc:.4f})")
+    finish_lut_plot(fig, ax, out, result, f"test AUC ({result['profile']} profile, "
+                    f"{result.get('test_jets') or '?'} test jets)", "accuracy per LUT")
+
+
+def finish_lut_plot(fig, ax, path: Path, result: dict, ylabel: str, title: str) -> None:
+    """Log LUT axis, the budget line (``max_lut``), labels, legend and grid; saved to ``path``."""
+    import matplotlib.pyplot as plt
+
     if result.get("max_lut"):
         ax.axvline(result["max_lut"], color="k", lw=0.8, alpha=0.5)
     ax.set_xscale("log")
     ax.set_xlabel("LUT (da4ml estimate)")
-    ax.set_ylabel(f"test AUC ({result['profile']} profile, {result.get('test_jets') or '?'} test jets)")
-    ax.set_title(f"accuracy per LUT, {result['profile']} profile (seed means, bars: seed std)")
+    ax.set_ylabel(ylabel)
+    ax.set_title(f"{title}, {result['profile']} profile (seed means, bars: seed std)")
     ax.legend(fontsize=7, loc="lower right")
     ax.grid(alpha=0.3, which="both")
     fig.tight_layout()
-    fig.savefig(out, dpi=120)
+    fig.savefig(path, dpi=120)
     plt.close(fig)
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--profile", default="quick")
-    ap.add_argument("--out", default="benchmarks/out/front_quick.json")
-    ap.add_argument("--work", default=None, help="sweep directories (default: next to --out, <stem>_work/)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--workers", type=int, default=2)
+    add_options(ap, {"work": WORK_HELP, "set": "extra --set for every point", "workers": "Dask workers of each sweep"},
+                profile="quick", out="benchmarks/out/front_quick.json", work=None, seeds=[1, 2, 3], workers=2, set=[])
     ap.add_argument("--families", nargs="+", default=list(FAMILIES), choices=list(FAMILIES))
     ap.add_argument("--widths", default="0.5,1", help="width scales of every family (trigger-kd front --points)")
     ap.add_argument("--max-lut", type=float, default=10000)
     ap.add_argument("--target-auc", type=float, default=0.945)
-    ap.add_argument("--set", action="append", default=[], help="extra --set for every point")
     ap.add_argument("--plot", default=None, help="AUC vs LUT plot (default: --out with .png)")
     args = ap.parse_args(argv)
     out = Path(args.out)
@@ -285,16 +291,15 @@ def main(argv=None) -> int:
                    if f.endswith("_kd") and scratch_of(f) in args.families}
     parity = [p["stats"]["parity_pct"] for f in agg.values() for p in f]
     result = {
-        "benchmark": "front", "profile": args.profile, "command": " ".join([sys.executable, *sys.argv]),
-        "git": git_state(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count()},
+        "benchmark": "front", "profile": args.profile, **provenance(argv, script=__file__),
+        "machine": machine(cpu=platform.processor() or platform.machine(), cores=os.cpu_count()),
         "seconds": round(time.time() - t0, 1), "max_lut": args.max_lut, "target_auc": args.target_auc,
         "lut_source": "da4ml estimate (synth stage, open-source route); AUC on the profile's test jets, chosen on val",
         "lines": lines, "seeds": args.seeds, "reseeded": again, "sweeps": sweeps,
         "families": agg, "budget": budget, "kd_vs_scratch": comparisons,
         "all_points_bit_exact": all(s["mean"] == 100.0 for s in parity if s["n"]),
     }
-    out.write_text(json.dumps(result, indent=2, default=str))
+    write_record(out, result)
     plot(result, Path(args.plot or out.with_suffix(".png")))
     for family, b in budget.items():
         print(f"[bench-front] {family}: under {args.max_lut:g} LUT picked "

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -24,6 +23,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
+from benchmarks.provenance import add_options, machine, provenance, write_record  # noqa: E402
 from trigger_kd.config import DataConfig  # noqa: E402
 from trigger_kd.data.formats import read_canonical  # noqa: E402
 from trigger_kd.data.generate import CLASSES, generate_jets  # noqa: E402
@@ -32,10 +32,9 @@ from trigger_kd.data.physics import jet_kinematics, softdrop_mass  # noqa: E402
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/out/gen_throughput.json")
+    add_options(ap, {"workers": "0 = one per core"}, out="benchmarks/out/gen_throughput.json", workers=0)
     ap.add_argument("--jets", type=int, default=1000, help="jets per class")
     ap.add_argument("--mpi", action="store_true", help="multi-parton interactions on")
-    ap.add_argument("--workers", type=int, default=0, help="0 = one per core")
     ap.add_argument("--shard-size", type=int, default=250)
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--classes", nargs="+", default=["top", "qcd"], choices=CLASSES)
@@ -55,6 +54,7 @@ def main() -> int:
             groomed[cls] = float(np.median(softdrop_mass(c)))
             n_const[cls] = float(np.any(c != 0, axis=-1).sum(axis=1).mean())
     result = {
+        **provenance(),
         "jets_per_class": args.jets,
         "jets_generated_per_class": {cls: stats[cls]["shards_generated"] * args.shard_size for cls in classes},
         "jets_per_cpu_second": {cls: stats[cls]["jets_per_cpu_second"] for cls in classes},
@@ -68,19 +68,10 @@ def main() -> int:
         "softdrop_mass_median_gev": groomed,
         "mean_constituents": n_const,
         "settings": settings.physics(),
-        "machine": {
-            "cpu_count": os.cpu_count(),
-            "python": platform.python_version(),
-            "platform": platform.platform(),
-            "pythia8mc": metadata.version("pythia8mc"),
-            "fastjet": metadata.version("fastjet"),
-        },
+        "machine": machine(cpu_count=os.cpu_count(), pythia8mc=metadata.version("pythia8mc"),
+                           fastjet=metadata.version("fastjet")),
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp_out = out.with_name(f".{out.name}.tmp")
-    tmp_out.write_text(json.dumps(result, indent=2))
-    os.replace(tmp_out, out)
+    write_record(args.out, result)
     print(json.dumps({k: result[k] for k in ("jets_per_cpu_second", "wall_seconds", "workers",
                                              "jet_mass_median_gev", "softdrop_mass_median_gev",
                                              "mean_constituents")}, indent=2))

@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.provenance import git_state  # noqa: E402
+from benchmarks.provenance import add_options, provenance, write_record  # noqa: E402
 
 # name -> (student.ebops_beta, TensorFlow's graph options as shipped instead of the student runtime's)
 CASES = {"hgq_beta0": (0.0, False), "hgq_beta1e-5_tf_defaults": (1e-5, True), "hgq_beta1e-5": (1e-5, False)}
@@ -70,7 +70,7 @@ def probe(beta: float, steps: int, mode: str = "student") -> dict:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/out/hgq_determinism.json")
+    add_options(ap, out="benchmarks/out/hgq_determinism.json")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--steps", type=int, default=120)
     args = ap.parse_args()
@@ -86,10 +86,9 @@ def main() -> int:
                        "distinct_final_weights": len({r["after_last_step"] for r in runs})}
         print(f"{name}: {'reproducible' if cases[name]['reproducible'] else 'NOT reproducible'} "
               f"({cases[name]['distinct_final_weights']} distinct final weights in {args.runs} runs)")
-    result = {"command": " ".join(["python", *sys.argv]), "git": git_state(), "runs_per_case": args.runs,
-              "steps": args.steps, "seconds": round(time.time() - t0, 1), "cases": cases}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    result = {**provenance(), "runs_per_case": args.runs, "steps": args.steps, "seconds": round(time.time() - t0, 1),
+              "cases": cases}
+    write_record(args.out, result)
     return 0
 
 

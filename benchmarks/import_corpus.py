@@ -22,7 +22,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.provenance import git_state  # noqa: E402
+from benchmarks.provenance import add_options, provenance, write_record  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from corpus_models import CORPUS, brevitas_models, export_brevitas  # noqa: E402
@@ -97,7 +97,7 @@ def table(results: dict) -> str:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default=str(REPO / "benchmarks" / "out" / "import_corpus.json"))
+    add_options(ap, out=str(REPO / "benchmarks" / "out" / "import_corpus.json"))
     ap.add_argument("--n", type=int, default=1000)
     ap.add_argument("--timeout", type=float, default=600.0)
     ap.add_argument("--only", nargs="*")
@@ -122,12 +122,9 @@ def main() -> int:
                "hls4ml_can_compile": len(compilable), "tracebacks": sum(r["traceback"] for r in results.values()),
                "verdicts": {v: sum(r["verdict"] == v for r in results.values())
                             for v in sorted({r["verdict"] for r in results.values()})}}
-    git = git_state()
-    doc = {"command": " ".join(["python benchmarks/import_corpus.py"] + sys.argv[1:]),
-           "git_commit": git["commit"], "git_dirty": git["dirty"],
-           "n_random_inputs": args.n, "summary": summary, "results": results, "table_markdown": table(results)}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(doc, indent=2, default=str))
+    doc = {**provenance(flat_git=True), "n_random_inputs": args.n, "summary": summary, "results": results,
+           "table_markdown": table(results)}
+    write_record(args.out, doc)
     print(json.dumps(summary, indent=2))
     print(table(results))
     return 0 if summary["tracebacks"] == 0 else 1

@@ -20,8 +20,6 @@ from __future__ import annotations
 import argparse
 import json
 import multiprocessing
-import os
-import platform
 import statistics
 import sys
 import time
@@ -30,7 +28,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.provenance import git_state  # noqa: E402
+from benchmarks.provenance import add_options, machine, provenance, write_record  # noqa: E402
 
 KEYS = ("accuracy", "auc", "rej30", "rej50", "accuracy_beta0.3", "accuracy_beta0.5", "val_accuracy", "val_auc")
 OPTIONS = {"kd_transfer": "transfer", "kd_augment": "augment", "kd_seal": "seal"}
@@ -116,23 +114,19 @@ def run_one(job: tuple) -> tuple[dict, dict]:
 
 
 def main() -> int:
-    from trigger_kd.atomic import write_text_atomic
     from trigger_kd.config import load_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/out/kd_gain.json")
-    ap.add_argument("--profile", default="study")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    add_options(ap, {"jobs": "runs at a time (processes); use 2 on 2 cores with student.threads 1; the first run goes "
+                             "alone and fills the cache (dataset, teacher)"},
+                out="benchmarks/out/kd_gain.json", profile="study", seeds=[1, 2, 3], work="benchmarks/out/kd_runs",
+                set=[], jobs=1)
     ap.add_argument("--archs", nargs="+", default=["mlp", "deepset"], choices=["mlp", "deepset"])
     ap.add_argument("--variants", nargs="+", default=["kd", *OPTIONS, "kd_best"])
     ap.add_argument("--transfer", type=int, default=None,
                     help="distill.transfer_jets_per_class of kd_transfer (default: the profile's, else its data.jets_per_class)")
     ap.add_argument("--augment-beta", type=float, default=0.5, help="distill.augment_max_beta of kd_augment")
     ap.add_argument("--seal-lambda", type=float, default=0.1, help="student.seal_lambda of kd_seal")
-    ap.add_argument("--work", default="benchmarks/out/kd_runs", help="run directories")
-    ap.add_argument("--set", action="append", default=[], help="config override for every run")
-    ap.add_argument("--jobs", type=int, default=1, help="runs at a time (processes); use 2 on 2 cores with "
-                    "student.threads 1; the first run goes alone and fills the cache (dataset, teacher)")
     args = ap.parse_args()
     if args.transfer is None:
         base = load_config(REPO / "hls_configs" / "mlp_kd.yml", args.set, profile=args.profile)
@@ -141,8 +135,7 @@ def main() -> int:
                    "augment": [f"distill.augment_max_beta={args.augment_beta}"],
                    "seal": [f"student.seal_lambda={args.seal_lambda}"]}
     t0 = time.time()
-    result: dict = {"benchmark": "kd_gain", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                    "git": git_state(), "profile": args.profile, "overrides": args.set, "seeds": args.seeds,
+    result: dict = {"benchmark": "kd_gain", **provenance(), "profile": args.profile, "overrides": args.set, "seeds": args.seeds,
                     "options": option_sets, "archs": {}}
 
     def job(arch: str, variant: str, seed: int, extra: list[str]) -> tuple:
@@ -200,8 +193,8 @@ def main() -> int:
             "teacher_auc_gap": {v: teacher_auc - s["auc"]["mean"] for v, s in summary.items()},
         }
     result["wall_seconds"] = round(time.time() - t0, 1)
-    result["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version()}
-    write_text_atomic(args.out, json.dumps(result, indent=2, default=float))
+    result["machine"] = machine()
+    write_record(args.out, result, default=float)
     print(json.dumps({a: r["verdict"] for a, r in result["archs"].items()}, indent=2, default=float))
     return 0
 

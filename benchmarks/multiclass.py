@@ -41,8 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import re
 import shlex
 import subprocess
@@ -55,7 +53,8 @@ sys.path.insert(0, str(REPO))
 from benchmarks.kd_gain import stats  # noqa: E402  (mean, sample std, n, the seeds' values)
 from benchmarks.front import aggregate as front_aggregate  # noqa: E402
 from benchmarks.front import knob_points  # noqa: E402  (a point's knobs as --points values)
-from benchmarks.provenance import git_state  # noqa: E402
+from benchmarks.front import WORK_HELP, finish_lut_plot  # noqa: E402
+from benchmarks.provenance import add_options, machine, provenance, write_record  # noqa: E402
 
 # family -> (model file, student.framework, its grid besides the widths, extra --set)
 FAMILIES = {
@@ -431,18 +430,9 @@ def plot(result: dict, path: Path) -> None:
         y = line(result["lines"], name, "test", m)
         if y is not None:
             ax.axhline(y, color="0.3", ls=["--", "-.", ":"][i % 3], lw=1, label=f"{name} ({y:.4f})")
-    if result.get("max_lut"):
-        ax.axvline(result["max_lut"], color="k", lw=0.8, alpha=0.5)
-    ax.set_xscale("log")
-    ax.set_xlabel("LUT (da4ml estimate)")
     n = line(result.get("lines", {}), "teacher", "test", "n_jets")
-    ax.set_ylabel(f"test {m} ({result['profile']} profile, {n or '?'} test jets)")
-    ax.set_title(f"5-class accuracy per LUT, {result['profile']} profile (seed means, bars: seed std)")
-    ax.legend(fontsize=7, loc="lower right")
-    ax.grid(alpha=0.3, which="both")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    finish_lut_plot(fig, ax, path, result, f"test {m} ({result['profile']} profile, {n or '?'} test jets)",
+                    "5-class accuracy per LUT")
 
 
 def summarise(runs: dict[str, dict[int, list[dict]]], lines: dict, args, metric: str) -> dict:
@@ -461,17 +451,15 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
                                  epilog="\n".join(__doc__.split("\n")[1:]))
-    ap.add_argument("--profile", default="quick", help="config profile (quick | study | paper); default quick")
-    ap.add_argument("--out", default=None, help="result JSON (default benchmarks/out/multiclass_<profile>.json)")
-    ap.add_argument("--work", default=None, help="sweep directories (default: next to --out, <stem>_work/)")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="student.seed values (default 1 2 3)")
-    ap.add_argument("--workers", type=int, default=2, help="Dask workers of each sweep (default 2)")
+    add_options(ap, {"profile": "config profile (quick | study | paper); default quick",
+                     "out": "result JSON (default benchmarks/out/multiclass_<profile>.json)", "work": WORK_HELP,
+                     "seeds": "student.seed values (default 1 2 3)", "workers": "Dask workers of each sweep (default 2)",
+                     "set": "extra --set for every point (after the family's own and student.seed)"},
+                profile="quick", out=None, work=None, seeds=[1, 2, 3], workers=2, set=[])
     ap.add_argument("--families", nargs="+", default=list(DEFAULT_FAMILIES), choices=list(FAMILIES))
     ap.add_argument("--widths", default=None, help="width scales of every family (default quick 0.5,1; study 0.5,1,2)")
     ap.add_argument("--points", action="append", default=[], metavar="AXIS=V1,V2",
                     help="replace this axis of every family that has it (trigger-kd front --points); repeatable")
-    ap.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
-                    help="extra --set for every point (after the family's own and student.seed)")
     ap.add_argument("--reseed", choices=["all", "front"], default="all",
                     help="seeds 2..: every point (all, default) or seed 1's validation fronts and partners (front)")
     ap.add_argument("--max-lut", type=float, default=MAX_LUT, help="budget of the study verdict (default 40000)")
@@ -529,10 +517,8 @@ def main(argv=None) -> int:
     differ = [i for i, x in enumerate(seen_lines) if json.dumps(x, sort_keys=True) != json.dumps(lines, sort_keys=True)]
     result = {
         "benchmark": "multiclass", "profile": args.profile,
-        "command": shlex.join([sys.executable, *(sys.argv if argv is None else [__file__, *argv])]),
-        "git": git_state(), "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
-                    "cpus": os.cpu_count(), "python": platform.python_version()},
+        **provenance(argv, script=__file__),
+        "machine": machine(),
         "seconds": round(time.time() - t0, 1),
         "settings": {"seeds": args.seeds, "families": args.families, "widths": args.widths, "points": args.points,
                      "sets": args.set, "workers": args.workers, "reseed": args.reseed,
@@ -543,9 +529,7 @@ def main(argv=None) -> int:
         "lines": lines, "lines_differ_between_sweeps": differ, "reseeded": reseeded, "sweeps": sweeps,
         **summarise(runs, lines, args, metric),
     }
-    from trigger_kd.atomic import write_text_atomic
-
-    write_text_atomic(out, json.dumps(result, indent=2, default=str))
+    write_record(out, result)
     plot(result, Path(args.plot or out.with_suffix(".png")))
     v = result["verdicts"]
     for fam, k in v["kd_vs_scratch"].items():

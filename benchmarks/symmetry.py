@@ -70,7 +70,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -80,7 +79,7 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.provenance import git_state  # noqa: E402
+from benchmarks.provenance import add_options, machine, provenance, write_record  # noqa: E402
 
 CONFIG = REPO / "hls_configs" / "mlp_kd.yml"
 SIGNAL, BACKGROUND = "w", "gluon"
@@ -356,11 +355,12 @@ def table(agg: dict, lam: float) -> str:
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/out/symmetry.json")
-    ap.add_argument("--work", default="benchmarks/out/symmetry_runs", help="run directories")
+    add_options(ap, {"seeds": "teacher seeds (one dataset)", "workers": "(variant, seed) runs in parallel, one thread "
+                     "each", "set": "further config override for every run"},
+                out="benchmarks/out/symmetry.json", work="benchmarks/out/symmetry_runs", seeds=[1, 2, 3], workers=2,
+                set=[])
     ap.add_argument("--arch", choices=["transformer", "lorentznet"], default="transformer", help="teacher.arch")
     ap.add_argument("--size", choices=["cpu", "gpu"], default="cpu", help="size preset (docstring); flags override it")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3], help="teacher seeds (one dataset)")
     ap.add_argument("--jets-per-class", type=int, help="generated jets per class (60/20/20 split)")
     ap.add_argument("--epochs", type=int, help="teacher epochs")
     ap.add_argument("--particles", type=int, help="teacher constituents per jet")
@@ -383,8 +383,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--compress-epochs", type=int)
     ap.add_argument("--eps-max", type=float, help="Figs. 5-6: eps from -X to X along the unit eigenvector (0.5)")
     ap.add_argument("--eps-points", type=int, help="Figs. 5-6: number of eps (21)")
-    ap.add_argument("--workers", type=int, default=2, help="(variant, seed) runs in parallel, one thread each")
-    ap.add_argument("--set", action="append", default=[], help="further config override for every run")
     args = ap.parse_args(argv)
     preset = SIZES[(args.size, args.arch)]
     other = next(a for a in ARCH_SIZES if a != args.arch)
@@ -414,12 +412,11 @@ def sizes(args) -> dict:
 def main() -> int:
     args = parse_args()
     os.environ["OMP_NUM_THREADS"] = "1"
-    from trigger_kd.atomic import write_text_atomic
     from trigger_kd.config import load_config
     from trigger_kd.pipeline import run_pipeline
     from trigger_kd.stages import STAGES
 
-    t0, git = time.time(), git_state()
+    t0, measured = time.time(), provenance(flat_git=True)  # the code that is measured
     # the datasets first, in this process (generation on every core): the runs then reuse the cache
     for sig, bkg in [(SIGNAL, BACKGROUND), *OOD.values()]:
         cfg = load_config(CONFIG, data_overrides(args, sig, bkg))
@@ -442,8 +439,7 @@ def main() -> int:
     agg = aggregate(runs, args.seeds)
     result = {
         "benchmark": "symmetry",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git_commit": git["commit"], "git_dirty": git["dirty"],
+        **measured,
         "task": f"{SIGNAL} vs {BACKGROUND}", "ood_tasks": {k: f"{s} vs {b}" for k, (s, b) in OOD.items()},
         "config": str(CONFIG.relative_to(REPO)),
         "teacher_arch": args.arch,
@@ -457,12 +453,11 @@ def main() -> int:
         "source": "teacher figures; in-distribution and smearing on the W-vs-gluon test jets, curvature on the first "
                   "curvature_jets training jets, compressibility on the training/validation jets, OOD on the other "
                   "tasks' test jets with the run's training/validation jets left out",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "load_average_at_end": os.getloadavg()},
+        "machine": machine(load_average_at_end=os.getloadavg()),
         "data_seconds": round(t_data, 1),
         "wall_seconds": round(time.time() - t0, 1),
     }
-    write_text_atomic(args.out, json.dumps(result, indent=2, default=float))
+    write_record(args.out, result, default=float)
     print(table(agg, args.seal_lambda))
     print(json.dumps(result["verdict"], indent=1, default=float))
     print(f"[symmetry] {len(runs)} runs ({args.arch}), jets {result['jets']}, wall {result['wall_seconds']:.0f} s "

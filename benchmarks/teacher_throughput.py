@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -33,12 +32,11 @@ import yaml
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-from benchmarks.provenance import git_state  # noqa: E402
+from benchmarks.provenance import add_options, machine, provenance, write_record  # noqa: E402
 sys.path.insert(0, str(REPO / "tests"))
 
 from lorentznet_reference import reference_forward  # noqa: E402
 
-from trigger_kd.atomic import write_text_atomic  # noqa: E402
 from trigger_kd.allocator import keep_freed_memory  # noqa: E402
 from trigger_kd.models import edge_kernel  # noqa: E402
 from trigger_kd.models.lorentznet import LorentzNet, prepare_batch  # noqa: E402
@@ -145,7 +143,7 @@ def measure(profile: str, threads: int, seconds: float, rounds: int, keep_memory
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/out/teacher_throughput.json")
+    add_options(ap, out="benchmarks/out/teacher_throughput.json")
     ap.add_argument("--sizes", default="quick,paper", help="profiles whose teacher section sets the size")
     ap.add_argument("--threads", default="1,2", help="torch thread counts, each measured at every size (1: per "
                     "core; 2: the quick profile's teacher.threads and all cores of this machine, as the paper profile "
@@ -156,7 +154,7 @@ def main() -> int:
                     help="leave glibc's malloc settings alone (trigger-kd and train.teacher call allocator.keep_freed_memory; "
                          "this shows what that setting does to both implementations)")
     args = ap.parse_args()
-    t0, git = time.time(), git_state()  # the code that is measured
+    t0, measured = time.time(), provenance(flat_git=True)  # the code that is measured
     threads = [int(t) for t in args.threads.split(",")]
     sizes = args.sizes.split(",")
     results = []
@@ -165,9 +163,8 @@ def main() -> int:
             results.append(measure(profile, t, args.seconds, args.rounds, keep_memory=not args.default_allocator))
     result = {
         "benchmark": "teacher_throughput",
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        **measured,
         "allocator": "glibc default" if args.default_allocator else "allocator.keep_freed_memory (as trigger-kd and train.teacher)",
-        "git_commit": git["commit"], "git_dirty": git["dirty"],
         # the acceptance figures: the least speedup over every size and thread count measured
         "speedup_train": min(r["train"]["speedup"] for r in results),
         "speedup_infer": min(r["infer"]["speedup"] for r in results),
@@ -175,11 +172,10 @@ def main() -> int:
                                                                    "infer": r["infer"]["speedup"]} for r in results},
         "results": results,
         "jets": "synthetic, constituent count ~ normal(70, 15); see the module docstring",
-        "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                    "torch": torch.__version__, "load_average_at_end": os.getloadavg()},
+        "machine": machine(torch=torch.__version__, load_average_at_end=os.getloadavg()),
         "wall_seconds": round(time.time() - t0, 1),
     }
-    write_text_atomic(args.out, json.dumps(result, indent=2))
+    write_record(args.out, result)
     print(json.dumps({k: result[k] for k in ("speedup_train", "speedup_infer", "wall_seconds")}, indent=2))
     return 0
 

@@ -40,7 +40,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -50,7 +49,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from benchmarks.kd_gain import MIN_GAIN, flatten, stats, verdict  # noqa: E402
-from benchmarks.provenance import git_state  # noqa: E402
+from benchmarks.provenance import add_options, machine, provenance, write_record  # noqa: E402
 
 TEACHERS = ("lorentznet", "transformer_seal", "transformer")
 OOD_SIGNALS = ("w", "z")  # default --ood-signals, against the config's background (QCD)
@@ -192,19 +191,15 @@ def plot(result: dict, path: Path) -> None:
 
 
 def main() -> int:
-    from trigger_kd.atomic import write_text_atomic
     from trigger_kd.config import load_config
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--out", default="benchmarks/out/teachers.json")
-    ap.add_argument("--profile", default="study")
-    ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
+    add_options(ap, {"jobs": "runs at a time (one thread each when more than one)"},
+                out="benchmarks/out/teachers.json", profile="study", seeds=[1, 2, 3],
+                work="benchmarks/out/teacher_runs", set=[], jobs=2)
     ap.add_argument("--archs", nargs="+", default=["mlp", "deepset"], choices=["mlp", "deepset"])
     ap.add_argument("--teachers", nargs="+", default=list(TEACHERS), choices=TEACHERS)
     ap.add_argument("--seal-lambda", type=float, default=0.1, help="teacher.seal_lambda of transformer_seal")
-    ap.add_argument("--work", default="benchmarks/out/teacher_runs", help="run directories")
-    ap.add_argument("--set", action="append", default=[], help="config override for every run")
-    ap.add_argument("--jobs", type=int, default=2, help="runs at a time (one thread each when more than one)")
     ap.add_argument("--cost-seconds", type=float, default=3.0, help="least time of each inference measurement")
     ap.add_argument("--ood-signals", nargs="+", default=list(OOD_SIGNALS), choices=["top", "w", "z"],
                     help="signal classes scored against the config's background (the training signal is skipped)")
@@ -253,8 +248,7 @@ def main() -> int:
     with ThreadPoolExecutor(args.jobs) as pool:  # the work runs in the CLI subprocesses
         rows = list(pool.map(one, plan))
     t_runs = time.time() - t0
-    result: dict = {"benchmark": "teachers", "command": " ".join([Path(sys.executable).name, *sys.argv]),
-                    "git": git_state(), "profile": args.profile, "tiny": args.tiny, "overrides": sets,
+    result: dict = {"benchmark": "teachers", **provenance(), "profile": args.profile, "tiny": args.tiny, "overrides": sets,
                     "seeds": args.seeds, "task": f"{signal} vs {'+'.join(base.data.background)}",
                     "ood_tasks": list(ood), "teachers": {t: teacher_sets(t, args.seal_lambda) for t in args.teachers},
                     "archs": {}}
@@ -267,10 +261,8 @@ def main() -> int:
                               for t in args.teachers}
     result["runs_seconds"] = round(t_runs, 1)
     result["wall_seconds"] = round(time.time() - t0, 1)
-    result["machine"] = {"platform": platform.platform(), "cpus": os.cpu_count(), "python": platform.python_version(),
-                         "load_average_at_end": os.getloadavg()}
-    out = Path(args.out)
-    write_text_atomic(out, json.dumps(result, indent=2, default=float))
+    result["machine"] = machine(load_average_at_end=os.getloadavg())
+    out = write_record(args.out, result, default=float)
     plot(result, out.with_suffix(".png"))
     print(json.dumps(result["verdict"], indent=2))
     print(f"[teachers] {len(rows)} runs, wall {result['wall_seconds']:.0f} s -> {out}, {out.with_suffix('.png')}")

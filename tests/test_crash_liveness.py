@@ -23,7 +23,7 @@ import pytest
 from trigger_kd.cli import main as cli
 from trigger_kd.config import load_config
 from trigger_kd.pipeline import Stage, run_pipeline
-from pipeline_fixtures import _own_cache  # noqa: F401 (pytest fixture used by name)
+from pipeline_fixtures import _own_cache, forked_until  # noqa: F401 (pytest fixture used by name)
 
 
 def _cfg(repo, *sets):
@@ -124,8 +124,6 @@ def test_a_live_entry_whose_pid_is_absent_here_is_kept(tmp_path, repo, capsys, m
     """A run whose PID this process cannot see (another PID namespace or host: faked here by a PID that is dead
     here) makes a cache entry; another run on the same cache keeps its temporary entry, and the first one ends
     well."""
-    import multiprocessing
-
     started, release = tmp_path / "started", tmp_path / "release"
     foreign_pid = _dead_pid()
 
@@ -134,12 +132,8 @@ def test_a_live_entry_whose_pid_is_absent_here_is_kept(tmp_path, repo, capsys, m
         run_pipeline(_cfg(repo, "teacher.epochs=2"), [_shared([], release, started)], tmp_path / "run1",
                      progress=False)
 
-    child = multiprocessing.get_context("fork").Process(target=first_run)
-    child.start()
+    child = forked_until(first_run, started)
     try:
-        deadline = time.monotonic() + 60
-        while not started.exists() and child.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
         assert started.exists()
         tmp = tmp_path / "cache" / "a"
         live = [p.name for p in tmp.iterdir() if ".tmp-" in p.name]
@@ -159,8 +153,6 @@ def test_a_live_entry_whose_pid_is_absent_here_is_kept(tmp_path, repo, capsys, m
 def test_leftovers_are_removed_when_their_maker_is_proven_gone(tmp_path, repo, monkeypatch):
     """The same entry once its maker is gone (killed: the kernel drops its lock), whatever PID it carries: the
     PID of a live process here (pid 1) does not keep it."""
-    import multiprocessing
-
     started = tmp_path / "started"
 
     def killed_run():
@@ -168,11 +160,7 @@ def test_leftovers_are_removed_when_their_maker_is_proven_gone(tmp_path, repo, m
         run_pipeline(_cfg(repo, "teacher.epochs=2"), [_shared([], tmp_path / "never", started)], tmp_path / "run1",
                      progress=False)
 
-    child = multiprocessing.get_context("fork").Process(target=killed_run)
-    child.start()
-    deadline = time.monotonic() + 60
-    while not started.exists() and time.monotonic() < deadline:
-        time.sleep(0.05)
+    child = forked_until(killed_run, started)
     child.kill()
     child.join(30)
     tmp = tmp_path / "cache" / "a"

@@ -13,19 +13,13 @@ import numpy as np
 import pytest
 
 from trigger_kd.cli import main as cli
+from tiny import E2E
 
 REPO = Path(__file__).resolve().parent.parent
 
 pytestmark = pytest.mark.slow
 
-TINY = [
-    "data.jets_per_class=300", "data.shard_size=300",
-    "teacher.n_particles=16", "teacher.hidden=16", "teacher.layers=2", "teacher.epochs=1",
-    "student.n_particles=4", "student.epochs=2", "student.batch_size=64",
-    "student.mlp_hidden=[8]", "student.phi_hidden=[8]", "student.rho_hidden=[8]",
-    "distill.transfer_jets_per_class=100",  # the quick profile's recipe (transfer set, SEAL), small
-    "synth.tool=open-source", "synth.sim_jets=100",
-]
+TINY = E2E  # tests/tiny.py
 
 
 def _run(config: str, run_dir, to: str, extra=()):

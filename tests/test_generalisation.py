@@ -14,16 +14,10 @@ from trigger_kd.generalisation.compressibility import distillation_curve, refere
 from trigger_kd.generalisation.evaluate import _jet_keys, evaluate_run, resolve_jets, unseen_mask
 from trigger_kd.report.build import build_report
 from trigger_kd.report.generalisation import generalisation_block, generalisation_markdown
+from tiny import GENERALISATION
 
 REPO = Path(__file__).resolve().parent.parent
-TINY = [
-    "data.jets_per_class=300", "data.shard_size=300", "data.signal=[w]", "data.background=[gluon]",
-    "teacher.n_particles=16", "teacher.hidden=16", "teacher.layers=2", "teacher.epochs=1",
-    "student.n_particles=4", "student.epochs=2", "student.batch_size=64", "student.mlp_hidden=[8]",
-    "distill.transfer_jets_per_class=0",
-]
-
-
+TINY = GENERALISATION  # tests/tiny.py
 
 # one xdist worker runs the whole module (make test: --dist loadgroup), so its module-scoped fixtures are made once
 pytestmark = pytest.mark.xdist_group("test_generalisation")

@@ -87,3 +87,12 @@ def test_failure_message_names_the_kept_logs(tmp_path, cfg):
         run_pipeline(cfg, stages, tmp_path / "run")
     kept = (tmp_path / "run" / "b.failed" / "tool.log").resolve()
     assert str(exc.value) == f"tool failed; log: {kept}" and kept.read_text() == "the tool's complaint"
+
+
+def test_stage_table_is_the_one_list_of_stage_names():
+    """rundir.STAGE_NAMES is the one list of stages; the stage table holds each of them once, in that order."""
+    from trigger_kd import rundir, stages
+
+    assert stages.STAGE_NAMES is rundir.STAGE_NAMES
+    assert tuple(s.name for s in stages.STAGES) == rundir.STAGE_NAMES
+    assert all(set(s.needs) <= set(rundir.STAGE_NAMES[:i]) for i, s in enumerate(stages.STAGES))

@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import json
-import multiprocessing
 import shutil
 import subprocess
 import sys
@@ -27,7 +26,7 @@ from trigger_kd.cli import main as cli
 from trigger_kd.config import load_config
 from trigger_kd.pipeline import Stage, run_pipeline
 from trigger_kd.rundir import MANIFEST_FILE, RUN_MARKER, STAMP_FILE
-from pipeline_fixtures import _own_cache  # noqa: F401 (pytest fixture used by name)
+from pipeline_fixtures import _own_cache, forked_until  # noqa: F401 (pytest fixture used by name)
 
 
 def _cfg(repo, *sets):
@@ -227,12 +226,8 @@ def test_prune_from_another_process_leaves_a_running_runs_entries(tmp_path, repo
         stages[1] = Stage("b", ("student",), ("a",), b_waits)
         run_pipeline(_cfg(repo), stages, run, progress=False)
 
-    child = multiprocessing.get_context("fork").Process(target=run_until_released)
-    child.start()
+    child = forked_until(run_until_released, started)
     try:
-        deadline = time.monotonic() + 60
-        while not started.exists() and child.is_alive() and time.monotonic() < deadline:
-            time.sleep(0.05)
         assert started.exists(), "the run did not reach its b stage"
         prune = [str(Path(sys.executable).with_name("trigger-kd")), "cache", "prune", "--older-than", "0"]
         done = subprocess.run(prune, capture_output=True, text=True, check=False)

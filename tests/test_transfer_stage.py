@@ -13,13 +13,12 @@ from trigger_kd.data.formats import read_canonical
 from trigger_kd.data.sanity import jet_hashes
 from trigger_kd.data.transfer import read_transfer
 from trigger_kd.train.teacher import load_teacher, teacher_logits
+from tiny import TRANSFER
 
 REPO = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow
 
-TINY = ["data.jets_per_class=100", "data.shard_size=100", "data.workers=1",
-        "teacher.n_particles=8", "teacher.hidden=8", "teacher.layers=1", "teacher.epochs=1",
-        "distill.transfer_jets_per_class=0"]  # the quick profile's transfer set is 5k per class: each test sets its own
+TINY = TRANSFER  # tests/tiny.py; each test sets its own transfer set
 
 
 def _run(run_dir, *extra) -> int:

@@ -26,6 +26,7 @@ from filelock import FileLock, Timeout
 
 from .console import info
 from .rundir import LEFTOVER as _LEFTOVER
+from .rundir import lock_nowait
 
 
 @contextlib.contextmanager
@@ -47,18 +48,10 @@ def waiting_lock(path: Path, what: str) -> Iterator[bool]:
 
 def _try_exclusive(lock_path: Path) -> int | None:
     """An fd holding ``lock_path`` exclusively, taken without waiting; None when any process (this one included,
-    through another descriptor) holds it shared or exclusively."""
-    import fcntl
-
+    through another descriptor) holds it shared or exclusively, or the lock cannot be taken."""
     try:
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        return lock_nowait(lock_path, shared=False)
     except OSError:
-        return None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        return fd
-    except OSError:
-        os.close(fd)
         return None
 
 

@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Annotated, Any, ClassVar, Literal, Mapping
+from typing import Annotated, Any, Callable, ClassVar, Literal, Mapping
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator, model_validator
@@ -49,6 +49,19 @@ class Section(BaseModel):
 def _earlier(info: ValidationInfo, key: str, default: Any) -> Any:
     """A field validated before this one (cross-field rules), or its default if it was invalid."""
     return info.data.get(key, default)
+
+
+def _refused_when(field: str, why: Callable[[Any, dict], Any]):
+    """A cross-field rule of ``field``, as its validator: ``why(value, the fields validated before it, each absent
+    when invalid)`` is falsy for a good value, else the message of the ValueError (the field's error, as pydantic's
+    own checks)."""
+    def check(cls, v: Any, info: ValidationInfo) -> Any:
+        message = why(v, info.data)
+        if message:
+            raise ValueError(message)
+        return v
+
+    return field_validator(field)(classmethod(check))
 
 
 class DataConfig(Section):
@@ -106,19 +119,10 @@ class DataConfig(Section):
                              "data.classes or data.signal / data.background, not both")
         return v
 
-    @field_validator("paths")
-    @classmethod
-    def _paths_for_files(cls, v: tuple, info: ValidationInfo) -> tuple:
-        if _earlier(info, "source", "pythia") != "pythia" and not v:
-            raise ValueError(f"data.source is '{info.data['source']}' but no paths are given: list the input files")
-        return v
-
-    @field_validator("jets_per_class")
-    @classmethod
-    def _jets_to_generate(cls, v: int, info: ValidationInfo) -> int:
-        if v == 0 and _earlier(info, "source", "pythia") == "pythia":
-            raise ValueError("must be at least 1 for generated jets (0 = all jets applies to file sources)")
-        return v
+    _paths_for_files = _refused_when("paths", lambda v, d: d.get("source", "pythia") != "pythia" and not v and (
+        f"data.source is '{d['source']}' but no paths are given: list the input files"))
+    _jets_to_generate = _refused_when("jets_per_class", lambda v, d: v == 0 and d.get("source", "pythia") == "pythia"
+                                      and "must be at least 1 for generated jets (0 = all jets applies to file sources)")
 
     @field_validator("split")
     @classmethod
@@ -129,12 +133,8 @@ class DataConfig(Section):
             raise ValueError(f"train, val and test fractions must add up to 1, got {list(v)} (sum {sum(v):g})")
         return v
 
-    @field_validator("pt_max")
-    @classmethod
-    def _pt_window(cls, v: float, info: ValidationInfo) -> float:
-        if v <= _earlier(info, "pt_min", 0.0):
-            raise ValueError(f"must be above data.pt_min ({info.data['pt_min']:g}), got {v:g}")
-        return v
+    _pt_window = _refused_when("pt_max", lambda v, d: v <= d.get("pt_min", 0.0) and (
+        f"must be above data.pt_min ({d['pt_min']:g}), got {v:g}"))
 
     def physics(self) -> dict:
         """What generated jets of a class depend on (with class, seed and shard_size: the shard pool's key).
@@ -199,13 +199,8 @@ class TeacherConfig(Section):
             raise ValueError(f"{v!r} is not a device: use auto, cpu, cuda or cuda:N (N = 0, 1, ...)")
         return v
 
-    @field_validator("amp")
-    @classmethod
-    def _amp_on_cuda(cls, v: bool, info: ValidationInfo) -> bool:
-        if v and _earlier(info, "device", "auto") == "cpu":
-            raise ValueError("mixed precision needs a CUDA device and teacher.device is cpu: set teacher.amp: false "
-                             "(refused, not ignored)")
-        return v
+    _amp_on_cuda = _refused_when("amp", lambda v, d: v and d.get("device", "auto") == "cpu" and (
+        "mixed precision needs a CUDA device and teacher.device is cpu: set teacher.amp: false (refused, not ignored)"))
 
     @field_validator(*ARCH_KEYS["lorentznet"], *ARCH_KEYS["transformer"])
     @classmethod
@@ -219,13 +214,8 @@ class TeacherConfig(Section):
                              f"or use arch {owner}")
         return v
 
-    @field_validator("heads")
-    @classmethod
-    def _heads_split_the_width(cls, v: int, info: ValidationInfo) -> int:
-        d = _earlier(info, "d_model", v)
-        if _earlier(info, "arch", "lorentznet") == "transformer" and d % v:
-            raise ValueError(f"the {v} attention heads must divide teacher.d_model ({d})")
-        return v
+    _heads_split_the_width = _refused_when("heads", lambda v, d: d.get("arch", "lorentznet") == "transformer" and (
+        d.get("d_model", v) % v) and f"the {v} attention heads must divide teacher.d_model ({d.get('d_model', v)})")
 
     def plain_fields(self) -> list[str]:
         """The keys dumps and stamps hold: every key but those of the other arch (ARCH_KEYS)."""
@@ -320,35 +310,16 @@ class StudentConfig(Section):
                                  f"would ignore it: remove it or use framework hgq")
         return self
 
-    @field_validator("lr_patience")
-    @classmethod
-    def _lr_drops_before_stop(cls, v: int, info: ValidationInfo) -> int:
-        if _earlier(info, "lr_schedule", "plateau") == "plateau" and v >= _earlier(info, "patience", v + 1):
-            raise ValueError(f"must be below student.patience ({info.data['patience']}) with the plateau schedule "
-                             "(else training stops before the learning rate is ever lowered)")
-        return v
-
-    @field_validator("n_particles")
-    @classmethod
-    def _pooling_exact(cls, v: int, info: ValidationInfo) -> int:
-        if _earlier(info, "arch", "mlp") == "deepset" and v & (v - 1):
-            raise ValueError(f"the deep set averages over {v} particles, which is exact in fixed point only "
-                             "for a power of two (8, 16, 32, ...)")
-        return v
-
-    @field_validator("act_int_bits")
-    @classmethod
-    def _act_format(cls, v: int, info: ValidationInfo) -> int:
-        if v > _earlier(info, "act_bits", v):
-            raise ValueError(f"must not exceed student.act_bits ({info.data['act_bits']}), got {v}")
-        return v
-
-    @field_validator("input_int_bits")
-    @classmethod
-    def _input_format(cls, v: int, info: ValidationInfo) -> int:
-        if v + 1 > _earlier(info, "input_bits", v + 1):
-            raise ValueError(f"must be below student.input_bits ({info.data['input_bits']}; one bit is the sign), got {v}")
-        return v
+    _lr_drops_before_stop = _refused_when("lr_patience", lambda v, d: d.get("lr_schedule", "plateau") == "plateau" and (
+        v >= d.get("patience", v + 1)) and (f"must be below student.patience ({d['patience']}) with the plateau "
+                                            "schedule (else training stops before the learning rate is ever lowered)"))
+    _pooling_exact = _refused_when("n_particles", lambda v, d: d.get("arch", "mlp") == "deepset" and v & (v - 1) and (
+        f"the deep set averages over {v} particles, which is exact in fixed point only for a power of two (8, 16, "
+        "32, ...)"))
+    _act_format = _refused_when("act_int_bits", lambda v, d: v > d.get("act_bits", v) and (
+        f"must not exceed student.act_bits ({d['act_bits']}), got {v}"))
+    _input_format = _refused_when("input_int_bits", lambda v, d: v + 1 > d.get("input_bits", v + 1) and (
+        f"must be below student.input_bits ({d['input_bits']}; one bit is the sign), got {v}"))
 
     @field_validator("weight_bits", "act_bits", "input_bits", "bias_bits")
     @classmethod

@@ -57,7 +57,7 @@ LEFTOVER = re.compile(r"^\.(.+)\.(tmp|old|link)-(\d+)$")
 # ----------------------------------------------------------------------------- stages, in order
 DATA, TEACHER, TRANSFER, STUDENT, EXPORT, FIRMWARE, SYNTH, REPORT = (
     "data", "teacher", "transfer", "student", "export", "firmware", "synth", "report")
-STAGE_NAMES = (DATA, TEACHER, TRANSFER, STUDENT, EXPORT, FIRMWARE, SYNTH, REPORT)  # stages/__init__.py checks its table
+STAGE_NAMES = (DATA, TEACHER, TRANSFER, STUDENT, EXPORT, FIRMWARE, SYNTH, REPORT)  # the one list; stages/ tables them
 
 # ----------------------------------------------------------------------------- artefacts, by the stage that writes them
 SPLITS = ("train", "val", "test")
@@ -215,25 +215,38 @@ def attempt_file(stage_dir: Path) -> Path:
     return stage_dir.with_name(f"{stage_dir.name}{ATTEMPT_SUFFIX}")
 
 
-def run_in_progress(run_dir: Path) -> bool:
-    """Does a trigger-kd run hold ``run_dir``'s lock now? (A shared probe of ``.trigger-kd.lock``, released at once;
-    a process that holds the lock itself must not ask.)"""
+def lock_nowait(lock_path: Path, shared: bool) -> int | None:
+    """An fd holding ``lock_path`` (flock), taken without waiting: shared on the existing file, or exclusive (the file
+    made if missing). None when another descriptor (of any process, this one included) holds it in a conflicting
+    mode; OSError when the file cannot be opened or locked otherwise."""
     import fcntl
     import os
 
+    fd = os.open(lock_path, os.O_RDONLY) if shared else os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fd = os.open(Path(run_dir) / RUN_LOCK, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-        return False
+        fcntl.flock(fd, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+        return fd
     except BlockingIOError:
-        return True
+        os.close(fd)
+        return None
+    except OSError:
+        os.close(fd)
+        raise
+
+
+def run_in_progress(run_dir: Path) -> bool:
+    """Does a trigger-kd run hold ``run_dir``'s lock now? (A shared probe of ``.trigger-kd.lock``, released at once;
+    a process that holds the lock itself must not ask.)"""
+    import os
+
+    try:
+        fd = lock_nowait(Path(run_dir) / RUN_LOCK, shared=True)
     except OSError:
         return False
-    finally:
-        os.close(fd)  # drops the probe's lock
+    if fd is None:
+        return True
+    os.close(fd)  # drops the probe's lock
+    return False
 
 
 def last_attempt_failed(stage_dir: Path, running: bool | None = None) -> dict | None:

@@ -184,6 +184,27 @@ def import_qonnx(model_path: Path, run_dir: Path, settings: HLSConfig, inputs: n
 
 def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> dict:
     import hls4ml
+
+    clean, fixes, to_last = _load(model_path)
+    fmt, fmt_source, own_quantiser = input_type(clean, input_precision, model_path)
+    clean_path, model_sha = _claim(run_dir, model_path, clean)
+    x, input_source = _inputs(clean, fmt, own_quantiser, inputs, n, seed, to_last)
+    hls_model, rules = _build(model_path, clean_path, run_dir, settings, (fmt, fmt_source), fixes)
+    result: dict = {"model": str(model_path), "n_jets": int(len(x)), "inputs": input_source,
+                    "input_precision": fmt.hls, "input_precision_source": fmt_source,
+                    "source": f"hls4ml {hls4ml.__version__} C-simulation (g++), {settings.backend} backend",
+                    "compared_with": "qonnx execution of the cleaned graph", "hls_rules": rules}
+    result.update(_compare(model_path, run_dir, clean, clean_path, hls_model, x))
+    result.update(_verdict(result, model_path, clean, clean_path, hls_model, x))
+    result["model_sha256"] = model_sha
+    _seal(run_dir, model_path, result)
+    info(f"[import-qonnx] {result['verdict']}: bit-exact on {result['bit_exact_fraction'] * 100:.3f} % of {len(x)} "
+         f"inputs (at {result['compared_at']}); report {run_dir / PARITY}")
+    return result
+
+
+def _load(model_path: Path):
+    """(the cleaned graph, the fixes applied, whether channels moved last); refuses what cannot be built."""
     from qonnx.core.modelwrapper import ModelWrapper
 
     if not model_path.is_file():
@@ -205,7 +226,11 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
         raise ImportRefused(str(exc)) from exc
     if not any(n.op_type in QUANT_OPS for n in clean.graph.node):
         warn(FLOAT_MODEL.format(model_path))
-    fmt, fmt_source, own_quantiser = input_type(clean, input_precision, model_path)
+    return clean, fixes, to_last
+
+
+def _claim(run_dir: Path, model_path: Path, clean) -> tuple[Path, str]:
+    """Claim ``run_dir`` for this import and save the cleaned graph: (its path, the model's sha256)."""
     run_dir.mkdir(parents=True, exist_ok=True)
     model_sha = sha256_file(model_path)
     # claimed first: an import that stops half way leaves a directory check-parity calls incomplete, not a verdict
@@ -214,26 +239,36 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
     clean_path = run_dir / ONNX_CLEAN
     with atomic_path(clean_path) as tmp:
         clean.save(str(tmp))
+    return clean_path, model_sha
+
+
+def _inputs(clean, fmt: FixedFormat, own_quantiser: bool, inputs, n: int, seed: int,
+            to_last: bool) -> tuple[np.ndarray, str]:
+    """(the inputs on the firmware's input grid, where they came from): ``inputs``, or ``n`` random ones."""
     shape = tuple(d.dim_value for d in clean.graph.input[0].type.tensor_type.shape.dim)[1:]
     rng = np.random.default_rng(seed)
     if inputs is None:
         x = fmt.grid(rng, (n, *shape)) if own_quantiser else _on_grid(rng.standard_normal((n, *shape)), fmt)[0]
-        input_source = (f"{n} random inputs " + ("uniform on" if own_quantiser else "N(0,1) rounded to")
-                        + f" the input grid {fmt.hls} (seed {seed})")
-    else:
-        x = np.asarray(inputs, dtype=np.float64)
-        if to_last:
-            x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
-        if tuple(x.shape[1:]) != shape:
-            raise TriggerKDError(f"--inputs has rows of shape {tuple(x.shape[1:])}, the model takes {shape}"
-                                 + (" (after moving channels last)" if to_last else ""))
-        x, moved = _on_grid(x, fmt)
-        input_source = f"{len(x)} given inputs" + (f" ({moved} values rounded onto the input grid {fmt.hls})" if moved else "")
+        return x, (f"{n} random inputs " + ("uniform on" if own_quantiser else "N(0,1) rounded to")
+                   + f" the input grid {fmt.hls} (seed {seed})")
+    x = np.asarray(inputs, dtype=np.float64)
+    if to_last:
+        x = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    if tuple(x.shape[1:]) != shape:
+        raise TriggerKDError(f"--inputs has rows of shape {tuple(x.shape[1:])}, the model takes {shape}"
+                             + (" (after moving channels last)" if to_last else ""))
+    x, moved = _on_grid(x, fmt)
+    return x, f"{len(x)} given inputs" + (f" ({moved} values rounded onto the input grid {fmt.hls})" if moved else "")
 
-    prj = run_dir / HLS_PROJECT
+
+def _build(model_path: Path, clean_path: Path, run_dir: Path, settings: HLSConfig, input_format, fixes: list):
+    """The hls4ml project of the cleaned graph, compiled: (the hls4ml model, the fixes and exactness rules applied,
+    also written to hls_rules.json)."""
+    import hls4ml
+
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            hls_model, rules = convert_qonnx(clean_path, prj, settings, input_format=(fmt, fmt_source))
+            hls_model, rules = convert_qonnx(clean_path, run_dir / HLS_PROJECT, settings, input_format=input_format)
     except TriggerKDError:
         raise
     except Exception as exc:
@@ -244,6 +279,14 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
         compile_model(hls_model)
     except TriggerKDError as exc:
         raise ImportRefused(f"{model_path}: {exc}") from exc
+    return hls_model, rules
+
+
+def _compare(model_path: Path, run_dir: Path, clean, clean_path: Path, hls_model, x: np.ndarray) -> dict:
+    """C-simulation against QONNX execution, at the output or (lookup-table layers) before the first of them; the
+    compared values are saved as the evidence check-parity re-reads."""
+    import hls4ml
+
     info(f"[import-qonnx] C-simulation of {len(x)} inputs")
     csim = hls_predict(hls_model, x, progress=False)
     approx = [(nd.name, nd.op_type, nd.input[0]) for nd in clean.graph.node if nd.op_type in APPROXIMATE_OPS]
@@ -254,11 +297,7 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
         raise ImportRefused(f"{model_path}: the hls4ml project returns {csim.shape[1]} values per input, the model "
                             f"{ref_out.shape[1]} (hls4ml {hls4ml.__version__} dropped or reshaped the output)")
     layers = [layer for layer in hls_model.get_layers() if layer.class_name != "Input"]
-    result: dict = {"model": str(model_path), "n_jets": int(len(x)), "inputs": input_source,
-                    "input_precision": fmt.hls, "input_precision_source": fmt_source,
-                    "source": f"hls4ml {hls4ml.__version__} C-simulation (g++), {settings.backend} backend",
-                    "compared_with": "qonnx execution of the cleaned graph", "hls_rules": rules,
-                    "approximate_layers": [{"node": nm, "op": op, "why": APPROXIMATE_OPS[op]} for nm, op, _ in approx]}
+    result: dict = {"approximate_layers": [{"node": nm, "op": op, "why": APPROXIMATE_OPS[op]} for nm, op, _ in approx]}
     at = _last_exact_layer(layers) if approx else None
     if at is not None:
         with contextlib.redirect_stdout(io.StringIO()):
@@ -273,30 +312,37 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
             np.save(fh, np.asarray(values, dtype=np.float64).reshape(len(x), -1), allow_pickle=False)
     result["output_max_abs_diff"] = float(np.max(np.abs(csim - ref_out)))
     result["argmax_agreement"] = float(np.mean(csim.argmax(1) == ref_out.argmax(1))) if csim.shape[1] > 1 else None
-    result["first_mismatch_layer"] = None
+    return result
+
+
+def _verdict(result: dict, model_path: Path, clean, clean_path: Path, hls_model, x: np.ndarray) -> dict:
+    """exact, approximate by design or inexact (measured, with the first differing layer and the graph's reasons)."""
+    out: dict = {"first_mismatch_layer": None}
     exact = result["bit_exact_fraction"] == 1.0
     if not exact:
         try:
-            result["first_mismatch_layer"] = first_mismatch_layer(hls_model, clean_path, x[result["first_mismatched_jets"][:5]])
+            first = x[result["first_mismatched_jets"][:5]]
+            out["first_mismatch_layer"] = first_mismatch_layer(hls_model, clean_path, first)
         except Exception as exc:  # the per-layer trace is a diagnosis; its failure must not hide the verdict
-            result["first_mismatch_layer_error"] = _one_line(exc)
-    if not exact:
-        result["verdict"] = "inexact, measured"
-        result["reason"] = "; ".join(graph_reasons(clean, model_path.name)) or "not identified from the graph"
-    elif approx:
-        result["verdict"] = "approximate by design"
-        result["reason"] = "lookup-table layers: " + ", ".join(f"{a[0]} ({a[1]})" for a in approx)
+            out["first_mismatch_layer_error"] = _one_line(exc)
+        out["verdict"] = "inexact, measured"
+        out["reason"] = "; ".join(graph_reasons(clean, model_path.name)) or "not identified from the graph"
+    elif result["approximate_layers"]:
+        out["verdict"] = "approximate by design"
+        out["reason"] = "lookup-table layers: " + ", ".join(f"{a['node']} ({a['op']})"
+                                                            for a in result["approximate_layers"])
     else:
-        result["verdict"], result["reason"] = "exact", None
-    result["model_sha256"] = model_sha
+        out["verdict"], out["reason"] = "exact", None
+    return out
+
+
+def _seal(run_dir: Path, model_path: Path, result: dict) -> None:
+    """parity.json, the manifest of every file written, and the import record marked complete (written last)."""
     write_text_atomic(run_dir / PARITY, json.dumps(result, indent=2, default=float))
     outputs = write_manifest(run_dir, skip=frozenset({IMPORT_RECORD}))
     write_text_atomic(run_dir / IMPORT_RECORD, json.dumps(
-        {"tool": "import-qonnx", "complete": True, "model": str(model_path.resolve()), "model_sha256": model_sha,
-         "outputs": outputs}, indent=2))
-    info(f"[import-qonnx] {result['verdict']}: bit-exact on {result['bit_exact_fraction'] * 100:.3f} % of {len(x)} "
-         f"inputs (at {result['compared_at']}); report {run_dir / PARITY}")
-    return result
+        {"tool": "import-qonnx", "complete": True, "model": str(model_path.resolve()),
+         "model_sha256": result["model_sha256"], "outputs": outputs}, indent=2))
 
 
 def _last_exact_layer(layers):

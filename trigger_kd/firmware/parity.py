@@ -11,7 +11,7 @@ from ..errors import TriggerKDError
 
 
 def on_grid(values: np.ndarray, lsb: float) -> np.ndarray:
-    """Values -> integers on the grid; raises if a value is not on the grid (a wrong LSB)."""
+    """Finite values -> integers on the grid; raises if a value is not on the grid (a wrong LSB)."""
     q = np.asarray(values, dtype=np.float64) / lsb
     r = np.rint(q)
     if q.size and np.max(np.abs(q - r)) > 1e-6:
@@ -20,23 +20,50 @@ def on_grid(values: np.ndarray, lsb: float) -> np.ndarray:
     return r.astype(np.int64)
 
 
-def compare_fixed(got: np.ndarray, want: np.ndarray, lsb: float, strict: bool = True) -> dict:
-    """Row-wise integer comparison of two output arrays on the same grid.
+def _rows(got: np.ndarray, want: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Both as (jets, outputs); refuses zero jets, outputs of another shape and a reference that is not finite."""
+    got, want = np.asarray(got, dtype=np.float64), np.asarray(want, dtype=np.float64)
+    n = len(want) if want.ndim else 0
+    if n == 0:
+        raise TriggerKDError("parity on zero jets proves nothing: there are no outputs to compare (an empty test "
+                             "set); rerun the data and student stages")
+    if got.size != want.size or not got.ndim or len(got) != n:
+        raise TriggerKDError(f"the simulated outputs have shape {got.shape}, the model's {want.shape}: they are "
+                             f"not outputs of the same jets, so there is no parity to measure")
+    got, want = got.reshape(n, -1), want.reshape(n, -1)
+    if not np.isfinite(want).all():
+        raise TriggerKDError(f"the model's reference outputs hold {int((~np.isfinite(want)).sum())} NaN or infinite "
+                             f"values: no output can be judged against them; rerun the student stage")
+    return got, want
 
+
+def compare_fixed(got: np.ndarray, want: np.ndarray, lsb: float, strict: bool = True) -> dict:
+    """Row-wise integer comparison of simulated outputs ``got`` with the model's ``want`` on the grid of LSB ``lsb``:
+    the one comparison behind every parity verdict (C-simulation, RTL simulation, imported models).
+
+    No verdict (TriggerKDError) for zero jets, outputs of another shape, a NaN or infinite reference value, or
+    (``strict``) a value off the grid. A NaN or infinite simulated value (an undefined output) makes its jet differ
+    and is counted in ``undefined_outputs`` (jets); the largest difference is over the defined values (None if none).
     ``strict=False`` (a model trained elsewhere, whose values may lie off the firmware's grid):
     rows are exact when the values are equal, and the difference is measured in LSB as a float.
     """
-    got = np.asarray(got, dtype=np.float64).reshape(len(want), -1)
-    want = np.asarray(want, dtype=np.float64).reshape(len(want), -1)
-    gi, wi = (on_grid(got, lsb), on_grid(want, lsb)) if strict else (got / lsb, want / lsb)
-    exact = np.all(gi == wi, axis=1)
-    diff = np.abs(got - want)
+    got, want = _rows(got, want)
+    defined = np.isfinite(got)
+    if strict:
+        wi = on_grid(want, lsb)
+        gi = np.zeros_like(wi)
+        gi[defined] = on_grid(got[defined], lsb)
+    else:
+        gi, wi = np.where(defined, got, 0.0) / lsb, want / lsb
+    exact = np.all((gi == wi) & defined, axis=1)
+    diff, diff_lsb = np.abs(got - want)[defined], np.abs(gi - wi)[defined]
     return {
         "n_jets": int(len(want)),
-        "bit_exact_fraction": float(exact.mean()) if len(exact) else 0.0,
+        "bit_exact_fraction": float(exact.mean()),
         "n_mismatched": int((~exact).sum()),
-        "max_abs_diff": float(diff.max()) if diff.size else 0.0,
-        "max_abs_diff_lsb": (int if strict else float)(np.abs(gi - wi).max()) if diff.size else 0,
+        "undefined_outputs": int((~defined).any(axis=1).sum()),  # jets with an undefined output
+        "max_abs_diff": float(diff.max()) if diff.size else None,
+        "max_abs_diff_lsb": (int if strict else float)(diff_lsb.max()) if diff.size else None,
         "output_lsb": float(lsb),
         "first_mismatched_jets": [int(i) for i in np.flatnonzero(~exact)[:10]],
     }
@@ -115,7 +142,9 @@ def _multiclass_agreement(q: np.ndarray, f: np.ndarray, labels: np.ndarray) -> d
 def parity_report(csim: np.ndarray, q_logits: np.ndarray, lsb: float, float_block: dict | None = None,
                   backend: str = "", source: str = "hls4ml C-simulation (g++)", output: str = "logits") -> dict:
     """Firmware outputs against the quantised model on the same jets: the K logits bit for bit on the output grid
-    (``output`` logits), or the class index (``output`` argmax: ``outputs.argmax_parity``)."""
+    (``output`` logits), or the class index (``output`` argmax: ``outputs.argmax_parity``). Either way no verdict on
+    zero jets, outputs of another shape or a reference that is not finite (``compare_fixed``)."""
+    _rows(csim, q_logits)
     if output == "argmax":
         from .outputs import argmax_parity
 

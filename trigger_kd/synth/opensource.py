@@ -21,6 +21,7 @@ import numpy as np
 from ..console import info, warn
 from ..errors import TriggerKDError
 from ..firmware.outputs import TIE_RULE, class_index
+from ..firmware.parity import compare_fixed
 from ..models.intnet import IntNet
 from . import da4ml_trace, rtl_sim
 from .reports import ResourceRecord
@@ -69,21 +70,10 @@ def part_resources(part: str | None) -> dict:
     return dict(next((v for k, v in PART_RESOURCES.items() if p.startswith(k)), {}))
 
 
-def parity(reference: np.ndarray, got: np.ndarray, frac_bits: int, simulator: str) -> dict:
-    """Integer comparison on the output grid (2**-frac_bits) of every jet."""
-    ref_i = np.rint(reference * 2.0**frac_bits)
-    got_i = np.where(np.isfinite(got), np.rint(np.nan_to_num(got) * 2.0**frac_bits), np.nan)
-    same = np.all(ref_i == got_i, axis=1)
-    diff = np.abs(ref_i - got_i)
-    max_lsb = float(np.nanmax(diff)) if np.isfinite(diff).any() else None
-    return {
-        "n_jets": int(len(reference)),
-        "bit_exact_fraction": float(same.mean()) if len(same) else None,
-        "max_abs_diff": None if max_lsb is None else max_lsb * 2.0**-frac_bits,
-        "max_abs_diff_lsb": max_lsb,
-        "undefined_outputs": int(np.isnan(got_i).any(axis=1).sum()),
-        "simulator": simulator,
-    }
+def rtl_parity(reference: np.ndarray, got: np.ndarray, frac_bits: int, simulator: str) -> dict:
+    """The simulated RTL outputs of every jet against ``reference`` as integers on the output grid (2**-frac_bits):
+    ``firmware.parity.compare_fixed``, the comparison the C-simulation's parity uses, with the simulator named."""
+    return {**compare_fixed(got, reference, 2.0**-frac_bits), "simulator": simulator}
 
 
 def _simulate(model, traced, x_grid, simulator: str, log_dir: Path, progress: bool, notes: list[str]):
@@ -141,21 +131,60 @@ def run_open_source(
     logs = out / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     notes: list[str] = []
+    x_test = _test_inputs(net, x_test)
+    stage_cut = stage_cutoff(latency_cutoff, clock_period)
+    traced = _trace(net, stage_cut, latency_cutoff, clock_period, output)
+    expected, out_frac = _checked_circuit(net, traced, x_test, reference_logits, output)
+    rtl_dir = out / "rtl"
+    model = da4ml_trace.write_verilog(traced, rtl_dir, part=part, clock_period=clock_period)
+    ys = _synthesize(rtl_dir, traced, family, logs, progress) if yosys else None
+    if ys is None:
+        info(f"  yosys: not run (synth.yosys false): da4ml estimate {traced.cost_lut:.0f} LUT, "
+             f"{traced.register_bits} register bits")
+    n_sim = len(x_test) if sim_jets <= 0 else min(sim_jets, len(x_test))
+    x_grid = da4ml_trace.grid_inputs(net, x_test[:n_sim])
+    info(f"  rtl: simulating {n_sim} test jets with {simulator}")
+    got, sim_name, measured = _simulate(model, traced, x_grid, simulator, logs, progress, notes)
+    parity = rtl_parity(expected[:n_sim], got, out_frac, sim_name)
+    parity["output"] = output
+    if output == "argmax":
+        parity["compared"] = f"class index against the argmax of the integer network's logits ({TIE_RULE})"
+    if measured is not None:
+        parity["latency_cycles_measured"] = measured
+        if measured != traced.stages:
+            notes.append(f"simulated latency {measured} cycles differs from da4ml's {traced.stages} stages")
+    info(f"  rtl: {parity['bit_exact_fraction']:.4%} bit-exact on {n_sim} jets ({sim_name})")
+    rec = _record(traced, ys, part=part, family=family, clock_period=clock_period, latency_cutoff=latency_cutoff,
+                  stage_cut=stage_cut, out=out, rtl_dir=rtl_dir)
+    notes += _record_notes(rec, ys, traced, clock_period, stage_cut)
+    return OpenSourceResult(record=rec, rtl_parity=parity, da4ml_estimate=traced.cost_lut, notes=notes)
+
+
+def _test_inputs(net: IntNet, x_test: np.ndarray) -> np.ndarray:
+    """The test inputs as float64 rows of the integer network's input shape (flattened for a flat network)."""
     x_test = np.asarray(x_test, dtype=np.float64)
     flat_ok = len(net.input_shape) == 1 and x_test.ndim >= 2 and int(np.prod(x_test.shape[1:])) == net.input_shape[0]
     if flat_ok:
-        x_test = x_test.reshape(len(x_test), -1)
-    elif tuple(x_test.shape[1:]) != tuple(net.input_shape):
+        return x_test.reshape(len(x_test), -1)
+    if tuple(x_test.shape[1:]) != tuple(net.input_shape):
         raise OpenSourceError(f"test inputs have shape {x_test.shape}, but the integer network expects "
                               f"(N, {', '.join(map(str, net.input_shape))}); rerun the student stage")
+    return x_test
 
-    stage_cut = stage_cutoff(latency_cutoff, clock_period)
+
+def _trace(net: IntNet, stage_cut: float, latency_cutoff: float, clock_period: float, output: str):
     info(f"  da4ml: tracing {net.name} (stage cut {stage_cut:g} da4ml delay units: synth.latency_cutoff "
          f"{latency_cutoff:g} scaled to the {clock_period:g} ns clock)")
     t0 = time.time()
     traced = da4ml_trace.trace(net, stage_cut, output=output)
     info(f"  da4ml: {traced.stages} pipeline stages, estimate {traced.cost_lut:.0f} LUT ({time.time() - t0:.1f} s)")
+    return traced
 
+
+def _checked_circuit(net: IntNet, traced, x_test: np.ndarray, reference_logits: np.ndarray | None,
+                     output: str) -> tuple[np.ndarray, int]:
+    """(what the circuit must output on every test jet, its fraction bits), after checking that the integer network
+    is the student (its saved logits) and that da4ml's traced circuit computes the integer network."""
     expected = net.evaluate(x_test)
     if reference_logits is not None:
         ref = np.asarray(reference_logits, dtype=np.float64).reshape(expected.shape)
@@ -178,33 +207,19 @@ def run_open_source(
             f"da4ml's traced circuit differs from the integer network{what} on {int(bad.sum())} of {len(bad)} test "
             f"jets (first: jet {i}, {interp[i].tolist()} vs {expected[i].tolist()}); the RTL would not be bit-exact")
     info(f"  da4ml: interpreter equals the integer network{what} on all {len(bad)} test jets")
+    return expected, out_frac
 
-    rtl_dir = out / "rtl"
-    model = da4ml_trace.write_verilog(traced, rtl_dir, part=part, clock_period=clock_period)
 
-    if yosys:
-        info(f"  yosys: synth_xilinx -family {family} on {traced.top} (this can take minutes for large designs)")
-        ys = run_yosys(rtl_dir, traced.top, family, logs, progress=progress)
-        info(f"  yosys: {ys.lut} LUT, {ys.ff} FF, {ys.carry} CARRY, {ys.dsp} DSP (CPU {ys.cpu_s} s)")
-    else:
-        ys = None
-        info(f"  yosys: not run (synth.yosys false): da4ml estimate {traced.cost_lut:.0f} LUT, "
-             f"{traced.register_bits} register bits")
+def _synthesize(rtl_dir: Path, traced, family: str, logs: Path, progress: bool):
+    info(f"  yosys: synth_xilinx -family {family} on {traced.top} (this can take minutes for large designs)")
+    ys = run_yosys(rtl_dir, traced.top, family, logs, progress=progress)
+    info(f"  yosys: {ys.lut} LUT, {ys.ff} FF, {ys.carry} CARRY, {ys.dsp} DSP (CPU {ys.cpu_s} s)")
+    return ys
 
-    n_sim = len(x_test) if sim_jets <= 0 else min(sim_jets, len(x_test))
-    x_grid = da4ml_trace.grid_inputs(net, x_test[:n_sim])
-    info(f"  rtl: simulating {n_sim} test jets with {simulator}")
-    got, sim_name, measured = _simulate(model, traced, x_grid, simulator, logs, progress, notes)
-    rtl_parity = parity(expected[:n_sim], got, out_frac, sim_name)
-    rtl_parity["output"] = output
-    if output == "argmax":
-        rtl_parity["compared"] = f"class index against the argmax of the integer network's logits ({TIE_RULE})"
-    if measured is not None:
-        rtl_parity["latency_cycles_measured"] = measured
-        if measured != traced.stages:
-            notes.append(f"simulated latency {measured} cycles differs from da4ml's {traced.stages} stages")
-    info(f"  rtl: {rtl_parity['bit_exact_fraction']:.4%} bit-exact on {n_sim} jets ({sim_name})")
 
+def _record(traced, ys, *, part: str, family: str, clock_period: float, latency_cutoff: float, stage_cut: float,
+            out: Path, rtl_dir: Path) -> ResourceRecord:
+    """The resource record: Yosys's counts (``ys``), or without Yosys da4ml's estimate, labelled as such."""
     rec = ResourceRecord(
         part=part,
         tool="Yosys" if ys else "da4ml",
@@ -247,8 +262,13 @@ def run_open_source(
         "yosys_log": str(Path(ys.log).relative_to(out)) if ys else None,
         "latency_convention": "clock edges from the edge that registers the input to the edge that presents the output",
     })
+    return rec
+
+
+def _record_notes(rec: ResourceRecord, ys, traced, clock_period: float, stage_cut: float) -> list[str]:
+    notes = []
     if not rec.available:
-        notes.append(f"no resource counts known for part {part}: utilization not computed")
+        notes.append(f"no resource counts known for part {rec.part}: utilization not computed")
     if ys:
         notes.append("LUT/FF counts are Yosys synth_xilinx figures (no place and route); Vivado's usually differ "
                      "(CARRY8 instead of CARRY4, inverters absorbed into LUTs)")
@@ -258,7 +278,7 @@ def run_open_source(
     notes.append(f"latency {traced.stages} cycles x {clock_period:g} ns = {traced.stages * clock_period:g} ns is the "
                  f"{LATENCY_LABEL}: da4ml cut the logic into stages of at most {stage_cut:g} delay units "
                  f"(its own delay model), no timing analysis checked that a stage fits the clock")
-    return OpenSourceResult(record=rec, rtl_parity=rtl_parity, da4ml_estimate=traced.cost_lut, notes=notes)
+    return notes
 
 
 def _da4ml_version() -> str | None:

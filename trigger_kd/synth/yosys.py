@@ -30,21 +30,11 @@ class YosysResult:
     def count(self, pattern: str) -> int:
         return sum(n for name, n in self.cells.items() if re.fullmatch(pattern, name))
 
-    @property
-    def lut(self) -> int:
-        return self.count(r"LUT[1-6]")
-
-    @property
-    def ff(self) -> int:
-        return self.count(r"FD\w*")
-
-    @property
-    def carry(self) -> int:
-        return self.count(r"CARRY[48]")
-
-    @property
-    def dsp(self) -> int:
-        return self.count(r"DSP48\w*")
+    # the cells of each kind (Xilinx primitive names)
+    lut = property(lambda self: self.count(r"LUT[1-6]"))
+    ff = property(lambda self: self.count(r"FD\w*"))
+    carry = property(lambda self: self.count(r"CARRY[48]"))
+    dsp = property(lambda self: self.count(r"DSP48\w*"))
 
     @property
     def bram_18k(self) -> int:
