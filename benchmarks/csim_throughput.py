@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import tempfile
 import time
@@ -23,12 +22,13 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
+from benchmarks.provenance import add_options, machine, provenance, write_record  # noqa: E402
 from trigger_kd.config import HLSConfig  # noqa: E402
 from trigger_kd.firmware.hls import build_hls_from_qonnx, hls_predict  # noqa: E402
 from trigger_kd.firmware.parity import compare_fixed  # noqa: E402
 from trigger_kd.config import StudentConfig as StudentSpec  # noqa: E402
 from trigger_kd.models.backend import BrevitasBackend  # noqa: E402
-from trigger_kd.models.backend_export import export_for_firmware  # noqa: E402
+from trigger_kd.firmware.student_export import export_for_firmware  # noqa: E402
 from trigger_kd.models.students import build_student, predict_logits  # noqa: E402
 
 
@@ -59,7 +59,7 @@ def measure(name: str, model, x: np.ndarray, work: Path) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__)
-    p.add_argument("--out", default="benchmarks/out/csim_throughput.json")
+    add_options(p, out="benchmarks/out/csim_throughput.json")
     p.add_argument("--jets", type=int, default=20000)
     args = p.parse_args()
     rng = np.random.default_rng(0)
@@ -76,11 +76,8 @@ def main() -> int:
             r = measure(f"quick-profile {arch}", model, x, Path(tmp))
         print(json.dumps(r, indent=1))
         results.append(r)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps({"benchmark": "csim_throughput", "machine": {
-        "cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
-        "results": results}, indent=2))
+    out = write_record(args.out, {"benchmark": "csim_throughput", **provenance(), "machine": machine(),
+                                  "results": results})
     print(f"written {out}")
     return 0
 

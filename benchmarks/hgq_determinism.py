@@ -28,7 +28,7 @@ from benchmarks.provenance import add_options, provenance, write_record  # noqa:
 CASES = {"hgq_beta0": (0.0, False), "hgq_beta1e-5_tf_defaults": (1e-5, True), "hgq_beta1e-5": (1e-5, False)}
 
 # One run: the HGQ2 student 64-32 on 16 x 4 inputs built and stepped by the student stage's own code (HGQBackend:
-# build, then make_step: the KD loss plus HGQ2's EBOPs term, AdamW), seed 1, student.threads 1, --steps steps on
+# build, then train.steps.kd_step: the KD loss plus HGQ2's EBOPs term, AdamW), seed 1, student.threads 1, --steps steps on
 # the same random inputs (256 per step). argv: ebops_beta, steps, "tf_defaults" (grappler's arithmetic optimizer
 # switched back on after build, i.e. TensorFlow as shipped) or "student". Prints the weights' hashes as JSON.
 PROBE = """
@@ -37,6 +37,7 @@ import numpy as np
 from trigger_kd.config import DistillConfig, StudentConfig
 from trigger_kd.models.backend import HGQBackend
 from trigger_kd.models.students_hgq import tf
+from trigger_kd.train.steps import kd_step
 
 beta, steps, mode = float(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
 backend = HGQBackend(StudentConfig(framework="hgq", arch="mlp", n_particles=16, mlp_hidden=(64, 32),
@@ -44,7 +45,7 @@ backend = HGQBackend(StudentConfig(framework="hgq", arch="mlp", n_particles=16, 
 model = backend.build(True)
 if mode == "tf_defaults":
     tf.config.optimizer.set_experimental_options({"arithmetic_optimization": True})
-step = backend.make_step(model, DistillConfig(alpha=0.7, temperature=3.0))
+step = kd_step(backend, model, DistillConfig(alpha=0.7, temperature=3.0))
 rng = np.random.default_rng(0)
 x = rng.normal(size=(256 * 40, 64)).astype(np.float32)  # the MLP's layout: 16 particles x 4 features, flat
 y = (x[:, 0] + x[:, 5] > 0).astype(np.int64)

@@ -41,13 +41,20 @@ def hard_student(s: StudentConfig | str, k: int, quantized: bool = True):
     model = backend.build(quantized=True)
     w = np.asarray(ROWS[k], dtype=np.float64) * 2.0 ** -(backend.s.weight_bits - 1)  # (K, inputs)
     _set(backend.framework, model, w, np.zeros(k))
-    bias = np.asarray(BIAS_LSB[k], dtype=np.float64) * backend.output_lsb(model)
+    bias = np.asarray(BIAS_LSB[k], dtype=np.float64) * output_lsb(backend, model)
     _set(backend.framework, model, w, bias)
     if not quantized:  # the float twin with the same weights
         twin = backend.build(quantized=False)
         _set(backend.framework, twin, w, bias)
         return backend, twin
     return backend, model
+
+
+def output_lsb(backend, model) -> float:
+    """The grid of the student's logits, as the student stage's integer network gives it (any framework)."""
+    from trigger_kd.synth.hgq_trace import student_intnet
+
+    return 2.0 ** -student_intnet(backend, model).output_frac_bits
 
 
 def _set(framework: str, model, w: np.ndarray, b: np.ndarray) -> None:
@@ -117,23 +124,25 @@ def build_and_compare(framework: str, k: int, out, outputs=("logits", "argmax", 
     from trigger_kd.firmware.hls import hls_predict
     from trigger_kd.firmware.outputs import SoftmaxRefused, class_index, one_hot_index
     from trigger_kd.firmware.parity import parity_report
-    from trigger_kd.models.backend_firmware import build_firmware
+    from trigger_kd.firmware.from_student import build_firmware
+    from trigger_kd.synth.hgq_trace import student_intnet
     from trigger_kd.stages.firmware import SOFTMAX_CHECK, _measure_and_refuse_softmax
 
     out = Path(out)
     backend, model = hard_student(framework, k)
     x = hard_inputs(backend.s, k, n=n)
     if framework == "hgq":  # calibrated and stored as the student stage does it
-        backend._calibration = x
+        backend.set_calibration(x)
         backend.save(model, out / f"student{backend.suffix}")
         model = backend.load(out)
     if framework == "brevitas":
-        from trigger_kd.models.backend_export import export_for_firmware
+        from trigger_kd.firmware.student_export import export_for_firmware
 
         export_for_firmware(backend, model, x[:16], out)
-    q, lsb = backend.predict(model, x), backend.output_lsb(model)
+    net = student_intnet(backend, model)
+    q, lsb = backend.predict(model, x), 2.0 ** -net.output_frac_bits
     summary = {"cases": hard_cases(q, lsb, backend.s), "n_jets": len(x),
-               "intnet_equals_model": bool(np.array_equal(backend.intnet(model).evaluate(backend.intnet_inputs(x)), q))}
+               "intnet_equals_model": bool(np.array_equal(net.evaluate(backend.intnet_inputs(x)), q))}
     for output in outputs:
         fw = build_firmware(backend, model, out, out / f"prj_{output}", HLSConfig(output=output),
                             record_dir=out / output)

@@ -10,6 +10,7 @@ from trigger_kd.config import DistillConfig, StudentConfig
 from trigger_kd.models.backend import student_backend
 from trigger_kd.train.feed import DistillFeed, LorentzJets
 from trigger_kd.train.loops import fit, lr_at
+from trigger_kd.train.steps import kd_step
 
 pytestmark = pytest.mark.skipif(importlib.util.find_spec("qkeras") is None, reason="the QKeras extra is not installed")
 FRAMEWORKS = ("brevitas", "qkeras")
@@ -65,7 +66,7 @@ def test_step_loss_is_masked_kd_plus_seal_in_both_frameworks(framework):
     f, fs = (torch.from_numpy(backend.predict(model, v)) for v in (x, xs))
     want = kd_loss(f, torch.from_numpy(y), torch.from_numpy(t).double(), 0.7, 3.0) + 0.5 * seal_penalty(f, fs)
     plain = kd_loss(f, torch.from_numpy(y), torch.from_numpy(t).double(), 0.7, 3.0)
-    loss, _ = backend.make_step(model, DistillConfig(alpha=0.7, temperature=3.0))(x, y, t, 1e-3, xs)
+    loss, _ = kd_step(backend, model, DistillConfig(alpha=0.7, temperature=3.0))(x, y, t, 1e-3, xs)
     assert loss == pytest.approx(want.item(), rel=2e-5) and abs(want.item() - plain.item()) > 1e-3
 
 
@@ -97,3 +98,41 @@ def test_inputs_intnet_and_firmware_layouts(framework):
     assert np.array_equal(backend.firmware_inputs(x), student_features(c, 4))  # hls4ml takes (N, P, F)
     assert np.array_equal(backend.intnet(quant).evaluate(backend.intnet_inputs(x)), backend.predict(quant, x))
 
+
+
+def test_the_adapter_holds_the_students_features_made_once_from_the_config():
+    """``backend.features`` is the one way the config enters data/features.py: the same numbers and checks as the
+    functions it wraps, with the student section's settings."""
+    from trigger_kd.data.features import StudentFeatures, check_input_range, feature_names, saturated_jets, student_features
+
+    s = _cfg("brevitas", jet_pt_feature=True, input_bits=8, input_int_bits=1)
+    backend = student_backend(s)
+    assert backend.features == StudentFeatures(n_particles=4, jet_pt=True, input_bits=8, input_int_bits=1)
+    c = _constituents(40)
+    f = backend.features(c)
+    assert np.array_equal(f, student_features(c, 4, jet_pt=True)) and backend.features.names == feature_names(True)
+    assert np.array_equal(backend.inputs(c), backend.inputs_from_features(f))
+    assert backend.features.saturated(f) == dict(zip(feature_names(True), saturated_jets(f, 8, 1).tolist()))
+    f[:, 0, 1] = 50.0  # every jet beyond the input range in one feature
+    with pytest.raises(Exception, match="2\\*deta is outside"):
+        backend.features.check_range(f, "training")
+    with pytest.raises(Exception, match="2\\*deta is outside"):
+        check_input_range(f, feature_names(True), 8, 1, "training")
+
+
+def test_train_twins_trains_and_saves_each_twin_through_the_adapter(tmp_path):
+    """train/twins.py drives the adapter it is handed: the three models saved, one history each, the scratch twin on
+    the labelled rows only; a framework without calibration is not asked for it."""
+    from trigger_kd.train.twins import train_twins
+
+    backend = student_backend(_cfg("brevitas"))
+    c = _constituents(60)
+    labels = np.r_[(c[:40, 0, 1] > 0).astype(np.int64), np.full(20, -1)]
+    teacher = np.random.default_rng(5).normal(size=(60, 2)).astype(np.float32)
+    feed = DistillFeed(LorentzJets.from_constituents(c, 4), labels, backend.inputs_from_features, teacher)
+    assert not backend.calibrates and not hasattr(backend, "set_calibration")
+    h = train_twins(backend, feed, backend.inputs(c[:20]), labels[:20].clip(0), DistillConfig(alpha=0.5), tmp_path,
+                    progress=False, scratch_twin=True)
+    assert sorted(h) == ["student", "student_float", "student_scratch"]
+    assert h["student"]["jets"] == 60 and h["student_scratch"]["jets"] == 40
+    assert all((tmp_path / f"{name}.pt").is_file() for name in h)

@@ -50,7 +50,7 @@ def test_early_stages_hold_neither_student_features_nor_firmware(stage):
 @pytest.mark.parametrize("stage", ["student", "export"])
 def test_student_and_export_hold_no_hls4ml_path(stage):
     mods = _modules(stage)
-    for name in ("firmware.rules", "firmware.hls", "firmware.hls_keras", "models.backend_firmware"):
+    for name in ("firmware.rules", "firmware.hls", "firmware.hls_keras", "firmware.from_student"):
         assert f"{PKG}.{name}" not in mods, name
 
 
@@ -59,14 +59,18 @@ def test_the_runner_is_in_no_stage_fingerprint():
         mods = set(_modules(stage.name))
         assert not mods & fingerprint.RUNNER, (stage.name, sorted(mods & fingerprint.RUNNER))
         assert f"{PKG}.stages" not in mods  # the stage table is runner code
-    assert set(_modules("report")) <= {PKG, f"{PKG}.report", f"{PKG}.stages.report"} | {
-        f"{PKG}.report.{m}" for m in ("build", "generalisation", "multiclass", "plots", "quantisation", "tables")}
+    # the report's own modules, the validated resource reader (report/standing.py reads sibling runs' records) and
+    # the numerics pin every process runs with (trigger_kd/__init__.py)
+    assert set(_modules("report")) <= {PKG, f"{PKG}.report", f"{PKG}.stages.report", f"{PKG}.numerics", f"{PKG}.synth",
+                                       f"{PKG}.synth.reports"} | {
+        f"{PKG}.report.{m}" for m in ("build", "binary", "generalisation", "hardware", "multiclass", "plots",
+                                      "quantisation", "standing", "tables")}
 
 
 # ----------------------------------------------------------------------------- what is in one
 def test_firmware_stage_holds_the_hls4ml_rules():
     mods = _modules("firmware")
-    for name in ("firmware.rules", "firmware.hls", "firmware.hls_keras", "firmware.parity", "models.backend_firmware",
+    for name in ("firmware.rules", "firmware.hls", "firmware.hls_keras", "firmware.parity", "firmware.from_student",
                  "models.backend", "stages.firmware"):
         assert f"{PKG}.{name}" in mods, name
     assert f"{PKG}.data.features" in _modules("student") and f"{PKG}.firmware.qonnx_export" in _modules("export")

@@ -16,7 +16,7 @@ from trigger_kd.firmware.import_qonnx import import_qonnx
 from trigger_kd.firmware.parity import compare_fixed
 from trigger_kd.config import StudentConfig as StudentSpec
 from trigger_kd.models.backend import BrevitasBackend
-from trigger_kd.models.backend_export import export_for_firmware
+from trigger_kd.firmware.student_export import export_for_firmware
 from trigger_kd.models.students import predict_logits
 
 # one xdist worker runs the whole module (make test: --dist loadgroup), so its module-scoped fixtures are made once

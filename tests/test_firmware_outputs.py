@@ -184,18 +184,20 @@ def test_firmware_outputs_on_hand_set_logits(framework, k, tmp_path):
                                                    ("hgq", 2, "iverilog")])
 def test_rtl_class_index_equals_the_student_argmax(framework, k, simulator, tmp_path):
     """Brevitas: IntNet traced by trigger_kd; HGQ2: the da4ml trace of the model (CombNet); both + comparator tree."""
+    from trigger_kd.synth.hgq_trace import student_intnet
     from trigger_kd.synth.opensource import run_open_source
 
     backend, model = hard.hard_student(framework, k)
     x = hard.hard_inputs(backend.s, k, n=1200)
     if framework == "hgq":
-        backend._calibration = x
+        backend.set_calibration(x)
         backend.save(model, tmp_path / "student.keras")
         model = backend.load(tmp_path)
     q = backend.predict(model, x)
-    cases = hard.hard_cases(q, backend.output_lsb(model), backend.s)
+    intnet = student_intnet(backend, model)
+    cases = hard.hard_cases(q, 2.0 ** -intnet.output_frac_bits, backend.s)
     assert cases["tied_at_top"] > 0 and cases["won_by_one_lsb"] > 0 and cases["classes_at_their_max"] == k
-    res = run_open_source(backend.intnet(model), backend.intnet_inputs(x), tmp_path / "rtl",
+    res = run_open_source(intnet, backend.intnet_inputs(x), tmp_path / "rtl",
                           part="xcvu13p-flga2577-2-e", clock_period=5.0, simulator=simulator, sim_jets=0,
                           reference_logits=q, progress=False, yosys=False, output="argmax")
     p = res.rtl_parity
@@ -208,7 +210,7 @@ def test_rtl_class_index_equals_the_student_argmax(framework, k, simulator, tmp_
 def _stages(k: int):
     """A student stage that writes the hand-set K-class student's files, the export stage's Brevitas export, and the
     real firmware and synth stages."""
-    from trigger_kd.models.backend_export import export_for_firmware
+    from trigger_kd.firmware.student_export import export_for_firmware
     from trigger_kd.pipeline import Stage
     from trigger_kd.rundir import INTNET, TEST_INPUTS, TEST_LABELS, TEST_LOGITS, TEST_LOGITS_FLOAT
     from trigger_kd.stages.firmware import run_firmware
@@ -293,7 +295,7 @@ def test_argmax_after_a_deep_set_in_io_stream(tmp_path):
     from trigger_kd.config import HLSConfig, StudentConfig
     from trigger_kd.firmware.hls import build_hls_from_qonnx, hls_predict
     from trigger_kd.models.backend import BrevitasBackend
-    from trigger_kd.models.backend_export import export_for_firmware
+    from trigger_kd.firmware.student_export import export_for_firmware
 
     s = StudentConfig(arch="deepset", n_particles=4, phi_hidden=(8,), rho_hidden=(8,))
     backend = BrevitasBackend(s, n_classes=5)

@@ -56,10 +56,12 @@ needs_hgq = pytest.mark.skipif(importlib.util.find_spec("hgq") is None, reason="
     ("mlp", False), ("deepset", False), ("mlp", True),
     ("mlp", "uniform")])  # one width on every lane: hls4ml would fuse bus and learned quantiser (2026-12-03 front sweep)
 def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch, learn_input_bits):
-    from trigger_kd.models.backend import HGQBackend
-    from trigger_kd.models.backend_firmware import build_firmware
+    from trigger_kd.firmware.from_student import build_firmware
     from trigger_kd.firmware.hls import hls_predict
+    from trigger_kd.models.backend import HGQBackend
     from trigger_kd.synth.da4ml_comb import load_integer_network
+    from trigger_kd.synth.hgq_trace import student_intnet
+    from trigger_kd.train.steps import kd_step
 
     spec = StudentConfig(framework="hgq", arch=arch, n_particles=4, mlp_hidden=(8,), phi_hidden=(8,), rho_hidden=(8,),
                          ebops_beta=1e-5, seed=3, learn_input_bits=bool(learn_input_bits))
@@ -72,7 +74,7 @@ def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch, learn_input_bits)
     y[::3] = -1  # transfer-style rows: teacher targets only
     t = np.stack([-flat[:, 0] - flat[:, 5], flat[:, 0] + flat[:, 5]], 1).astype(np.float32)
     model, twin = backend.twins()
-    step = backend.make_step(model, DistillConfig(alpha=0.7, temperature=3.0))
+    step = kd_step(backend, model, DistillConfig(alpha=0.7, temperature=3.0))
     before = backend.predict(model, x[:64])
     losses = [step(x[i:i + 100], y[i:i + 100], t[i:i + 100], 3e-3)[0] for i in range(0, 600, 100)]
     assert all(np.isfinite(losses)) and not np.array_equal(before, backend.predict(model, x[:64]))
@@ -92,7 +94,7 @@ def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch, learn_input_bits)
             iq._f.assign((f - lanes % 5).astype(f.dtype))
             iq._i.assign((i - (lanes % 3 == 2)).astype(i.dtype))
             assert layer_bits(model)[0]["input_bits_mean"] < spec.input_bits - 2  # fewer bits than the bus
-    backend._calibration = x  # what train_twins sets: calibration before the model is saved
+    backend.set_calibration(x)  # what train_twins sets: calibration before the model is saved
     backend.save(model, tmp_path / "student.keras")
     backend.save(twin, tmp_path / "student_float.keras")
     model = backend.load(tmp_path)
@@ -102,9 +104,9 @@ def test_hgq_kd_steps_csim_and_da4ml_bit_exact(tmp_path, arch, learn_input_bits)
     fw = build_firmware(backend, model, tmp_path, tmp_path / "prj", HLSConfig(), record_dir=tmp_path)
     csim = hls_predict(fw.hls_model, backend.firmware_inputs(x_test), progress=False)
     assert np.array_equal(csim, q), f"C-simulation differs on {int((~np.all(csim == q, axis=1)).sum())} jets"
-    assert np.array_equal(np.rint(q / fw.lsb) * fw.lsb, q)  # the output grid the parity compares on
-
-    net = backend.intnet(model)
+    net = student_intnet(backend, model)  # the student stage's da4ml trace
+    lsb = 2.0 ** -net.output_frac_bits
+    assert np.array_equal(np.rint(q / lsb) * lsb, q)  # the output grid the parity compares on
     net.save(tmp_path / "intnet.json")
     again = load_integer_network(tmp_path / "intnet.json")
     assert np.array_equal(again.evaluate(backend.intnet_inputs(x_test)), q)  # da4ml's interpreter == Keras, every jet

@@ -1,7 +1,8 @@
-"""Layering of the package: no import cycle, only the CLI imports the runner, one module owns the run directory.
+"""Layering of the package: which package may import which (``LAYERS``), no import cycle, only the CLI imports the
+runner, one module owns the run directory.
 
 The import graph is read from the source (every ``import`` statement, also those inside functions, as
-``trigger_kd/fingerprint.py`` reads them), so a lazy import that closes a cycle counts too.
+``trigger_kd/fingerprint.py`` reads them), so a lazy import that runs back up the layers or closes a cycle counts too.
 """
 from __future__ import annotations
 
@@ -70,6 +71,86 @@ def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
                 if len(comp) > 1:
                     out.append(sorted(comp))
     return out
+
+
+# ----------------------------------------------------------------------------- the layers (imports go down only)
+CORE = "core"  # every module directly in trigger_kd/ that no row names: errors, console, atomic, paths, fixedpoint,
+# config, rundir, fingerprint, manifest, runcheck, cache, concurrency, allocator, provenance, stage, ...
+LAYERS: tuple[tuple[str, ...], ...] = (  # lowest first; one row a layer, each entry a unit (a package or a module)
+    (CORE,),                                # shared basics: errors, console, config, run-directory names, stamps
+    ("trigger_kd.install",),                # steps `make install` runs (imports nothing of the package)
+    ("trigger_kd.data",),                   # jets, features, formats
+    ("trigger_kd.models",),                 # architectures and the model adapter per framework
+    ("trigger_kd.train",),                  # loops, losses, twins, metrics: calls the adapter handed to it
+    ("trigger_kd.firmware",),               # hls4ml front ends, exactness rules, parity
+    ("trigger_kd.synth",),                  # vendor and open-source routes, the da4ml traces (reads firmware.outputs)
+    ("trigger_kd.report",),                 # reads its run directory's records
+    ("trigger_kd.generalisation", "trigger_kd.front"),  # evaluation on other jets; the sweeps (side by side)
+    ("trigger_kd.stages",),                 # one function per stage
+    ("trigger_kd.pipeline",),               # the runner
+    ("trigger_kd.cli",),
+)
+"""A module may import modules of its own unit and of lower layers; nothing of a higher layer, nor of another unit
+of its own layer. The core modules import one another freely (no cycle: the test below)."""
+EXCEPTIONS = {  # (importer, imported): why it runs up; an entry no import needs any more fails the test
+    ("trigger_kd.config", "trigger_kd.data.classes"):
+        "config validates data.signal/background and data.classes with the class table (a leaf: imports errors only)",
+    ("trigger_kd.config", "trigger_kd.train.device"):
+        "config validates and resolves teacher.device with the device names (a leaf: imports errors and torch only)",
+}
+
+
+def _unit(module: str) -> tuple[int, str]:
+    """(layer index, unit) of a package module: the longest unit that is the module or a package above it; a module
+    directly in trigger_kd/ that no row names is core."""
+    found = [(len(u), i, u) for i, row in enumerate(LAYERS) for u in row if module == u or module.startswith(u + ".")]
+    if found:
+        _, i, u = max(found)
+        return i, u
+    parts = module.split(".")
+    if parts[0] == "trigger_kd" and (len(parts) == 1 or (len(parts) == 2 and not (PKG_DIR / parts[1]).is_dir())):
+        return 0, CORE
+    raise AssertionError(f"{module} is in no layer of LAYERS: add its package")
+
+
+def _upward_imports(graph: dict[str, set[str]]) -> list[tuple[str, str]]:
+    """Every (importer, imported) that runs up the layers or sideways into another unit of the same layer."""
+    bad = []
+    for m, deps in graph.items():
+        (mi, mu) = _unit(m)
+        for d in sorted(deps):
+            (di, du) = _unit(d)
+            if mu == du or di < mi:
+                continue
+            bad.append((m, d))
+    return sorted(bad)
+
+
+def test_imports_go_down_the_layers_only():
+    """No import, also inside a function, runs back up the layers (``LAYERS``) except those ``EXCEPTIONS`` justifies,
+    and every exception is still needed."""
+    bad = _upward_imports(_import_graph())
+    unjustified = [f"{m} imports {d}" for m, d in bad if (m, d) not in EXCEPTIONS]
+    assert not unjustified, "imports that run back up the layers (tests/test_layering.py LAYERS):\n" + "\n".join(unjustified)
+    assert sorted(EXCEPTIONS) == [e for e in bad if e in EXCEPTIONS], "an exception no import needs any more"
+
+
+def test_the_layer_check_finds_upward_and_sideways_imports():
+    graph = {"trigger_kd.models.backend": {"trigger_kd.train.loops", "trigger_kd.data.features", "trigger_kd.errors"},
+             "trigger_kd.train.loops": {"trigger_kd.models.backend", "trigger_kd.train.steps"},
+             "trigger_kd.train.steps": set(), "trigger_kd.data.features": set(), "trigger_kd.errors": set(),
+             "trigger_kd.front.run": {"trigger_kd.generalisation.evaluate"}, "trigger_kd.generalisation.evaluate": set(),
+             "trigger_kd.config": {"trigger_kd.rundir"}, "trigger_kd.rundir": set()}
+    assert _upward_imports(graph) == [("trigger_kd.front.run", "trigger_kd.generalisation.evaluate"),
+                                      ("trigger_kd.models.backend", "trigger_kd.train.loops")]
+    with pytest.raises(AssertionError, match="in no layer"):
+        _unit("trigger_kd.newpackage.x")
+    assert _unit("trigger_kd.rundir") == _unit("trigger_kd") == (0, CORE) and _unit("trigger_kd.cli") == (11, "trigger_kd.cli")
+
+
+def test_every_package_module_has_a_layer():
+    for name in _package_modules():
+        _unit(name)
 
 
 def test_every_module_imports():

@@ -17,7 +17,7 @@ from trigger_kd.config import Config, HLSConfig, SynthConfig
 from trigger_kd.firmware.hls import convert_qonnx
 from trigger_kd.config import StudentConfig as StudentSpec
 from trigger_kd.models.backend import BrevitasBackend
-from trigger_kd.models.backend_export import export_for_firmware
+from trigger_kd.firmware.student_export import export_for_firmware
 from trigger_kd.errors import TriggerKDError
 from trigger_kd.rundir import STAMP_FILE
 from trigger_kd.stage import RunContext

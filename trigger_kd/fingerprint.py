@@ -12,7 +12,7 @@ or a data file replaced at the same path reruns the stages it affects instead of
   report code does not retrain the teacher, and an hls4ml rule (``firmware/rules.py``) reruns the
   firmware stage onwards only. A stage's fingerprint therefore follows only the modules it can reach:
   code the stage does not run must not sit in a module it imports (the student interface's firmware
-  half is ``models/backend_firmware.py`` for that reason).
+  half is ``firmware/from_student.py`` for that reason).
 - The runner is in no stage's fingerprint (``RUNNER``, on purpose, for every stage alike): the modules
   that decide whether, where and when a stage runs and how it reports (``pipeline``, ``stage``,
   ``stages/__init__`` (the stage table), ``rundir``, ``cache``, ``concurrency``, ``fingerprint``,

@@ -35,6 +35,8 @@ the firmware alike, and the student would learn from a clipped input (feature 4 
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 from ..errors import TriggerKDError
@@ -151,3 +153,36 @@ def student_input(feats, layout: str) -> np.ndarray:
         raise TriggerKDError(f"unknown input layout {layout!r}: use 'flat', 'NFP' or 'NPF'")
     shaped = {"flat": lambda: f.reshape(len(f), -1), "NFP": lambda: f.transpose(0, 2, 1), "NPF": lambda: f}[layout]()
     return np.ascontiguousarray(shaped)
+
+
+@dataclass(frozen=True)
+class StudentFeatures:
+    """What the student sees of a jet, fixed once per stage from ``cfg.student`` (:meth:`of`) and handed down: the
+    features of its ``n_particles`` leading constituents (with the jet's ln pT where ``jet_pt``) on the input bus
+    ``fixed<input_bits, input_int_bits + 1>``. The config enters this module through :meth:`of` only."""
+
+    n_particles: int
+    jet_pt: bool
+    input_bits: int
+    input_int_bits: int
+
+    @classmethod
+    def of(cls, s) -> "StudentFeatures":
+        """From ``cfg.student`` (``n_particles``, ``jet_pt_feature``, ``input_bits``, ``input_int_bits``)."""
+        return cls(int(s.n_particles), bool(s.jet_pt_feature), int(s.input_bits), int(s.input_int_bits))
+
+    def __call__(self, constituents) -> np.ndarray:
+        """(N, P, 4) E,px,py,pz -> (N, n_particles, F) float32 features (:func:`student_features`)."""
+        return student_features(constituents, self.n_particles, self.jet_pt)
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return feature_names(self.jet_pt)
+
+    def saturated(self, feats) -> dict[str, float]:
+        """Per feature, the fraction of jets the input quantiser saturates (:func:`saturated_jets`)."""
+        return dict(zip(self.names, saturated_jets(feats, self.input_bits, self.input_int_bits).tolist()))
+
+    def check_range(self, feats, what: str) -> dict[str, float]:
+        """:func:`check_input_range` on the student's input bus."""
+        return check_input_range(feats, self.names, self.input_bits, self.input_int_bits, what)

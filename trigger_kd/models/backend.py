@@ -1,11 +1,11 @@
-"""One interface to a student, whichever framework (Brevitas, QKeras or HGQ2): all the stages call.
+"""The model adapter of a student, whichever framework (Brevitas, QKeras or HGQ2).
 
-Each backend builds the quantised student and its float twin, makes one training step, stores,
-loads and runs them, gives the integer network (RTL route) and the output LSB. What hls4ml converts
-(``models/backend_export.py``) and the hls4ml build (``models/backend_firmware.py``) are the rest of
-the interface, in modules of their own so that a stage's code fingerprint holds only the part it runs
-(the student stage's neither, the export stage's not the hls4ml path). The input layout is decided
-here and nowhere else:
+Each adapter builds the quantised student and its float twin, makes one optimiser step on a loss it is handed
+(the loss itself, KD plus SEAL, is ``train/steps.py``'s; the twins' training is ``train/twins.py``'s), stores,
+loads and runs them, and gives the integer network (Brevitas and QKeras: ``IntNet``; the HGQ2 student's is its
+da4ml trace, ``synth/hgq_trace.py``). It imports nothing above ``models/`` (``tests/test_layering.py``): what
+hls4ml converts and the hls4ml build are ``firmware/student_export.py`` and ``firmware/from_student.py``.
+The input layout is decided here and nowhere else:
 ``layout`` is what the model takes ('flat' (N, P*F) for the MLP; 'NFP' (N, F, P) for the Brevitas
 deep set, 'NPF' (N, P, F) for the QKeras one); hls4ml takes 'NPF' from both frameworks (qonnx
 makes the Brevitas graph channels-last), the integer network 'NFP'.
@@ -18,11 +18,11 @@ from typing import Callable
 
 import numpy as np
 
-from ..console import info
-from ..data.features import student_features, student_input
+from ..data.features import StudentFeatures, student_input
 from ..errors import TriggerKDError
 from ..rundir import SCRATCH_MODEL as SCRATCH  # the quantised student trained without the teacher (scratch twin)
 from ..rundir import STUDENT_MODELS as NAMES  # the quantised student and its float twin (file stems)
+from .keras_runtime import keras_runtime, tf_runtime
 
 
 class StudentBackend(ABC):
@@ -35,11 +35,12 @@ class StudentBackend(ABC):
         self.s = s
         self.n_classes = n_classes  # the tagger's K outputs (2: binary; data.classes: K)
         self.layout = "flat" if s.arch == "mlp" else self.deepset_layout
+        self.features = StudentFeatures.of(s)  # the config's one way into data/features.py; stages use this one
 
     # ---- inputs: the one place that knows layouts
     def inputs(self, constituents) -> np.ndarray:
         """Canonical constituents -> the exact array the student takes."""
-        return self.inputs_from_features(student_features(constituents, self.s.n_particles, self.s.jet_pt_feature))
+        return self.inputs_from_features(self.features(constituents))
 
     def inputs_from_features(self, feats) -> np.ndarray:
         """Features (N, P, F) -> the exact array the student takes."""
@@ -50,26 +51,7 @@ class StudentBackend(ABC):
         return np.ascontiguousarray(x.transpose(0, 2, 1)) if self.layout not in ("flat", layout) else x
 
     # ---- training, storage
-    def train_twins(self, feed, x_val, y_val, distill, out: Path, progress: bool = True,
-                    scratch_twin: bool = False) -> dict:
-        """Quantised student and float twin (and the scratch twin: the quantised student on the feed's
-        labelled rows without the teacher), from the same initial weights, trained alike; saved in ``out``."""
-        from ..train.loops import fit
-
-        models = dict(zip([*NAMES, SCRATCH], self.twins(scratch=scratch_twin)))
-        feeds = {name: feed for name in NAMES}
-        if scratch_twin:
-            feeds[SCRATCH] = feed.labelled_only()
-        histories = {}
-        for name, model in models.items():
-            kind = {NAMES[0]: "quantised", NAMES[1]: "float twin", SCRATCH: "scratch twin"}[name]
-            how = "from scratch" if feeds[name].teacher is None else f"KD alpha={distill.alpha:g} T={distill.temperature:g}"
-            info(f"[student] training {self.framework} {kind} {self.s.arch} ({how}, {len(feeds[name])} jets, "
-                 f"{feeds[name].n_views or 'no'} boosted views, SEAL lambda {self.s.seal_lambda:g})")
-            histories[name] = fit(self, model, feeds[name], x_val, y_val, self.s, distill, progress,
-                                  bound_required=name == NAMES[0])  # student.max_ebops binds the deployed student
-            self.save(model, Path(out) / f"{name}{self.suffix}")
-        return histories
+    calibrates = False  # HGQ2: a quantised model is calibrated before ``save`` on what ``set_calibration`` gave
 
     def ebops(self, model) -> float | None:
         """The model's resource proxy during training (HGQ2's EBOPs), or None where the framework has none."""
@@ -113,9 +95,10 @@ class StudentBackend(ABC):
     def set_weights(self, model, weights) -> None: ...
 
     @abstractmethod
-    def make_step(self, model, distill) -> Callable:
+    def make_step(self, model, loss) -> Callable:
         """(x, y, teacher logits or None, lr, SEAL inputs or None) -> (loss, the lr the optimiser used): one AdamW
-        step on the KD loss (+ student.seal_lambda * the SEAL penalty between x and its boosted copy)."""
+        step on ``loss`` (``train/steps.py``'s ``KDLoss``: its ``torch`` or ``tf`` form, called on the logits of x
+        and of its boosted copy, one forward pass for both)."""
 
     @abstractmethod
     def save(self, model, path: Path) -> None: ...
@@ -156,11 +139,8 @@ class BrevitasBackend(StudentBackend):
         """Same parameter names in student and twin (the quantisers' own state is not copied)."""
         model.load_state_dict({k: weights[k] for k in model.state_dict()})
 
-    def make_step(self, model, distill):
+    def make_step(self, model, loss):
         import torch
-
-        from ..train.distill import kd_loss
-        from ..train.seal import seal_penalty
 
         if self.s.threads > 0:
             torch.set_num_threads(self.s.threads)
@@ -171,15 +151,11 @@ class BrevitasBackend(StudentBackend):
                 group["lr"] = lr
             model.train()
             out = model(torch.from_numpy(xb if xs is None else np.concatenate([xb, xs])))  # one pass for both
-            logits = out[:len(xb)]
-            loss = kd_loss(logits, torch.from_numpy(yb), None if tb is None else torch.from_numpy(tb),
-                           distill.alpha, distill.temperature)
-            if xs is not None:
-                loss = loss + self.s.seal_lambda * seal_penalty(logits, out[len(xb):])
+            value = loss.torch(out, len(xb), yb, tb, boosted=xs is not None)
             opt.zero_grad()
-            loss.backward()
+            value.backward()
             opt.step()
-            return loss.item(), opt.param_groups[0]["lr"]
+            return value.item(), opt.param_groups[0]["lr"]
         return step
 
     def save(self, model, path: Path) -> None:
@@ -230,11 +206,11 @@ class QKerasBackend(StudentBackend):
     def set_weights(self, model, weights) -> None:
         model.set_weights(weights)  # QDense/QConv1D and Dense/Conv1D: the same kernels and biases
 
-    def make_step(self, model, distill):
+    def make_step(self, model, loss):
         from .students_keras import tf, tf_keras
 
         opt = tf_keras.optimizers.AdamW(learning_rate=self.s.lr, weight_decay=self.s.weight_decay, epsilon=1e-8)
-        _step = _keras_kd_step(tf, model, opt, self.s, distill, model_losses=False)
+        _step = _keras_step(tf, model, opt, loss, model_losses=False)
 
         def step(xb, yb, tb, lr, xs=None):
             opt.learning_rate = lr
@@ -265,7 +241,7 @@ class QKerasBackend(StudentBackend):
 class HGQBackend(StudentBackend):
     """HGQ2 (Keras 3): learned per-weight / per-activation bit widths, EBOPs penalty ``student.ebops_beta``.
     Every quantised model is calibrated (``trace_minmax`` on the training inputs) before it is saved; its
-    integer form is the da4ml trace of the model itself (``synth/da4ml_comb.py``)."""
+    integer form is the da4ml trace of the model itself (``synth/hgq_trace.py``), not an adapter's ``IntNet``."""
 
     framework, suffix, deepset_layout = "hgq", ".keras", "NPF"
     tools = ("tensorflow", "keras", "hgq2", "da4ml")
@@ -282,10 +258,12 @@ class HGQBackend(StudentBackend):
         keras_runtime(tf, self.s)  # before the first model starts TensorFlow's runtime
         return build_hgq_student(self.s, quantized=quantized, seed=self.s.seed, n_classes=self.n_classes)
 
-    def train_twins(self, feed, x_val, y_val, distill, out: Path, progress: bool = True,
-                    scratch_twin: bool = False) -> dict:
-        self._calibration = feed.epoch(0)[0]  # the training (and transfer) inputs: what calibration sees
-        return super().train_twins(feed, x_val, y_val, distill, out, progress, scratch_twin)
+    calibrates = True
+
+    def set_calibration(self, x: np.ndarray) -> None:
+        """The inputs every quantised model is calibrated on before it is saved (train/twins.py: the training and
+        transfer inputs)."""
+        self._calibration = x
 
     def get_weights(self, model):
         """Every variable (quantiser bit widths too, for early stopping) and, by layer, kernel and bias (twins)."""
@@ -309,11 +287,11 @@ class HGQBackend(StudentBackend):
         values = [float(np.asarray(layer.ebops)) for layer in model.layers if hasattr(layer, "ebops")]
         return sum(values) if values else None
 
-    def make_step(self, model, distill):
+    def make_step(self, model, loss):
         from .students_hgq import keras, tf
 
         opt = keras.optimizers.AdamW(learning_rate=self.s.lr, weight_decay=self.s.weight_decay, epsilon=1e-8)
-        _step = _keras_kd_step(tf, model, opt, self.s, distill, model_losses=True)  # + EBOPs * beta, bit widths
+        _step = _keras_step(tf, model, opt, loss, model_losses=True)  # + EBOPs * beta, bit widths
 
         def step(xb, yb, tb, lr, xs=None):
             opt.learning_rate.assign(lr)
@@ -341,73 +319,26 @@ class HGQBackend(StudentBackend):
         return x  # the da4ml trace takes the model's own layout ('flat' or 'NPF'), not IntNet's 'NFP'
 
     def intnet(self, model):
-        """The da4ml trace of the calibrated model (``CombNet``: what the open-source route synthesises)."""
-        from ..synth.da4ml_comb import CombNet
-        from .students_hgq import input_format, is_quantized, layer_bits, trace_da4ml
-
-        if not is_quantized(model):
-            raise TriggerKDError("the HGQ2 integer form needs the quantised student, not the float twin")
-        return CombNet(name=model.name, input_shape=tuple(int(d) for d in model.input_shape[1:]),
-                       input_format=input_format(self.s), comb=trace_da4ml(model, self.s), layers=layer_bits(model))
+        raise TriggerKDError("the HGQ2 student's integer network is its da4ml trace, not an IntNet: "
+                             "trigger_kd.synth.hgq_trace.student_intnet")
 
 
-def tf_runtime(tf) -> dict:
-    """TensorFlow's intra- and inter-op pool sizes (0: one thread per core) and whether grappler's arithmetic
-    optimizer was on (``keras_runtime``)."""
-    t = tf.config.threading
-    return {"tensorflow_intra_op": t.get_intra_op_parallelism_threads(),
-            "tensorflow_inter_op": t.get_inter_op_parallelism_threads(),
-            "tensorflow_arithmetic_optimization": tf.config.optimizer.get_experimental_options().get(
-                "arithmetic_optimization", True)}
-
-
-def keras_runtime(tf, s) -> None:
-    """TensorFlow as every Keras student trains (QKeras and HGQ2), set by the backends' ``build`` before the first
-    model exists. (1) ``student.threads`` for the intra- and inter-op pools: TensorFlow fixes them when its runtime
-    starts, so where it started earlier in this process with other pools, say so instead of ignoring the key.
-    (2) Grappler's arithmetic optimizer off: it regroups chains of additions in an order that changes from one
-    process to the next, so HGQ2 students with the EBOPs penalty (whose gradients sum several terms) came out with
-    different weights run to run for the same seed and inputs, even on one thread (benchmarks/hgq_determinism.py;
-    benchmarks/RESULTS.md). With it off they are reproducible; the other graph rewrites stay on."""
-    tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
-    if not s.threads:
-        return
-    threading = tf.config.threading
-    try:
-        threading.set_intra_op_parallelism_threads(s.threads)
-        threading.set_inter_op_parallelism_threads(s.threads)
-    except RuntimeError:  # the runtime has started: its pools cannot be resized
-        have = (threading.get_intra_op_parallelism_threads(), threading.get_inter_op_parallelism_threads())
-        if have != (s.threads, s.threads):
-            from ..console import warn
-
-            warn(f"student.threads={s.threads} not applied: TensorFlow started earlier in this process with "
-                 f"intra/inter-op pools {have[0]}/{have[1]} (0 = one per core)")
-
-
-def _keras_kd_step(tf, model, opt, s, distill, model_losses: bool):
-    """The compiled training step of a Keras student (QKeras on tf_keras, HGQ2 on Keras 3): the KD loss, plus
-    SEAL on the boosted views ``xs`` (one forward pass for both), plus ``model.losses`` where ``model_losses``
-    (HGQ2's EBOPs and bit-width terms); returns the loss it differentiated. ``tf``: TensorFlow as the
-    framework's module imported it; ``s``: ``cfg.student`` (seal_lambda; ``keras_runtime`` ran in the backend's
-    ``build``, before the model existed)."""
-    from ..train.distill import kd_loss_tf, seal_penalty_tf
-
-    lam = float(s.seal_lambda)
+def _keras_step(tf, model, opt, loss, model_losses: bool):
+    """The compiled optimiser step of a Keras student (QKeras on tf_keras, HGQ2 on Keras 3) on ``loss.tf`` of the
+    logits of ``xb`` and of the boosted views ``xs`` (one forward pass for both), plus ``model.losses`` where
+    ``model_losses`` (HGQ2's EBOPs and bit-width terms); returns the loss it differentiated. ``tf``: TensorFlow as
+    the framework's module imported it (``keras_runtime`` ran in the adapter's ``build``, before the model existed)."""
 
     @tf.function(reduce_retracing=True)
     def _step(xb, yb, tb, xs):
         with tf.GradientTape() as tape:
             out = model(xb if xs is None else tf.concat([xb, xs], 0), training=True)
-            logits = out[:tf.shape(xb)[0]]
-            loss = kd_loss_tf(logits, yb, tb, distill.alpha, distill.temperature)
-            if xs is not None:
-                loss = loss + lam * seal_penalty_tf(logits, out[tf.shape(xb)[0]:])
+            value = loss.tf(out, tf.shape(xb)[0], yb, tb, boosted=xs is not None)
             if model_losses and model.losses:
-                loss = loss + tf.add_n(model.losses)
-        grads = tape.gradient(loss, model.trainable_variables)
+                value = value + tf.add_n(model.losses)
+        grads = tape.gradient(value, model.trainable_variables)
         opt.apply_gradients(zip(grads, model.trainable_variables))
-        return loss
+        return value
 
     return _step
 

@@ -1,5 +1,5 @@
-"""HGQ2 students (MLP and deep set): learned per-weight and per-activation bit widths, their float twin, storage, calibration
-and the da4ml trace of the open-source route.
+"""HGQ2 students (MLP and deep set): learned per-weight and per-activation bit widths, their float twin, storage and
+calibration (their da4ml trace, the open-source route's integer form, is ``synth/hgq_trace.py``).
 
 Formats follow ``cfg.student`` (:class:`~trigger_kd.config.StudentConfig`): the input is quantised to the
 student's fixed input bus, signed ``fixed<input_bits, input_int_bits + 1>``, rounded half up (HGQ2/da4ml
@@ -175,11 +175,3 @@ def layer_bits(model) -> list[dict]:
         })
     return rows
 
-
-def trace_da4ml(model, spec: StudentConfig):
-    """The calibrated HGQ2 model as da4ml combinational logic (HGQ2's own tracer; the input bus given)."""
-    from da4ml.converter import trace_model
-    from da4ml.trace import comb_trace
-
-    inp, out = trace_model(model, inputs_kif=input_kif(spec))
-    return comb_trace(inp, out, keep_dead_inputs=True)

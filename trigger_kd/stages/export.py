@@ -20,8 +20,8 @@ from ..stage import RunContext, StageError
 
 
 def run_export(cfg: Config, ctx: RunContext, out: Path) -> dict:
+    from ..firmware.student_export import export_for_firmware
     from ..models.backend import student_backend
-    from ..models.backend_export import export_for_firmware
 
     sdir = ctx.dir(STUDENT)
     x = np.load(sdir / TEST_INPUTS)[: cfg.export.check_jets]

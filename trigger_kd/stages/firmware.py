@@ -19,7 +19,7 @@ import numpy as np
 from ..atomic import write_text_atomic
 from ..config import Config
 from ..console import info
-from ..rundir import (CSIM_OUTPUTS, EXPORT, FIRMWARE, HLS_PROJECT, PARITY, STUDENT, TEST_INPUTS, TEST_LABELS,
+from ..rundir import (CSIM_OUTPUTS, EXPORT, FIRMWARE, HLS_PROJECT, INTNET, PARITY, STUDENT, TEST_INPUTS, TEST_LABELS,
                       TEST_LOGITS, TEST_LOGITS_FLOAT, Parity)
 from ..stage import RunContext, StageError
 
@@ -27,10 +27,11 @@ SOFTMAX_CHECK = "softmax_check.json"  # hls.output softmax: what was measured be
 
 
 def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
+    from ..firmware.from_student import build_firmware
     from ..firmware.hls import hls_predict
     from ..firmware.parity import float_agreement, parity_report
     from ..models.backend import student_backend
-    from ..models.backend_firmware import build_firmware
+    from ..synth.da4ml_comb import load_integer_network
 
     sdir = ctx.dir(STUDENT)
     q_logits = np.load(sdir / TEST_LOGITS)  # (N, K)
@@ -39,6 +40,9 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
     f_logits = np.load(sdir / TEST_LOGITS_FLOAT)
     labels = np.load(sdir / TEST_LABELS)  # is_signal (binary) or the class index (K classes)
     settings = cfg.hls
+    # the output grid: the student stage's integer network (its IntNet, or the HGQ2 student's da4ml trace), not a
+    # second trace of the model
+    lsb = 2.0 ** -load_integer_network(sdir / INTNET).output_frac_bits
     fw = build_firmware(backend, backend.load(sdir), ctx.dir(EXPORT), out / HLS_PROJECT, settings, record_dir=out)
     info(f"[firmware] C-simulation of {len(x_fw)} test jets (output: {settings.output})")
     csim = hls_predict(fw.hls_model, x_fw, progress=ctx.progress)
@@ -46,7 +50,7 @@ def run_firmware(cfg: Config, ctx: RunContext, out: Path) -> dict:
     if settings.output == "softmax":
         _measure_and_refuse_softmax(csim, q_logits, fw.hls_model, out)
     fa = float_agreement(q_logits, f_logits, labels, working_point=cfg.checks.working_point)
-    report = parity_report(csim, q_logits, fw.lsb, float_block=fa, backend=settings.backend, output=settings.output)
+    report = parity_report(csim, q_logits, lsb, float_block=fa, backend=settings.backend, output=settings.output)
     if report["bit_exact_fraction"] < 1.0:
         report["first_mismatch_layer"] = fw.first_mismatch(x_fw[report["first_mismatched_jets"]])
     parity = Parity.from_dict(report)

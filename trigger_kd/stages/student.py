@@ -35,13 +35,14 @@ from ..stage import RunContext
 
 def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
     """The KD student's rows: labelled training jets, plus (with a teacher) the transfer jets; their
-    teacher targets; the boosted views of the transfer stage; the SEAL setting."""
+    teacher targets; the boosted views of the transfer stage; the SEAL setting. The features are the
+    adapter's (``backend.features``: made once from the config)."""
     from ..data.transfer import read_transfer
     from ..train.feed import UNLABELLED, DistillFeed, LorentzJets
 
-    distill, student = cfg.distill, cfg.student
+    distill, student, features = cfg.distill, cfg.student, backend.features
     c, y = train
-    jets, labels = [LorentzJets.from_constituents(c, student.n_particles, student.jet_pt_feature)], [y.astype(np.int64)]
+    jets, labels = [LorentzJets.from_constituents(c, features.n_particles, features.jet_pt)], [y.astype(np.int64)]
     kd = distill.uses_teacher
     t = [np.load(teacher / teacher_logits_file("train"))] if kd else None
     views = distill.augment_max_beta > 0
@@ -49,7 +50,7 @@ def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
     view_t = [np.load(transfer / view_logits_file("train"))] if views and kd else None
     if kd and (transfer / TRANSFER_JETS).is_file():  # the transfer stage makes none from scratch
         c_tr = read_transfer(transfer / TRANSFER_JETS)
-        jets.append(LorentzJets.from_constituents(c_tr, student.n_particles, student.jet_pt_feature))
+        jets.append(LorentzJets.from_constituents(c_tr, features.n_particles, features.jet_pt))
         labels.append(np.full(len(c_tr), UNLABELLED))
         t.append(np.load(transfer / TRANSFER_LOGITS))
         if views:
@@ -63,28 +64,30 @@ def training_feed(cfg: Config, backend, train, teacher: Path, transfer: Path):
 
 
 def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
-    from ..data.features import check_input_range, feature_names, saturated_jets, student_features
     from ..data.formats import read_canonical, read_task
     from ..models.backend import NAMES, SCRATCH, student_backend
+    from ..numerics import require
+    from ..synth.hgq_trace import student_intnet
     from ..train.metrics import robustness
     from ..train.tagger import tagger_metrics, task_metrics_fn
     from ..train.plots import epoch_curve_plot, robustness_plot
+    from ..train.twins import train_twins
 
+    require("the student stage")
     data, teacher, transfer = ctx.dir(DATA), ctx.dir(TEACHER), ctx.dir(TRANSFER)
     student, distill = cfg.student, cfg.distill
     task = read_task(data / split_file("test"))
     backend = student_backend(student, n_classes=task.n_classes)
+    features = backend.features  # computed once from the config, handed down to the feed and the checks
     splits = {k: read_canonical(data / split_file(k)) for k in SPLITS}
-    feats = {k: student_features(splits[k][0], student.n_particles, student.jet_pt_feature) for k in ("val", "test")}
+    feats = {k: features(splits[k][0]) for k in ("val", "test")}
     x = {k: backend.inputs_from_features(f) for k, f in feats.items()}
     y = {k: v[1].astype(np.int64) for k, v in splits.items()}
     feed = training_feed(cfg, backend, splits["train"], teacher, transfer)
-    fnames = feature_names(student.jet_pt_feature)
-    saturated = {"training": check_input_range(feed.jets.features(), fnames, student.input_bits, student.input_int_bits,
-                                               "training and transfer"),
-                 "test": dict(zip(fnames, saturated_jets(feats["test"], student.input_bits, student.input_int_bits).tolist()))}
-    histories = backend.train_twins(feed, x["val"], y["val"], distill, out, progress=ctx.progress,
-                                    scratch_twin=distill.with_scratch_twin)
+    saturated = {"training": features.check_range(feed.jets.features(), "training and transfer"),
+                 "test": features.saturated(feats["test"])}
+    histories = train_twins(backend, feed, x["val"], y["val"], distill, out, progress=ctx.progress,
+                            scratch_twin=distill.with_scratch_twin)
     names = [*NAMES, SCRATCH] if distill.with_scratch_twin else list(NAMES)
     for h in histories.values():
         h.pop("lr_per_step", None)  # the epoch curve has the rate per epoch
@@ -96,7 +99,7 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         info(f"[student] {name}: best validation {what} {best or float('nan'):.4f} at epoch {h['best_epoch']} "
              f"of {h['epochs']} ({h['stopped']}; max {h['max_epochs']})")
     models = {name: backend.load(out, name) for name in names}
-    net = backend.intnet(models["student"])
+    net = student_intnet(backend, models["student"])  # traced once here; the later stages read intnet.json
     net.save(out / INTNET)
     (out / QUANT_LAYERS).write_text(json.dumps(net.layer_table(), indent=2))
     c_test, is_signal = splits["test"]
@@ -124,7 +127,7 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         seed=student.seed,
         distill=distill.model_dump(),
         seal={"lambda": student.seal_lambda, "max_beta": student.seal_max_beta},
-        inputs={"n_particles": student.n_particles, "features": list(fnames),
+        inputs={"n_particles": features.n_particles, "features": list(features.names),
                 "layout": backend.layout, "shape": list(x["test"].shape[1:]),
                 "saturated_jets": saturated},
         n_test_jets=int(len(is_signal)),
@@ -140,7 +143,7 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         runtime={"threads_requested": student.threads, **backend.runtime()},
         source=f"{len(is_signal)} test jets and {len(y['val'])} validation jets from {data}",
     ).write(out / METRICS)
-    _plots(task, is_signal, scores, metrics, out)
+    _plots(task, is_signal, scores, metrics, out, splits["test"][0], student.n_particles)
     robustness_plot(rob, out / ROBUSTNESS_PLOT)
     info("[student] " + "; ".join(f"{k}: acc {m['accuracy']:.3f} AUC {m['auc']:.4f}" for k, m in metrics.items()))
     return {k: metrics[k] for k in scores}
@@ -159,14 +162,17 @@ def _baselines(task, splits, n_particles: int) -> dict:
     return substructure_baselines(splits, n_particles, task.outputs, task.signal_outputs(), task.qcd_outputs())
 
 
-def _plots(task, labels, scores: dict, metrics: dict, out: Path) -> None:  # scores: each model's test logits
-    """roc.png (binary: background rejection vs signal efficiency per model; K classes: one-vs-rest per class of the
-    quantised student, teacher dashed) and, for K classes, confusion.png (the quantised student's)."""
+def _plots(task, labels, scores: dict, metrics: dict, out: Path, test_constituents, n_particles: int) -> None:
+    """roc.png (binary: background rejection vs signal efficiency per model and of the jet-mass baselines, dotted;
+    K classes: one-vs-rest per class of the quantised student, teacher dashed) and, for K classes, confusion.png
+    (the quantised student's). ``scores``: each model's test logits."""
     if not task.multiclass:
+        from ..train.baselines import baseline_curves
         from ..train.metrics import signal_score
         from ..train.plots import roc_plot
 
-        roc_plot({k: (labels, signal_score(v)) for k, v in scores.items()}, out / ROC_PLOT)
+        roc_plot({k: (labels, signal_score(v)) for k, v in scores.items()}
+                 | baseline_curves(labels, test_constituents, n_particles), out / ROC_PLOT)
         return
     from ..train.multiclass_plots import confusion_plot, per_class_roc_plot
 

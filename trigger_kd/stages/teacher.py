@@ -21,11 +21,10 @@ from ..stage import RunContext
 
 def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..data.formats import read_canonical, read_task
+    from ..numerics import require
     from ..train.metrics import robustness
     from ..train.tagger import tagger_metrics, task_metrics_fn
     from ..train.teacher import load_teacher, teacher_logits, train_teacher
-
-    from ..numerics import require
 
     require("the teacher stage")
     data = ctx.dir(DATA)

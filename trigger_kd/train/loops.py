@@ -1,4 +1,5 @@
-"""The one training loop of every student, whichever framework (the backend makes each step).
+"""The one training loop of every student, whichever framework (the model adapter handed in makes each step, on
+the loss of ``train/steps.py``; the loop never imports the adapters).
 
 Recipe: AdamW (``student.lr``, ``student.weight_decay``), the learning rate set before every step by the
 schedule (``student.lr_schedule``: ``plateau``, a linear warm-up then the rate lowered by ``lr_factor``
@@ -19,6 +20,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from ..errors import TriggerKDError
+from .steps import KDLoss
 
 
 def lr_at(step: int, total: int, lr: float, warmup: float = 0.1) -> float:
@@ -113,7 +115,7 @@ def fit(backend, model, feed, x_val, y_val, s, distill, progress: bool = True, b
     an improvement: all ``max_epochs`` run and the last weights are kept. With ``student.max_ebops`` only epochs
     within it are kept; if none is, an error (``bound_required``, the deployed student) or the best-AUC epoch of
     all (a scratch twin, which only serves as a comparison: its history says so)."""
-    step = backend.make_step(model, distill)
+    step = backend.make_step(model, KDLoss(distill, s.seal_lambda))  # the adapter's step on the KD (+ SEAL) loss
     max_ebops = getattr(s, "max_ebops", None)
     rng = np.random.default_rng(s.seed)
     n = len(feed)

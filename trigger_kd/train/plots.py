@@ -26,7 +26,8 @@ def roc_plot(curves: dict, path) -> None:
         s = np.asarray(score, dtype=np.float64).reshape(-1)
         fpr, tpr, _ = roc_curve(y, s)
         keep = (fpr > 0) & (tpr > 0)
-        ax.plot(tpr[keep], 1.0 / fpr[keep], label=f"{name} (AUC {roc_auc_score(y, s):.4f})")
+        ax.plot(tpr[keep], 1.0 / fpr[keep], ls=":" if name.startswith("jet mass") else "-",
+                label=f"{name} (AUC {roc_auc_score(y, s):.4f})")
     ax.set_yscale("log")
     ax.set_xlim(0, 1)
     ax.set_xlabel("signal efficiency $\\epsilon_S$ (top)")

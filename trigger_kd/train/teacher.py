@@ -18,6 +18,7 @@ import math
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -147,12 +148,61 @@ def train_teacher(train_h5: Path, val_h5: Path, settings: TeacherConfig, out_dir
 
 
 def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, world, rank, device, amp) -> dict:
+    """The phases: the data, the model and its optimiser (:func:`_setup`), the epochs (:func:`_train_epoch`,
+    :func:`_epoch_row`), the best weights and the history written (:func:`_finish`)."""
     n = settings.n_particles
     c_train, y_train = _load(train_h5, n, "training")
     c_val, y_val = _load(val_h5, n, "validation")
     c_val, y_val = c_val[rank::world], y_val[rank::world]
-    n_classes = n_outputs(train_h5)
+    run = _setup(c_train, y_train, n_outputs(train_h5), settings, world, rank, device, amp)
 
+    history, best_acc, best_epoch, best_state = [], -1.0, 0, None
+    train_seconds = 0.0
+    for epoch in range(settings.epochs):
+        sums, epoch_seconds = _train_epoch(run, epoch, progress)
+        train_seconds += epoch_seconds
+        row = _epoch_row(run, epoch, sums, epoch_seconds, c_val, y_val)
+        history.append(row)
+        if rank == 0:
+            info(f"[teacher] epoch {epoch + 1}/{settings.epochs}: train loss {row['train_loss']:.4f} "
+                 f"acc {row['train_accuracy']:.4f}, val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}")
+        if row["val_accuracy"] > best_acc:
+            best_acc, best_epoch = row["val_accuracy"], epoch + 1
+            best_state = copy.deepcopy(run.model.state_dict()) if rank == 0 else None
+
+    n_jets = len(y_train)
+    result = {"epochs": settings.epochs, "best_epoch": best_epoch, "best_val_accuracy": best_acc,
+              "train_seconds": train_seconds,
+              "jets_per_second": n_jets * settings.epochs / max(train_seconds, 1e-9),
+              "n_params": run.n_params, "world_size": world, "n_train_jets": n_jets, "arch": settings.arch,
+              **devices.describe(device, amp), "backend": devices.backend(device) if world > 1 else None}
+    _finish(run, out_dir, save_rank_weights, best_state, history, result)
+    return result
+
+
+@dataclass
+class _Run:
+    """What the epochs of one rank share."""
+    settings: TeacherConfig
+    world: int
+    rank: int
+    device: torch.device
+    amp: object  # the autocast dtype, or None
+    model: nn.Module
+    net: nn.Module  # PairForward(model), DDP-wrapped on several ranks
+    n_params: int
+    beams: bool  # LorentzNet: beams added to every batch
+    loader: object
+    sampler: object  # DistributedSampler on several ranks, else None
+    boosts: torch.Generator  # SEAL's own random stream
+    opt: torch.optim.Optimizer
+    scaler: object
+    sched: object
+
+
+def _setup(c_train, y_train, n_classes: int, settings, world, rank, device, amp) -> _Run:
+    """The model (seeded by ``teacher.seed``), the loader, the optimiser and schedule, in the order that fixes the
+    random streams (the model's initial weights, the shuffling, SEAL's boosts, dropout per rank)."""
     torch.manual_seed(settings.seed)
     model = build_teacher(settings, n_classes).to(device)
     beams = arch_of(model) == "lorentznet"
@@ -169,7 +219,6 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
         gen = torch.Generator().manual_seed(settings.seed)
         loader = torch.utils.data.DataLoader(dataset, batch_size=settings.batch_size, shuffle=True, generator=gen)
         net = PairForward(model)
-    seal, generators = settings.seal_lambda > 0, settings.seal_generator_lambda > 0
     boosts = torch.Generator().manual_seed(settings.seed + 7919 * (rank + 1))  # SEAL's own random stream
     torch.manual_seed(settings.seed + rank)  # dropout differs per rank, as in the original
     # fused: one kernel for all parameters (0.3 ms instead of 2 ms per step at quick size, same updates)
@@ -177,81 +226,85 @@ def _train(train_h5, val_h5, settings, out_dir, progress, save_rank_weights, wor
     scaler = torch.amp.GradScaler(device.type, enabled=amp == torch.float16)  # bf16 needs no loss scaling
     total_steps = max(1, settings.epochs * len(loader))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _cosine(total_steps))
+    return _Run(settings, world, rank, device, amp, model, net, n_params, beams, loader, sampler, boosts, opt,
+                scaler, sched)
 
-    history, best_acc, best_epoch, best_state = [], -1.0, 0, None
-    train_seconds = 0.0
-    for epoch in range(settings.epochs):
-        if sampler is not None:
-            sampler.set_epoch(epoch)
-        net.train()
-        t0 = time.perf_counter()
-        correct = loss_sum = seal_sum = gen_sum = count = 0.0
-        bar = tqdm(loader, desc=f"teacher epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False,
-                   disable=True if rank else progress_enabled(progress))
-        for xb, yb in bar:
-            yb = yb.to(device)
-            moved = (prepare_batch(boosted(xb, settings.seal_max_beta, boosts), n, beams, device=device)
-                     if seal else None)
-            with devices.autocast(device, amp):
-                logits, moved_logits, gen = net(prepare_batch(xb, n, beams, device=device), moved, generators)
-                logits = logits.float()
-                loss = nn.functional.cross_entropy(logits, yb)
-                if seal:
-                    penalty = seal_penalty(logits, moved_logits.float())
-                    loss = loss + settings.seal_lambda * penalty
-                    seal_sum += float(penalty.detach()) * len(yb)
-                if generators:
-                    loss = loss + settings.seal_generator_lambda * gen
-                    gen_sum += float(gen.detach()) * len(yb)
-            opt.zero_grad()
-            scaler.scale(loss).backward()
-            scaler.step(opt)
-            scaler.update()
-            sched.step()
-            correct += float((logits.detach().argmax(1) == yb).sum())
-            loss_sum += float(loss.detach()) * len(yb)
-            count += len(yb)
-            bar.set_postfix(loss=f"{loss_sum / count:.4f}", acc=f"{correct / count:.3f}")
-        bar.close()
-        _average_buffers(model, world)
-        epoch_seconds = time.perf_counter() - t0
-        train_seconds += epoch_seconds
-        t1 = time.perf_counter()
-        val = _allsum(list(_evaluate(model, c_val, y_val, n, max(256, settings.batch_size))), world, device)
-        tr = _allsum([correct, loss_sum, count, seal_sum, gen_sum], world, device)
-        row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"], "train_loss": tr[1] / tr[2],
-               "train_accuracy": tr[0] / tr[2], "val_loss": val[1] / val[2], "val_accuracy": val[0] / val[2],
-               "train_seconds": epoch_seconds, "val_seconds": time.perf_counter() - t1}
-        if seal:  # mean ||f(L x) - f(x)||^2 over the epoch's jets (train_loss includes lambda times it)
-            row["train_seal_penalty"] = tr[3] / tr[2]
-        if generators:  # mean sum_G ||d/de f(exp(e G) x)||^2 over the epoch's jets
-            row["train_seal_generator_penalty"] = tr[4] / tr[2]
-        history.append(row)
-        if rank == 0:
-            info(f"[teacher] epoch {epoch + 1}/{settings.epochs}: train loss {row['train_loss']:.4f} "
-                 f"acc {row['train_accuracy']:.4f}, val loss {row['val_loss']:.4f} acc {row['val_accuracy']:.4f}")
-        if row["val_accuracy"] > best_acc:
-            best_acc, best_epoch = row["val_accuracy"], epoch + 1
-            best_state = copy.deepcopy(model.state_dict()) if rank == 0 else None
 
+def _train_epoch(run: _Run, epoch: int, progress: bool) -> tuple[list[float], float]:
+    """One epoch of steps: cross entropy (+ the SEAL terms), then the BatchNorm statistics averaged over the ranks;
+    returns this rank's [correct, summed loss, count,
+    summed SEAL penalty, summed generator penalty] and the epoch's seconds."""
+    settings, device, amp, n = run.settings, run.device, run.amp, run.settings.n_particles
+    seal, generators = settings.seal_lambda > 0, settings.seal_generator_lambda > 0
+    if run.sampler is not None:
+        run.sampler.set_epoch(epoch)
+    run.net.train()
+    t0 = time.perf_counter()
+    correct = loss_sum = seal_sum = gen_sum = count = 0.0
+    bar = tqdm(run.loader, desc=f"teacher epoch {epoch + 1}/{settings.epochs}", unit="batch", leave=False,
+               disable=True if run.rank else progress_enabled(progress))
+    for xb, yb in bar:
+        yb = yb.to(device)
+        moved = (prepare_batch(boosted(xb, settings.seal_max_beta, run.boosts), n, run.beams, device=device)
+                 if seal else None)
+        with devices.autocast(device, amp):
+            logits, moved_logits, gen = run.net(prepare_batch(xb, n, run.beams, device=device), moved, generators)
+            logits = logits.float()
+            loss = nn.functional.cross_entropy(logits, yb)
+            if seal:
+                penalty = seal_penalty(logits, moved_logits.float())
+                loss = loss + settings.seal_lambda * penalty
+                seal_sum += float(penalty.detach()) * len(yb)
+            if generators:
+                loss = loss + settings.seal_generator_lambda * gen
+                gen_sum += float(gen.detach()) * len(yb)
+        run.opt.zero_grad()
+        run.scaler.scale(loss).backward()
+        run.scaler.step(run.opt)
+        run.scaler.update()
+        run.sched.step()
+        correct += float((logits.detach().argmax(1) == yb).sum())
+        loss_sum += float(loss.detach()) * len(yb)
+        count += len(yb)
+        bar.set_postfix(loss=f"{loss_sum / count:.4f}", acc=f"{correct / count:.3f}")
+    bar.close()
+    _average_buffers(run.model, run.world)
+    return [correct, loss_sum, count, seal_sum, gen_sum], time.perf_counter() - t0
+
+
+def _epoch_row(run: _Run, epoch: int, sums: list[float], epoch_seconds: float, c_val, y_val) -> dict:
+    """The epoch's history row: train and validation loss and accuracy over every rank, the rate, the SEAL terms."""
+    settings, world, device = run.settings, run.world, run.device
+    t1 = time.perf_counter()
+    val = _allsum(list(_evaluate(run.model, c_val, y_val, settings.n_particles, max(256, settings.batch_size))),
+                  world, device)
+    tr = _allsum(sums, world, device)
+    row = {"epoch": epoch + 1, "lr": run.opt.param_groups[0]["lr"], "train_loss": tr[1] / tr[2],
+           "train_accuracy": tr[0] / tr[2], "val_loss": val[1] / val[2], "val_accuracy": val[0] / val[2],
+           "train_seconds": epoch_seconds, "val_seconds": time.perf_counter() - t1}
+    if settings.seal_lambda > 0:  # mean ||f(L x) - f(x)||^2 over the epoch's jets (train_loss includes lambda times it)
+        row["train_seal_penalty"] = tr[3] / tr[2]
+    if settings.seal_generator_lambda > 0:  # mean sum_G ||d/de f(exp(e G) x)||^2 over the epoch's jets
+        row["train_seal_generator_penalty"] = tr[4] / tr[2]
+    return row
+
+
+def _finish(run: _Run, out_dir: Path, save_rank_weights: bool, best_state, history: list, result: dict) -> None:
+    """Every rank's final weights (``save_rank_weights``); on rank 0 the checkpoint of the best epoch and
+    history.json; then the ranks meet."""
+    settings, model = run.settings, run.model
     if save_rank_weights:
         out_dir.mkdir(parents=True, exist_ok=True)
-        _save_atomic(model.state_dict(), out_dir / f"rank{rank}_final.pt")
-    n_jets = len(y_train)
-    result = {"epochs": settings.epochs, "best_epoch": best_epoch, "best_val_accuracy": best_acc,
-              "train_seconds": train_seconds,
-              "jets_per_second": n_jets * settings.epochs / max(train_seconds, 1e-9),
-              "n_params": n_params, "world_size": world, "n_train_jets": n_jets, "arch": settings.arch,
-              **devices.describe(device, amp), "backend": devices.backend(device) if world > 1 else None}
-    if rank == 0:
+        _save_atomic(model.state_dict(), out_dir / f"rank{run.rank}_final.pt")
+    if run.rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         ckpt = {"format": FORMATS[settings.arch], "model": model.config, "settings": settings.model_dump(),
-                "best_epoch": best_epoch, "best_val_accuracy": best_acc, "state_dict": best_state}
+                "best_epoch": result["best_epoch"], "best_val_accuracy": result["best_val_accuracy"],
+                "state_dict": best_state}
         _save_atomic(ckpt, out_dir / "teacher.pt")
         _save_atomic(json.dumps({"history": history, **result}, indent=2), out_dir / "history.json")
-    if world > 1:
+    if run.world > 1:
         dist.barrier()
-    return result
 
 
 def load_teacher(path, device: str = "cpu") -> nn.Module:
