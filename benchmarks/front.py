@@ -29,7 +29,6 @@ and the jet-mass baselines (test jets) as lines.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import subprocess
@@ -41,6 +40,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 from benchmarks.kd_gain import MIN_GAIN, stats  # noqa: E402  (seed statistics and the margin, as bench-kd)
 from benchmarks.provenance import add_options, machine, provenance, write_record  # noqa: E402
+from trigger_kd.front.record import read_front  # noqa: E402
 
 FAMILIES = {
     "brevitas_kd": ("mlp_kd.yml", ["bits=3,4,6"], []),
@@ -173,7 +173,7 @@ def run_family(family: str, seed: int, args, points: list[str] | None = None, ta
     if not front.is_file():
         raise SystemExit(f"{family} seed {seed}: trigger-kd front wrote no front.json (exit {proc.returncode}):\n"
                          f"{proc.stderr[-3000:]}")
-    doc = json.loads(front.read_text())
+    doc = read_front(front)  # every row's figures checked (trigger_kd/front/record.py)
     return doc["points"], {"family": family, "seed": seed, "seconds": round(wall, 1), "exit": proc.returncode,
                            "command": " ".join(cmd), "front": str(front)}, _lines(out)
 

@@ -55,6 +55,7 @@ from benchmarks.front import aggregate as front_aggregate  # noqa: E402
 from benchmarks.front import knob_points  # noqa: E402  (a point's knobs as --points values)
 from benchmarks.front import WORK_HELP, finish_lut_plot  # noqa: E402
 from benchmarks.provenance import add_options, machine, provenance, write_record  # noqa: E402
+from trigger_kd.front.record import read_front  # noqa: E402
 
 # family -> (model file, student.framework, its grid besides the widths, extra --set)
 FAMILIES = {
@@ -304,7 +305,7 @@ def run_sweep(family: str, seed: int, args, specs: list[str], tag: str = "",
     if not front.is_file():
         raise SystemExit(f"{family} seed {seed}: trigger-kd front wrote no front.json (exit {code}); log {log}:\n"
                          + log.read_text()[-3000:])
-    rows = json.loads(front.read_text())["points"]
+    rows = read_front(front)["points"]  # every row's figures checked (trigger_kd/front/record.py)
     bad = [r["id"] for r in rows if r.get("error")]
     print(f"[bench-multiclass] {family} seed {seed}: {len(rows)} point(s), {len(bad)} failed, {wall:.0f} s"
           + (f" (failed: {', '.join(bad)})" if bad else ""), flush=True)

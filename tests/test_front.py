@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from tiny import FRONT
 from trigger_kd.config import load_config
 from trigger_kd.front.sweep import (KNOBS, FrontError, NoPointFits, pareto_front, parse_points, pick_under_budget,
                                     point_grid)
@@ -140,24 +141,19 @@ def test_point_task_reports_failures_as_rows(tmp_path):
     from trigger_kd.errors import TriggerKDError
     from trigger_kd.front.run import point_task
 
-    def fails(config, overrides, profile, run_dir):
+    def fails(cfg, run_dir):
         raise TriggerKDError("stage 'student' stopped: the disk is full")
 
-    row = point_task(fails, "cfg.yml", [], None, str(tmp_path / "p"))
+    row = point_task(fails, None, str(tmp_path / "p"))
     assert row["error"] == "TriggerKDError: stage 'student' stopped: the disk is full" and "Traceback" in row["traceback"]
     # a run that leaves no metrics or resources is a failed point, not one silently left off the front
-    row = point_task(lambda *a: None, "cfg.yml", [], None, str(tmp_path / "p"))
+    row = point_task(lambda *a: None, None, str(tmp_path / "p"))
     assert "records no val_auc, test_auc, lut, latency_ns, parity_pct" in row["error"]
     with pytest.raises(KeyboardInterrupt):
-        point_task(lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()), "cfg.yml", [], None, str(tmp_path))
+        point_task(lambda *a: (_ for _ in ()).throw(KeyboardInterrupt()), None, str(tmp_path))
 
 # ----------------------------------------------------------------------------- a real sweep (slow)
-TINY = [  # as tests/test_e2e.py: real jets, teacher, students, firmware and open-source synthesis, at tiny sizes
-    "data.jets_per_class=300", "data.shard_size=300",
-    "teacher.n_particles=16", "teacher.hidden=16", "teacher.layers=2", "teacher.epochs=1",
-    "student.n_particles=4", "student.max_epochs=2", "student.batch_size=64", "student.mlp_hidden=[8]",
-    "distill.transfer_jets_per_class=100", "synth.sim_jets=20",
-]
+TINY = FRONT  # tests/tiny.py: as tests/test_e2e.py, real jets to open-source synthesis, at tiny sizes
 
 
 def _stage_times(run) -> dict:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tiny import FRONT
 from trigger_kd.cli import main as cli
 
 # every `trigger-kd front` writes probe files into the suite's shared cache: the modules that run fronts and
@@ -32,12 +33,7 @@ REPO = Path(__file__).resolve().parent.parent
 CFG = str(REPO / "hls_configs" / "mlp_kd.yml")
 DASK = str(Path(sys.executable).parent / "dask")
 # tests/test_front.py's tiny sizes (the same data, teacher and transfer set: the session cache has them)
-TINY = [
-    "data.jets_per_class=300", "data.shard_size=300",
-    "teacher.n_particles=16", "teacher.hidden=16", "teacher.layers=2", "teacher.epochs=1",
-    "student.n_particles=4", "student.max_epochs=2", "student.batch_size=64", "student.mlp_hidden=[8]",
-    "distill.transfer_jets_per_class=100", "synth.sim_jets=20",
-]
+TINY = FRONT
 SETS = [a for s in TINY for a in ("--set", s)]
 POINTS = ["--points", "width=0.5,1", "bits=3"]  # w4_b3a6, w8_b3a6
 LEFTOVER = re.compile(r"^\.(student|export|firmware|synth)\.tmp-(\d+)$")

@@ -5,7 +5,6 @@ outputs, its refusals and Ctrl-C can be tested in seconds. Importable by Dask wo
 from __future__ import annotations
 
 import os
-import re
 import sys
 import time
 from pathlib import Path
@@ -14,14 +13,6 @@ from trigger_kd.rundir import RUN_MARKER, Parity, Resources, StudentMetrics
 
 FAIL_ENV = "TKD_FAKE_FAIL"  # a point id: that point raises
 SLOW_ENV = "TKD_FAKE_SLOW"  # seconds each point runs (a child process sleeps beside it, as g++ or Yosys would)
-
-
-def _width(overrides: list[str]) -> int:
-    for o in overrides:
-        m = re.match(r"student\.mlp_hidden=\[(\d+)", o)
-        if m:
-            return int(m.group(1))
-    return 8
 
 
 def write_point(run_dir: Path, val_auc: float, lut: float, latency_ns: float = 10.0) -> None:
@@ -37,7 +28,7 @@ def write_point(run_dir: Path, val_auc: float, lut: float, latency_ns: float = 1
     Parity(n_jets=10, bit_exact_fraction=1.0).write(run_dir / "firmware" / "parity.json")
 
 
-def fake_point(config: str, overrides: list[str], profile, run_dir: str) -> None:
+def fake_point(cfg, run_dir: str) -> None:
     """A point: LUT = 100 x width, validation AUC rising with the width; ``done`` counts the runs that finished."""
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -56,7 +47,7 @@ def fake_point(config: str, overrides: list[str], profile, run_dir: str) -> None
         while time.time() - t0 < slow:
             sum(range(20000))  # busy, as a training step: Ctrl-C must not print this worker's traceback
         child.wait()
-    w = _width(overrides)
+    w = cfg.student.mlp_hidden[0]  # the point's checked config, as the client sent it
     write_point(run_dir, 0.80 + 0.004 * w, 100.0 * w)
     with open(run_dir / "done", "a") as f:
         f.write(f"{os.getpid()}\n")

@@ -314,10 +314,10 @@ def test_point_task_refuses_on_a_worker_that_cannot_see_the_sweep(tmp_path):
     ran = []
     with cluster.probe_files(out) as expect:
         hidden = cluster.Expect(**{**expect.__dict__, "out_probe": str(out / ".front-probe-other")})
-        row = point_task(lambda *a: ran.append(a), "cfg.yml", [], None, str(out / "p"), hidden)
+        row = point_task(lambda *a: ran.append(a), None, str(out / "p"), hidden)
         assert "cannot run points" in row["error"] and "filesystem every worker sees" in row["error"] and not ran
         write_point(out / "p", 0.9, 100.0)
-        row = point_task(lambda *a: ran.append(a), "cfg.yml", [], None, str(out / "p"), expect)
+        row = point_task(lambda *a: ran.append(a), None, str(out / "p"), expect)
         assert not row.get("error") and ran and row["lut"] == 100.0
 
 

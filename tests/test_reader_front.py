@@ -88,7 +88,7 @@ def test_a_sweep_point_with_impossible_figures_is_an_error_row_not_ranked(tmp_pa
     from trigger_kd.front.run import point_task
 
     write_point(tmp_path / "p", val_auc=1.5, lut=100.0)
-    row = point_task(lambda *a: None, "cfg.yml", [], None, str(tmp_path / "p"))
+    row = point_task(lambda *a: None, None, str(tmp_path / "p"))
     assert "impossible figures" in row["error"] and "val_score = 1.5 outside [0, 1]" in row["error"]
     write_point(tmp_path / "q", val_auc=0.9, lut=100.0)
-    assert not point_task(lambda *a: None, "cfg.yml", [], None, str(tmp_path / "q")).get("error")
+    assert not point_task(lambda *a: None, None, str(tmp_path / "q")).get("error")

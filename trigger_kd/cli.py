@@ -164,19 +164,20 @@ def run_shared_stages(cfg, run_dir: Path) -> None:
     run_pipeline(cfg, STAGES, run_dir, to=TRANSFER, progress=False)
 
 
-def run_front_point(config: str, overrides: list[str], profile: str | None, run_dir: str) -> None:
-    """One point of a `trigger-kd front` sweep, in a Dask worker process: the config with the point's overrides
+def run_front_point(cfg, run_dir: str) -> None:
+    """One point of a `trigger-kd front` sweep, in a Dask worker process: the point's config (checked by the client)
     through the stages up to synth in its own run directory (stamped and cached like any run)."""
     import os
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # as main(): before anything imports TensorFlow
-    from .config import load_config
+    from .models.tf_quiet import install
+
+    install()
     from .pipeline import run_pipeline
     from .rundir import SYNTH
     from .stages import STAGES
 
-    run_pipeline(load_config(config, overrides, profile=profile), STAGES, Path(run_dir), to=SYNTH, progress=False)
+    run_pipeline(cfg, STAGES, Path(run_dir), to=SYNTH, progress=False)
 
 
 def cmd_front(args) -> int:
@@ -229,14 +230,14 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--from", dest="from_", choices=STAGE_NAMES, help="rerun from this stage on")
     r.add_argument("--run-dir", help="run directory (default firmware/<model name>/)")
     r.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
-    r.add_argument("--profile", help="profile overlay (quick, paper); default from the config")
+    r.add_argument("--profile", help="profile overlay (hls_configs/profiles/: quick, study, paper); default from the config")
     r.add_argument("--no-progress", action="store_true", help="no progress bars")
     r.set_defaults(func=cmd_run)
 
     c = sub.add_parser("show-config", help="print the resolved config")
-    c.add_argument("config")
-    c.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
-    c.add_argument("--profile")
+    c.add_argument("config", help="model YAML, e.g. hls_configs/mlp_kd.yml")
+    c.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
+    c.add_argument("--profile", help="profile overlay (hls_configs/profiles/: quick, study, paper); default from the config")
     c.set_defaults(func=cmd_show_config)
 
     s = sub.add_parser("stages", help="list the stages")
@@ -255,9 +256,10 @@ def build_parser() -> argparse.ArgumentParser:
     iq.add_argument("--input-precision", metavar="'fixed<W,I>'",
                     help="firmware input type for a model whose input no power-of-two Quant node reads "
                          "(default: hls4ml's fixed<16,6>); recorded in parity.json")
-    iq.add_argument("--seed", type=int, default=0)
+    iq.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
     iq.add_argument("--config", help="take the hls: section from this model YAML")
-    iq.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE")
+    iq.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                    help="override a key of the --config model YAML (repeatable)")
     iq.set_defaults(func=cmd_import_qonnx)
 
     pr = sub.add_parser("parse-report", help="read Vivado/Vitis HLS and Vivado synthesis reports")
@@ -308,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
                     help="knob values instead of the defaults, e.g. width=0.5,1,2 bits=3,4,6 (hgq: beta=1e-6,1e-5)")
     fr.add_argument("--out", help="sweep directory (default firmware/<model>_front/)")
     fr.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override for every point")
-    fr.add_argument("--profile")
+    fr.add_argument("--profile", help="profile overlay (hls_configs/profiles/: quick, study, paper); default from the config")
     fr.set_defaults(func=cmd_front)
 
     ca = sub.add_parser("cache", help="list or prune the dataset/teacher cache ($TRIGGER_KD_CACHE)")
@@ -363,8 +365,10 @@ def main(argv: list[str] | None = None) -> int:
     import os
     import signal
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow (imported by hls4ml) is noisy on stderr
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # QKeras needs tf_keras; must be set before TF loads
+    from .models.tf_quiet import install
+
+    install()  # TensorFlow's start-up noise off stderr, whoever imports it (trigger_kd/models/tf_quiet.py)
     args = build_parser().parse_args(argv)
     args.argv = argv  # the command as given (front.json records it)
     from .allocator import keep_freed_memory

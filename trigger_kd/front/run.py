@@ -18,7 +18,8 @@ import time
 import traceback
 import uuid
 from pathlib import Path
-from typing import Callable
+from dataclasses import dataclass
+from typing import Any, Callable
 
 from ..atomic import atomic_path, write_text_atomic
 from ..concurrency import waiting_lock
@@ -36,9 +37,9 @@ POINTS_DIR, SHARED_DIR = "points", "shared"
 LOCK_FILE = ".front.lock"  # held by the invocation writing into the sweep directory
 
 
-def point_task(run_point: Callable, config: str, overrides: list[str], profile: str | None, run_dir: str,
-               expect: Expect | None = None) -> dict:
-    """What one Dask task does (in a worker process): run the point's stages, return its row. Errors come back
+def point_task(run_point: Callable, cfg, run_dir: str, expect: Expect | None = None) -> dict:
+    """What one Dask task does (in a worker process): run the point's stages on its checked config ``cfg``, return
+    its row. Errors come back
     as the row's ``error`` (the sweep goes on with the other points and then fails, naming them). With ``expect``
     (the client's probe) the worker first checks that it sees the sweep directory and the cache and runs the same
     code: a worker that joined after the probe is held to the same rule."""
@@ -50,7 +51,7 @@ def point_task(run_point: Callable, config: str, overrides: list[str], profile: 
             return {"error": f"this worker cannot run points: {'; '.join(view['problems'])}. {SHARED_RULE}",
                     "seconds": 0.0, **where}
     try:
-        run_point(config, list(overrides), profile, run_dir)
+        run_point(cfg, run_dir)
     except BaseException as exc:  # noqa: BLE001 - reported to the client, which exits non-zero
         if isinstance(exc, KeyboardInterrupt):
             raise
@@ -80,6 +81,27 @@ def _where() -> dict:
     return out
 
 
+@dataclass
+class Request:
+    """One `trigger-kd front` invocation, checked (``_request``) before any work: every point's config parsed and
+    checked once here; the workers get those checked configs themselves."""
+
+    config: str  # the model YAML, absolute
+    cfg: Any  # the model config with the sweep's settings (shared stages, names)
+    grid: list[Point]
+    configs: dict  # point id -> its checked config
+    sets: list[str]  # every point's --set (the user's and the sweep's own)
+    user_sets: list[str]  # the user's --set (the picked config keeps them, not the sweep's)
+    profile: str | None
+    out_dir: Path
+    n_workers: int | None  # the embedded LocalCluster's; None with --scheduler
+    address: str | None
+    max_lut: float | None
+    max_latency_ns: float | None
+    yosys: bool
+    command: str
+
+
 def run_front(config: str, *, sets: list[str], profile: str | None, points: list[str] | None, out: str | None,
               workers: int | None, scheduler: str | None, max_lut: float | None, max_latency_ns: float | None,
               yosys: bool, run_point: Callable, run_shared: Callable, command: str) -> dict:
@@ -90,33 +112,15 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
     sweep directory's files) is checked; then the cluster is reached and every worker probed. Only then are the
     earlier invocation's outputs removed (outputs.py), so a refused request leaves them as they were and an
     accepted one leaves only its own."""
-    from .sweep import parse_points
-
-    config = str(Path(config).resolve())
-    # the front is drawn on da4ml's LUT estimate, which the open-source synth route makes (after the user's --set);
-    # Yosys runs only on the points on the front, with --yosys. The picked config keeps the user's synth.yosys.
-    user_sets = [*sets, "synth.tool=open-source"]
-    sets = [*user_sets, "synth.yosys=false"]
-    cfg = load_config(config, sets, profile=profile)
-    grid = point_grid(cfg.student, parse_points(points, cfg.student.framework))
-    for p in grid:  # every point's config is checked before any work
-        load_config(config, [*sets, *p.overrides], profile=profile)
-    address = scheduler_address(scheduler) if scheduler else None
-    n_workers = None if address else check_workers(workers, len(grid))
-    out_dir = Path(out or Path("firmware") / f"{cfg.name}_front").resolve()
-    check_out_dir(out_dir)
-    for run_dir in [out_dir / SHARED_DIR, *(out_dir / POINTS_DIR / p.id for p in grid)]:
-        check_run_dir(run_dir)  # a folder of the user's where a point's run directory goes: refused now
-    info(f"[front] {cfg.name} ({cfg.student.framework} {cfg.student.arch}): {len(grid)} points "
-         f"({', '.join(p.id for p in grid)}) -> {out_dir}")
+    req = _request(config, sets, profile, points, out, workers, scheduler, max_lut, max_latency_ns, yosys, command)
+    out_dir = req.out_dir
     created = not out_dir.exists()
-    session = connect(n_workers, address)  # a scheduler that cannot be reached fails before anything is written
+    session = connect(req.n_workers, req.address)  # a scheduler that cannot be reached fails before anything is written
     try:
         out_dir.mkdir(parents=True, exist_ok=True)
         with waiting_lock(out_dir / LOCK_FILE, f"the sweep directory {out_dir}"):
             check_out_dir(out_dir)  # again: another front may have written there while this one waited
-            return _sweep(session, cfg, config, grid, sets, user_sets, profile, out_dir, n_workers, address, max_lut,
-                          max_latency_ns, yosys, run_point, run_shared, command)
+            return _sweep(session, req, run_point, run_shared)
     except WorkersRefused:
         if created:  # nothing was run: leave no folder behind either
             (out_dir / LOCK_FILE).unlink(missing_ok=True)
@@ -127,9 +131,36 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
         session.close()
 
 
-def _sweep(session: Session, cfg, config, grid, sets, user_sets, profile, out_dir: Path, n_workers, address, max_lut,
-           max_latency_ns, yosys, run_point, run_shared, command) -> dict:
+def _request(config, sets, profile, points, out, workers, scheduler, max_lut, max_latency_ns, yosys,
+             command) -> Request:
+    """The invocation checked: config, points, --workers against this machine, the scheduler address, the sweep
+    directory's files; nothing is written."""
+    from .sweep import parse_points
+
+    config = str(Path(config).resolve())
+    # the front is drawn on da4ml's LUT estimate, which the open-source synth route makes (after the user's --set);
+    # Yosys runs only on the points on the front, with --yosys. The picked config keeps the user's synth.yosys.
+    user_sets = [*sets, "synth.tool=open-source"]
+    sets = [*user_sets, "synth.yosys=false"]
+    cfg = load_config(config, sets, profile=profile)
+    grid = point_grid(cfg.student, parse_points(points, cfg.student.framework))
+    configs = {p.id: load_config(config, [*sets, *p.overrides], profile=profile) for p in grid}
+    address = scheduler_address(scheduler) if scheduler else None
+    n_workers = None if address else check_workers(workers, len(grid))
+    out_dir = Path(out or Path("firmware") / f"{cfg.name}_front").resolve()
+    check_out_dir(out_dir)
+    for run_dir in [out_dir / SHARED_DIR, *(out_dir / POINTS_DIR / p.id for p in grid)]:
+        check_run_dir(run_dir)  # a folder of the user's where a point's run directory goes: refused now
+    info(f"[front] {cfg.name} ({cfg.student.framework} {cfg.student.arch}): {len(grid)} points "
+         f"({', '.join(p.id for p in grid)}) -> {out_dir}")
+    return Request(config, cfg, grid, configs, sets, user_sets, profile, out_dir, n_workers, address, max_lut,
+                   max_latency_ns, yosys, command)
+
+
+def _sweep(session: Session, req: Request, run_point: Callable, run_shared: Callable) -> dict:
+    """Probe, the shared stages, every point, the front; then this invocation's outputs."""
     invocation = uuid.uuid4().hex[:12]
+    out_dir = req.out_dir
     futures: dict = {}
     try:
         with probe_files(out_dir) as expect:
@@ -139,29 +170,38 @@ def _sweep(session: Session, cfg, config, grid, sets, user_sets, profile, out_di
             if removed:
                 info(f"[front] removed the earlier sweep's {', '.join(removed)} (this sweep writes its own)")
             info("[front] shared stages (data, teacher, transfer), once for every point")
-            run_shared(cfg, out_dir / SHARED_DIR)
-            rows = _run_points(session.client, grid, config, sets, profile, out_dir, n_workers, address, run_point,
-                               expect, futures)
+            run_shared(req.cfg, out_dir / SHARED_DIR)
+            rows = _run_points(session.client, req, run_point, expect, futures)
             front = pareto_front(rows)
             for r in rows:
                 r["on_front"] = r["id"] in front
-            if yosys:
-                _yosys_on_front(session.client, [r for r in rows if r["on_front"]], cfg.synth.family)
+            if req.yosys:
+                _yosys_on_front(session.client, [r for r in rows if r["on_front"]], req.cfg.synth.family)
     except KeyboardInterrupt:
         session.interrupted(futures)
         raise
     session.close()  # the points are done: stop the embedded cluster's workers before the outputs are written
     lines = next((found for r in rows if not r.get("error") and (found := reference_lines(Path(r["run_dir"])))), {})
+    result = _result(req, rows, front, lines, sorted(views), invocation)
+    problem, picked_text = _verdict(req, rows, result, invocation)
+    _publish(req, rows, front, lines, result, picked_text, invocation)
+    if problem is not None:
+        raise problem
+    return result
+
+
+def _result(req: Request, rows: list[dict], front: list[str], lines: dict, workers: list[str], invocation: str) -> dict:
+    """front.json's content before the verdict (``picked`` None)."""
     metric = next((r["metric"] for r in rows if r.get("metric")), "auc")  # what the points rank on (record.py)
-    result = {
-        "command": command,
+    return {
+        "command": req.command,
         "invocation": invocation,
         "git": git_state(),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
-        "config": config, "profile": cfg.profile, "sets": list(sets),
-        "framework": cfg.student.framework, "arch": cfg.student.arch,
-        "executor": {**({"scheduler": address} if address else {"local_cluster_workers": n_workers}),
-                     "workers": sorted(views)},
+        "config": req.config, "profile": req.cfg.profile, "sets": list(req.sets),
+        "framework": req.cfg.student.framework, "arch": req.cfg.student.arch,
+        "executor": {**({"scheduler": req.address} if req.address else {"local_cluster_workers": req.n_workers}),
+                     "workers": workers},
         "lut_source": ("lut: da4ml's estimate, ff: da4ml's pipeline register bits (synth stage, open-source route, "
                        "synth.yosys false); yosys_lut / yosys_ff: Yosys synth_xilinx on the front's points (--yosys)"),
         "chosen_on": (f"validation {metric} of the quantised student (val_score; the test figure recorded, never "
@@ -169,53 +209,59 @@ def _sweep(session: Session, cfg, config, grid, sets, user_sets, profile, out_di
         "reference_lines_val_auc" if metric == "auc" else f"reference_lines_val_{metric}": lines,
         "points": rows,
         "front": front,
-        "budget": {"max_lut": max_lut, "max_latency_ns": max_latency_ns},
+        "budget": {"max_lut": req.max_lut, "max_latency_ns": req.max_latency_ns},
         "picked": None,
     }
+
+
+def _verdict(req: Request, rows: list[dict], result: dict, invocation: str) -> tuple[FrontError | None, str | None]:
+    """(the error the command ends with, or None; picked.yml's text, or None), ``result`` completed."""
     failed = [r for r in rows if r.get("error")]
-    problem: FrontError | None = None
-    picked_text = None
     if failed:
-        problem = FrontError(
+        return FrontError(
             f"{len(failed)} of {len(rows)} sweep points failed ({'; '.join(r['id'] + ': ' + r['error'] for r in failed)}); "
-            f"nothing picked. Their errors are in {out_dir / FRONT_JSON}; fix and rerun the same command "
-            f"(completed points are reused)")
-    elif yosys and any(r["on_front"] and r.get("yosys_lut") is None for r in rows):
-        problem = FrontError("--yosys: Yosys failed on points on the front: "
-                             + "; ".join(f"{r['id']}: {r.get('yosys_error')}" for r in rows
-                                         if r["on_front"] and r.get("yosys_lut") is None))
-    elif max_lut is not None or max_latency_ns is not None:
-        try:
-            best = pick_under_budget(rows, max_lut=max_lut, max_latency_ns=max_latency_ns)
-        except NoPointFits as exc:
-            problem = exc
-            result["no_point_fits"] = str(exc)
-        else:
-            point = next(p for p in grid if p.id == best["id"])
-            picked_cfg = load_config(config, [*user_sets, *point.overrides, f"name={cfg.name}_{point.id}"],
-                                     profile=profile)
-            picked_text = picked_header(invocation, f"best validation {metric} within the budget "
-                                                    f"({_budget_text(max_lut, max_latency_ns)}); {command}"
-                                        ) + dump_config(picked_cfg)
-            result["picked"] = {"id": best["id"], "config": str(out_dir / PICKED_YML), "metric": metric,
-                                "val_score": best["val_score"], "test_score": best.get("test_score"),
-                                "val_auc": best["val_auc"], "test_auc": best.get("test_auc"), "lut": best["lut"],
-                                "latency_ns": best.get("latency_ns"), "overrides": list(point.overrides)}
+            f"nothing picked. Their errors are in {req.out_dir / FRONT_JSON}; fix and rerun the same command "
+            f"(completed points are reused)"), None
+    if req.yosys and any(r["on_front"] and r.get("yosys_lut") is None for r in rows):
+        return FrontError("--yosys: Yosys failed on points on the front: "
+                          + "; ".join(f"{r['id']}: {r.get('yosys_error')}" for r in rows
+                                      if r["on_front"] and r.get("yosys_lut") is None)), None
+    if req.max_lut is None and req.max_latency_ns is None:
+        return None, None
+    try:
+        best = pick_under_budget(rows, max_lut=req.max_lut, max_latency_ns=req.max_latency_ns)
+    except NoPointFits as exc:
+        result["no_point_fits"] = str(exc)
+        return exc, None
+    point = next(p for p in req.grid if p.id == best["id"])
+    metric = best.get("metric") or "auc"
+    picked_cfg = load_config(req.config, [*req.user_sets, *point.overrides, f"name={req.cfg.name}_{point.id}"],
+                             profile=req.profile)
+    picked_text = picked_header(invocation, f"best validation {metric} within the budget "
+                                            f"({_budget_text(req.max_lut, req.max_latency_ns)}); {req.command}"
+                                ) + dump_config(picked_cfg)
+    result["picked"] = {"id": best["id"], "config": str(req.out_dir / PICKED_YML), "metric": metric,
+                        "val_score": best["val_score"], "test_score": best.get("test_score"),
+                        "val_auc": best["val_auc"], "test_auc": best.get("test_auc"), "lut": best["lut"],
+                        "latency_ns": best.get("latency_ns"), "overrides": list(point.overrides)}
+    return None, picked_text
+
+
+def _publish(req: Request, rows, front, lines, result: dict, picked_text: str | None, invocation: str) -> None:
+    """This invocation's outputs, each atomically: the plot, the pick (none: the earlier one went with clear),
+    front.json last (it names the others)."""
     from .plot import front_plot
 
-    # this invocation's outputs, each atomically: the plot, the pick (none: the earlier one went with clear),
-    # front.json last (it names the others)
+    cfg, out_dir = req.cfg, req.out_dir
+    metric = next((r["metric"] for r in rows if r.get("metric")), "auc")
     with atomic_path(out_dir / FRONT_PNG) as tmp:
-        front_plot(rows, front, lines, tmp, picked=(result["picked"] or {}).get("id"), max_lut=max_lut,
+        front_plot(rows, front, lines, tmp, picked=(result["picked"] or {}).get("id"), max_lut=req.max_lut,
                    title=f"{cfg.name}: {cfg.student.framework} {cfg.student.arch}, validation {metric} vs LUT",
                    software=f"{TAG} invocation {invocation}")
     if picked_text is not None:
         write_text_atomic(out_dir / PICKED_YML, picked_text)
     write_text_atomic(out_dir / FRONT_JSON, json.dumps(result, indent=2, default=str))
     _summary(rows, front, result, out_dir)
-    if problem is not None:
-        raise problem
-    return result
 
 
 def _budget_text(max_lut, max_latency_ns) -> str:
@@ -240,21 +286,21 @@ def _yosys_on_front(client, rows: list[dict], family: str) -> None:
         info(f"[front] {r['id']}: Yosys {y['yosys_lut']} LUT, {y['yosys_ff']} FF (da4ml estimate {r['lut']:.0f} LUT)")
 
 
-def _run_points(client, grid: list[Point], config: str, sets: list[str], profile: str | None, out_dir: Path,
-                workers: int | None, scheduler: str | None, run_point: Callable, expect: Expect,
-                futures: dict) -> list[dict]:
+def _run_points(client, req: Request, run_point: Callable, expect: Expect, futures: dict) -> list[dict]:
     """Submit every point (``futures`` is filled as they are, for the caller to cancel on Ctrl-C); their rows as
     they complete. A point whose worker is lost reruns on another (the scheduler's doing); its run directory's
     lock and the stage runner's leftovers of the killed attempt make the rerun start clean."""
     from dask.distributed import as_completed
 
+    grid, out_dir = req.grid, req.out_dir
     rows: dict[str, dict] = {}
     for p in grid:
         run_dir = out_dir / POINTS_DIR / p.id
-        fut = client.submit(point_task, run_point, config, [*sets, *p.overrides], profile, str(run_dir), expect,
+        fut = client.submit(point_task, run_point, req.configs[p.id], str(run_dir), expect,
                             key=f"trigger-kd-front-{p.id}-{uuid.uuid4().hex}", pure=False)
         futures[fut] = p
-    info(f"[front] {len(grid)} points submitted to {'the Dask scheduler ' + scheduler if scheduler else f'a LocalCluster of {workers} worker process(es)'}")
+    where = f"the Dask scheduler {req.address}" if req.address else f"a LocalCluster of {req.n_workers} worker process(es)"
+    info(f"[front] {len(grid)} points submitted to {where}")
     for done, fut in enumerate(as_completed(list(futures)), start=1):
         p = futures[fut]
         try:
