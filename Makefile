@@ -71,7 +71,7 @@ bench-gen:
 bench-kd:
 	$(PY) benchmarks/kd_gain.py --profile $(BENCH_PROFILE) --jobs 2 --out benchmarks/out/kd_gain_$(BENCH_PROFILE).json
 
-## bench-study: the kd_gain benchmark on the study profile (target: at most 90 min on 2 cores; see benchmarks/RESULTS.md)
+## bench-study: the kd_gain benchmark on the study profile (target: at most 90 min on 2 cores; see benchmarks/history/kd_gain.md, "Study size, deep set at temperature 1")
 bench-study:
 	$(PY) benchmarks/kd_gain.py --profile study --jobs 2 --out benchmarks/out/kd_gain_study.json
 
@@ -79,11 +79,11 @@ bench-study:
 bench-teacher:
 	$(PY) benchmarks/teacher_throughput.py --out benchmarks/out/teacher_throughput.json
 
-## bench-symmetry: Glowacki reproduced: SEAL (lambda 0.1) vs unconstrained transformer teacher, W vs gluon, 3 seeds (62 min measured on 2 idle cores, 2 h 10 min on a shared machine, benchmarks/RESULTS.md; --arch lorentznet the earlier teacher, --size gpu the paper's sizes: python benchmarks/symmetry.py --help)
+## bench-symmetry: Glowacki reproduced: SEAL (lambda 0.1) vs unconstrained transformer teacher, W vs gluon, 3 seeds (62 min measured on 2 idle cores, 2 h 10 min on a shared machine, benchmarks/history/symmetry.md; --arch lorentznet the earlier teacher, --size gpu the paper's sizes: python benchmarks/symmetry.py --help)
 bench-symmetry:
 	OMP_NUM_THREADS=1 $(PY) benchmarks/symmetry.py --out benchmarks/out/symmetry.json
 
-## bench-teachers: quantised MLP and deep set students distilled from LorentzNet, the SEAL transformer and the unconstrained transformer, 3 seeds, a verdict per teacher (TEACHERS_PROFILE=study: about 2-3 h on 2 cores: the MLP half took 2 h 9 min on a shared machine, the deep-set half 64 min on an idle one; quick: 23 min measured on 2 idle cores, benchmarks/RESULTS.md)
+## bench-teachers: quantised MLP and deep set students distilled from LorentzNet, the SEAL transformer and the unconstrained transformer, 3 seeds, a verdict per teacher (TEACHERS_PROFILE=study: about 2-3 h on 2 cores: the MLP half took 2 h 9 min on a shared machine, the deep-set half 64 min on an idle one; quick: 23 min measured on 2 idle cores, benchmarks/history/teachers.md)
 TEACHERS_PROFILE ?= study
 bench-teachers:
 	$(PY) benchmarks/teachers.py --profile $(TEACHERS_PROFILE) --jobs 2 --out benchmarks/out/teachers_$(TEACHERS_PROFILE).json

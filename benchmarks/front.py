@@ -45,8 +45,9 @@ from trigger_kd.front.record import read_front  # noqa: E402
 FAMILIES = {
     "brevitas_kd": ("mlp_kd.yml", ["bits=3,4,6"], []),
     "brevitas_scratch": ("mlp_kd.yml", ["bits=3,4,6"], ["distill.alpha=0"]),
-    # max_ebops: the best validation epoch within 40k EBOPs, beside the best of any (issue-23 sweep, RESULTS: the
-    # bound moved the quick front from 0.936 to 0.944 under 10k LUT)
+    # max_ebops: the best validation epoch within 40k EBOPs, beside the best of any (issue-23 sweep,
+    # benchmarks/history/front.md, "HGQ2 + distillation with an EBOPs bound": the bound moved the quick front from
+    # 0.936 to 0.944 under 10k LUT)
     "hgq_kd": ("mlp_kd_hgq.yml", ["beta=1e-6,1e-5,1e-4", "max_ebops=none,40000"], []),
     "hgq_scratch": ("mlp_kd_hgq.yml", ["beta=1e-6,1e-5,1e-4", "max_ebops=none,40000"], ["distill.alpha=0"]),
 }

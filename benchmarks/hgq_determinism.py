@@ -7,9 +7,9 @@ Each run is a fresh Python process that builds the HGQ2 student 64-32 with the s
 the KD loss plus HGQ2's EBOPs term, AdamW) on the same random inputs (256 per step), then prints a hash of every
 weight after the first step and after the last. Cases: the EBOPs penalty off (``ebops_beta`` 0), on (1e-5) with
 TensorFlow's graph optimizer as shipped, and on with the student runtime's settings (``keras_runtime`` in
-``models/backend.py``: grappler's arithmetic optimizer off). A case is reproducible when every run gives the same
+``models/keras_runtime.py``: grappler's arithmetic optimizer off). A case is reproducible when every run gives the same
 hashes. Found while checking why ``make synth MODEL=mlp_kd_hgq_10k`` did not give the sweep's numbers for the
-same stamps (benchmarks/RESULTS.md); ``tests/test_hgq.py`` runs the last case twice.
+same stamps (benchmarks/history/front.md, "The 10k-LUT target reached"); ``tests/test_hgq.py`` runs the last case twice.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""`trigger-kd import-qonnx` on every model of the corpus: one verdict per model, JSON + a RESULTS.md table.
+"""`trigger-kd import-qonnx` on every model of the corpus: one verdict per model, JSON + the table of
+benchmarks/history/import_corpus.md.
 
     python benchmarks/import_corpus.py --out benchmarks/out/import_corpus.json [--n 1000] [--only NAME ...]
 

@@ -35,7 +35,8 @@ Verdicts (test jets; every choice is made on validation figures, seed means):
   without a figure, or 99.9 % fails it).
 A target not reached is reported as measured. The JSON carries the git commit, the command, the machine and the
 wall times; ``--plot`` writes test accuracy vs LUT per family with the teacher and both baselines as lines;
-``--markdown`` prints the table for benchmarks/RESULTS.md (``--from-json`` renders an earlier result, no runs).
+``--markdown`` prints the table for benchmarks/history/multiclass.md (``--from-json`` renders an earlier result, no
+runs).
 """
 from __future__ import annotations
 
@@ -354,7 +355,8 @@ def _int(s: dict | None) -> str:
 
 
 def markdown(result: dict) -> str:
-    """The RESULTS.md table: one row per point and family, then the reference lines and the verdicts."""
+    """The benchmarks/history/multiclass.md table: one row per point and family, then the reference lines and the
+    verdicts."""
     m = result.get("metric", "accuracy")
     out = [f"| family | point | n | val {m} | test {m} (+- seed std) | test macro AUC | LUT (da4ml est.) | "
            f"latency ns | C-sim / RTL parity | on the front |", "|---|---|---|---|---|---|---|---|---|---|"]
@@ -467,7 +469,8 @@ def main(argv=None) -> int:
     ap.add_argument("--teacher-gap", type=float, default=TEACHER_GAP)
     ap.add_argument("--baseline-margin", type=float, default=BASELINE_MARGIN)
     ap.add_argument("--plot", default=None, help="accuracy vs LUT plot (default: --out with .png)")
-    ap.add_argument("--markdown", action="store_true", help="print the RESULTS.md table at the end")
+    ap.add_argument("--markdown", action="store_true",
+                    help="print the benchmarks/history/multiclass.md table at the end")
     ap.add_argument("--from-json", default=None, help="render --markdown / --plot from an earlier result; no runs")
     ap.add_argument("--dry-run", action="store_true", help="print seed 1's trigger-kd front commands and stop")
     args = ap.parse_args(argv)

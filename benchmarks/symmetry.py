@@ -55,10 +55,10 @@ Sizes (``--size``; each flag overrides its preset):
   Figs. 5-6 (20 more Hessian-vector products and 21 forward passes on the 256 curvature jets per run: about half
   the curvature's cost, not timed at this size; a few minutes at most over the 6 runs). Measured alone on an
   idle 2-core AMD EPYC (Zen 4), gluon jets generated and the other classes cached: 3,717 s (62 min); per run
-  SEAL about 1,400 s, unconstrained about 800 s (benchmarks/RESULTS.md).
+  SEAL about 1,400 s, unconstrained about 800 s (benchmarks/history/symmetry.md).
   The generator term (--seal-generator-lambda > 0: a double backward per generator) costs several times
   more per epoch and is off by default. LorentzNet (``--arch lorentznet``): the earlier default, 10,000
-  jets per class, 8 epochs, hidden 32, 3 LGEBs (about 45 minutes on 2 cores, benchmarks/RESULTS.md).
+  jets per class, 8 epochs, hidden 32, 3 LGEBs (about 45 minutes on 2 cores, benchmarks/history/symmetry.md).
 - ``gpu``: the paper's sizes on ``teacher.device cuda``: transformer d_model 256, 3 layers, 4 heads,
   feed-forward 256, head 256 -> 128 -> 1, 32 particles, 100 epochs, AdamW lr 5e-4 (the SEAL code's; the
   paper's Adam 5e-3) and weight decay 5e-4, batch 256, 100,000 jets per class, curvature on 1,024 jets

@@ -29,7 +29,8 @@ with the git commit and the command, and a plot (student AUC per teacher, one pa
 spread as bars) next to it.
 
 Wall time, study profile, every teacher trained in the run (9 teachers, each labelling a 100k-per-class transfer
-set, 18 study-size students, W and Z jets for the OOD sets; RESULTS.md): the MLP half 2 h 9 min on a 2-core Zen 3
+set, 18 study-size students, W and Z jets for the OOD sets; benchmarks/history/teachers.md): the MLP half 2 h 9 min
+on a 2-core Zen 3
 sharing its cores with tests, the deep-set half (``--archs deepset``) 64 min on an idle 2-core Zen 4; both halves
 in one process not timed, about 2-3 hours on 2 cores. ``--profile quick`` (10k jets per class, 3 teacher epochs,
 5k-per-class transfer set): 23 min on 2 idle cores.

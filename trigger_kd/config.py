@@ -65,24 +65,28 @@ def _refused_when(field: str, why: Callable[[Any, dict], Any]):
 
 
 class DataConfig(Section):
+    # where jets come from: pythia (generated here, Pythia 8 + FastJet) or the format of the files in `paths`
+    # (top tagging reference dataset, hls4ml LHC jets 150p, JetClass ROOT, canonical HDF5: data/formats.py)
     source: Literal["pythia", "toptagging", "hls4ml", "jetclass", "canonical"] = "pythia"
     paths: tuple[str, ...] = ()  # input files for the non-generated sources
     jets_per_class: NonNeg = 10000  # generated jets per class; cap per class for file sources (0 = all)
-    max_constituents: Count = 200
+    max_constituents: Count = 200  # constituents kept per jet, leading in pT (fewer: zero-padded)
     split: tuple[Positive, ...] = (0.6, 0.2, 0.2)  # train, val, test
+    # Pythia seeds of the shards (with class and shard index), the train/val/test shuffle, the transfer set's
+    # order and the boosted views' velocities
     seed: NonNeg = 1
     workers: NonNeg = 0  # 0 = one per core
-    shard_size: Count = 500
-    sqrt_s: Positive = 14000.0
-    pthat_min: Annotated[float, Field(ge=0)] = 500.0
-    jet_r: Positive = 0.8
-    pt_min: Annotated[float, Field(ge=0)] = 550.0
-    pt_max: Positive = 650.0
-    eta_max: Positive = 2.0
-    particle_eta_max: Positive = 2.5
-    match_dr: Positive = 0.8
-    mpi: bool = False
-    hadronization: bool = True
+    shard_size: Count = 500  # generated jets per shard file of a class's pool (a new size: new pools)
+    sqrt_s: Positive = 14000.0  # pp centre-of-mass energy, GeV (Pythia Beams:eCM)
+    pthat_min: Annotated[float, Field(ge=0)] = 500.0  # minimum pT of the hard 2 -> 2 process, GeV (PhaseSpace:pTHatMin)
+    jet_r: Positive = 0.8  # anti-kT jet radius; also the gluon / q matching distance to the hard parton
+    pt_min: Annotated[float, Field(ge=0)] = 550.0  # jets kept: pT above this, GeV (and below pt_max)
+    pt_max: Positive = 650.0  # jets kept: pT below this, GeV
+    eta_max: Positive = 2.0  # jets kept: |eta| below this
+    particle_eta_max: Positive = 2.5  # visible final-state particles clustered: |eta| below this
+    match_dr: Positive = 0.8  # top / w / z jets: the boson or top and its decay quarks within this Delta R
+    mpi: bool = False  # Pythia multiparton interactions (PartonLevel:MPI)
+    hadronization: bool = True  # Pythia hadronisation (HadronLevel:all)
     signal: tuple[str, ...] = ("top",)  # jet classes labelled 1 (trigger_kd/data/classes.py)
     background: tuple[str, ...] = ("qcd",)  # jet classes labelled 0
     # a multi-class tagger (K >= 3 outputs, output k = classes[k], e.g. [gluon, q, w, z, top]); replaces
@@ -122,7 +126,8 @@ class DataConfig(Section):
     _paths_for_files = _refused_when("paths", lambda v, d: d.get("source", "pythia") != "pythia" and not v and (
         f"data.source is '{d['source']}' but no paths are given: list the input files"))
     _jets_to_generate = _refused_when("jets_per_class", lambda v, d: v == 0 and d.get("source", "pythia") == "pythia"
-                                      and "must be at least 1 for generated jets (0 = all jets applies to file sources)")
+                                      and "must be at least 1 for generated jets (0 = all jets applies to file "
+                                      "sources)")
 
     @field_validator("split")
     @classmethod
@@ -165,23 +170,24 @@ class TeacherConfig(Section):
     # torch finds one, resolved before the stage is stamped (`resolved`); an explicit cuda without one is an error
     device: str = "auto"
     amp: bool = False  # mixed precision (bf16, else fp16) on CUDA only: with a CPU device an error, never ignored
-    n_particles: Count = 32
+    n_particles: Count = 32  # leading constituents per jet the teacher sees
     hidden: Count = 32  # lorentznet
     layers: Count = 3  # lorentznet: LGEB blocks
-    epochs: Count = 3
-    batch_size: Count = 64
-    lr: Positive = 1e-3
-    weight_decay: Annotated[float, Field(ge=0)] = 0.01
-    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2
+    epochs: Count = 3  # training epochs (no early stopping; the best-validation-accuracy weights are kept)
+    batch_size: Count = 64  # jets per training step (per rank with several GPUs)
+    lr: Positive = 1e-3  # AdamW peak learning rate: warm-up over 5 % of the steps, then cosine decay
+    weight_decay: Annotated[float, Field(ge=0)] = 0.01  # AdamW weight decay
+    dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2  # dropout probability (lorentznet decoder, transformer encoder)
     c_weight: Annotated[float, Field(ge=0)] = 5e-3  # lorentznet
     d_model: Count = 64  # transformer: embedding width
     encoder_layers: Count = 3  # transformer: encoder layers (not `layers`: the paper profile sizes both teachers)
     heads: Count = 4  # transformer: attention heads (divide d_model)
     ff_dim: Count = 64  # transformer: feed-forward width
     head_hidden: tuple[Count, ...] = (64, 32)  # transformer: the head's hidden widths, then one logit
-    seed: NonNeg = 1
-    threads: NonNeg = 0
-    seal_lambda: Annotated[float, Field(ge=0)] = 0.0  # SEAL: + lambda mean ||f(L x) - f(x)||^2, boosts L (train/seal.py)
+    seed: NonNeg = 1  # initial weights, batch shuffling, SEAL boosts and dropout
+    threads: NonNeg = 0  # PyTorch CPU threads (0 = PyTorch's default)
+    # SEAL: + lambda mean ||f(L x) - f(x)||^2, boosts L (train/seal.py)
+    seal_lambda: Annotated[float, Field(ge=0)] = 0.0
     seal_max_beta: Annotated[float, Field(ge=0, lt=1)] = 0.95  # |beta| of those boosts uniform in [0, this]
     # transformer: + this * mean sum_G ||d/de f(exp(e G) x)||^2 over the six Lorentz generators (train/seal.py)
     seal_generator_lambda: Annotated[float, Field(ge=0)] = 0.0
@@ -242,40 +248,42 @@ def old_epochs_key(raw: Any, where: str) -> Any:
 
 
 class StudentConfig(Section):
-    arch: Literal["mlp", "deepset"] = "mlp"
+    arch: Literal["mlp", "deepset"] = "mlp"  # mlp: dense layers on the flattened constituents; deepset: phi, mean, rho
+    # quantisation-aware training library: brevitas (PyTorch), qkeras or hgq (HGQ2, learned bit widths)
     framework: Literal["brevitas", "qkeras", "hgq"] = "brevitas"
-    n_particles: Count = 16
+    n_particles: Count = 16  # leading constituents per jet the student (and its firmware) reads
     # + ln(pT_jet / TeV) on every constituent (trigger_kd/data/features.py): the jet's scale, which boosted
-    # views need to keep a student's accuracy under boosts (benchmarks/RESULTS.md)
+    # views need to keep a student's accuracy under boosts (benchmarks/history/kd_gain.md, "Boost robustness and the
+    # jet's pT")
     jet_pt_feature: bool = False
-    mlp_hidden: tuple[Count, ...] = (32, 16)
+    mlp_hidden: tuple[Count, ...] = (32, 16)  # mlp: hidden layer widths, then the output layer
     phi_hidden: Annotated[tuple[Count, ...], Field(min_length=1)] = (16, 16)  # the mean pools phi's ReLU outputs
-    rho_hidden: tuple[Count, ...] = (16,)
+    rho_hidden: tuple[Count, ...] = (16,)  # deepset: hidden widths of rho after the mean, then the output layer
     weight_bits: SignedBits = 6  # signed, power-of-two scale per tensor
     act_bits: Bits = 8  # unsigned ReLU outputs ufixed<act_bits, act_int_bits>
-    act_int_bits: NonNeg = 3
+    act_int_bits: NonNeg = 3  # integer bits of the ReLU outputs (of act_bits)
     input_bits: SignedBits = 10  # signed input fixed<input_bits, input_int_bits + 1>
-    input_int_bits: NonNeg = 1
-    bias_bits: SignedBits = 16
+    input_int_bits: NonNeg = 1  # integer bits of the input, sign bit not counted (1: range [-2, 2))
+    bias_bits: SignedBits = 16  # signed biases (Brevitas, QKeras), on the grid of the layer's accumulator
     # Training to convergence (train/loops.py): up to max_epochs, early stopping on the validation AUC (stop after
     # `patience` epochs without a gain above min_delta; the best-validation weights are kept). `epochs` is the old
     # name of max_epochs and is still read (student.epochs: N == student.max_epochs: N).
     max_epochs: Count = 100
-    patience: Count = 10
+    patience: Count = 10  # early stopping: epochs without a validation AUC gain above min_delta
     min_delta: Annotated[float, Field(ge=0, lt=1)] = 0.0  # AUC gain that counts as an improvement
     # plateau: linear warm-up over warmup_epochs, then lr until the validation AUC stalls for lr_patience epochs,
     # then lr * lr_factor (not below min_lr), and so on. one_cycle: warm-up then cosine decay over max_epochs
     # (PyTorch OneCycleLR values; early stopping may end it before the decay).
     lr_schedule: Literal["plateau", "one_cycle"] = "plateau"
-    warmup_epochs: NonNeg = 1
-    lr_patience: Count = 3
-    lr_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5
-    min_lr: Annotated[float, Field(ge=0)] = 1e-5
-    batch_size: Count = 256
-    lr: Positive = 3e-3
-    weight_decay: Annotated[float, Field(ge=0)] = 1e-4
-    seed: NonNeg = 1
-    threads: NonNeg = 0
+    warmup_epochs: NonNeg = 1  # plateau: epochs of linear warm-up from lr / 25 to lr
+    lr_patience: Count = 3  # plateau: epochs without a validation AUC gain before the rate is lowered
+    lr_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5  # plateau: the rate is multiplied by this when lowered
+    min_lr: Annotated[float, Field(ge=0)] = 1e-5  # plateau: the rate is not lowered below this
+    batch_size: Count = 256  # jets per training step
+    lr: Positive = 3e-3  # AdamW learning rate (plateau: after the warm-up; one_cycle: the peak)
+    weight_decay: Annotated[float, Field(ge=0)] = 1e-4  # AdamW weight decay
+    seed: NonNeg = 1  # initial weights, the jets' training order and the SEAL boosts
+    threads: NonNeg = 0  # training threads: PyTorch pool or TensorFlow op pools (0: the library default)
     seal_lambda: Annotated[float, Field(ge=0)] = 0.0  # SEAL: weight of mean ||f(L x) - f(x)||^2 over random boosts L
     seal_max_beta: Annotated[float, Field(ge=0, lt=1)] = 0.95  # SEAL boosts: random direction, |beta| ~ U(0, this)
     # HGQ2 (framework hgq): weight of the EBOPs resource penalty (effective bit operations, HGQ2's LUT proxy) in
@@ -341,13 +349,15 @@ NOT_TRANSFER = Field(json_schema_extra={"transfer_stamp": False})  # it does not
 class DistillConfig(Section):
     # weight of the soft-target term; 0 = trained from scratch (the transfer stage reads only alpha > 0: uses_teacher)
     alpha: Annotated[float, Field(ge=0, le=1), NOT_TRANSFER] = 0.7
-    temperature: Annotated[Positive, NOT_TRANSFER] = 3.0
+    temperature: Annotated[Positive, NOT_TRANSFER] = 3.0  # softens both softmaxes of the KD term (scaled by T^2)
     # extra generated jets per class, teacher targets only (own seed stream)
     transfer_jets_per_class: Annotated[NonNeg, TRANSFER] = 0
     transfer_paths: Annotated[tuple[str, ...], TRANSFER] = ()  # unlabelled jet files, teacher targets only
+    # format of the transfer_paths files (as data.source)
     transfer_source: Annotated[Literal["toptagging", "hls4ml", "jetclass", "canonical"], TRANSFER] = "canonical"
     augment_max_beta: Annotated[float, Field(ge=0, lt=1), TRANSFER] = 0.0  # boosted views: |beta| ~ U(0, this), 0 = off
-    augment_views: Annotated[Count, TRANSFER] = 4  # boosted views per jet (teacher logits precomputed); epoch e: e mod k
+    # boosted views per jet (teacher logits precomputed); epoch e: e mod k
+    augment_views: Annotated[Count, TRANSFER] = 4
     scratch_twin: Annotated[bool | None, NOT_TRANSFER] = None  # train the from-scratch twin (null: when alpha > 0)
 
     TRANSFER_DERIVED: ClassVar[tuple[str, ...]] = ("uses_teacher",)  # properties the transfer stage reads
@@ -382,19 +392,21 @@ class HLSConfig(Section):
     # what the firmware outputs and check-parity judges: the K logits (default), the class index (argmax: the first
     # highest logit, as numpy), or softmax values (refused unless proven exact: firmware/outputs.py)
     output: Literal["logits", "argmax", "softmax"] = "logits"
-    backend: Literal["Vivado", "Vitis"] = "Vitis"
-    part: Annotated[str, Field(min_length=1)] = "xcvu13p-flga2577-2-e"
+    backend: Literal["Vivado", "Vitis"] = "Vitis"  # hls4ml backend; synth.tool auto looks for this vendor tool
+    part: Annotated[str, Field(min_length=1)] = "xcvu13p-flga2577-2-e"  # AMD/Xilinx FPGA part number
     clock_period: Positive = 5.0  # ns
-    io_type: Literal["io_parallel", "io_stream"] = "io_parallel"
-    strategy: Literal["Latency", "Resource"] = "Latency"
-    reuse_factor: Count = 1
+    io_type: Literal["io_parallel", "io_stream"] = "io_parallel"  # hls4ml IOType: all inputs at once, or streamed
+    strategy: Literal["Latency", "Resource"] = "Latency"  # hls4ml Strategy of the model and every layer
+    reuse_factor: Count = 1  # hls4ml ReuseFactor: multiplications per multiplier (1 = fully parallel)
     # per-layer overrides: {layer name: {"result": "fixed<16,6>", "accum": ..., "weight": ..., "bias": ...}}
     layer_precision: dict[str, dict[str, str]] = {}
 
 
 class SynthConfig(Section):
+    # route: vivado / vitis (local vendor HLS), docker (the same in a container), open-source (da4ml + Yosys + RTL
+    # simulation), auto (the local vendor tool for hls.backend when on PATH, else open-source with a warning)
     tool: Literal["auto", "vivado", "vitis", "docker", "open-source"] = "auto"
-    docker_image: Annotated[str, Field(min_length=1)] = "trigger-kd-vivado:latest"
+    docker_image: Annotated[str, Field(min_length=1)] = "trigger-kd-vivado:latest"  # image of the docker route
     container_engine: Literal["docker", "podman"] = "docker"  # environment TRIGGER_KD_CONTAINER_ENGINE wins
     container_flags: tuple[str, ...] = ()  # extra `<engine> run` flags a site needs, e.g. ["--network", "host"]
     vivado_synth: bool = False  # also run Vivado logic synthesis after HLS
@@ -408,16 +420,20 @@ class SynthConfig(Section):
 
 
 class ChecksConfig(Section):
+    # the firmware stage fails below this fraction of test jets whose C-simulation logits equal the student's bit
+    # for bit (hls.output argmax: always 1)
     parity_min_fraction: Annotated[float, Field(gt=0, le=1)] = 1.0
     working_point: Annotated[float, Field(gt=0, lt=1)] = 0.5  # top-score threshold for decisions
+    # robustness metrics: test jets boosted along x with these velocities |beta| (fractions of c)
     boost_betas: tuple[Annotated[float, Field(ge=0, lt=1)], ...] = (0.0, 0.1, 0.2, 0.3, 0.5)
+    # robustness metrics: each constituent's pT smeared, pT (1 + sigma N(0, 1)), with these relative sigmas
     smear_sigmas: tuple[Annotated[float, Field(ge=0)], ...] = (0.0, 0.05, 0.1, 0.2)
 
 
 class Config(Section):
     name: str  # also the default run directory's name
-    profile: str = "quick"
-    description: str = ""
+    profile: str = "quick"  # overlay under this file: hls_configs/profiles/<profile>.yml (--profile wins)
+    description: str = ""  # free text on what this model is (kept in the resolved config)
     data: DataConfig = DataConfig()
     teacher: TeacherConfig = TeacherConfig()
     student: StudentConfig = StudentConfig()
@@ -485,7 +501,8 @@ def _message(root: type[BaseModel], err: dict, origins: Mapping[str, str], defau
     return f"'{dotted}' ({origin}): {what}"
 
 
-def validated(cls: type[Section], raw: Mapping[str, Any], origins: Mapping[str, str] = {}, default: str = "default value"):
+def validated(cls: type[Section], raw: Mapping[str, Any], origins: Mapping[str, str] = {},
+              default: str = "default value"):
     """``cls`` built from ``raw``, or a ConfigError naming the key and where it came from (``origins``)."""
     try:
         return cls.model_validate(raw, context={"origins": origins})  # TeacherConfig: keys a profile set

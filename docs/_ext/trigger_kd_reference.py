@@ -4,7 +4,7 @@
   allowed range and description, and the stages whose stamp holds it (``Stage.reads`` in
   ``trigger_kd/stages/__init__.py``). A field without ``Field(description=...)`` is described by the comment
   written beside or above it in ``config.py``; a key with neither is listed as undocumented
-  (``undocumented_keys``), never left out.
+  (``undocumented_keys``), never left out, and fails ``tests/test_docs.py``.
 - ``reference/cli.md``: every ``trigger-kd`` command and option, from the argparse parser
   (``trigger_kd.cli.build_parser``), not from ``--help`` text.
 
@@ -43,10 +43,11 @@ def section_models() -> dict[str, type[BaseModel]]:
     return {"": Config, **{name: Config.model_fields[name].annotation for name in SECTIONS}}
 
 
-def config_keys() -> list[str]:
-    """Every key a config file may set, as ``section.key`` (top-level keys bare)."""
+def config_keys(models: dict[str, type[BaseModel]] | None = None) -> list[str]:
+    """Every key a config file may set, as ``section.key`` (top-level keys bare), of ``models`` (section name ->
+    model, "" for the top level; default: ``section_models()``)."""
     keys = []
-    for section, model in section_models().items():
+    for section, model in (models or section_models()).items():
         for name in model.model_fields:
             if section == "" and (name in SECTIONS or name in NOT_A_KEY):
                 continue
@@ -54,9 +55,10 @@ def config_keys() -> list[str]:
     return keys
 
 
-def _comments() -> dict[tuple[str, str], str]:
-    """(class name, field name) -> the comment beside the field, or the comment lines right above it."""
-    source = Path(config_module.__file__).read_text()
+def _comments(source: str | None = None) -> dict[tuple[str, str], str]:
+    """(class name, field name) -> the comment beside the field, or the comment lines right above it, in
+    ``source`` (default: ``config.py``)."""
+    source = Path(config_module.__file__).read_text() if source is None else source
     lines = source.splitlines()
     by_line = {tok.start[0]: tok.string.lstrip("#").strip()
                for tok in tokenize.generate_tokens(io.StringIO(source).readline) if tok.type == tokenize.COMMENT}
@@ -144,13 +146,15 @@ def _stage_readers() -> dict[str, list[str]]:
     return readers
 
 
-def undocumented_keys() -> list[str]:
-    """Config keys with neither a pydantic description nor a comment in config.py."""
-    comments = _comments()
+def undocumented_keys(models: dict[str, type[BaseModel]] | None = None, source: str | None = None) -> list[str]:
+    """Config keys with neither a pydantic description nor a comment in config.py (or in ``source``, the file
+    that defines ``models``; both default to the real config). ``tests/test_docs.py`` fails on any."""
+    comments = _comments(source)
+    models = models or section_models()
     missing = []
-    for key in config_keys():
+    for key in config_keys(models):
         section, _, name = key.rpartition(".")
-        model = section_models()[section]
+        model = models[section]
         if not model.model_fields[name].description and (model.__name__, name) not in comments:
             missing.append(key)
     return missing

@@ -1,8 +1,8 @@
 """What a generation request will cost, said before it starts (and refused when it cannot fit).
 
-Estimates, from measurements on this project's reference machine (benchmarks/RESULTS.md,
+Estimates, from measurements on this project's reference machine (benchmarks/history/generation.md,
 `make bench-gen`, and one 300-jet shard per class written with the canonical writer, 2026-11-23):
-- CPU time, jets per CPU-second with MPI off (the "Jet classes" table of RESULTS.md): top 97, qcd 147,
+- CPU time, jets per CPU-second with MPI off (the "Jet classes" table of history/generation.md): top 97, qcd 147,
   w 228, z 264, gluon 91, q 90; with MPI on top 32, qcd 38 were measured and the other classes are
   taken at the same slow-down (x 0.26);
 - disk: about 1.1 kB per jet (gzip-compressed float32, 200 constituents, mostly zero padding),
@@ -38,8 +38,9 @@ class Budget:
     memory_total: float | None
 
     def describe(self) -> str:
-        return (f"estimate (from measured rates, benchmarks/RESULTS.md): {self.jets_to_generate:,} jets to generate, "
-                f"about {_duration(self.wall_s)} wall ({_duration(self.cpu_s)} CPU), {_bytes(self.disk_bytes)} of disk "
+        return (f"estimate (from measured rates, benchmarks/history/generation.md): {self.jets_to_generate:,} jets to "
+                f"generate, about {_duration(self.wall_s)} wall ({_duration(self.cpu_s)} CPU), "
+                f"{_bytes(self.disk_bytes)} of disk "
                 f"(free: {_bytes(self.disk_free)}), {_bytes(self.memory_bytes)} of memory to split them "
                 f"(machine: {_bytes(self.memory_total)})")
 

@@ -25,7 +25,7 @@ the jet is. Seen from a boosted frame a jet's pT changes and its opening angles 
 with it, so a top jet at higher pT looks like a narrower, QCD-like jet: without the jet's pT a
 student cannot tell the two apart (the teacher can: it sees 4-vectors). Feature 4, the same
 value on every real constituent of the jet, gives the student that scale; trained with boosted
-views (``distill.augment_max_beta``) it then keeps its accuracy under boosts (benchmarks/RESULTS.md,
+views (``distill.augment_max_beta``) it then keeps its accuracy under boosts (benchmarks/history/kd_gain.md,
 "Boost robustness and the jet's pT"). Padded (all-zero) constituents, and slots
 beyond a jet's constituent count, are exactly 0 in every feature.
 

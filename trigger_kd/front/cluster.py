@@ -40,7 +40,8 @@ class WorkersRefused(FrontError):
 
 GIB = 2**30
 # Memory held per worker: a point's stages (student to synth) peaked at 1.2 GB RSS, quick profile
-# (benchmarks/RESULTS.md, `make synth MODEL=deepset_kd` with data and teacher cached: 1.19 GB); 1.5 GiB leaves headroom
+# (benchmarks/history/synth.md, "`make synth` on a fresh clone (first session...)": `make synth MODEL=deepset_kd` with
+# data and teacher cached, 1.19 GB); 1.5 GiB leaves headroom
 POINT_MEMORY = 1.5 * GIB
 CLIENT_MEMORY = 1.5 * GIB  # the client: the shared stages (data, teacher, transfer) run in it, peak 1.2 GB alike
 DEFAULT_WORKERS = 2

@@ -11,8 +11,8 @@ For every real pair (i, j) of a jet, one LGEB computes
 
 plus phi_e's BatchNorm statistics over the pairs (`EdgeStats`, `EdgeNorm`). With PyTorch ops every
 line is a pass over (E, H) tensors that do not fit the CPU caches, and the H x 1 / 2 x H products run
-as slow thin matrix products (torch.profiler, benchmarks/RESULTS.md). Here one jet row (i, all j) at a
-time is computed in L1-sized buffers with register-tiled products; training keeps m, u and the gates
+as slow thin matrix products (torch.profiler, benchmarks/history/teacher_throughput.md). Here one jet row
+(i, all j) at a time is computed in L1-sized buffers with register-tiled products; training keeps m, u and the gates
 (compact per row) for backward, which recomputes the rest of the row. float32 psi and sigmoid use
 vectorised polynomials (within 3 and 4 ulp of torch, tested). Same arithmetic as the PyTorch path
 (`tests/test_lorentznet.py` compares both, and the edge-list reference, in float64 to 1e-12).

@@ -23,7 +23,7 @@ def keras_runtime(tf, s) -> None:
     (2) Grappler's arithmetic optimizer off: it regroups chains of additions in an order that changes from one
     process to the next, so HGQ2 students with the EBOPs penalty (whose gradients sum several terms) came out with
     different weights run to run for the same seed and inputs, even on one thread (benchmarks/hgq_determinism.py;
-    benchmarks/RESULTS.md). With it off they are reproducible; the other graph rewrites stay on."""
+    benchmarks/history/front.md, "The 10k-LUT target reached"). With it off they are reproducible; the other graph rewrites stay on."""
     tf.config.optimizer.set_experimental_options({"arithmetic_optimization": False})
     if not s.threads:
         return

@@ -20,7 +20,7 @@ compiled CPU kernel (`edge_kernel`, built with g++ on first use) one jet row at 
 cannot be built, or second derivatives are wanted (`edge_kernel.torch_edges()`), the same
 arithmetic runs as PyTorch ops. Same parameters, same buffers, same outputs and gradients as the
 edge-list forward on both paths (tests/lorentznet_reference.py, compared in
-tests/test_lorentznet.py); speed against it in benchmarks/RESULTS.md (`make bench-teacher`).
+tests/test_lorentznet.py); speed against it in benchmarks/history/teacher_throughput.md (`make bench-teacher`).
 """
 from __future__ import annotations
 

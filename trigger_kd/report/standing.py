@@ -18,7 +18,8 @@ from ..synth.reports import ReportError, ResourceRecord, validate_record
 from .multiclass import is_multiclass
 from .tables import fmt, md_table
 
-FRONT_PICK = "mlp_kd_hgq_10k"  # what `trigger-kd front` picked under the 10k LUT budget (benchmarks/RESULTS.md)
+# what `trigger-kd front` picked under the 10k LUT budget (benchmarks/history/front.md, "The 10k-LUT target reached")
+FRONT_PICK = "mlp_kd_hgq_10k"
 _RECORD_FIELDS = set(ResourceRecord.__dataclass_fields__)
 
 
