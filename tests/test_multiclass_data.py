@@ -8,7 +8,7 @@ import pytest
 
 from trigger_kd.cli import main as cli
 from trigger_kd.config import ConfigError, dump_config, load_config
-from trigger_kd.data.classes import Task, task_of
+from trigger_kd.classes import Task, task_of
 from trigger_kd.data.formats import (DataFormatError, load_source, read_canonical, read_classes, read_jet_classes,
                                      read_task, write_canonical)
 

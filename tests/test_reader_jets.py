@@ -17,7 +17,7 @@ import uproot
 
 from trigger_kd.cli import main as cli
 from trigger_kd.data import sanity
-from trigger_kd.data.classes import Task
+from trigger_kd.classes import Task
 from trigger_kd.data.formats import DataFormatError, load_source, load_unlabelled, read_canonical
 from trigger_kd.data.sanity import DataSanityError, check_physics
 from trigger_kd.errors import TriggerKDError

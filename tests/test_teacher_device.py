@@ -13,7 +13,7 @@ from trigger_kd.config import TeacherConfig, load_config
 from trigger_kd.errors import TriggerKDError
 from trigger_kd.models.edge_kernel import torch_edges
 from trigger_kd.models.lorentznet import prepare_batch
-from trigger_kd.train.device import resolve_device
+from trigger_kd.device import resolve_device
 from trigger_kd.train.teacher import build_teacher
 
 no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal where there is no CUDA device")

@@ -87,7 +87,7 @@ class DataConfig(Section):
     match_dr: Positive = 0.8  # top / w / z jets: the boson or top and its decay quarks within this Delta R
     mpi: bool = False  # Pythia multiparton interactions (PartonLevel:MPI)
     hadronization: bool = True  # Pythia hadronisation (HadronLevel:all)
-    signal: tuple[str, ...] = ("top",)  # jet classes labelled 1 (trigger_kd/data/classes.py)
+    signal: tuple[str, ...] = ("top",)  # jet classes labelled 1 (trigger_kd/classes.py)
     background: tuple[str, ...] = ("qcd",)  # jet classes labelled 0
     # a multi-class tagger (K >= 3 outputs, output k = classes[k], e.g. [gluon, q, w, z, top]); replaces
     # signal / background (setting both is an error); empty: the binary signal-vs-background tagger
@@ -96,7 +96,7 @@ class DataConfig(Section):
     @field_validator("background")
     @classmethod
     def _task(cls, v: tuple, info: ValidationInfo) -> tuple:
-        from .data.classes import check_selection
+        from .classes import check_selection
 
         if "signal" in info.data:
             try:
@@ -108,7 +108,7 @@ class DataConfig(Section):
     @field_validator("classes")
     @classmethod
     def _multiclass(cls, v: tuple, info: ValidationInfo) -> tuple:
-        from .data.classes import check_classes
+        from .classes import check_classes
 
         if not v:
             return v
@@ -155,8 +155,8 @@ class DataConfig(Section):
 
     @property
     def task(self):
-        """What the K outputs mean (``trigger_kd/data/classes.py``)."""
-        from .data.classes import task_of
+        """What the K outputs mean (``trigger_kd/classes.py``)."""
+        from .classes import task_of
 
         return task_of(self)
 
@@ -166,7 +166,7 @@ class TeacherConfig(Section):
     # of Glowacki / the SEAL paper, no symmetry built in). Keys of one arch only (ARCH_KEYS) with the other arch are
     # refused unless a profile set them (profiles size both teachers); dumps and stamps leave them out.
     arch: Literal["lorentznet", "transformer"] = "lorentznet"
-    # auto | cpu | cuda | cuda:N (train/device.py): training, cached logits, transfer labelling. auto = cuda where
+    # auto | cpu | cuda | cuda:N (trigger_kd/device.py): training, cached logits, transfer labelling. auto = cuda where
     # torch finds one, resolved before the stage is stamped (`resolved`); an explicit cuda without one is an error
     device: str = "auto"
     amp: bool = False  # mixed precision (bf16, else fp16) on CUDA only: with a CPU device an error, never ignored
@@ -199,7 +199,7 @@ class TeacherConfig(Section):
     @field_validator("device")
     @classmethod
     def _device_name(cls, v: str) -> str:
-        from .train.device import DEVICE_PATTERN
+        from .device import DEVICE_PATTERN
 
         if not re.fullmatch(DEVICE_PATTERN, v):
             raise ValueError(f"{v!r} is not a device: use auto, cpu, cuda or cuda:N (N = 0, 1, ...)")
@@ -232,7 +232,7 @@ class TeacherConfig(Section):
     def resolved(self) -> "TeacherConfig":
         """This section with ``device: auto`` resolved to the device it runs on (what the teacher stage is stamped
         with); an explicit CUDA device where there is none, or amp without CUDA, is a TriggerKDError naming the key."""
-        from .train.device import resolve_device
+        from .device import resolve_device
 
         return self.model_copy(update={"device": resolve_device(self.device, self.amp)})
 

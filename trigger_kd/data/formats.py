@@ -4,7 +4,7 @@ Canonical layout (what every stage reads): HDF5 with ``constituents`` (N, P, 4) 
 (E, px, py, pz in GeV, sorted by pT descending, zero-padded), ``is_signal`` (N,) int8 (``is_top`` in older files), the
 binary label (1 = signal: top in the default top-vs-QCD task, the dataset keeps its old
 name so old files read unchanged), optionally ``jet_class`` (N,) bytes, each jet's class
-name (``trigger_kd/data/classes.py``; files without it are top/QCD files), and attribute
+name (``trigger_kd/classes.py``; files without it are top/QCD files), and attribute
 ``layout = "E,px,py,pz GeV"``. A multi-class file (``data.classes``) also holds ``label`` (N,) int8, each jet's
 class index, and attribute ``classes``, the class of each index; :func:`read_canonical` then gives the index
 (``is_signal`` stays: 1 for top, W and Z jets).
@@ -47,7 +47,7 @@ import numpy as np
 
 from ..console import info, warn
 from ..errors import TriggerKDError
-from .classes import JET_CLASSES, SIGNAL_CLASSES, Task
+from ..classes import JET_CLASSES, SIGNAL_CLASSES, Task
 
 LAYOUT = "E,px,py,pz GeV"
 SOURCES = ("toptagging", "hls4ml", "jetclass", "canonical")
@@ -92,7 +92,7 @@ def write_canonical(path, constituents, is_signal, attrs: dict | None = None, je
             raise DataFormatError(f"cannot write {path}: unknown jet classes {unknown}; use {list(JET_CLASSES)}")
     index = None
     if classes is not None:
-        from .classes import Task
+        from ..classes import Task
 
         if names is None:
             raise DataFormatError(f"cannot write {path}: a multi-class file needs jet_class (the class of each jet)")
@@ -375,7 +375,7 @@ def read_classes(path) -> tuple[str, ...] | None:
 def _class_index(path: Path, index: np.ndarray, n: int) -> np.ndarray:
     """A multi-class file's ``label``, checked against its classes and its ``jet_class`` names (two sources of the
     same fact: they must agree on every jet)."""
-    from .classes import Task
+    from ..classes import Task
 
     classes = read_classes(path)
     if index.shape != (n,):

@@ -36,7 +36,7 @@ import numpy as np
 
 from ..console import info, warn
 from ..errors import TriggerKDError
-from .classes import JET_CLASSES
+from ..classes import JET_CLASSES
 from .formats import LABEL, read_canonical, write_canonical
 
 CLASSES = JET_CLASSES
@@ -447,7 +447,7 @@ def assemble(pools: Mapping[str, Path], data: "DataConfig", out_dir: Path) -> di
 
     ``is_signal`` in the output is 1 for the signal classes; ``jet_class`` names each jet's class. A multi-class
     task (``data.classes``) writes the class index too (``label``), and ``is_signal`` is 1 for top, W and Z jets."""
-    from .classes import SIGNAL_CLASSES
+    from ..classes import SIGNAL_CLASSES
 
     task = data.task
     jets_per_class, classes = data.jets_per_class, task.classes

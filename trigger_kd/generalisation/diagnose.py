@@ -77,7 +77,7 @@ def diagnose(run_dir: Path, curvature_jets: int = 256, power_iterations: int = 2
 
     from ..atomic import write_text_atomic
     from ..console import info
-    from ..data.classes import describe
+    from ..classes import describe
     from ..data.formats import read_canonical
     from .compressibility import distillation_curve, reference_inputs
     from ..report.generalisation import current_evaluations

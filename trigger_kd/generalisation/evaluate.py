@@ -57,7 +57,7 @@ def resolve_jets(on: str, overrides: list[str], work_dir: Path, progress: bool =
     """(canonical file to score, description of where it came from, default name).
 
     A model YAML's jets come from its data stage, which ``run_data`` runs (in ``work_dir/<task>``)."""
-    from ..data.classes import describe
+    from ..classes import describe
 
     path = Path(on)
     if not path.exists():
@@ -88,7 +88,7 @@ def evaluate_run(run_dir: Path, on: str, name: str | None = None, overrides: lis
     ``run_data`` runs the data stage of an ``on`` model YAML (``resolve_jets``)."""
     from ..atomic import write_text_atomic
     from ..console import info
-    from ..data.classes import describe
+    from ..classes import describe
     from ..data.formats import read_canonical, read_jet_classes
     from ..train.metrics import binary_metrics
     from .run_models import MODELS, RunModels
@@ -131,6 +131,6 @@ def evaluate_run(run_dir: Path, on: str, name: str | None = None, overrides: lis
 
 
 def _task_of(names: np.ndarray, y: np.ndarray) -> str:
-    from ..data.classes import describe
+    from ..classes import describe
 
     return describe(sorted(set(names[y == 1].tolist())), sorted(set(names[y == 0].tolist())))

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..config import Config
-from ..data.classes import SIGNAL_CLASSES
+from ..classes import SIGNAL_CLASSES
 from ..console import info
 from ..rundir import SPLITS, SUMMARY, split_file
 from ..stage import RunContext, StageError

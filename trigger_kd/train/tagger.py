@@ -1,4 +1,4 @@
-"""A tagger's figures for its task (``data/classes.py`` Task): binary or K classes, one entry point for the stages."""
+"""A tagger's figures for its task (``trigger_kd/classes.py`` Task): binary or K classes, one entry point for the stages."""
 from __future__ import annotations
 
 from typing import Callable
@@ -9,7 +9,7 @@ from .metrics import binary_metrics, signal_score
 
 
 def tagger_metrics(task, y, logits, threshold: float = 0.5) -> dict:
-    """The test figures of a tagger's (N, K) logits for its task (``data/classes.py``): binary, those of
+    """The test figures of a tagger's (N, K) logits for its task (``trigger_kd/classes.py``): binary, those of
     :func:`binary_metrics` on the signal score; K classes, ``train/multiclass.py``'s (accuracy, macro and
     per-class one-vs-rest AUC, confusion matrix, rejection of the QCD classes for top, W and Z)."""
     if not task.multiclass:

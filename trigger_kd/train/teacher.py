@@ -4,7 +4,7 @@
     torchrun --nproc_per_node=2 -m trigger_kd.train.teacher --train T.h5 --val V.h5 --out DIR
 
 Under torchrun (WORLD_SIZE > 1) the training jets are sharded with DistributedSampler,
-gradients are averaged by DDP (NCCL on GPUs, gloo on the CPU: train/device.py), BatchNorm running
+gradients are averaged by DDP (NCCL on GPUs, gloo on the CPU: trigger_kd/device.py), BatchNorm running
 statistics are averaged over ranks after every epoch, validation is sharded and summed, and only
 rank 0 writes files. teacher.device picks the device (auto: a GPU where there is one), teacher.amp
 mixed precision on a GPU (training only; logits are computed in float32).
@@ -34,7 +34,7 @@ from ..console import error, info, progress_enabled
 from ..errors import TriggerKDError
 from ..models.lorentznet import prepare_batch
 from ..models.teachers import FORMATS, arch_of, build_teacher, from_checkpoint, n_logits, teacher_batch
-from . import device as devices
+from .. import device as devices
 from .seal import PairForward, boosted, seal_penalty
 
 __all__ = ["build_teacher", "load_teacher", "teacher_logits", "train_teacher"]

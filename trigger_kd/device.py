@@ -14,7 +14,7 @@ import os
 
 import torch
 
-from ..errors import TriggerKDError
+from .errors import TriggerKDError
 
 DEVICE_PATTERN = r"auto|cpu|cuda(:\d+)?"  # teacher.device (checked in trigger_kd/config.py)
 

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ..errors import TriggerKDError
+from .errors import TriggerKDError
 
 JET_CLASSES = ("top", "qcd", "gluon", "q", "w", "z")
 _MEMBERS = {"qcd": ("qcd", "gluon", "q")}
