@@ -81,5 +81,5 @@ def test_training_refused_when_mkl_started_before_the_pin():
     assert r.returncode == 0, r.stderr[-2000:]
     if numerics.mkl_branch() is None:
         pytest.skip("this torch has no MKL to ask")
-    assert r.stdout.startswith("TriggerKDError the teacher stage: Intel MKL") and "Import trigger_kd before torch" in \
+    assert r.stdout.startswith("TriggerKDError the teacher stage: Intel MKL") and "import trigger_kd before torch" in \
         r.stdout, r.stdout

@@ -12,7 +12,8 @@ path by the CPU they run on:
 Both are read once, when the library first runs a kernel, so ``pin`` sets them when trigger_kd is imported
 (``trigger_kd/__init__.py``), before any stage imports torch or TensorFlow; a user's own values are replaced (they
 would change the figures without changing a stage's stamp). ``require`` refuses training when MKL had already
-started with another path (torch used before trigger_kd was imported, in a user's own process).
+started with another path (torch used before trigger_kd was imported in a user's own process, or a long-running
+process that started before the pin and imported the stage code later: both seen).
 
 What is not covered: CPUs without AVX2 (MKL falls back to an older path; the figures may then differ, within the
 spread RESULTS.md states), and the thread counts, which come from the config (``teacher.threads``,
@@ -64,7 +65,8 @@ def require(what: str) -> None:
     branch = mkl_branch()
     if branch is not None and branch != _MKL_BRANCH_AVX2:
         raise TriggerKDError(
-            f"{what}: Intel MKL in this process runs code path {branch}, not AVX2 (10): torch ran a matrix product "
-            f"before trigger_kd was imported, so MKL_CBWR={PINS['MKL_CBWR']} came too late and the figures would "
-            f"depend on this CPU. Import trigger_kd before torch (or set MKL_CBWR={PINS['MKL_CBWR']} and "
-            f"ONEDNN_MAX_CPU_ISA={PINS['ONEDNN_MAX_CPU_ISA']} in the environment)")
+            f"{what}: Intel MKL in this process runs code path {branch}, not AVX2 (10): MKL started before the pin "
+            f"(torch ran a matrix product before trigger_kd was imported, or this process started with an older "
+            f"trigger_kd), so MKL_CBWR={PINS['MKL_CBWR']} came too late and the figures would depend on this CPU. "
+            f"Start a new process; in your own code, import trigger_kd before torch (or set "
+            f"MKL_CBWR={PINS['MKL_CBWR']} and ONEDNN_MAX_CPU_ISA={PINS['ONEDNN_MAX_CPU_ISA']} in the environment)")
