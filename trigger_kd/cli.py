@@ -223,11 +223,20 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = argparse.ArgumentParser(prog="trigger-kd", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
+    _add_run_commands(sub, STAGE_NAMES)
+    _add_firmware_commands(sub)
+    _add_result_commands(sub)
+    _add_front(sub)
+    _add_cache(sub)
+    return p
 
+
+def _add_run_commands(sub, stage_names) -> None:
+    """run, show-config, stages."""
     r = sub.add_parser("run", help="run the pipeline for one model config")
     r.add_argument("config", help="model YAML, e.g. hls_configs/mlp_kd.yml")
-    r.add_argument("--to", choices=STAGE_NAMES, help="last stage to run (default: all)")
-    r.add_argument("--from", dest="from_", choices=STAGE_NAMES, help="rerun from this stage on")
+    r.add_argument("--to", choices=stage_names, help="last stage to run (default: all)")
+    r.add_argument("--from", dest="from_", choices=stage_names, help="rerun from this stage on")
     r.add_argument("--run-dir", help="run directory (default firmware/<model name>/)")
     r.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE", help="override a config key (repeatable)")
     r.add_argument("--profile", help="profile overlay (hls_configs/profiles/: quick, study, paper); default from the config")
@@ -243,6 +252,9 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("stages", help="list the stages")
     s.set_defaults(func=cmd_stages)
 
+
+def _add_firmware_commands(sub) -> None:
+    """check-parity, import-qonnx, parse-report."""
     cp = sub.add_parser("check-parity", help="exit non-zero unless C-simulation is bit-exact on every test jet "
                                              "(hls.output argmax: the class index equal on every test jet)")
     cp.add_argument("run_dir")
@@ -267,6 +279,9 @@ def build_parser() -> argparse.ArgumentParser:
     pr.add_argument("--json", action="store_true")
     pr.set_defaults(func=cmd_parse_report)
 
+
+def _add_result_commands(sub) -> None:
+    """report, evaluate, diagnose."""
     rp = sub.add_parser("report", help="compare several run directories side by side")
     rp.add_argument("run_dirs", nargs="+")
     rp.add_argument("--out", help="output Markdown (default: comparison.md beside the first run directory)")
@@ -293,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
     dg.add_argument("--no-progress", action="store_true")
     dg.set_defaults(func=cmd_diagnose)
 
+
+def _add_front(sub) -> None:
     fr = sub.add_parser("front", help="accuracy per LUT: sweep widths x bits (hgq: x beta), Pareto front, budget pick")
     fr.add_argument("config", help="model YAML whose framework's knobs are swept, e.g. hls_configs/mlp_kd.yml")
     ex = fr.add_mutually_exclusive_group()
@@ -313,6 +330,8 @@ def build_parser() -> argparse.ArgumentParser:
     fr.add_argument("--profile", help="profile overlay (hls_configs/profiles/: quick, study, paper); default from the config")
     fr.set_defaults(func=cmd_front)
 
+
+def _add_cache(sub) -> None:
     ca = sub.add_parser("cache", help="list or prune the dataset/teacher cache ($TRIGGER_KD_CACHE)")
     ca.add_argument("action", choices=("list", "prune"))
     ca.add_argument("--json", action="store_true", help="list: JSON instead of a table")
@@ -325,7 +344,6 @@ def build_parser() -> argparse.ArgumentParser:
                          "or moved: such a run makes them again when it next runs)")
     ca.add_argument("--dry-run", action="store_true", help="prune: only say what would be removed")
     ca.set_defaults(func=cmd_cache)
-    return p
 
 
 class Terminated(KeyboardInterrupt):

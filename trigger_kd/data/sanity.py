@@ -93,20 +93,7 @@ def check_physics(constituents: np.ndarray, where: str, names=None) -> dict:
     mask = np.any(c != 0.0, axis=-1)
     n = int(mask.sum())
     if n:
-        bad = 1.0 - _energy_like(c, mask, 0)
-        if bad > MAX_UNPHYSICAL_FRACTION:
-            scores = [_energy_like(c, mask, k) for k in range(4)]
-            best = int(np.argmax(scores))
-            hint = ""
-            if best != 0 and scores[best] > 1.0 - MAX_UNPHYSICAL_FRACTION:
-                order = [COMPONENTS[1 + i] for i in range(3)]
-                order.insert(best, "E")
-                hint = (f" Component {best} behaves like the energy (>= |p| for {scores[best]:.1%}): the file seems "
-                        f"to store ({', '.join(order)}); reorder each constituent to (E, px, py, pz) before loading "
-                        f"it.")
-            raise DataSanityError(
-                f"{where}: {bad:.1%} of {n} constituents have E < |p| when read as (E, px, py, pz): these are not "
-                f"physical 4-vectors.{hint or ' Check the component order and units (GeV) of the file.'}")
+        _check_energy_order(c, mask, n, where)
     mult = mask.sum(axis=1)
     e, px, py, pz = np.moveaxis(c.sum(axis=1), -1, 0)
     pt = np.hypot(px, py)
@@ -115,59 +102,9 @@ def check_physics(constituents: np.ndarray, where: str, names=None) -> dict:
         str(k): np.asarray(names).astype(str) == k for k in sorted(set(np.asarray(names).astype(str).tolist()))}
     for cls, sel in groups.items():
         the = "the jets" if names is None else f"the {cls} jets"
-        full = sel & (mult > 0)
-        m, multi = mult[full], full & (mult >= 2)
-        s = {"jets": int(full.sum()), "empty_jets": int((sel & (mult == 0)).sum()),
-             "multiplicity_median": float(np.median(m)) if len(m) else None,
-             "multiplicity_10_50_90": _q(m),
-             "single_constituent_fraction": float(np.mean(m == 1)) if len(m) else 0.0,
-             "mass_median_gev": float(np.median(mass[multi])) if multi.any() else None,
-             "mass_10_50_90_gev": _q(mass[multi]),
-             "pt_median_gev": float(np.median(pt[full])) if full.any() else None,
-             "pt_10_50_90_gev": _q(pt[full])}
+        s = _class_figures(sel, mult, mass, pt)
         summary["classes"][cls] = s
-        if sel.any() and not full.any():
-            raise DataSanityError(f"{where}: all {int(sel.sum())} of {the} are empty (every constituent is zero): "
-                                  f"nothing to classify; check the file")
-        if not full.any():
-            continue
-        if s["multiplicity_median"] < MIN_MEDIAN_MULTIPLICITY:
-            raise DataSanityError(
-                f"{where}: {the} are degenerate: {s['single_constituent_fraction']:.1%} of {s['jets']} jets have a "
-                f"single constituent (median {s['multiplicity_median']:g}, expected >= {MIN_MEDIAN_MULTIPLICITY}), "
-                f"so their mass is 0 GeV and they have no substructure to tag; seen: {_seen(s)}. Check how the "
-                f"file was made (constituents, not jets, per row?)")
-        zero_pt = full & (pt <= 0.0)
-        if zero_pt.any():
-            rows = np.flatnonzero(zero_pt)
-            raise DataSanityError(
-                f"{where}: {len(rows)} of {the} have zero transverse momentum (first rows: {rows[:5].tolist()}): a "
-                f"jet needs pT > 0 to have a direction; check the component order (E, px, py, pz)")
-        lo, hi = MASS_RANGE_GEV
-        med = s["mass_median_gev"]
-        if med is not None and not lo <= med <= hi:
-            q = s["mass_10_50_90_gev"]
-            unit = " (values look like MeV: convert to GeV)" if med > hi else ""
-            raise DataSanityError(
-                f"{where}: implausible jet mass spectrum of {the}: median {med:.3g} GeV (10/50/90 %: "
-                f"{q[0]:.3g} / {q[1]:.3g} / {q[2]:.3g}) over {int(multi.sum())} jets, expected {lo:g}-{hi:g} GeV"
-                f"{unit}; check the units and the component order (E, px, py, pz).")
-        lo, hi = PT_RANGE_GEV
-        if not lo <= s["pt_median_gev"] <= hi:
-            unit = " (values look like MeV: convert to GeV)" if s["pt_median_gev"] > hi else ""
-            raise DataSanityError(
-                f"{where}: implausible jet pT of {the}: median {s['pt_median_gev']:.3g} GeV, expected {lo:g} GeV to "
-                f"{hi / 1000:g} TeV{unit}; seen: {_seen(s)}")
-        if s["jets"] >= 2 and np.ptp(mult[full]) == 0 and np.ptp(mass[full]) == 0 and np.ptp(pt[full]) == 0:
-            raise DataSanityError(
-                f"{where}: all {s['jets']} of {the} have the same multiplicity, mass and pT "
-                f"({_g(s['multiplicity_median'])} constituents, mass {_g(float(mass[full][0]))} GeV, pT "
-                f"{_g(float(pt[full][0]))} GeV): copies of one jet, nothing to learn; check the file")
-        if s["single_constituent_fraction"] > WARN_SINGLE_FRACTION:
-            summary["warnings"].append(f"{where}: {s['single_constituent_fraction']:.1%} of {the} have a single "
-                                       f"constituent (mass 0 GeV)")
-        if s["empty_jets"]:
-            summary["warnings"].append(f"{where}: {s['empty_jets']} of {the} are empty")
+        summary["warnings"] += _check_class(s, sel, mult, mass, pt, the, where)
     if n:
         emax = float(c[..., 0].max())
         if emax > MAX_ENERGY_GEV:
@@ -176,6 +113,97 @@ def check_physics(constituents: np.ndarray, where: str, names=None) -> dict:
                 f"{where}: {k} constituents have an energy above {MAX_ENERGY_GEV:g} GeV (highest {emax:.3g} GeV), "
                 f"beyond any collider's beam energy; values in MeV? convert to GeV")
     return summary
+
+
+def _check_energy_order(c: np.ndarray, mask: np.ndarray, n: int, where: str) -> None:
+    """Refuse constituents that are not (E, px, py, pz): E < |p| for more than ``MAX_UNPHYSICAL_FRACTION`` of the
+    ``n`` non-zero ones; names the component that behaves like the energy, if one does."""
+    bad = 1.0 - _energy_like(c, mask, 0)
+    if bad <= MAX_UNPHYSICAL_FRACTION:
+        return
+    scores = [_energy_like(c, mask, k) for k in range(4)]
+    best = int(np.argmax(scores))
+    hint = ""
+    if best != 0 and scores[best] > 1.0 - MAX_UNPHYSICAL_FRACTION:
+        order = [COMPONENTS[1 + i] for i in range(3)]
+        order.insert(best, "E")
+        hint = (f" Component {best} behaves like the energy (>= |p| for {scores[best]:.1%}): the file seems "
+                f"to store ({', '.join(order)}); reorder each constituent to (E, px, py, pz) before loading "
+                f"it.")
+    raise DataSanityError(
+        f"{where}: {bad:.1%} of {n} constituents have E < |p| when read as (E, px, py, pz): these are not "
+        f"physical 4-vectors.{hint or ' Check the component order and units (GeV) of the file.'}")
+
+
+def _class_figures(sel: np.ndarray, mult: np.ndarray, mass: np.ndarray, pt: np.ndarray) -> dict:
+    """One class's figures (``sel``: its jets): jets, empty jets, multiplicity, mass and pT medians and 10/50/90 %."""
+    full = sel & (mult > 0)
+    m, multi = mult[full], full & (mult >= 2)
+    return {"jets": int(full.sum()), "empty_jets": int((sel & (mult == 0)).sum()),
+            "multiplicity_median": float(np.median(m)) if len(m) else None,
+            "multiplicity_10_50_90": _q(m),
+            "single_constituent_fraction": float(np.mean(m == 1)) if len(m) else 0.0,
+            "mass_median_gev": float(np.median(mass[multi])) if multi.any() else None,
+            "mass_10_50_90_gev": _q(mass[multi]),
+            "pt_median_gev": float(np.median(pt[full])) if full.any() else None,
+            "pt_10_50_90_gev": _q(pt[full])}
+
+
+def _check_class(s: dict, sel, mult, mass, pt, the: str, where: str) -> list[str]:
+    """Refuse one class (figures ``s``, jets ``sel``; ``the``: how the messages name it) outside the stated
+    ranges; returns its warnings."""
+    full = sel & (mult > 0)
+    multi = full & (mult >= 2)
+    if sel.any() and not full.any():
+        raise DataSanityError(f"{where}: all {int(sel.sum())} of {the} are empty (every constituent is zero): "
+                              f"nothing to classify; check the file")
+    if not full.any():
+        return []
+    if s["multiplicity_median"] < MIN_MEDIAN_MULTIPLICITY:
+        raise DataSanityError(
+            f"{where}: {the} are degenerate: {s['single_constituent_fraction']:.1%} of {s['jets']} jets have a "
+            f"single constituent (median {s['multiplicity_median']:g}, expected >= {MIN_MEDIAN_MULTIPLICITY}), "
+            f"so their mass is 0 GeV and they have no substructure to tag; seen: {_seen(s)}. Check how the "
+            f"file was made (constituents, not jets, per row?)")
+    zero_pt = full & (pt <= 0.0)
+    if zero_pt.any():
+        rows = np.flatnonzero(zero_pt)
+        raise DataSanityError(
+            f"{where}: {len(rows)} of {the} have zero transverse momentum (first rows: {rows[:5].tolist()}): a "
+            f"jet needs pT > 0 to have a direction; check the component order (E, px, py, pz)")
+    _check_spectra(s, int(multi.sum()), the, where)
+    if s["jets"] >= 2 and np.ptp(mult[full]) == 0 and np.ptp(mass[full]) == 0 and np.ptp(pt[full]) == 0:
+        raise DataSanityError(
+            f"{where}: all {s['jets']} of {the} have the same multiplicity, mass and pT "
+            f"({_g(s['multiplicity_median'])} constituents, mass {_g(float(mass[full][0]))} GeV, pT "
+            f"{_g(float(pt[full][0]))} GeV): copies of one jet, nothing to learn; check the file")
+    warnings = []
+    if s["single_constituent_fraction"] > WARN_SINGLE_FRACTION:
+        warnings.append(f"{where}: {s['single_constituent_fraction']:.1%} of {the} have a single "
+                        f"constituent (mass 0 GeV)")
+    if s["empty_jets"]:
+        warnings.append(f"{where}: {s['empty_jets']} of {the} are empty")
+    return warnings
+
+
+def _check_spectra(s: dict, n_multi: int, the: str, where: str) -> None:
+    """Refuse a class whose median jet mass (over its ``n_multi`` jets with >= 2 constituents) or median pT is
+    outside ``MASS_RANGE_GEV`` / ``PT_RANGE_GEV``."""
+    lo, hi = MASS_RANGE_GEV
+    med = s["mass_median_gev"]
+    if med is not None and not lo <= med <= hi:
+        q = s["mass_10_50_90_gev"]
+        unit = " (values look like MeV: convert to GeV)" if med > hi else ""
+        raise DataSanityError(
+            f"{where}: implausible jet mass spectrum of {the}: median {med:.3g} GeV (10/50/90 %: "
+            f"{q[0]:.3g} / {q[1]:.3g} / {q[2]:.3g}) over {n_multi} jets, expected {lo:g}-{hi:g} GeV"
+            f"{unit}; check the units and the component order (E, px, py, pz).")
+    lo, hi = PT_RANGE_GEV
+    if not lo <= s["pt_median_gev"] <= hi:
+        unit = " (values look like MeV: convert to GeV)" if s["pt_median_gev"] > hi else ""
+        raise DataSanityError(
+            f"{where}: implausible jet pT of {the}: median {s['pt_median_gev']:.3g} GeV, expected {lo:g} GeV to "
+            f"{hi / 1000:g} TeV{unit}; seen: {_seen(s)}")
 
 
 def jet_hashes(constituents: np.ndarray) -> np.ndarray:

@@ -67,17 +67,13 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..data.formats import read_canonical, read_task
     from ..models.backend import NAMES, SCRATCH, student_backend
     from ..numerics import require
-    from ..synth.hgq_trace import student_intnet
-    from ..train.metrics import robustness
-    from ..train.tagger import tagger_metrics, task_metrics_fn
-    from ..train.plots import epoch_curve_plot, robustness_plot
-    from ..train.twins import train_twins
+    from ..train.plots import robustness_plot
+    from ..train.tagger import tagger_metrics
 
     require("the student stage")
     data, teacher, transfer = ctx.dir(DATA), ctx.dir(TEACHER), ctx.dir(TRANSFER)
-    student, distill = cfg.student, cfg.distill
     task = read_task(data / split_file("test"))
-    backend = student_backend(student, n_classes=task.n_classes)
+    backend = student_backend(cfg.student, n_classes=task.n_classes)
     features = backend.features  # computed once from the config, handed down to the feed and the checks
     splits = {k: read_canonical(data / split_file(k)) for k in SPLITS}
     feats = {k: features(splits[k][0]) for k in ("val", "test")}
@@ -86,9 +82,33 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
     feed = training_feed(cfg, backend, splits["train"], teacher, transfer)
     saturated = {"training": features.check_range(feed.jets.features(), "training and transfer"),
                  "test": features.saturated(feats["test"])}
-    histories = train_twins(backend, feed, x["val"], y["val"], distill, out, progress=ctx.progress,
+    histories = _train(backend, feed, x["val"], y["val"], cfg.distill, out, ctx)
+    names = [*NAMES, SCRATCH] if cfg.distill.with_scratch_twin else list(NAMES)
+    models = _load_and_trace(backend, names, out)
+    c_test, is_signal = splits["test"]
+    scores = {"teacher": np.load(teacher / teacher_logits_file("test"))} | _golden_io(backend, models, x["test"],
+                                                                                     is_signal, out)
+    metrics = {k: tagger_metrics(task, is_signal, v) for k, v in scores.items()}
+    val_scores = {"teacher": np.load(teacher / teacher_logits_file("val"))} | {
+        name: backend.predict(models[name], x["val"]) for name in names}
+    validation = {k: tagger_metrics(task, y["val"], v) for k, v in val_scores.items()}
+    rob = _robustness(cfg, task, backend, models, teacher / METRICS, c_test, is_signal)
+    _write_metrics(cfg, task, backend, splits, feed, out / METRICS, saturated=saturated, input_shape=x["test"].shape,
+                   models=metrics, validation=validation, robustness=rob, histories=histories, data=data)
+    _plots(task, is_signal, scores, metrics, out, splits["test"][0], cfg.student.n_particles)
+    robustness_plot(rob, out / ROBUSTNESS_PLOT)
+    info("[student] " + "; ".join(f"{k}: acc {m['accuracy']:.3f} AUC {m['auc']:.4f}" for k, m in metrics.items()))
+    return {k: metrics[k] for k in scores}
+
+
+def _train(backend, feed, x_val, y_val, distill, out: Path, ctx: RunContext) -> dict:
+    """Train the student and its twins; write the epoch curve (``epoch_curve.json``, ``epoch_curve.png``) and say
+    each model's best validation figure. Returns the histories."""
+    from ..train.plots import epoch_curve_plot
+    from ..train.twins import train_twins
+
+    histories = train_twins(backend, feed, x_val, y_val, distill, out, progress=ctx.progress,
                             scratch_twin=distill.with_scratch_twin)
-    names = [*NAMES, SCRATCH] if distill.with_scratch_twin else list(NAMES)
     for h in histories.values():
         h.pop("lr_per_step", None)  # the epoch curve has the rate per epoch
     EpochCurve(models=histories).write(out / EPOCH_CURVE)
@@ -98,28 +118,52 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         best = h["best_val_auc"] if h["monitor"] == "val_auc" else h["best_val_accuracy"]
         info(f"[student] {name}: best validation {what} {best or float('nan'):.4f} at epoch {h['best_epoch']} "
              f"of {h['epochs']} ({h['stopped']}; max {h['max_epochs']})")
+    return histories
+
+
+def _load_and_trace(backend, names: list[str], out: Path) -> dict:
+    """The trained models by name; the quantised student traced once into ``intnet.json`` and
+    ``quant_layers.json`` (the later stages read them)."""
+    from ..synth.hgq_trace import student_intnet
+
     models = {name: backend.load(out, name) for name in names}
-    net = student_intnet(backend, models["student"])  # traced once here; the later stages read intnet.json
+    net = student_intnet(backend, models["student"])
     net.save(out / INTNET)
     (out / QUANT_LAYERS).write_text(json.dumps(net.layer_table(), indent=2))
-    c_test, is_signal = splits["test"]
-    logits = {name: backend.predict(models[name], x["test"]) for name in names}
-    np.save(out / TEST_INPUTS, x["test"].astype(np.float32))
+    return models
+
+
+def _golden_io(backend, models: dict, x_test: np.ndarray, is_signal: np.ndarray, out: Path) -> dict:
+    """Every model's test logits; the golden I/O of the later stages written (inputs, quantised and float logits,
+    labels)."""
+    logits = {name: backend.predict(model, x_test) for name, model in models.items()}
+    np.save(out / TEST_INPUTS, x_test.astype(np.float32))
     np.save(out / TEST_LOGITS, logits["student"])
     np.save(out / TEST_LOGITS_FLOAT, logits["student_float"])
     np.save(out / TEST_LABELS, is_signal.astype(np.int8))
-    scores = {"teacher": np.load(teacher / teacher_logits_file("test"))} | logits
-    metrics = {k: tagger_metrics(task, is_signal, v) for k, v in scores.items()}
-    val_scores = {"teacher": np.load(teacher / teacher_logits_file("val"))} | {
-        name: backend.predict(models[name], x["val"]) for name in names}
-    validation = {k: tagger_metrics(task, y["val"], v) for k, v in val_scores.items()}
-    rob = {"teacher": TeacherMetrics.read(teacher / METRICS).robustness}
-    for name in names:
+    return logits
+
+
+def _robustness(cfg: Config, task, backend, models: dict, teacher_metrics: Path, c_test, is_signal) -> dict:
+    """Robustness to Lorentz boosts and pT smearing per model (the teacher's from its stage's metrics)."""
+    from ..train.metrics import robustness
+    from ..train.tagger import task_metrics_fn
+
+    rob = {"teacher": TeacherMetrics.read(teacher_metrics).robustness}
+    for name, model in models.items():
         rob[name] = robustness(
-            lambda c, m=models[name]: backend.predict(m, backend.inputs(c)),
+            lambda c, m=model: backend.predict(m, backend.inputs(c)),
             c_test, is_signal, betas=cfg.checks.boost_betas, smear=cfg.checks.smear_sigmas, seed=0,
             metrics=task_metrics_fn(task),
         )
+    return rob
+
+
+def _write_metrics(cfg: Config, task, backend, splits: dict, feed, path: Path, *, saturated: dict, input_shape,
+                   models: dict, validation: dict, robustness: dict, histories: dict, data: Path) -> None:
+    """``metrics.json`` (``StudentMetrics``)."""
+    student, distill, features = cfg.student, cfg.distill, backend.features
+    n_test, n_val = len(splits["test"][1]), len(splits["val"][1])
     StudentMetrics(
         model=cfg.name,
         framework=student.framework,
@@ -128,25 +172,21 @@ def run_student(cfg: Config, ctx: RunContext, out: Path) -> dict:
         distill=distill.model_dump(),
         seal={"lambda": student.seal_lambda, "max_beta": student.seal_max_beta},
         inputs={"n_particles": features.n_particles, "features": list(features.names),
-                "layout": backend.layout, "shape": list(x["test"].shape[1:]),
+                "layout": backend.layout, "shape": list(input_shape[1:]),
                 "saturated_jets": saturated},
-        n_test_jets=int(len(is_signal)),
-        n_training_jets={"labelled": int(len(y["train"])), "transfer": int((feed.labels < 0).sum()),
+        n_test_jets=int(n_test),
+        n_training_jets={"labelled": int(len(splits["train"][1])), "transfer": int((feed.labels < 0).sum()),
                          "boosted_views": feed.n_views},
-        models=metrics,
+        models=models,
         validation=validation,
-        robustness=rob,
+        robustness=robustness,
         training={k: {key: v for key, v in h.items() if key != "history"} for k, h in histories.items()},
         baselines=_baselines(task, splits, student.n_particles),
         task={"outputs": list(task.outputs), "multiclass": task.multiclass, "describe": task.describe(),
               "monitor": monitor_of(task.n_classes)},
         runtime={"threads_requested": student.threads, **backend.runtime()},
-        source=f"{len(is_signal)} test jets and {len(y['val'])} validation jets from {data}",
-    ).write(out / METRICS)
-    _plots(task, is_signal, scores, metrics, out, splits["test"][0], student.n_particles)
-    robustness_plot(rob, out / ROBUSTNESS_PLOT)
-    info("[student] " + "; ".join(f"{k}: acc {m['accuracy']:.3f} AUC {m['auc']:.4f}" for k, m in metrics.items()))
-    return {k: metrics[k] for k in scores}
+        source=f"{n_test} test jets and {n_val} validation jets from {data}",
+    ).write(path)
 
 
 def _baselines(task, splits, n_particles: int) -> dict:

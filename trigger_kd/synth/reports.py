@@ -423,6 +423,25 @@ def parse_vivado_synth_rpt(path: str | Path) -> ResourceRecord:
     """A Vivado ``report_utilization`` text report (e.g. ``vivado_synth.rpt``) -> ResourceRecord, validated."""
     path = Path(path)
     where = str(path)
+    text, header = _read_rpt(path)
+    m = re.search(r"Vivado v\.?(\S+)", header.get("Tool Version", ""))
+    version = m.group(1) if m else None
+    raw, primitives = _rpt_cells(text, where)
+    rows = _rpt_rows(raw, where)
+    _check_rpt_sums(rows, where)
+    found = {key: next((rows[n] for n in names if n in rows), None) for key, names in _RPT_ROWS.items()}
+    if all(found[k] is None for k in ("lut", "ff", "dsp")):
+        raise ReportError(f"{path}: no LUT/register/DSP rows found in the utilization tables")
+    rec = _rpt_record(header, version, found, primitives, where)
+    rec.fill_utilization()  # validates the record
+    _note_missing(rec, path, {"Device": rec.part, "Tool Version": rec.tool_version, "LUTs": rec.lut,
+                              "Registers": rec.ff, "DSPs": rec.dsp, "Block RAM Tile": rec.bram_18k,
+                              **_available_expected(rec, "Available")})
+    return rec
+
+
+def _read_rpt(path: Path) -> tuple[str, dict[str, str]]:
+    """The report's text and its header fields (``| Tool Version : ...``); refuses what is no utilization report."""
     try:
         text = path.read_text(errors="replace")
     except FileNotFoundError:
@@ -432,10 +451,13 @@ def parse_vivado_synth_rpt(path: str | Path) -> ResourceRecord:
     header = dict(re.findall(r"^\|\s*([A-Za-z ]+?)\s*:\s*(.*?)\s*$", text[:4000], flags=re.M))
     if "Utilization Design Information" not in text and "Command" not in header:
         raise ReportError(f"{path} is not a Vivado report_utilization report (no 'Utilization Design Information')")
-    m = re.search(r"Vivado v\.?(\S+)", header.get("Tool Version", ""))
-    version = m.group(1) if m else None
-    state = header.get("Design State")
-    raw: dict[str, tuple[str, str | None, str | None]] = {}  # row name -> (Used, Available, Util%) as printed
+    return text, header
+
+
+def _rpt_cells(text: str, where: str) -> tuple[dict[str, tuple[str, str | None, str | None]], dict[str, int | float]]:
+    """The utilization tables' rows as printed (row name -> (Used, Available, Util%)) and the primitives table
+    (Ref Name -> Used); a row read twice with two Used values is refused."""
+    raw: dict[str, tuple[str, str | None, str | None]] = {}
     primitives: dict[str, int | float] = {}
     for head, body in _tables(text.splitlines()):
         cols = {name: k for k, name in enumerate(head)}
@@ -458,7 +480,12 @@ def parse_vivado_synth_rpt(path: str | Path) -> ResourceRecord:
                 raise ReportError(f"{where}: the row '{_show(name)}' appears twice with Used {_show(raw[name][0])} "
                                   f"and {_show(cells[0])}: two values for one count; the report is damaged")
             raw.setdefault(name, cells)
+    return raw, primitives
 
+
+def _rpt_rows(raw: dict, where: str) -> dict:
+    """The rows this reader uses, as numbers (Used, Available, Util%), each cell checked and Util% against
+    Used / Available."""
     def row(name: str):
         used, avail, util = raw[name]
         return (_number(used, f"'{name}' Used", where), _number(avail, f"'{name}' Available", where),
@@ -475,6 +502,11 @@ def parse_vivado_synth_rpt(path: str | Path) -> ResourceRecord:
             if abs(util - computed) > UTIL_TOL_POINTS + 1e-3 * computed:
                 raise ReportError(f"{where}: '{name}' Util% {_show(util)} contradicts Used / Available = "
                                   f"{_show(used)} / {_show(avail)} = {computed:.4g} %; the report is damaged")
+    return rows
+
+
+def _check_rpt_sums(rows: dict, where: str) -> None:
+    """Refuse a total row (LUTs, registers, Block RAM tiles) that is not the sum of its sub-rows."""
     for totals, subs in _RPT_SUMS:
         total_name = next((n for n in totals if n in rows), None)
         if total_name is None or not all(sub in rows for sub, _ in subs):
@@ -488,9 +520,11 @@ def parse_vivado_synth_rpt(path: str | Path) -> ResourceRecord:
             terms = " + ".join(f"{sub} {_show(v)}{' / 2' if w != 1.0 else ''}" for sub, v, w in parts)
             raise ReportError(f"{where}: '{total_name}' Used {_show(total)} contradicts its sub-rows {terms} = "
                               f"{summed:g}; the report is damaged")
-    found = {key: next((rows[n] for n in names if n in rows), None) for key, names in _RPT_ROWS.items()}
-    if all(found[k] is None for k in ("lut", "ff", "dsp")):
-        raise ReportError(f"{path}: no LUT/register/DSP rows found in the utilization tables")
+
+
+def _rpt_record(header: dict, version, found: dict, primitives: dict, where: str) -> ResourceRecord:
+    """The record of the rows found (``_RPT_ROWS`` key -> (Used, Available, Util%) or None), before validation."""
+    state = header.get("Design State")
     source = f"Vivado {version} synthesis" if state in (None, "Synthesized") else f"Vivado {version} utilization ({state})"
     rec = ResourceRecord(part=header.get("Device"), tool="Vivado", tool_version=version, source=source, kind="post-synthesis")
     rec.extra["report"] = where
@@ -520,10 +554,6 @@ def parse_vivado_synth_rpt(path: str | Path) -> ResourceRecord:
     for key, name in (("top", "Design"), ("design_state", "Design State"), ("date", "Date")):
         if header.get(name):
             rec.extra[key] = header[name]
-    rec.fill_utilization()  # validates the record
-    _note_missing(rec, path, {"Device": rec.part, "Tool Version": rec.tool_version, "LUTs": rec.lut,
-                              "Registers": rec.ff, "DSPs": rec.dsp, "Block RAM Tile": rec.bram_18k,
-                              **_available_expected(rec, "Available")})
     return rec
 
 
