@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import yaml
 
 from trigger_kd.cli import main
 from trigger_kd.config import ConfigError, load_config, stamp_of
@@ -218,3 +219,26 @@ def test_teacher_command_line_refuses_bad_settings_before_reading_data(tmp_path,
     rc = teacher_main(["--train", str(tmp_path / "t.h5"), "--val", str(tmp_path / "v.h5"), "--out", str(tmp_path / "o"),
                        "--epochs", "0"])
     assert rc == 2 and "'epochs' (command line)" in capsys.readouterr().err and not (tmp_path / "o").exists()
+
+
+def test_a_recipe_for_one_profile_applies_at_that_profile_only(repo, tmp_path):
+    """``at_profile``: mlp_kd's transfer set was chosen at quick size; at quick it applies (over the profile), at
+    study the profile's own value holds, --set wins over both; a profile it names must exist, and its shape is
+    checked, each refusal naming the file."""
+    quick = load_config(repo / "hls_configs/mlp_kd.yml")
+    study = load_config(repo / "hls_configs/mlp_kd.yml", profile="study")
+    study_profile = yaml.safe_load((repo / "hls_configs/profiles/study.yml").read_text())
+    assert quick.distill.transfer_jets_per_class == 20000
+    assert study.distill.transfer_jets_per_class == study_profile["distill"]["transfer_jets_per_class"] != 20000
+    assert load_config(repo / "hls_configs/mlp_kd.yml", ["distill.transfer_jets_per_class=7"]).distill \
+        .transfer_jets_per_class == 7
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles/quick.yml").write_text((repo / "hls_configs/profiles/quick.yml").read_text())
+    for bad, says in [("at_profile: {quikc: {distill: {alpha: 0.5}}}", "no profile named 'quikc'"),
+                      ("at_profile: [quick]", "must map profile names"),
+                      ("at_profile: {quick: {distill: {alpah: 0.5}}}", "alpah")]:
+        f = tmp_path / "m.yml"
+        f.write_text("name: m\nstudent: {arch: mlp, framework: brevitas}\n" + bad + "\n")
+        with pytest.raises(ConfigError, match=says) as e:
+            load_config(f)
+        assert str(f) in str(e.value)

@@ -589,6 +589,7 @@ def load_config(
     """Load a model YAML with its profile overlay and ``--set`` overrides."""
     path = Path(path)
     model = _read_yaml(path)
+    at_profile = model.pop(AT_PROFILE, None)
     set_tree: dict = {}
     for expr in overrides:
         parts, value = parse_set(expr)
@@ -613,12 +614,34 @@ def load_config(
             raise ConfigError(f"profile '{prof}' not found (looked for {prof_path})")
         raw = _merge(raw, _renamed_keys(_read_yaml(prof_path), f"profile {prof_path}"), origins, f"profile {prof_path}")
     raw = _merge(raw, _renamed_keys(model, str(path)), origins, str(path))
+    recipe = _profile_recipe(at_profile, prof, path)
+    if recipe:
+        where = f"{path} ({AT_PROFILE}: {prof})"
+        raw = _merge(raw, _renamed_keys(recipe, where), origins, where)
     raw = _merge(raw, _renamed_keys(set_tree, "--set"), origins, "--set")
     if "source_file" in raw:
         raise ConfigError(f"unknown config key 'source_file' in {origins['source_file']}")
     raw = _absolute_paths(raw, origins, path)
     return validated(Config, {**raw, "profile": prof, "name": raw.get("name", path.stem), "source_file": str(path)},
                      origins)
+
+
+AT_PROFILE = "at_profile"  # a model file's values for one profile only: {profile name: {section: {key: value}}}
+
+
+def _profile_recipe(at_profile, prof: str, path: Path) -> dict:
+    """The model file's ``at_profile`` values for the profile in use (applied after the file's own keys, before
+    ``--set``): a recipe chosen at one size (e.g. a transfer set sized for the quick profile) that must not override
+    another profile's sizes. Every profile it names must exist beside the shipped ones or the file."""
+    if at_profile is None:
+        return {}
+    if not isinstance(at_profile, Mapping) or not all(isinstance(v, Mapping) for v in at_profile.values()):
+        raise ConfigError(f"{path}: '{AT_PROFILE}' must map profile names to config sections, e.g. "
+                          f"{AT_PROFILE}: {{quick: {{distill: {{transfer_jets_per_class: 20000}}}}}}")
+    for name in at_profile:
+        if not any((d / "profiles" / f"{name}.yml").is_file() for d in (path.resolve().parent, CONFIG_DIR)):
+            raise ConfigError(f"{path}: '{AT_PROFILE}.{name}': no profile named '{name}' (hls_configs/profiles/)")
+    return dict(at_profile.get(prof) or {})
 
 
 # config keys that name input files; the stage whose stamp.json records what they named (its ``inputs``)
