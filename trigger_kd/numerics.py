@@ -1,6 +1,6 @@
 """The arithmetic every stage trains with: the same bits on every x86-64 CPU with AVX2, whatever its widest vectors.
 
-Measured (benchmarks/RESULTS.md, "Figures that do not depend on the CPU"): the teacher of `mlp_kd_hgq_10k` gave test
+Measured (benchmarks/history/numerics.md, "Figures that do not depend on the CPU"): the teacher of `mlp_kd_hgq_10k` gave test
 AUC 0.9811 on an AMD EPYC (AVX2) and 0.9808 on an Intel Xeon (AVX-512) from the same stamp, and every figure
 downstream of it (transfer labels, students) moved with it. The cause is the BLAS kernels, which pick their code
 path by the CPU they run on:
