@@ -331,8 +331,10 @@ def test_ctrl_c_during_a_sweep_is_one_line_exit_130_and_resumes(tmp_path):
            SLOW_ENV: "60"}
     cmd = [sys.executable, str(REPO / "tests" / "test_front_fakes.py"), "front", CFG, *POINTS, "--out", str(out),
            "--workers", "2", "--max-lut", "5000"]
+    # as from a terminal: SIGINT's default disposition (a process that inherits SIGINT ignored, e.g. from a test
+    # runner's worker, keeps ignoring it, as POSIX says)
     p = subprocess.Popen(cmd, env=env, start_new_session=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True)
+                         text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         deadline = time.time() + 120
         while not all((out / "points" / i / "started").is_file() for i in ("w16-8_b3a6", "w32-16_b3a6")):
