@@ -607,9 +607,7 @@ def load_config(
     from .rundir import RESOLVED_CONFIG
 
     if path.name != RESOLVED_CONFIG or profile is not None:  # a run's resolved config holds its profile's values
-        prof_path = path.resolve().parent / "profiles" / f"{prof}.yml"
-        if not prof_path.is_file():
-            prof_path = CONFIG_DIR / "profiles" / f"{prof}.yml"
+        prof_path = _profile_path(prof, path)
         if not prof_path.is_file():
             raise ConfigError(f"profile '{prof}' not found (looked for {prof_path})")
         raw = _merge(raw, _renamed_keys(_read_yaml(prof_path), f"profile {prof_path}"), origins, f"profile {prof_path}")
@@ -629,6 +627,12 @@ def load_config(
 AT_PROFILE = "at_profile"  # a model file's values for one profile only: {profile name: {section: {key: value}}}
 
 
+def _profile_path(name: str, path: Path) -> Path:
+    """A profile's file: beside the model file (``profiles/<name>.yml``), else the shipped one."""
+    local = path.resolve().parent / "profiles" / f"{name}.yml"
+    return local if local.is_file() else CONFIG_DIR / "profiles" / f"{name}.yml"
+
+
 def _profile_recipe(at_profile, prof: str, path: Path) -> dict:
     """The model file's ``at_profile`` values for the profile in use (applied after the file's own keys, before
     ``--set``): a recipe chosen at one size (e.g. a transfer set sized for the quick profile) that must not override
@@ -639,7 +643,7 @@ def _profile_recipe(at_profile, prof: str, path: Path) -> dict:
         raise ConfigError(f"{path}: '{AT_PROFILE}' must map profile names to config sections, e.g. "
                           f"{AT_PROFILE}: {{quick: {{distill: {{transfer_jets_per_class: 20000}}}}}}")
     for name in at_profile:
-        if not any((d / "profiles" / f"{name}.yml").is_file() for d in (path.resolve().parent, CONFIG_DIR)):
+        if not _profile_path(name, path).is_file():
             raise ConfigError(f"{path}: '{AT_PROFILE}.{name}': no profile named '{name}' (hls_configs/profiles/)")
     return dict(at_profile.get(prof) or {})
 

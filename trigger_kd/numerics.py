@@ -53,7 +53,8 @@ def mkl_branch() -> int | None:
 
 
 def state() -> dict:
-    """What the stages' metrics record: the pinned variables as this process has them and MKL's code path."""
+    """The pinned variables as this process has them and, once torch is imported, MKL's code path (what a test or a
+    user asks to see the pin in effect)."""
     out = {k: os.environ.get(k) for k in PINS}
     if "torch" in sys.modules:
         out["mkl_branch"] = mkl_branch()

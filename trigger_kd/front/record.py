@@ -5,6 +5,7 @@ import math
 from pathlib import Path
 
 from ..errors import TriggerKDError
+from ..synth.reports import MAX_COUNT  # no FPGA holds 1e9 of anything
 from ..rundir import FIRMWARE, METRICS, PARITY, RESOURCES, STUDENT, SYNTH, Parity, Resources, StudentMetrics, read_stamp
 
 MASS_BASELINES = ("jet_mass_inputs", "jet_mass_all", "substructure")  # student/metrics.json ``baselines`` rows
@@ -80,7 +81,6 @@ COUNTS = ("lut", "ff", "yosys_lut", "yosys_ff", "pipeline_stages", "parity_jets"
 TIMES = ("latency_ns", "clock_ns", "seconds")
 PERCENTS = ("parity_pct", "rtl_parity_pct")
 REJECTIONS = ("val_rej30", "val_rej50", "test_rej30", "test_rej50")  # background rejection 1/eps_b: >= 1
-MAX_COUNT = 1e9  # as synth/reports.py: no FPGA holds 1e9 of anything
 
 
 class FrontFileError(TriggerKDError):

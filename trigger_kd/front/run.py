@@ -192,7 +192,7 @@ def _sweep(session: Session, req: Request, run_point: Callable, run_shared: Call
 
 def _result(req: Request, rows: list[dict], front: list[str], lines: dict, workers: list[str], invocation: str) -> dict:
     """front.json's content before the verdict (``picked`` None)."""
-    metric = next((r["metric"] for r in rows if r.get("metric")), "auc")  # what the points rank on (record.py)
+    metric = _metric(rows)
     return {
         "command": req.command,
         "invocation": invocation,
@@ -253,7 +253,7 @@ def _publish(req: Request, rows, front, lines, result: dict, picked_text: str | 
     from .plot import front_plot
 
     cfg, out_dir = req.cfg, req.out_dir
-    metric = next((r["metric"] for r in rows if r.get("metric")), "auc")
+    metric = _metric(rows)
     with atomic_path(out_dir / FRONT_PNG) as tmp:
         front_plot(rows, front, lines, tmp, picked=(result["picked"] or {}).get("id"), max_lut=req.max_lut,
                    title=f"{cfg.name}: {cfg.student.framework} {cfg.student.arch}, validation {metric} vs LUT",
@@ -262,6 +262,11 @@ def _publish(req: Request, rows, front, lines, result: dict, picked_text: str | 
         write_text_atomic(out_dir / PICKED_YML, picked_text)
     write_text_atomic(out_dir / FRONT_JSON, json.dumps(result, indent=2, default=str))
     _summary(rows, front, result, out_dir)
+
+
+def _metric(rows: list[dict]) -> str:
+    """What the points rank on (record.py ``ranking_metric``: auc, or accuracy for K classes)."""
+    return next((r["metric"] for r in rows if r.get("metric")), "auc")
 
 
 def _budget_text(max_lut, max_latency_ns) -> str:
@@ -321,7 +326,7 @@ def _run_points(client, req: Request, run_point: Callable, expect: Expect, futur
 
 
 def _summary(rows: list[dict], front: list[str], result: dict, out_dir: Path) -> None:
-    metric = next((r.get("metric") for r in rows if r.get("metric")), "auc")
+    metric = _metric(rows)
     name = "AUC" if metric == "auc" else "acc"
     lines = [f"{'point':24s} {'val ' + name:>8s} {'test ' + name:>8s} {'LUT':>8s} {'ns':>6s} {'parity':>7s}"]
     for r in sorted(rows, key=lambda r: (r.get("lut") is None, r.get("lut") or 0)):
