@@ -49,10 +49,9 @@ def _split_arrays(constituents, labels, names, origin, data):
             parts[name].append(cls_idx[start:start + n])
             start += n
     parts = {k: rng.permutation(np.concatenate(v)) for k, v in parts.items()}
-    idx = np.concatenate(keep)
     empty = [k for k, v in parts.items() if len(v) == 0]
     if empty:
-        raise StageError(f"{len(idx)} jets (data.jets_per_class={data.jets_per_class}) split {list(data.split)} leave "
+        raise StageError(f"{sum(len(k) for k in keep)} jets (data.jets_per_class={data.jets_per_class}) split {list(data.split)} leave "
                          f"the {' and '.join(empty)} split{'s' if len(empty) > 1 else ''} without jets: raise "
                          "data.jets_per_class (or give files with more jets)")
     return {k: (constituents[v], labels[v], names[v], origin[v]) for k, v in parts.items()}
