@@ -387,3 +387,36 @@ def test_probe_files_of_a_dead_sweep_are_removed_a_live_ones_kept(tmp_path, monk
         holder.wait()
     # the holder was SIGKILLed: its files are a dead sweep's now
     assert {p.name for p in cluster.remove_stale_probes(cache)} == {f"{cluster.PROBE_PREFIX}{live}"}
+
+
+def test_probe_whose_lock_a_child_inherited_is_removed_once_its_writer_is_gone(tmp_path, monkeypatch):
+    """A sweep that forked a process without exec (the child keeps the flock's file description) and then died
+    without removing its probe: the lock alone would call it live for as long as the child lives. The writer is
+    proven gone here by its identity on this kernel (boot, PID namespace, PID and start time), so the probe goes;
+    a probe of another PID namespace or host is judged by the lock alone (its PID means nothing here)."""
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("TRIGGER_KD_CACHE", str(cache))
+    out = tmp_path / "sweep"
+    out.mkdir()
+    writer = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys, time; from pathlib import Path; from trigger_kd.front import cluster\n"
+        f"ctx = cluster.probe_files(Path({str(out)!r})); e = ctx.__enter__()\n"
+        "child = os.fork()\n"
+        "if child == 0:\n"
+        "    time.sleep(120); os._exit(0)\n"
+        "print(e.token, child, flush=True); os._exit(0)")], stdout=subprocess.PIPE, text=True)
+    token, child = writer.stdout.readline().split()
+    writer.wait()
+    try:
+        probe = cache / f"{cluster.PROBE_PREFIX}{token}"
+        assert probe.exists() and Path(f"/proc/{child}").exists()
+        ident = json.loads(probe.read_text().splitlines()[1])
+        # the same writer seen from another PID namespace: judged by the lock, which the child still holds
+        other = {**ident, "pidns": "pid:[1]"}
+        probe.write_text(f"{token}\n{json.dumps(other)}\n")
+        assert cluster.remove_stale_probes(cache) == [] and probe.exists()
+        probe.write_text(f"{token}\n{json.dumps(ident)}\n")
+        assert {p.name for p in cluster.remove_stale_probes(cache)} == {probe.name}
+        assert {p.name for p in cluster.remove_stale_probes(out)} == {probe.name}
+    finally:
+        os.kill(int(child), signal.SIGKILL)

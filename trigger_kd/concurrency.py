@@ -4,21 +4,25 @@ A second run that needs a run directory or a cache entry another run holds waits
 then finds the result the first one made and reuses it. Temporary directories named
 ``.<name>.tmp-PID`` (also ``.old-PID`` / ``.link-PID``) are removed once their maker is *proven* gone.
 
-Liveness is judged by a lock the maker holds for the entry's whole life, never by the PID in its name: a PID
-means nothing in another PID namespace (a container) or on another host sharing the cache, where a live run's
-PID is simply absent here. A run's temporary entries in its run directory live under the run directory's lock
-(``.trigger-kd.lock``), a cache entry's under the entry's own lock (``<key>.lock``), taken exclusively before
-``.<key>.tmp-PID`` is made and kept until the result is swapped in and the old one removed. ``flock`` locks are
-the kernel's, so this holds across PID namespaces on one host. On NFS, Linux emulates ``flock`` with POSIX
-byte-range locks that the server arbitrates between hosts (NFSv4, or v3 with lockd): advisory, and only as good
-as the mount's locking; a cache shared between hosts needs that (``nolock`` mounts make locks local to each
-host, and then neither this nor the waiting and reuse above protect anything across hosts).
+Liveness is judged by a lock the maker holds for the entry's whole life, never by the PID in its name: a PID means
+nothing in another PID namespace (a container) or on another host sharing the cache, where a live run's PID is
+simply absent here. (A file that names its writer with ``process_identity`` may also be proven gone by that
+identity, but only under the same kernel boot and PID namespace, where a PID with its start time names one process:
+a child forked without exec keeps its parent's flock after the parent died.) A run's temporary entries in its run
+directory live under the run directory's lock (``.trigger-kd.lock``), a cache entry's under the entry's own lock
+(``<key>.lock``), taken exclusively before ``.<key>.tmp-PID`` is made and kept until the result is swapped in and
+the old one removed. ``flock`` locks are the kernel's, so this holds across PID namespaces on one host. On NFS,
+Linux emulates ``flock`` with POSIX byte-range locks that the server arbitrates between hosts (NFSv4, or v3 with
+lockd): advisory, and only as good as the mount's locking; a cache shared between hosts needs that (``nolock``
+mounts make locks local to each host, and then neither this nor the waiting and reuse above protect anything across
+hosts).
 """
 from __future__ import annotations
 
 import contextlib
 import os
 import shutil
+import socket
 from pathlib import Path
 from typing import Iterator
 
@@ -95,6 +99,48 @@ def remove_dead_leftovers(directory: Path, run_lock_held: bool = False) -> list[
         info(f"removed {len(removed)} leftover temporary entr{'y' if len(removed) == 1 else 'ies'} of stopped runs "
              f"in {directory}: {', '.join(p.name for p in removed)}")
     return removed
+
+
+def _start_ticks(pid: int) -> int | None:
+    """The start time of ``pid`` (clock ticks since boot, /proc/PID/stat field 22); None when there is no such
+    live process (absent, or a zombie: it holds no files any more)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[-1].split()
+    return None if fields[0] in ("Z", "X") else int(fields[19])
+
+
+def _kernel_view() -> tuple[str | None, str | None]:
+    """(boot id, PID namespace) of this process: a PID names the same process only where both are equal."""
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        return boot, os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None, None
+
+
+def process_identity() -> dict:
+    """Who this process is, for a file that names its writer: host, PID, and where that PID means something (the
+    kernel's boot id and PID namespace) with the process's start time (a reused PID is another process)."""
+    boot, ns = _kernel_view()
+    return {"host": socket.gethostname(), "pid": os.getpid(), "boot": boot, "pidns": ns,
+            "start": _start_ticks(os.getpid())}
+
+
+def process_gone(ident: dict) -> bool:
+    """True only when the process ``ident`` (``process_identity`` of its writer) is proven gone: it ran under this
+    kernel boot in this PID namespace, and its PID is now absent, a zombie, or another process. A process of
+    another host, boot or PID namespace, or an identity lacking any of these, is never judged gone here: the
+    caller's lock decides (module docstring)."""
+    boot, ns = _kernel_view()
+    pid, start = ident.get("pid"), ident.get("start")
+    if None in (boot, ns) or ident.get("boot") != boot or ident.get("pidns") != ns:
+        return False
+    if not isinstance(pid, int) or not isinstance(start, int):
+        return False
+    return _start_ticks(pid) != start
 
 
 class EntryHold:

@@ -30,6 +30,7 @@ from pathlib import Path
 from distributed.diagnostics.plugin import WorkerPlugin
 
 from .. import __version__
+from ..concurrency import process_gone, process_identity
 from ..console import info, warn
 from .sweep import FrontError
 
@@ -257,10 +258,21 @@ def _probe_token(text: str | None) -> str | None:
     return None if text is None else text.split("\n", 1)[0]
 
 
+def _probe_writer(text: str) -> dict:
+    """The writer a probe file names (its second line; {} when it names none)."""
+    try:
+        writer = json.loads(text.split("\n")[1])
+    except (IndexError, ValueError):
+        return {}
+    return writer if isinstance(writer, dict) else {}
+
+
 def remove_stale_probes(folder: Path) -> list[Path]:
     """Remove the probe files in ``folder`` whose writer is gone: each writer holds an flock on its file for as long
-    as its sweep runs (a writer stopped by SIGKILL, or on another host, cannot remove its own). Files are opened
-    without O_CREAT: a file its writer has just removed is not made again."""
+    as its sweep runs (a writer stopped by SIGKILL, or on another host, cannot remove its own). A lock still held
+    once its writer is proven gone on this kernel (``concurrency.process_gone``: a child forked without exec keeps
+    the lock's file description) does not keep the file either. Files are opened without O_CREAT: a file its writer
+    has just removed is not made again."""
     import fcntl
 
     removed = []
@@ -270,10 +282,11 @@ def remove_stale_probes(folder: Path) -> list[Path]:
         except OSError:
             continue
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            continue  # held: a live sweep's
-        else:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:  # held: a live sweep's, unless its writer is proven gone
+                if not process_gone(_probe_writer(Path(f).read_text(errors="replace"))):
+                    continue
             f.unlink(missing_ok=True)
             removed.append(f)
         finally:
@@ -290,7 +303,7 @@ def _write_probe(path: Path, token: str) -> int:
     fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
-        writer = {"host": socket.gethostname(), "pid": os.getpid(), "argv": sys.argv[:6]}
+        writer = {**process_identity(), "argv": sys.argv[:6]}
         os.write(fd, f"{token}\n{json.dumps(writer)}\n".encode())
         os.replace(tmp, path)
     except BaseException:
