@@ -53,6 +53,11 @@ def test_mlp_kd_to_report(tmp_path, monkeypatch):
     assert f"OutputDir: {(run / 'firmware' / 'hls4ml_prj').resolve()}\n" in prj_cfg and ".tmp-" not in prj_cfg
     md = (run / "report" / "report.md").read_text()
     assert "bit-exact" in md and "LUT" in md
+    # the arithmetic each model was trained with: the pinned MKL path (Brevitas and LorentzNet both run torch)
+    teacher = json.loads((run / "teacher" / "metrics.json").read_text())["numerics"]
+    for st in (teacher, metrics["runtime"]["numerics"]):
+        assert st["mkl_branch"] == 10 and st["MKL_CBWR"] == "AVX2,STRICT" and st["cpu"]["widest_vectors"]
+    assert f"Arithmetic: teacher on {teacher['cpu']['model']}" in md and "MKL AVX2 path (pinned)" in md
     base = metrics["baselines"]  # the jet mass of the student's inputs and of all constituents, same test jets
     assert base["jet_mass_inputs"]["test"]["n_jets"] == metrics["n_test_jets"] and 0.5 < base["jet_mass_all"]["test"]["auc"] < 1
     assert "| baseline: jet mass of the" in md and "What the network adds:" in md

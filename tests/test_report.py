@@ -70,6 +70,7 @@ def test_missing_figures_are_reported_missing(tmp_path):
     assert report["resources"] is None and "kd_vs_scratch" not in report["physics"]
     md = (run / "report" / "report.md").read_text()
     assert "Synthesis stage not run" in md and "n/a" in md and "no scratch twin in this run" in md
+    assert "Arithmetic: teacher: not recorded; student: not recorded." in md  # run dirs written before the record
     assert sorted(p.name for p in tmp_path.iterdir()) == ["deepset_kd", "deepset_scratch"]  # wrote only in its own run
 
 

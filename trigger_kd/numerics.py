@@ -52,20 +52,43 @@ def mkl_branch() -> int | None:
     return int(get(_MKL_CBWR_BRANCH))
 
 
+def cpu() -> dict:
+    """This CPU: its model name and its widest vector extension (``avx512f``, ``avx2``, or neither), from
+    /proc/cpuinfo (empty figures where it cannot be read)."""
+    model, flags = None, set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name" and model is None:
+                    model = value.strip()
+                elif key.strip() == "flags" and not flags:
+                    flags = set(value.split())
+                if model is not None and flags:
+                    break
+    except OSError:
+        pass
+    widest = next((f for f in ("avx512f", "avx2") if f in flags), None if not flags else "older than avx2")
+    return {"model": model, "widest_vectors": widest}
+
+
 def state() -> dict:
-    """The pinned variables as this process has them and, once torch is imported, MKL's code path (what a test or a
-    user asks to see the pin in effect)."""
-    out = {k: os.environ.get(k) for k in PINS}
+    """The arithmetic this process trains with: the pinned variables as it has them, MKL's code path once torch is
+    imported (10 = AVX2, the pinned one), and the CPU. Training stages record it in their metrics (the teacher's
+    ``rest.numerics``, the student's ``runtime.numerics``, the transfer stage's summary) and the report says it."""
+    out: dict = {k: os.environ.get(k) for k in PINS}
     if "torch" in sys.modules:
         out["mkl_branch"] = mkl_branch()
+    out["cpu"] = cpu()
     return out
 
 
-def require(what: str) -> None:
-    """Refuse to train ``what`` when MKL runs another path than the pinned one (it started before the pin). Without
-    torch imported, MKL has not started in this process (the pin will hold when it does): nothing is imported to ask."""
+def require(what: str) -> dict:
+    """Refuse to train ``what`` when MKL runs another path than the pinned one (it started before the pin); return
+    ``state()`` for the stage's record. Without torch imported, MKL has not started in this process (the pin will
+    hold when it does): nothing is imported to ask."""
     if "torch" not in sys.modules:
-        return
+        return state()
     branch = mkl_branch()
     if branch is not None and branch != _MKL_BRANCH_AVX2:
         raise TriggerKDError(
@@ -74,3 +97,4 @@ def require(what: str) -> None:
             f"trigger_kd), so MKL_CBWR={PINS['MKL_CBWR']} came too late and the figures would depend on this CPU. "
             f"Start a new process; in your own code, import trigger_kd before torch (or set "
             f"MKL_CBWR={PINS['MKL_CBWR']} and ONEDNN_MAX_CPU_ISA={PINS['ONEDNN_MAX_CPU_ISA']} in the environment)")
+    return state()

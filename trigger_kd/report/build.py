@@ -10,8 +10,8 @@ import json
 from pathlib import Path
 
 from ..rundir import (CONFUSION_PLOT, DATA, EPOCH_CURVE, EPOCH_CURVE_PLOT, FIRMWARE, METRICS, PARITY, REPORT_JSON, REPORT_MD,
-                      RESOURCES, ROBUSTNESS_PLOT, ROC_PLOT, SCRATCH_MODEL, STUDENT, SUMMARY, SYNTH, EpochCurve, Parity,
-                      Resources, StudentMetrics, read_json)
+                      RESOURCES, ROBUSTNESS_PLOT, ROC_PLOT, SCRATCH_MODEL, STUDENT, SUMMARY, SYNTH, TEACHER, EpochCurve,
+                      Parity, Resources, StudentMetrics, TeacherMetrics, read_json)
 from .binary import binary_physics_markdown, inputs_markdown, physics_rows, robustness_markdown
 from .generalisation import generalisation_block, generalisation_markdown
 from .hardware import parity_markdown, resources_markdown
@@ -41,6 +41,30 @@ def physics_block(run_dir: Path) -> dict:
         }
         block["distillation"] = distillation_block(m)
     return block
+
+
+def numerics_block(run_dir: Path) -> dict:
+    """The arithmetic the teacher and the student were trained with (``numerics.state()`` as their stages recorded
+    it; None for a stage that recorded none, e.g. one run before the record existed)."""
+    t = TeacherMetrics.read(run_dir / TEACHER / METRICS)
+    m = StudentMetrics.read(run_dir / STUDENT / METRICS)
+    return {"teacher": None if t is None else t.rest.get("numerics"),
+            "student": None if m is None else (m.runtime or {}).get("numerics")}
+
+
+def numerics_markdown(block: dict | None) -> list[str]:
+    """One line: on which CPU each model was trained, and whether the pinned arithmetic held (MKL's AVX2 path)."""
+    parts = []
+    for who, st in (block or {}).items():
+        if not st:
+            parts.append(f"{who}: not recorded")
+            continue
+        cpu = st.get("cpu") or {}
+        branch = st.get("mkl_branch")
+        path = "MKL AVX2 path (pinned)" if branch == 10 else ("MKL not used" if branch is None else f"MKL path {branch}")
+        parts.append(f"{who} on {cpu.get('model') or 'an unnamed CPU'} ({cpu.get('widest_vectors') or 'vectors n/a'}), "
+                     f"{path}, MKL_CBWR={st.get('MKL_CBWR')}, ONEDNN_MAX_CPU_ISA={st.get('ONEDNN_MAX_CPU_ISA')}")
+    return [f"Arithmetic: {'; '.join(parts)}.", ""] if parts else []
 
 
 def distillation_block(m: StudentMetrics) -> dict:
@@ -156,6 +180,7 @@ def build_report(run_dir: Path, out: Path, model: str, config_file: str = "") ->
         "generalisation": generalisation_block(run_dir),
         "training": training_block(run_dir),
         "quantisation": quantisation_block(run_dir),
+        "numerics": numerics_block(run_dir),
     }
     report["standing"] = standing_block(run_dir, report)
     (out / REPORT_JSON).write_text(json.dumps(report, indent=2, default=float))
@@ -232,7 +257,7 @@ def opening_markdown(report: dict) -> list[str]:
         lines += unequal_cost_note(report.get("training"))
     if report.get("config"):
         lines += [f"Config: `{report['config']}`. Run directory: `{report['run_dir']}`.", ""]
-    return lines
+    return lines + numerics_markdown(report.get("numerics"))
 
 
 def physics_markdown(phys: dict, out: Path) -> list[str]:

@@ -162,6 +162,8 @@ def _robustness(cfg: Config, task, backend, models: dict, teacher_metrics: Path,
 def _write_metrics(cfg: Config, task, backend, splits: dict, feed, path: Path, *, saturated: dict, input_shape,
                    models: dict, validation: dict, robustness: dict, histories: dict, data: Path) -> None:
     """``metrics.json`` (``StudentMetrics``)."""
+    from .. import numerics
+
     student, distill, features = cfg.student, cfg.distill, backend.features
     n_test, n_val = len(splits["test"][1]), len(splits["val"][1])
     StudentMetrics(
@@ -184,7 +186,7 @@ def _write_metrics(cfg: Config, task, backend, splits: dict, feed, path: Path, *
         baselines=_baselines(task, splits, student.n_particles),
         task={"outputs": list(task.outputs), "multiclass": task.multiclass, "describe": task.describe(),
               "monitor": monitor_of(task.n_classes)},
-        runtime={"threads_requested": student.threads, **backend.runtime()},
+        runtime={"threads_requested": student.threads, **backend.runtime(), "numerics": numerics.state()},
         source=f"{n_test} test jets and {n_val} validation jets from {data}",
     ).write(path)
 

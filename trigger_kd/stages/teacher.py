@@ -26,7 +26,7 @@ def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..train.tagger import tagger_metrics, task_metrics_fn
     from ..train.teacher import load_teacher, teacher_logits, train_teacher
 
-    require("the teacher stage")
+    arithmetic = require("the teacher stage")
     data = ctx.dir(DATA)
     settings = cfg.teacher.resolved  # the config section itself, device: auto resolved as in the stamp
     train_info = train_teacher(data / split_file("train"), data / split_file("val"), settings, out,
@@ -49,7 +49,7 @@ def run_teacher(cfg: Config, ctx: RunContext, out: Path) -> dict:
     device = {"name": train_info["device"], "gpu": train_info["gpu"], "amp": train_info["amp"]}
     result = TeacherMetrics(test=metrics, robustness=rob, training=train_info,
                             n_params=int(sum(p.numel() for p in model.parameters())),
-                            rest={"arch": settings.arch, "device": device})
+                            rest={"arch": settings.arch, "device": device, "numerics": arithmetic})
     result.write(out / METRICS)
     info(f"[teacher] {settings.arch} on {device['gpu'] or device['name']} ({task.describe()}): test accuracy "
          f"{metrics['accuracy']:.3f}, AUC {metrics['auc']:.4f}{' (macro)' if task.multiclass else ''} on "

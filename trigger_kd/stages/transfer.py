@@ -70,7 +70,7 @@ def run_transfer(cfg: Config, ctx: RunContext, out: Path) -> dict:
     from ..numerics import require
     from ..train.teacher import load_teacher, teacher_logits
 
-    require("the transfer stage")
+    arithmetic = require("the transfer stage")
     distill = cfg.distill
     data, teacher = ctx.dir(DATA), ctx.dir(TEACHER)
     if distill.uses_teacher:
@@ -79,7 +79,7 @@ def run_transfer(cfg: Config, ctx: RunContext, out: Path) -> dict:
         if distill.transfer_jets_per_class or distill.transfer_paths:
             info("[transfer] distill.alpha is 0 (from scratch): transfer jets skipped (teacher targets only)")
         c_transfer, origin = np.zeros((0, cfg.data.max_constituents, 4), np.float32), {}
-    summary: dict = {"transfer_jets": int(len(c_transfer)), **origin, "views": 0}
+    summary: dict = {"transfer_jets": int(len(c_transfer)), **origin, "views": 0, "numerics": arithmetic}
     if not len(c_transfer) and distill.augment_max_beta == 0:
         return summary
     # on the device the teacher stage resolved (its stamp, upstream of this one, holds it)
