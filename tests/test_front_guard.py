@@ -359,18 +359,25 @@ def test_ctrl_c_during_a_sweep_is_one_line_exit_130_and_resumes(tmp_path):
 
 
 # ----------------------------------------------------------------------------- 5. probe files: liveness by lock
-def test_probe_files_of_a_dead_sweep_are_removed_a_live_ones_kept(tmp_path, monkeypatch):
-    """A sweep stopped by SIGKILL cannot remove its probe files: the next sweep does, judged by the flock each
-    writer holds (not by a PID, which does not travel across hosts); a live sweep's probe is kept, and a probe
-    file names its writer."""
+def _probe_writer(tmp_path: Path, monkeypatch, body: str):
+    """(cache, sweep directory, a process running ``body`` with ``out`` the sweep directory)."""
     cache = tmp_path / "cache"
     monkeypatch.setenv("TRIGGER_KD_CACHE", str(cache))
     out = tmp_path / "sweep"
     out.mkdir()
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from pathlib import Path; from trigger_kd.front import cluster\n"
-        f"with cluster.probe_files(Path({str(out)!r})) as e:\n"
-        "    print(e.token, flush=True); time.sleep(120)")], stdout=subprocess.PIPE, text=True)
+    proc = subprocess.Popen([sys.executable, "-c", (
+        "import os, sys, time; from pathlib import Path; from trigger_kd.front import cluster\n"
+        f"out = Path({str(out)!r})\n{body}")], stdout=subprocess.PIPE, text=True)
+    return cache, out, proc
+
+
+def test_probe_files_of_a_dead_sweep_are_removed_a_live_ones_kept(tmp_path, monkeypatch):
+    """A sweep stopped by SIGKILL cannot remove its probe files: the next sweep does, judged by the flock each
+    writer holds (not by a PID, which does not travel across hosts); a live sweep's probe is kept, and a probe
+    file names its writer."""
+    cache, out, holder = _probe_writer(tmp_path, monkeypatch, (
+        "with cluster.probe_files(out) as e:\n"
+        "    print(e.token, flush=True); time.sleep(120)"))
     try:
         live = holder.stdout.readline().strip()
         (cache / f"{cluster.PROBE_PREFIX}dead").write_text("dead\n")  # what a SIGKILLed sweep leaves
@@ -394,17 +401,12 @@ def test_probe_whose_lock_a_child_inherited_is_removed_once_its_writer_is_gone(t
     without removing its probe: the lock alone would call it live for as long as the child lives. The writer is
     proven gone here by its identity on this kernel (boot, PID namespace, PID and start time), so the probe goes;
     a probe of another PID namespace or host is judged by the lock alone (its PID means nothing here)."""
-    cache = tmp_path / "cache"
-    monkeypatch.setenv("TRIGGER_KD_CACHE", str(cache))
-    out = tmp_path / "sweep"
-    out.mkdir()
-    writer = subprocess.Popen([sys.executable, "-c", (
-        "import os, sys, time; from pathlib import Path; from trigger_kd.front import cluster\n"
-        f"ctx = cluster.probe_files(Path({str(out)!r})); e = ctx.__enter__()\n"
+    cache, out, writer = _probe_writer(tmp_path, monkeypatch, (
+        "ctx = cluster.probe_files(out); e = ctx.__enter__()\n"
         "child = os.fork()\n"
         "if child == 0:\n"
         "    time.sleep(120); os._exit(0)\n"
-        "print(e.token, child, flush=True); os._exit(0)")], stdout=subprocess.PIPE, text=True)
+        "print(e.token, child, flush=True); os._exit(0)"))
     token, child = writer.stdout.readline().split()
     writer.wait()
     try:
