@@ -120,6 +120,13 @@ def cmd_cache(args) -> int:
     cache = cache_root()
     if args.action == "list":
         entries = list_entries(cache)
+        if args.json:  # the notes format_entries prints, on stderr beside the JSON
+            from .cache import foreign_note
+
+            if not entries.exists:
+                warn(f"the cache folder {entries.root} does not exist")
+            if foreign_note(entries):
+                warn(foreign_note(entries))
         print(json.dumps([e.to_dict() for e in entries], indent=2) if args.json else format_entries(entries))
         return 0
     if args.older_than is None and not args.unreferenced:
