@@ -15,7 +15,9 @@ from pathlib import Path
 
 from .errors import TriggerKDError
 from .manifest import output_problem
-from .rundir import RESOLVED_CONFIG, STAGE_NAMES, last_attempt_failed, read_stamp
+from .rundir import DATA, RESOLVED_CONFIG, STAGE_NAMES, STUDENT, TEACHER, last_attempt_failed, read_stamp
+
+RESULT_STAGES = (DATA, TEACHER, STUDENT)  # what `evaluate` and `diagnose` results are made from (their made_from)
 
 
 class StaleRun(TriggerKDError):
@@ -92,15 +94,25 @@ def made_from(run_dir: Path, stages: tuple[str, ...] | list[str]) -> dict[str, s
     return out
 
 
-def stale_result(run_dir: Path, result: dict, what: str) -> str | None:
-    """Why a tool's result (``made_from``) no longer describes the run's stages, or None."""
+def stale_result(run_dir: Path, result: dict, what: str, stages: tuple[str, ...] = RESULT_STAGES) -> str | None:
+    """Why a tool's result (``made_from``) is not proven to describe the run's current ``stages`` (the stages
+    ``evaluate`` and ``diagnose`` read), or None. A stage the record does not name counts as not proven: the result may
+    come from another run or an older tool."""
     recorded = result.get("made_from")
     if not isinstance(recorded, dict):
         if not any(made_from(run_dir, STAGE_NAMES).values()):
             return None  # no stage of the runner's here (a directory put together by hand): nothing to compare
         return f"{what} does not record which stage outputs it was made from (made by an older trigger-kd)"
+    unknown = sorted(str(s) for s in recorded if s not in STAGE_NAMES)
+    if unknown:
+        return f"{what} names stages trigger-kd does not have ({', '.join(unknown)}): it is not a record of this run"
+    missing = [s for s in stages if s not in recorded]
+    if missing:
+        return (f"{what} does not record which {', '.join(missing)} output{'s' if len(missing) > 1 else ''} it was "
+                "made from, so it is not proven to be this run's")
     now = made_from(run_dir, tuple(recorded))
     changed = [s for s in recorded if recorded[s] != now[s]]
     if changed:
-        return f"the {', '.join(changed)} stage{'s were' if len(changed) > 1 else ' was'} rerun after {what} was made"
+        return (f"{what} was made from another {', '.join(changed)} output than this run's current one (that stage "
+                "was rerun since, or the file comes from another run)")
     return None

@@ -150,6 +150,16 @@ def run_dir_of(path: Path) -> Path | None:
     return None
 
 
+def run_dir_above(folder: Path) -> Path | None:
+    """The run directory that holds ``folder`` in one of its stage folders (or deeper), as written or with its links
+    resolved; None when no folder above it is a run directory. The runner replaces whatever is in there."""
+    for path in dict.fromkeys((Path(folder).absolute(), Path(folder).resolve())):
+        for above in path.parents:
+            if is_run_dir(above):
+                return above
+    return None
+
+
 def check_run_dir(path: Path, stage_names=STAGE_NAMES) -> str:
     """Before any work: may the runner use ``path``? "new" (absent or empty), "run" (marked), "adopt" (a run
     from before the marker); anything else is a folder of the user's, refused (its stage-named folders would
@@ -293,14 +303,10 @@ def read_json(path: Path) -> dict | None:
     return data if isinstance(data, dict) else None
 
 
-def read_evaluations(run_dir: Path) -> dict[str, dict]:
-    """Every ``RUN_DIR/evaluate/*.json`` (``trigger-kd evaluate``) by name."""
-    out = {}
-    for p in sorted((Path(run_dir) / EVALUATE_DIR).glob("*.json")):
-        data = read_json(p)
-        if data is not None:
-            out[p.stem] = data
-    return out
+def read_evaluations(run_dir: Path) -> dict[str, dict | None]:
+    """Every ``RUN_DIR/evaluate/*.json`` (``trigger-kd evaluate``) by name; None for one that is not a JSON object
+    (named by its reader, ``report/records.py``, never left out without a word)."""
+    return {p.stem: read_json(p) for p in sorted((Path(run_dir) / EVALUATE_DIR).glob("*.json"))}
 
 
 # ----------------------------------------------------------------------------- typed records

@@ -6,23 +6,30 @@ from pathlib import Path
 
 from ..atomic import write_text_atomic
 from ..errors import TriggerKDError
-from ..rundir import REPORT, REPORT_JSON, is_run_dir, read_json
+from ..rundir import REPORT, REPORT_JSON, is_run_dir, run_dir_above
 from ..runcheck import require_chain
 from .build import model_row
 from .multiclass import comparison_markdown, is_multiclass
 from .plots import resource_bars
+from .records import DamagedRecord, read_report
 from .tables import md_table
 
 
 def comparison_path(out: Path) -> Path:
-    """``--out``: a Markdown file, or an existing directory to write ``comparison.md`` into."""
+    """``--out``: a Markdown file, or an existing directory to write ``comparison.md`` into; never inside a run
+    directory's stage folders (the next run of that stage replaces them, and what is in them)."""
     out = Path(out)
     if out.is_dir():
-        return out / "comparison.md"
-    if out.suffix.lower() != ".md":
+        out = out / "comparison.md"
+    elif out.suffix.lower() != ".md":
         raise TriggerKDError(f"report --out {out}: give a .md file to write (or an existing directory)")
-    if not out.parent.is_dir():
+    elif not out.parent.is_dir():
         raise TriggerKDError(f"report --out {out}: the folder {out.parent} does not exist")
+    run = run_dir_above(out.parent)
+    if run is not None:
+        raise TriggerKDError(f"report --out {out}: that is inside the run directory {run}, whose stage folders a rerun "
+                             f"replaces with what is in them; write the comparison elsewhere (e.g. --out "
+                             f"{run.parent / 'comparison.md'})")
     return out
 
 
@@ -46,31 +53,48 @@ def check_ours(out: Path) -> None:
                              "--out NEW.md (or a folder of its own)")
 
 
-def compare_runs(run_dirs: list[Path], out: Path) -> Path:
-    """Write the comparison to ``out`` (Markdown; JSON and the resource bars beside it). Every run directory the
-    runner made must hold one consistent run: a report made before its student (or any stage it shows) was rerun
-    is refused, naming the stage and the command that rebuilds it."""
-    out = comparison_path(out)
-    check_ours(out)
-    reports = []
-    missing = []
-    for d in run_dirs:  # N runs asked: N answered, or none (a comparison that leaves one out says nothing of it)
-        path = Path(d) / REPORT / REPORT_JSON
-        if is_run_dir(Path(d)):
-            require_chain(Path(d), [REPORT], "report")
-        if not path.is_file():
-            missing.append(str(d))
-            continue
-        data = read_json(path)
-        if data is None:
-            raise TriggerKDError(f"{path} is not a report (not a JSON object); rerun the report stage")
-        reports.append(data)
+def read_reports(run_dirs: list[Path]) -> list[dict]:
+    """The report.json of every run asked for, each checked (``records.read_report``); N runs asked: N reports, or
+    a refusal naming what is missing, damaged, named twice or no longer one consistent run."""
+    seen: dict[Path, Path] = {}
+    for d in map(Path, run_dirs):
+        if d.resolve() in seen:
+            raise TriggerKDError(f"report: {seen[d.resolve()]} and {d} are the same run directory; name each run once")
+        seen[d.resolve()] = d
+    missing = [str(d) for d in run_dirs if not (Path(d) / REPORT / REPORT_JSON).is_file()]
     if missing:
         raise TriggerKDError(
             f"no report.json under {', '.join(missing)} ({len(missing)} of the {len(run_dirs)} runs asked for); nothing "
             "was written: run `trigger-kd run CONFIG --run-dir DIR` (to the report stage) for each, or leave them out")
+    reports = []
+    for d in map(Path, run_dirs):
+        if is_run_dir(d):
+            require_chain(d, [REPORT], "report")
+        try:
+            reports.append(read_report(d / REPORT / REPORT_JSON))
+        except DamagedRecord as e:
+            rebuild = (f"rebuild it (`trigger-kd run CONFIG --run-dir {d} --from report`)" if is_run_dir(d) else
+                       f"{d} is not a run directory: put there a report trigger-kd wrote")
+            raise DamagedRecord(f"{e}; nothing was written: {rebuild}, or leave that run out") from None
+    return reports
+
+
+def labelled(reports: list[dict], run_dirs: list[Path]) -> list[dict]:
+    """The reports with the name each row shows: the model, with its run directory where two runs share a name."""
+    names = [r["model"] for r in reports]
+    return [{**r, "model": f"{r['model']} ({d})" if names.count(r["model"]) > 1 else r["model"]}
+            for r, d in zip(reports, run_dirs)]
+
+
+def compare_runs(run_dirs: list[Path], out: Path) -> Path:
+    """Write the comparison to ``out`` (Markdown; JSON and the resource bars beside it). Every run directory the
+    runner made must hold one consistent run: a report made before its student (or any stage it shows) was rerun
+    is refused, naming the stage and the command that rebuilds it; a damaged report.json is refused, naming it."""
+    out = comparison_path(out)
+    check_ours(out)
+    reports = labelled(read_reports(run_dirs), run_dirs)
     rows = [model_row(r) for r in reports]
-    res = {r["model"]: r["resources"] for r in reports if r.get("resources")}
+    res = {r["model"]: r["resources"] for r in reports if r.get("resources")}  # every run's bars: labels are unique
     lines = [HEADER, ""]
     for kind in (False, True):  # binary and K-class taggers have different columns: a table each
         same = [row for row, r in zip(rows, reports) if is_multiclass(r.get("physics") or {}) == kind]
@@ -81,10 +105,15 @@ def compare_runs(run_dirs: list[Path], out: Path) -> Path:
         lines += comparison_markdown(multi)
     lines += ["Each row's resource figures come from the source named in its last column; "
               "physics figures are on each run's own test jets (see each report.md).", ""]
-    if res:
-        bars = out.with_name(out.stem + "_resources.png")
-        resource_bars(res, bars)
-        lines += [f"![Resources]({bars.name})", ""]
-    write_text_atomic(out, "\n".join(lines) + "\n")
-    write_text_atomic(out.with_suffix(".json"), json.dumps({"models": rows}, indent=2))
+    try:
+        if res:
+            bars = out.with_name(out.stem + "_resources.png")
+            resource_bars(res, bars)
+            lines += [f"![Resources]({bars.name})", ""]
+        write_text_atomic(out, "\n".join(lines) + "\n")
+        write_text_atomic(out.with_suffix(".json"), json.dumps(
+            {"models": [{**row, "run_dir": str(d)} for row, d in zip(rows, run_dirs)]}, indent=2))
+    except OSError as e:
+        raise TriggerKDError(f"report --out {out}: cannot write there ({e.strerror or e}); give --out a .md file in a "
+                             "folder you can write") from None
     return out

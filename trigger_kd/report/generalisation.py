@@ -7,36 +7,47 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..rundir import DIAGNOSTICS, EVALUATE_DIR, MODELS, read_evaluations, read_json
+from ..console import warn
+from ..rundir import DIAGNOSTICS, EVALUATE_DIR, MODELS
 from ..runcheck import stale_result
+from .records import DamagedRecord, current_and_damaged, read_diagnostics
 from .tables import fmt, md_table
 
 
-def current_evaluations(run_dir: Path) -> tuple[dict, dict]:
-    """(``evaluate/*.json`` made from the run's current stages, {name: why stale} for the others)."""
+def current_evaluations(run_dir: Path) -> tuple[dict, dict, dict]:
+    """(``evaluate/*.json`` made from the run's current stages, {file: why stale} for those made from others,
+    {file: why damaged} for those that are not evaluations: each named in a warning too)."""
+    checked, damaged = current_and_damaged(run_dir)
+    for name, why in damaged.items():
+        warn(f"{Path(run_dir) / name}: damaged ({why}); left out: rerun `trigger-kd evaluate {run_dir} --on ...`")
     current, stale = {}, {}
-    for name, result in read_evaluations(run_dir).items():
+    for name, result in checked.items():
         why = stale_result(run_dir, result, f"{EVALUATE_DIR}/{name}.json")
         if why:
             stale[f"{EVALUATE_DIR}/{name}.json"] = f"{why}: rerun `trigger-kd evaluate {run_dir} --on ...`"
         else:
             current[name] = result
-    return current, stale
+    return current, stale, damaged
 
 
 def generalisation_block(run_dir: Path) -> dict | None:
-    """diagnostics.json and evaluate/*.json, without those made from earlier stages (listed in ``stale``)."""
+    """diagnostics.json and evaluate/*.json, without those made from earlier stages (listed in ``stale``) or
+    damaged (listed in ``damaged``: never shown as figures)."""
     run_dir = Path(run_dir)
-    diag = read_json(run_dir / DIAGNOSTICS)
-    ood, stale = current_evaluations(run_dir)  # newer than a diagnostics.json that predates them
+    ood, stale, damaged = current_evaluations(run_dir)  # newer than a diagnostics.json that predates them
+    try:
+        diag = read_diagnostics(run_dir / DIAGNOSTICS)
+    except DamagedRecord as e:
+        diag, damaged[DIAGNOSTICS] = None, f"{e.why}: rerun `trigger-kd diagnose {run_dir}`"
     if diag is not None:
         why = stale_result(run_dir, diag, DIAGNOSTICS)
         if why:
             stale[DIAGNOSTICS] = f"{why}: rerun `trigger-kd diagnose {run_dir}`"
             diag = None
-    if diag is None and not ood and not stale:
+    if diag is None and not ood and not stale and not damaged:
         return None
-    return {**(diag or {}), "ood": ood, "stale": stale, "diagnostics_file": str(run_dir / DIAGNOSTICS) if diag else None}
+    return {**(diag or {}), "ood": ood, "stale": stale, "damaged": damaged,
+            "diagnostics_file": str(run_dir / DIAGNOSTICS) if diag else None}
 
 
 def compressibility_plot(block: dict, path: Path) -> bool:
@@ -73,6 +84,8 @@ def generalisation_markdown(block: dict | None, out: Path) -> list[str]:
     lines = ["## Generalisation", ""]
     for name, why in (block.get("stale") or {}).items():
         lines += [f"- Left out, stale: `{name}` ({why}).", ""]
+    for name, why in (block.get("damaged") or {}).items():
+        lines += [f"- Left out, damaged: `{name}` ({why}).", ""]
     if block.get("task"):
         lines += [f"Trained on **{block['task']}**; `trigger-kd diagnose` results from `{block.get('diagnostics_file')}`.", ""]
     ood = block.get("ood") or {}

@@ -12,15 +12,14 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..rundir import DATA, MANIFEST_FILE, REPORT, REPORT_JSON, is_run_dir, read_json, split_file
+from ..rundir import DATA, MANIFEST_FILE, REPORT, REPORT_JSON, is_run_dir, split_file
 from ..runcheck import chain_problems
-from ..synth.reports import ReportError, ResourceRecord, validate_record
 from .multiclass import is_multiclass
+from .records import DamagedRecord, read_report, resource_problems
 from .tables import fmt, md_table
 
 # what `trigger-kd front` picked under the 10k LUT budget (benchmarks/history/front.md, "The 10k-LUT target reached")
 FRONT_PICK = "mlp_kd_hgq_10k"
-_RECORD_FIELDS = set(ResourceRecord.__dataclass_fields__)
 
 
 def tested_on(run_dir: Path) -> dict | None:
@@ -41,16 +40,14 @@ def _number(value, lo: float = 0.0, hi: float = float("inf")):
 def figures(report: dict, check: bool = True) -> dict:
     """The figures a row shows, from a report.json: the headline (K classes: test accuracy; binary: test AUC), LUT
     with its source and latency, every one checked (``check``: the resource record too, by
-    ``synth.reports.validate_record``; this run's own was checked when its synth stage wrote it)."""
+    ``records.resource_problems``; this run's own was checked when its synth stage wrote it)."""
     phys = report.get("physics") or {}
     student = phys.get("student") or {}
     multi = is_multiclass(phys)
     r = report.get("resources") or {}
-    if r and check:
-        try:
-            validate_record(ResourceRecord(**{k: v for k, v in r.items() if k in _RECORD_FIELDS}))
-        except (ReportError, TypeError) as e:
-            raise ReportError(f"its resource record is damaged ({e})") from None
+    problems = resource_problems(r) if r and check else []
+    if problems:
+        raise DamagedRecord(problems[0])
     return {"figure": "test accuracy" if multi else "test AUC",
             "value": _number(student.get("accuracy" if multi else "auc"), 0.0, 1.0),
             "n_test_jets": _number(phys.get("n_test_jets")), "multiclass": multi,
@@ -64,13 +61,11 @@ def _sibling(path: Path, mine: dict, multi: bool) -> dict:
         problems = chain_problems(path, [REPORT])
         if problems:
             return {**row, "comparable": False, "why": f"not read: {problems[0][1]}"}
-    report = read_json(path / REPORT / REPORT_JSON)
-    if report is None:
-        return {**row, "comparable": False, "why": f"not read: {REPORT}/{REPORT_JSON} is not a report"}
     try:
+        report = read_report(path / REPORT / REPORT_JSON)
         shown = figures(report)
-    except ReportError as e:
-        return {**row, "comparable": False, "why": f"not read: {e}"}
+    except DamagedRecord as e:
+        return {**row, "comparable": False, "why": f"not read: {e.why}"}
     row["model"] = str(report.get("model") or path.name)
     theirs = tested_on(path)
     if shown["multiclass"] != multi:
