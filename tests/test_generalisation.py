@@ -8,10 +8,11 @@ import numpy as np
 import pytest
 
 from trigger_kd.cli import main as cli
-from trigger_kd.data.formats import read_canonical, read_jet_classes, write_canonical
+from trigger_kd.data.formats import read_canonical, read_jet_classes, sort_and_pad, write_canonical
 from trigger_kd.errors import TriggerKDError
 from trigger_kd.generalisation.compressibility import distillation_curve, reference_inputs
-from trigger_kd.generalisation.evaluate import _jet_keys, evaluate_run, resolve_jets, unseen_mask
+from trigger_kd.generalisation.evaluate import evaluate_run, resolve_jets, unseen_mask
+from trigger_kd.generalisation.inputs import jet_keys
 from trigger_kd.report.build import build_report
 from trigger_kd.report.generalisation import generalisation_block, generalisation_markdown
 from tiny import GENERALISATION
@@ -30,12 +31,12 @@ def _jets(n, seed):
 
 # ----------------------------------------------------------------------------- fast
 def test_unseen_mask_finds_jets_by_their_constituents():
-    a, b = _jets(10, 0), _jets(6, 1)
+    a, b = sort_and_pad(_jets(10, 0), 20), _jets(6, 1)  # files keep each jet's constituents in pT order
     mixed = np.concatenate([b[:3], a[[2, 7]], b[3:]])
     assert unseen_mask(mixed, [a]).tolist() == [True] * 3 + [False] * 2 + [True] * 3
     shorter = a[:, :12]  # fewer stored constituents: the same jets still match
     assert not unseen_mask(shorter, [a]).any()
-    assert len(set(_jet_keys(a))) == 10
+    assert len(set(jet_keys(a).tolist())) == 10
 
 
 def test_distillation_curve_learns_a_learnable_teacher():
@@ -157,6 +158,34 @@ def test_diagnose_writes_curvature_compressibility_smearing_and_ood(run, tmp_pat
                     "### pT smearing"):
         assert heading in md
     assert (tmp_path / "report" / "compressibility.png").stat().st_size > 1000
+
+
+@pytest.mark.slow
+def test_evaluate_and_diagnose_refuse_damaged_jets_and_bad_arguments_without_writing(run, tmp_path, capsys):
+    """Issue 35 on a real run: the jets of its own test file, damaged as tests/test_reader_evaluate.py damages them,
+    are refused with one line and exit 2 by `trigger-kd evaluate` (they scored AUCs before); `diagnose` with a bad
+    argument writes nothing, and leaves a diagnostics.json there unchanged."""
+    import h5py
+
+    from test_reader_evaluate import cut, shuffled, write
+
+    with h5py.File(run / "data" / "test.h5") as f:
+        c, names = f["constituents"][...], f["jet_class"][...].astype(str)
+    damaged = {"zero": np.zeros_like(c), "mev": c * 1000.0, "reordered": c[..., [1, 2, 3, 0]], "one": cut(c, 1),
+               "two": cut(c, 2), "shuffled": shuffled(c)}
+    for name, jets in damaged.items():
+        path = write(tmp_path / f"{name}.h5", jets, names, is_signal=(names == "w").astype(np.int8))
+        assert cli(["evaluate", str(run), "--on", str(path), "--no-progress"]) == 2, name
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("error:") and err.count("\n") == 0 and str(path) in err, (name, err)
+        assert not (run / "evaluate" / f"{name}.json").exists(), name
+    before = (run / "diagnostics.json").read_bytes() if (run / "diagnostics.json").exists() else None
+    for flag, value in (("--power-iterations", "0"), ("--trace-samples", "0"), ("--compress-epochs", "-5")):
+        assert cli(["diagnose", str(run), flag, value, "--no-progress"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.count("\n") == 0 and flag in err and "[diagnose]" not in err  # refused before any work
+    after = (run / "diagnostics.json").read_bytes() if (run / "diagnostics.json").exists() else None
+    assert after == before
 
 
 def test_report_has_no_generalisation_section_without_diagnostics(tmp_path):

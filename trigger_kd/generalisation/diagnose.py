@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import TriggerKDError
-from ..rundir import DIAGNOSTICS, METRICS, split_file, teacher_logits_file
+from ..rundir import DIAGNOSTICS, METRICS, read_json, split_file, teacher_logits_file
 
 
 def _teacher_curvature(models, c, y, batch_size, **kw) -> dict:
@@ -62,35 +62,71 @@ def _student_curvature(models, c, y, t_logits, batch_size, **kw) -> dict:
     return {"loss": name, **loss_curvature(model, batches, loss, **kw)}
 
 
+def _points(smear):
+    if not isinstance(smear, list):
+        return smear
+    return [{k: p.get(k) for k in ("sigma", "auc", "accuracy")} if isinstance(p, dict) else p for p in smear]
+
+
 def _smearing(student_metrics: dict) -> dict:
-    rob = student_metrics.get("robustness", {})
-    out = {m: [{"sigma": p["sigma"], "auc": p["auc"], "accuracy": p["accuracy"]} for p in r.get("smear", [])]
-           for m, r in rob.items()}
+    """The smearing points of the student stage's ``robustness``; a damaged one keeps what it lacks as None (or a
+    non-list), for ``report.records.diagnostics_problems`` to name before anything is written."""
+    rob = student_metrics.get("robustness")
+    rob = {m: r for m, r in rob.items() if isinstance(r, dict)} if isinstance(rob, dict) else {}
+    out = {m: _points(r.get("smear", [])) for m, r in rob.items()}
     n = {m: r.get("n_jets") for m, r in rob.items()}
     return {**out, "n_jets": n, "source": "student/metrics.json robustness (test jets; the same draws per sigma)"}
 
 
+def _logits(teacher_dir: Path, split: str, n_jets: int, jets: Path) -> np.ndarray:
+    """The teacher stage's cached logits of one split, (n_jets, 2) finite, as many as the split's jets (``jets``)."""
+    path = teacher_dir / teacher_logits_file(split)
+    try:
+        t = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise TriggerKDError(f"{path}: unreadable ({e}); rerun the teacher stage") from None
+    if t.ndim != 2 or t.shape[1] != 2 or t.dtype.kind != "f":
+        raise TriggerKDError(f"{path}: teacher logits must be (jets, 2) floats, found {t.dtype} {t.shape}; rerun the "
+                             "teacher stage")
+    if len(t) != n_jets:
+        raise TriggerKDError(f"{path} holds the logits of {len(t)} jets, {jets} has {n_jets}: they contradict each "
+                             "other; rerun the teacher stage")
+    if not np.isfinite(t).all():
+        raise TriggerKDError(f"{path}: {int((~np.isfinite(t)).sum())} NaN/inf teacher logits; rerun the teacher stage")
+    return t
+
+
 def diagnose(run_dir: Path, curvature_jets: int = 256, power_iterations: int = 20, trace_samples: int = 20,
              compress_epochs: int = 20, seed: int = 0, progress: bool = True) -> dict:
-    """Compute the diagnostics of ``run_dir`` and write ``RUN_DIR/diagnostics.json``."""
+    """Compute the diagnostics of ``run_dir`` and write ``RUN_DIR/diagnostics.json``; every argument is checked
+    before any work, and a result its reader would refuse (``report.records``) is never written."""
+    from .inputs import MAX_ARGUMENT, MAX_SEED, check_counts
+
+    check_counts(curvature_jets=(curvature_jets, 1, None),  # more than the training jets: all of them
+                 power_iterations=(power_iterations, 1, MAX_ARGUMENT), trace_samples=(trace_samples, 2, MAX_ARGUMENT),
+                 compress_epochs=(compress_epochs, 1, MAX_ARGUMENT), seed=(seed, 0, MAX_SEED))
     import torch
 
     from ..atomic import write_text_atomic
     from ..console import info
     from ..classes import describe
     from ..data.formats import read_canonical
-    from .compressibility import distillation_curve, reference_inputs
     from ..report.generalisation import current_evaluations
+    from ..report.records import diagnostics_problems, why
+    from .compressibility import distillation_curve, reference_inputs
     from .run_models import RunModels
 
-    if curvature_jets < 1:
-        raise TriggerKDError(f"--curvature-jets must be at least 1, got {curvature_jets}")
     run_dir = Path(run_dir)
     models = RunModels(run_dir, "diagnose")
     data, teacher_dir = models.dirs["data"], models.dirs["teacher"]
     c_train, y_train = read_canonical(data / split_file("train"))
     c_val, _ = read_canonical(data / split_file("val"))
-    t_train, t_val = (np.load(teacher_dir / teacher_logits_file(s)) for s in ("train", "val"))
+    t_train = _logits(teacher_dir, "train", len(c_train), data / split_file("train"))
+    t_val = _logits(teacher_dir, "val", len(c_val), data / split_file("val"))
+    student_metrics = read_json(models.dirs["student"] / METRICS)
+    if student_metrics is None:
+        raise TriggerKDError(f"{models.dirs['student'] / METRICS}: missing or not a JSON object; rerun the student "
+                             "stage")
     n = min(curvature_jets, len(y_train))
     c, y = c_train[:n], y_train[:n].astype(np.int64)
     kw = {"max_iter": power_iterations, "tol": 1e-3, "trace_samples": trace_samples, "seed": seed}
@@ -105,7 +141,6 @@ def diagnose(run_dir: Path, curvature_jets: int = 256, power_iterations: int = 2
          f"({compress_epochs} epochs, {len(c_train)} training jets)")
     compress = distillation_curve(reference_inputs(c_train), t_train, reference_inputs(c_val), t_val,
                                   epochs=compress_epochs)
-    student_metrics = json.loads((models.dirs["student"] / METRICS).read_text())
     cfg = models.cfg
     result = {
         "run_dir": str(run_dir),
@@ -120,6 +155,10 @@ def diagnose(run_dir: Path, curvature_jets: int = 256, power_iterations: int = 2
         "settings": {"curvature_jets": n, "power_iterations": power_iterations, "power_tol": 1e-3,
                      "trace_samples": trace_samples, "compress_epochs": compress_epochs, "seed": seed},
     }
+    problems = diagnostics_problems(result)  # what its reader would refuse is never written
+    if problems:
+        raise TriggerKDError(f"{run_dir}: the diagnostics came out invalid ({why(problems)}); nothing written to "
+                             f"{run_dir / DIAGNOSTICS}")
     write_text_atomic(run_dir / DIAGNOSTICS, json.dumps(result, indent=2, default=float))
     info(f"[diagnose] lambda_max teacher {curvature['teacher']['lambda_max']:.4g}, trace "
          f"{curvature['teacher']['trace']:.4g}; reference-student val MSE {compress['final_val_mse']:.4g} "

@@ -2,11 +2,13 @@
 
 ``--on`` is a model YAML (its data stage runs, cached as usual, with ``--set`` overrides;
 its test split is scored), a data or run directory (its ``test.h5``) or a canonical jet file
-(all its jets). Jets that the run trained or validated on (same constituents) are left out, so
-a task sharing a class pool with the run (W vs gluon and Z vs gluon share the gluon jets) is
-scored on unseen jets only. Writes ``RUN_DIR/evaluate/NAME.json``: accuracy, AUC, 1/eB at 30 %
-and 50 % signal efficiency of the teacher, quantised student and float twin, with the task,
-the jets per class and where they came from.
+(all its jets). The jets pass the data stage's checks first (``inputs.read_scored_jets``: one line,
+exit 2, nothing written). Jets that the run learnt from (training, validation, transfer jets; the
+same leading constituents, in any order) are left out, so a task sharing a class pool with the run
+(W vs gluon and Z vs gluon share the gluon jets) is scored on unseen jets only. Writes
+``RUN_DIR/evaluate/NAME.json``: accuracy, AUC, 1/eB at 30 % and 50 % signal efficiency of the
+teacher, quantised student and float twin, with the task, the jets per class, where they came
+from and the checks' warnings.
 
 This module does not run the pipeline: for an ``--on`` model YAML the caller passes ``run_data``,
 which runs that config's data stage (the CLI's ``trigger_kd.cli.run_data_stage``).
@@ -22,6 +24,9 @@ import numpy as np
 
 from ..errors import TriggerKDError
 from ..rundir import DATA, EVALUATE_DIR, split_file
+from .inputs import unseen_mask
+
+__all__ = ["RunData", "check_arguments", "evaluate_run", "resolve_jets", "unseen_mask"]
 
 if TYPE_CHECKING:
     from ..config import Config
@@ -29,19 +34,7 @@ if TYPE_CHECKING:
 # (config of the --on YAML, run directory, progress) -> that config's completed data directory
 RunData = Callable[["Config", Path, bool], Path]
 
-_KEY_PARTICLES = 8  # jets are identified by the bytes of their leading constituents
 _NAME = re.compile(r"^[A-Za-z0-9_.+-]+$")
-
-
-def _jet_keys(constituents: np.ndarray) -> list[bytes]:
-    c = np.ascontiguousarray(np.asarray(constituents, dtype=np.float32)[:, :_KEY_PARTICLES])
-    return [row.tobytes() for row in c]
-
-
-def unseen_mask(constituents: np.ndarray, seen: list[np.ndarray]) -> np.ndarray:
-    """True for jets whose leading constituents match none of the ``seen`` jet arrays."""
-    known = {k for c in seen for k in _jet_keys(c)}
-    return np.array([k not in known for k in _jet_keys(constituents)], dtype=bool)
 
 
 def _test_file(path: Path) -> Path:
@@ -52,6 +45,21 @@ def _test_file(path: Path) -> Path:
                          "directory, a canonical jet file or a model YAML")
 
 
+def check_arguments(on: str, name: str | None, overrides: list[str]) -> Path:
+    """``--on`` (an existing path), ``--name`` (a file name) and ``--set`` (for an --on model YAML only), checked
+    before any work; the path of ``on``."""
+    if name is not None and not (isinstance(name, str) and _NAME.match(name)):
+        raise TriggerKDError(f"--name {name!r}: use letters, digits and . _ + - only (it becomes a file name)")
+    if not isinstance(on, (str, Path)) or not str(on).strip():
+        raise TriggerKDError(f"--on {on!r}: give a model YAML, a data or run directory or a canonical .h5")
+    path = Path(on)
+    if not path.exists():
+        raise TriggerKDError(f"--on {on}: not found; give a model YAML, a data or run directory or a canonical .h5")
+    if overrides and path.suffix not in (".yml", ".yaml"):
+        raise TriggerKDError("--set applies to an --on model YAML only; the jets of a data file are fixed")
+    return path
+
+
 def resolve_jets(on: str, overrides: list[str], work_dir: Path, progress: bool = True,
                  run_data: RunData | None = None) -> tuple[Path, dict, str]:
     """(canonical file to score, description of where it came from, default name).
@@ -59,9 +67,7 @@ def resolve_jets(on: str, overrides: list[str], work_dir: Path, progress: bool =
     A model YAML's jets come from its data stage, which ``run_data`` runs (in ``work_dir/<task>``)."""
     from ..classes import describe
 
-    path = Path(on)
-    if not path.exists():
-        raise TriggerKDError(f"--on {on}: not found; give a model YAML, a data or run directory or a canonical .h5")
+    path = check_arguments(on, None, overrides)
     if path.suffix in (".yml", ".yaml"):
         from ..config import load_config
 
@@ -74,8 +80,6 @@ def resolve_jets(on: str, overrides: list[str], work_dir: Path, progress: bool =
         data = Path(run_data(cfg, work_dir / name, progress)).resolve()
         return data / split_file("test"), {"config": str(path), "set": list(overrides), "task": task, "split": "test",
                                   "data_dir": str(data)}, name
-    if overrides:
-        raise TriggerKDError("--set applies to an --on model YAML only; the jets of a data file are fixed")
     if path.is_dir():
         test = _test_file(path)
         return test, {"data_dir": str(test.parent.resolve()), "split": "test"}, path.resolve().name
@@ -87,27 +91,28 @@ def evaluate_run(run_dir: Path, on: str, name: str | None = None, overrides: lis
     """Score the run's models on the jets ``on`` names; write and return ``RUN_DIR/evaluate/NAME.json``.
     ``run_data`` runs the data stage of an ``on`` model YAML (``resolve_jets``)."""
     from ..atomic import write_text_atomic
-    from ..console import info
+    from ..console import info, warn
     from ..classes import describe
-    from ..data.formats import read_canonical, read_jet_classes
+    from ..report.records import evaluation_problems, why
     from ..train.metrics import binary_metrics
+    from .inputs import read_scored_jets
     from .run_models import MODELS, RunModels
 
-    if name is not None and not _NAME.match(name):
-        raise TriggerKDError(f"--name {name!r}: use letters, digits and . _ + - only (it becomes a file name)")
+    check_arguments(on, name, list(overrides))
     run_dir = Path(run_dir)
     models = RunModels(run_dir)
     out_dir = run_dir / EVALUATE_DIR
     path, source, default_name = resolve_jets(on, list(overrides), out_dir / "data", progress=progress,
                                               run_data=run_data)
     name = name or default_name
-    c, y = read_canonical(path)
-    names = read_jet_classes(path)
-    seen = [read_canonical(models.dirs["data"] / split_file(s))[0] for s in ("train", "val")]
+    seen = models.trained_on()
+    c, y, names, warnings = read_scored_jets(path, *models.reads(seen[:2]))
+    for w in warnings:
+        warn(w)
     keep = unseen_mask(c, seen)
     c, y, names = c[keep], y[keep], names[keep]
     if len(np.unique(y)) < 2:
-        raise TriggerKDError(f"{path}: after leaving out the run's training jets, {len(y)} jets remain with "
+        raise TriggerKDError(f"{path}: after leaving out the jets the run learnt from, {len(y)} jets remain with "
                              f"labels {sorted(set(y.tolist()))}: both signal and background jets are needed")
     scores = models.scores(c)
     cfg = models.cfg
@@ -121,9 +126,15 @@ def evaluate_run(run_dir: Path, on: str, name: str | None = None, overrides: lis
         "n_left_out_training_jets": int((~keep).sum()),
         "classes": {str(k): int((names == k).sum()) for k in sorted(set(names.tolist()))},
         **{m: binary_metrics(y, scores[m]) for m in MODELS},  # as the student stage's metrics.json
-        "source": f"{len(y)} jets of {path} (signal = is_signal 1), run's training/validation jets left out",
+        "warnings": warnings,  # what the data stage's checks found borderline in the jets (data/sanity.py)
+        "source": f"{len(y)} jets of {path} (signal = is_signal 1), the run's training, validation and transfer "
+                  "jets left out",
         "made_from": models.made_from,  # the stages' outputs it was computed from (runcheck.stale_result)
     }
+    problems = evaluation_problems(result)  # what its reader would refuse is never written
+    if problems:
+        raise TriggerKDError(f"{path}: the run's models give no valid figures on these jets ({why(problems)}); "
+                             f"nothing written to {out_dir / (name + '.json')}")
     write_text_atomic(out_dir / f"{name}.json", json.dumps(result, indent=2, default=float))
     info(f"[evaluate] {result['run_task']} run on {result['task']} ({len(y)} jets): "
          + "; ".join(f"{m} AUC {result[m]['auc']:.4f}" for m in MODELS) + f" -> {out_dir / (name + '.json')}")
