@@ -104,7 +104,8 @@ OUT_OF_RANGE = [
     ("mlp_kd", "synth.latency_cutoff=0"), ("mlp_kd", "synth.sim_jets=-1"), ("mlp_kd", "checks.parity_min_fraction=0"),
     ("mlp_kd", "checks.parity_min_fraction=1.01"), ("mlp_kd", "checks.working_point=1"),
     ("mlp_kd", "checks.boost_betas=[0.0,1.0]"), ("mlp_kd", "checks.smear_sigmas=[-0.1]"), ("mlp_kd", "name=../x"),
-    ("mlp_kd", "name="), ("mlp_kd", "synth.family="),
+    ("mlp_kd", "name="), ("mlp_kd", "synth.family="), ("mlp_kd", "synth.family=xc7 -run x"),
+    ("mlp_kd", "hls.clock_period=1e-6"), ("mlp_kd", "hls.clock_period=0.05"), ("mlp_kd", "hls.clock_period=1e7"),
 ]
 
 
@@ -138,7 +139,7 @@ def test_range_error_names_the_file(tmp_path, repo):
     bad.write_text("name: bad\nhls:\n  clock_period: -5\n")
     with pytest.raises(ConfigError) as exc:
         load_config(bad)
-    assert "'hls.clock_period'" in str(exc.value) and str(bad) in str(exc.value) and "greater than 0" in str(exc.value)
+    assert "'hls.clock_period'" in str(exc.value) and str(bad) in str(exc.value) and "greater than or equal to 0.1" in str(exc.value)
 
 
 def test_empty_yaml_is_refused(tmp_path):
@@ -150,7 +151,7 @@ def test_empty_yaml_is_refused(tmp_path):
 
 
 @pytest.mark.parametrize("args,words", [
-    (["--set", "hls.clock_period=-5"], ["'hls.clock_period'", "--set", "greater than 0"]),
+    (["--set", "hls.clock_period=-5"], ["'hls.clock_period'", "--set", "greater than or equal to 0.1"]),
     (["--set", "student.weight_bits=0"], ["'student.weight_bits'", "--set"]),
     (["--set", "student.batch_size=0"], ["'student.batch_size'", "--set"]),
     (["--set", "data.split=[0.7,0.2,0.2]"], ["'data.split'", "--set", "add up to 1"]),
@@ -242,3 +243,63 @@ def test_a_recipe_for_one_profile_applies_at_that_profile_only(repo, tmp_path):
         with pytest.raises(ConfigError, match=says) as e:
             load_config(f)
         assert str(f) in str(e.value)
+
+
+# ----------------------------------------------------------------------------- sizes the machine can hold (issue 35)
+SIZES = {  # every size key, with its bound in config.py
+    "data.max_constituents": "MAX_CONSTITUENTS", "teacher.n_particles": "MAX_CONSTITUENTS",
+    "student.n_particles": "MAX_CONSTITUENTS", "teacher.hidden": "MAX_WIDTH", "teacher.d_model": "MAX_WIDTH",
+    "teacher.ff_dim": "MAX_WIDTH", "teacher.head_hidden": "MAX_WIDTH", "student.mlp_hidden": "MAX_WIDTH",
+    "student.phi_hidden": "MAX_WIDTH", "student.rho_hidden": "MAX_WIDTH", "teacher.layers": "MAX_DEPTH",
+    "teacher.encoder_layers": "MAX_DEPTH", "teacher.batch_size": "MAX_BATCH", "student.batch_size": "MAX_BATCH"}
+
+
+def _size_value(key: str, n: int) -> str:
+    return f"[{n}]" if key.endswith("_hidden") else str(n)
+
+
+@pytest.mark.parametrize("key", sorted(SIZES))
+def test_every_size_is_bounded_at_load(key, repo):
+    """Above its bound (just above, huge, absurd), every size is refused at load naming the key and --set; at the
+    bound it loads (the cross-section rule aside: n_particles then needs the constituents stored)."""
+    import trigger_kd.config as config
+
+    bound = getattr(config, SIZES[key])
+    model = "deepset_kd" if key in ("student.phi_hidden", "student.rho_hidden") else "mlp_kd"
+    arch = ["teacher.arch=transformer"] if key.split(".")[1] in ("d_model", "ff_dim", "head_hidden",
+                                                                  "encoder_layers") else []
+    for n in (bound + 1, 100000, 4_000_000_000, 10**30):
+        with pytest.raises(ConfigError) as exc:
+            load_config(repo / f"hls_configs/{model}.yml", [*arch, f"{key}={_size_value(key, n)}"])
+        assert f"'{key}" in str(exc.value) and "(--set)" in str(exc.value) and str(bound) in str(exc.value)
+    extra = [f"data.max_constituents={bound}"] if key.endswith("n_particles") else []
+    if key == "teacher.d_model":
+        extra.append("teacher.heads=4")
+    load_config(repo / f"hls_configs/{model}.yml", [*arch, *extra, f"{key}={_size_value(key, bound)}"])
+
+
+def test_too_many_layers_are_refused(repo):
+    import trigger_kd.config as config
+
+    layers = "[" + ",".join(["8"] * (config.MAX_DEPTH + 1)) + "]"
+    with pytest.raises(ConfigError, match=r"'student.mlp_hidden' \(--set\)"):
+        load_config(repo / "hls_configs/mlp_kd.yml", [f"student.mlp_hidden={layers}"])
+
+
+@pytest.mark.parametrize("section", ["teacher", "student"])
+def test_more_particles_than_stored_names_both_keys(section, tmp_path, repo):
+    """n_particles above data.max_constituents: refused before any work, both keys and where each came from named
+    (a model file and --set, or --set twice), one line, exit 2, no run directory."""
+    stored = 64
+    for n in (stored + 1, 200, 1024):
+        with pytest.raises(ConfigError) as exc:
+            load_config(repo / "hls_configs/mlp_kd.yml", [f"data.max_constituents={stored}",
+                                                          f"{section}.n_particles={n}"])
+        msg = str(exc.value)
+        assert f"{section}.n_particles {n} (--set)" in msg and f"data.max_constituents {stored} (--set)" in msg, msg
+    model = tmp_path / "m.yml"
+    model.write_text("name: m\ndata:\n  max_constituents: 20\nteacher:\n  n_particles: 20\nstudent:\n  n_particles: 16\n")
+    load_config(model)  # equal or below: fine
+    run_dir = tmp_path / "run"
+    rc = main(["run", str(model), "--run-dir", str(run_dir), "--set", f"{section}.n_particles=21"])
+    assert rc == 2 and not run_dir.exists()

@@ -47,7 +47,8 @@ def test_toptagging_file_of_random_bytes(tmp_path):
 
 def _data_cfg_sets(*paths) -> list[str]:
     listed = ", ".join(f"'{p}'" for p in paths)
-    return ["data.source=canonical", f"data.paths=[{listed}]", "data.jets_per_class=0", "data.max_constituents=10"]
+    return ["data.source=canonical", f"data.paths=[{listed}]", "data.jets_per_class=0", "data.max_constituents=10",
+            "teacher.n_particles=10", "student.n_particles=8"]
 
 
 def _data_cfg(repo, *paths):

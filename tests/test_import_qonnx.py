@@ -176,3 +176,53 @@ def test_plain_float_onnx_is_built_measured_and_explained(tmp_path):
     assert r["verdict"] in ("inexact, measured", "approximate by design")
     assert "float ONNX model (no Quant nodes), not QONNX" in (r["reason"] or "") or r["verdict"] == "approximate by design"
     assert r["input_precision"] == "fixed<16,6,TRN,WRAP>"
+
+
+# ----------------------------------------------------------------------------- what the inputs let a verdict say
+def _caveats(given, fmt_text="fixed<10,3,RND,SAT>"):
+    from trigger_kd.firmware.import_qonnx import _on_grid, input_caveats
+    from trigger_kd.fixedpoint import FixedFormat
+
+    fmt = FixedFormat.from_hls(fmt_text)
+    x, _ = _on_grid(np.asarray(given, dtype=np.float64), fmt)
+    return input_caveats(given, x, fmt)
+
+
+def test_saturating_and_degenerate_inputs_are_named(recwarn):
+    """Generated input sets: values outside the input type (x1e6, -1e6, 1e300, just past the end) are said to
+    saturate, with how many; all rows equal, one row, few distinct rows (also rows equal only on the grid) are
+    said to limit the verdict; an ordinary set has no caveat. No numpy overflow warning on the way."""
+    rng = np.random.default_rng(0)
+    ok = rng.uniform(-3, 3, (200, 16))
+    assert _caveats(ok) == []
+    for scale in (1e6, -1e6, 1e300):
+        (c,) = _caveats(ok * scale)
+        assert "saturate" in c and "fixed<10,3,RND,SAT>" in c and "range [-4, 3.99219]" in c and "of 3200" in c, c
+    edge = ok.copy()
+    edge[5, 2] = 4.5  # one value just past the end: counted, one row
+    (c,) = _caveats(edge)
+    assert c.startswith("1 of 3200 given input values") and "in 1 of 200 rows" in c
+    for name, given in {"all equal": np.repeat(ok[:1], 50, axis=0), "zeros": np.zeros((100, 16)),
+                        "equal on the grid": ok[:1] + rng.uniform(0, 1e-4, (40, 16))}.items():
+        cav = _caveats(given)
+        assert any("one and the same row" in c for c in cav), (name, cav)
+    few = np.repeat(ok[:3], 20, axis=0)
+    assert any("only 3 distinct input rows" in c for c in _caveats(few))
+    assert any("only 1 distinct input rows" in c for c in _caveats(ok[:1]))  # a single input
+    both = _caveats(np.repeat(ok[:1], 50, axis=0) * 1e6)
+    assert len(both) == 2 and "saturate" in both[0] and "one and the same row" in both[1]
+    assert not [w for w in recwarn if "overflow" in str(w.message)]
+
+
+@pytest.mark.slow
+def test_verdict_on_saturated_copies_says_so(tmp_path, capsys):
+    """The defect: inputs x1e6, 50 copies of one row, called "exact on 50 inputs" with exit 0. The verdict line
+    and parity.json now carry both caveats."""
+    path = export_brevitas("brevitas_pow2_float_input", tmp_path)
+    given = np.repeat(np.random.default_rng(1).standard_normal((1, 16)) * 1e6, 50, axis=0)
+    np.save(tmp_path / "x.npy", given)
+    rc = _run(tmp_path, path, "--inputs", tmp_path / "x.npy")
+    err = capsys.readouterr().err
+    r = json.loads((tmp_path / "run" / "parity.json").read_text())
+    assert rc == 0 and r["verdict"] == "exact" and len(r["input_caveats"]) == 2, (rc, r)
+    assert "saturate" in err and "one and the same row" in err and "exact: bit-exact" in err, err

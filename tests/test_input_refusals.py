@@ -86,7 +86,8 @@ def _data_run(repo, tmp_path, paths, per_class=0):
     listed = ", ".join(f"'{p}'" for p in paths)
     return ["run", str(repo / "hls_configs/mlp_kd.yml"), "--to", "data", "--run-dir", str(tmp_path / "run"),
             "--no-progress", "--set", "data.source=canonical", "--set", f"data.paths=[{listed}]",
-            "--set", f"data.jets_per_class={per_class}", "--set", "data.max_constituents=10"]
+            "--set", f"data.jets_per_class={per_class}", "--set", "data.max_constituents=10",
+            "--set", "teacher.n_particles=10", "--set", "student.n_particles=8"]
 
 
 def test_data_paths_refusals(tmp_path, repo, capsys):

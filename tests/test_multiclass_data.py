@@ -121,6 +121,7 @@ def test_data_stage_balances_and_stratifies_every_task(repo, tmp_path, config, c
     assert cli(["run", str(repo / "hls_configs" / config), "--to", "data", "--run-dir", str(run),
                 "--no-progress", "--set", "data.source=canonical", "--set", f"data.paths=['{path}']",
                 "--set", "data.jets_per_class=40", "--set", "data.max_constituents=10",
+                "--set", "teacher.n_particles=10", "--set", "student.n_particles=8",
                 *[a for s in sets for a in ("--set", s)]]) == 0
     k = len(counts)
     total = {}

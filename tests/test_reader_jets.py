@@ -149,7 +149,8 @@ def _cli(repo, tmp_path, source, path, capsys, classes=None) -> tuple[int, str]:
     run = tmp_path / f"run_{path.stem}"
     args = ["run", str(repo / "hls_configs/mlp_kd.yml"), "--to", "data", "--run-dir", str(run), "--no-progress",
             "--set", f"data.source={source}", "--set", f"data.paths=['{path}']", "--set", "data.jets_per_class=0",
-            "--set", f"data.max_constituents={P}"]
+            "--set", f"data.max_constituents={P}",
+            "--set", f"teacher.n_particles={P}", "--set", "student.n_particles=8"]
     capsys.readouterr()
     rc = cli(args)
     return rc, capsys.readouterr().err

@@ -375,3 +375,124 @@ def test_yosys_real_log_block():
            "End of script. Logfile hash: 7470d2ff53, CPU: user 1.97s system 0.06s, MEM: 134.94 MB peak\n")
     cells, total = parse_stat(log, "top")
     assert total == 26 and cells["LUT2"] == 4 and "Estimated" not in cells
+
+
+# ----------------------------------------------------------------------------- clock range and units (csynth.xml)
+def _no_realtime(text: str) -> str:
+    """Without the RealTime latencies, a clock period is checked on its own (not only against them)."""
+    for tag in ("Best-caseRealTimeLatency", "Average-caseRealTimeLatency", "Worst-caseRealTimeLatency"):
+        text = re.sub(rf"<{tag}>[^<]*</{tag}>", "", text)
+    return text
+
+
+def _write(tmp_path: Path, name: str, body: str, filename: str = "myproject_csynth.xml") -> Path:
+    path = tmp_path / name / filename
+    path.parent.mkdir(parents=True)
+    path.write_text(body)
+    return path
+
+
+def test_clock_periods_below_any_fpga_clock_are_refused(tmp_path, capsys):
+    """A clock period faster than any FPGA runs (10 GHz and up: 1e-6 ns, 0.01 ns) or slower than 1 kHz is refused
+    on its own, with or without the RealTime latencies to contradict it; so is a clock uncertainty as large as
+    the period it is part of (both named)."""
+    from trigger_kd.synth.reports import MAX_CLOCK_NS, MIN_CLOCK_NS
+
+    rng = np.random.default_rng(21)
+    for k in range(12):
+        report = str(rng.choice(sorted(XML)))
+        text = XML[report].read_text() if k % 2 else _no_realtime(XML[report].read_text())
+        tag = ["TargetClockPeriod", "EstimatedClockPeriod"][k % 2 if k < 8 else 0]
+        value = str(rng.choice(["1e-6", "0.01", "0.0999", "-0", "1e-300", f"{MAX_CLOCK_NS * 1.5:g}"]))
+        kind, msg = _outcome(capsys, _write(tmp_path, f"k{k}", _set_tag(text, tag, value)))
+        assert kind == "refused", (report, tag, value)
+        assert "clock" in msg.lower() or "Latency" in msg, msg
+    for report in XML:
+        body = _no_realtime(XML[report].read_text())
+        target = float(re.search(r"<TargetClockPeriod>([^<]+)<", body).group(1))
+        path = _write(tmp_path, f"unc_{report}", _set_tag(body, "ClockUncertainty", f"{target:g}"))
+        kind, msg = _outcome(capsys, path)
+        assert kind == "refused" and "ClockUncertainty" in msg and "TargetClockPeriod" in msg, msg
+        edge = _write(tmp_path, f"edge_{report}", _set_tag(body, "TargetClockPeriod", f"{MIN_CLOCK_NS:g}"))
+        edge.write_text(_set_tag(_set_tag(edge.read_text(), "EstimatedClockPeriod", f"{MIN_CLOCK_NS:g}"),
+                                 "ClockUncertainty", "0"))
+        kind, out = _outcome(capsys, edge)
+        assert kind == "parsed" and out[0].clock_target_ns == MIN_CLOCK_NS
+
+
+def _set_unit(text: str, section: str, unit: str) -> str:
+    return _set_tag(text, "unit", unit, section)
+
+
+def test_units_are_honoured_or_refused(tmp_path, capsys):
+    """The ``<unit>`` of a section scales its times (us, ps: the same clock in ns) or is refused (a unit that is no
+    time, a latency section counted in anything but clock cycles); never read as if it were ns."""
+    base = XML["vitis_hls"].read_text()  # target 5.00 ns, estimated 3.636 ns, latency 15 cycles
+    honoured = {
+        "us": (_set_tag(_set_tag(_set_unit(base, "UserAssignments", "us"), "TargetClockPeriod", "0.005"),
+                        "ClockUncertainty", "0.00135"), 5.0, 3.636),
+        "ps": (_set_tag(_set_tag(_set_unit(base, "UserAssignments", "ps"), "TargetClockPeriod", "5000"),
+                        "ClockUncertainty", "1350"), 5.0, 3.636),
+        "est_ps": (_set_tag(_set_unit(base, "SummaryOfTimingAnalysis", "ps"), "EstimatedClockPeriod", "3636"),
+                   5.0, 3.636),
+    }
+    for name, (body, target, est) in honoured.items():
+        kind, out = _outcome(capsys, _write(tmp_path, name, body))
+        assert kind == "parsed", (name, out)
+        assert out[0].clock_target_ns == pytest.approx(target) and out[0].clock_estimated_ns == pytest.approx(est)
+        assert out[0].extra["clock_uncertainty_ns"] == pytest.approx(1.35)
+    refused = {
+        "clock_us_unscaled": (_set_unit(base, "UserAssignments", "us"), ["clock period 5000 ns"]),
+        "furlongs": (_set_unit(base, "UserAssignments", "furlongs"), ["unit", "furlongs"]),
+        "empty_unit": (_set_unit(base, "SummaryOfTimingAnalysis", "parsecs"), ["unit", "parsecs"]),
+        "latency_us": (_set_unit(base, "SummaryOfOverallLatency", "us"), ["SummaryOfOverallLatency", "us"]),
+        "latency_ns": (_set_unit(base, "SummaryOfOverallLatency", "ns"), ["SummaryOfOverallLatency", "ns"]),
+    }
+    for name, (body, words) in refused.items():
+        kind, msg = _outcome(capsys, _write(tmp_path, name, body))
+        assert kind == "refused", (name, msg and format_record(msg[0]))
+        assert all(w in msg for w in words), (name, msg)
+
+
+# ----------------------------------------------------------------------------- one project, two reports
+def _project(tmp: Path, csynth: str, rpt: str | None) -> Path:
+    report = tmp / "myproject_prj" / "solution1" / "syn" / "report"
+    report.mkdir(parents=True)
+    (report / "myproject_csynth.xml").write_text(csynth)
+    if rpt is not None:
+        (tmp / "vivado_synth.rpt").write_text(rpt)
+    return tmp
+
+
+def _rpt_design(text: str, part: str | None = None, top: str | None = None) -> str:
+    if part:
+        text = re.sub(r"^(\| Device\s*: ).*$", lambda m: m.group(1) + part, text, count=1, flags=re.M)
+    if top:
+        text = re.sub(r"^(\| Design\s*: ).*$", lambda m: m.group(1) + top, text, count=1, flags=re.M)
+    return text
+
+
+def test_reports_of_one_project_that_disagree_on_part_or_top_are_refused(tmp_path, capsys):
+    """A project folder whose C-synthesis report and Vivado report name two parts or two top functions holds two
+    designs' numbers: refused, naming both files and both values, never both printed as one design's."""
+    csynth, rpt = XML["vitis_hls"].read_text(), RPT["2020"].read_text()  # xcu250 / xczu9eg, both myproject
+    part = "xcu250-figd2104-2L-e"
+    cases = {
+        "parts": (csynth, rpt, ["xcu250-figd2104-2L-e", "xczu9egffvb1156-2"]),
+        "tops": (csynth, _rpt_design(rpt, part=part, top="other_top"), ["myproject", "other_top"]),
+        "csynth_top": (_set_tag(csynth, "TopModelName", "mytop"), _rpt_design(rpt, part=part), ["mytop", "myproject"]),
+    }
+    for name, (xml, text, words) in cases.items():
+        prj = _project(tmp_path / name, xml, text)
+        kind, msg = _outcome(capsys, prj)
+        assert kind == "refused", name
+        assert "myproject_csynth.xml" in msg and "vivado_synth.rpt" in msg and all(w in msg for w in words), msg
+    # agreeing reports (the part written with or without dashes), and separate projects: one record each
+    same = _project(tmp_path / "same", csynth, _rpt_design(rpt, part="xcu250figd2104-2L-e"))
+    kind, out = _outcome(capsys, same)
+    assert kind == "parsed" and len(out) == 2
+    two = tmp_path / "two"
+    _project(two / "a", csynth, None)
+    _project(two / "b", XML["vivado_hls"].read_text(), None)
+    kind, out = _outcome(capsys, two)
+    assert kind == "parsed" and {r.part for r in out} == {part, "xc7z020-clg400-1"}

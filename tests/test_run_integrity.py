@@ -359,7 +359,7 @@ def _jets_file(path: Path, seed: int) -> Path:
 
 def _file_config(where: Path, **paths) -> Path:
     where.mkdir(parents=True, exist_ok=True)
-    lines = ["student: {seed: 1}", "data:", "  source: canonical", "  jets_per_class: 0", "  max_constituents: 10",
+    lines = ["student: {seed: 1, n_particles: 8}", "teacher: {n_particles: 10}", "data:", "  source: canonical", "  jets_per_class: 0", "  max_constituents: 10",
              f"  paths: [{', '.join(paths['data'])}]"]
     if paths.get("transfer"):
         lines += ["distill:", f"  transfer_paths: [{', '.join(paths['transfer'])}]"]

@@ -33,6 +33,22 @@ Positive = Annotated[float, Field(gt=0)]
 Bits = Annotated[int, Field(ge=1)]  # unsigned
 SignedBits = Annotated[int, Field(ge=2)]  # a sign bit and at least one more (1-bit narrow-range weights are all 0)
 MAX_BITS = 24  # student bit widths: float32 (training, golden outputs) holds 24-bit integers exactly
+# Sizes are bounded by what one machine holds, refused at load time (before any work), never a traceback from an
+# allocation hours in: a jet's constituents (real jets hold < 200; a LorentzNet's edges grow as the square), one
+# layer's width (4096 x 4096 float32 weights are 64 MiB; no FPGA student comes near), a network's depth, a batch.
+MAX_CONSTITUENTS = 1024
+# A clock period (hls.clock_period, and every period a synthesis report gives: synth/reports.py): no FPGA fabric runs
+# at 10 GHz or above, none below 1 kHz.
+MIN_CLOCK_NS = 0.1
+MAX_CLOCK_NS = 1e6
+MAX_WIDTH = 4096
+MAX_DEPTH = 64
+MAX_BATCH = 65536
+Width = Annotated[int, Field(ge=1, le=MAX_WIDTH)]
+Depth = Annotated[int, Field(ge=1, le=MAX_DEPTH)]
+Batch = Annotated[int, Field(ge=1, le=MAX_BATCH)]
+Particles = Annotated[int, Field(ge=1, le=MAX_CONSTITUENTS)]
+Widths = Annotated[tuple[Width, ...], Field(max_length=MAX_DEPTH)]
 
 
 class Section(BaseModel):
@@ -70,7 +86,7 @@ class DataConfig(Section):
     source: Literal["pythia", "toptagging", "hls4ml", "jetclass", "canonical"] = "pythia"
     paths: tuple[str, ...] = ()  # input files for the non-generated sources
     jets_per_class: NonNeg = 10000  # generated jets per class; cap per class for file sources (0 = all)
-    max_constituents: Count = 200  # constituents kept per jet, leading in pT (fewer: zero-padded)
+    max_constituents: Particles = 200  # constituents kept per jet, leading in pT (fewer: zero-padded)
     split: tuple[Positive, ...] = (0.6, 0.2, 0.2)  # train, val, test
     # Pythia seeds of the shards (with class and shard index), the train/val/test shuffle, the transfer set's
     # order and the boosted views' velocities
@@ -170,20 +186,20 @@ class TeacherConfig(Section):
     # torch finds one, resolved before the stage is stamped (`resolved`); an explicit cuda without one is an error
     device: str = "auto"
     amp: bool = False  # mixed precision (bf16, else fp16) on CUDA only: with a CPU device an error, never ignored
-    n_particles: Count = 32  # leading constituents per jet the teacher sees
-    hidden: Count = 32  # lorentznet
-    layers: Count = 3  # lorentznet: LGEB blocks
+    n_particles: Particles = 32  # leading constituents per jet the teacher sees
+    hidden: Width = 32  # lorentznet
+    layers: Depth = 3  # lorentznet: LGEB blocks
     epochs: Count = 3  # training epochs (no early stopping; the best-validation-accuracy weights are kept)
-    batch_size: Count = 64  # jets per training step (per rank with several GPUs)
+    batch_size: Batch = 64  # jets per training step (per rank with several GPUs)
     lr: Positive = 1e-3  # AdamW peak learning rate: warm-up over 5 % of the steps, then cosine decay
     weight_decay: Annotated[float, Field(ge=0)] = 0.01  # AdamW weight decay
     dropout: Annotated[float, Field(ge=0, lt=1)] = 0.2  # dropout probability (lorentznet decoder, transformer encoder)
     c_weight: Annotated[float, Field(ge=0)] = 5e-3  # lorentznet
-    d_model: Count = 64  # transformer: embedding width
-    encoder_layers: Count = 3  # transformer: encoder layers (not `layers`: the paper profile sizes both teachers)
+    d_model: Width = 64  # transformer: embedding width
+    encoder_layers: Depth = 3  # transformer: encoder layers (not `layers`: the paper profile sizes both teachers)
     heads: Count = 4  # transformer: attention heads (divide d_model)
-    ff_dim: Count = 64  # transformer: feed-forward width
-    head_hidden: tuple[Count, ...] = (64, 32)  # transformer: the head's hidden widths, then one logit
+    ff_dim: Width = 64  # transformer: feed-forward width
+    head_hidden: Widths = (64, 32)  # transformer: the head's hidden widths, then one logit
     seed: NonNeg = 1  # initial weights, batch shuffling, SEAL boosts and dropout
     threads: NonNeg = 0  # PyTorch CPU threads (0 = PyTorch's default)
     # SEAL: + lambda mean ||f(L x) - f(x)||^2, boosts L (train/seal.py)
@@ -251,14 +267,14 @@ class StudentConfig(Section):
     arch: Literal["mlp", "deepset"] = "mlp"  # mlp: dense layers on the flattened constituents; deepset: phi, mean, rho
     # quantisation-aware training library: brevitas (PyTorch), qkeras or hgq (HGQ2, learned bit widths)
     framework: Literal["brevitas", "qkeras", "hgq"] = "brevitas"
-    n_particles: Count = 16  # leading constituents per jet the student (and its firmware) reads
+    n_particles: Particles = 16  # leading constituents per jet the student (and its firmware) reads
     # + ln(pT_jet / TeV) on every constituent (trigger_kd/data/features.py): the jet's scale, which boosted
     # views need to keep a student's accuracy under boosts (benchmarks/history/kd_gain.md, "Boost robustness and the
     # jet's pT")
     jet_pt_feature: bool = False
-    mlp_hidden: tuple[Count, ...] = (32, 16)  # mlp: hidden layer widths, then the output layer
-    phi_hidden: Annotated[tuple[Count, ...], Field(min_length=1)] = (16, 16)  # the mean pools phi's ReLU outputs
-    rho_hidden: tuple[Count, ...] = (16,)  # deepset: hidden widths of rho after the mean, then the output layer
+    mlp_hidden: Widths = (32, 16)  # mlp: hidden layer widths, then the output layer
+    phi_hidden: Annotated[tuple[Width, ...], Field(min_length=1, max_length=MAX_DEPTH)] = (16, 16)  # the mean pools phi's ReLU outputs
+    rho_hidden: Widths = (16,)  # deepset: hidden widths of rho after the mean, then the output layer
     weight_bits: SignedBits = 6  # signed, power-of-two scale per tensor
     act_bits: Bits = 8  # unsigned ReLU outputs ufixed<act_bits, act_int_bits>
     act_int_bits: NonNeg = 3  # integer bits of the ReLU outputs (of act_bits)
@@ -279,7 +295,7 @@ class StudentConfig(Section):
     lr_patience: Count = 3  # plateau: epochs without a validation AUC gain before the rate is lowered
     lr_factor: Annotated[float, Field(gt=0, lt=1)] = 0.5  # plateau: the rate is multiplied by this when lowered
     min_lr: Annotated[float, Field(ge=0)] = 1e-5  # plateau: the rate is not lowered below this
-    batch_size: Count = 256  # jets per training step
+    batch_size: Batch = 256  # jets per training step
     lr: Positive = 3e-3  # AdamW learning rate (plateau: after the warm-up; one_cycle: the peak)
     weight_decay: Annotated[float, Field(ge=0)] = 1e-4  # AdamW weight decay
     seed: NonNeg = 1  # initial weights, the jets' training order and the SEAL boosts
@@ -394,7 +410,7 @@ class HLSConfig(Section):
     output: Literal["logits", "argmax", "softmax"] = "logits"
     backend: Literal["Vivado", "Vitis"] = "Vitis"  # hls4ml backend; synth.tool auto looks for this vendor tool
     part: Annotated[str, Field(min_length=1)] = "xcvu13p-flga2577-2-e"  # AMD/Xilinx FPGA part number
-    clock_period: Positive = 5.0  # ns
+    clock_period: Annotated[float, Field(ge=MIN_CLOCK_NS, le=MAX_CLOCK_NS)] = 5.0  # ns
     io_type: Literal["io_parallel", "io_stream"] = "io_parallel"  # hls4ml IOType: all inputs at once, or streamed
     strategy: Literal["Latency", "Resource"] = "Latency"  # hls4ml Strategy of the model and every layer
     reuse_factor: Count = 1  # hls4ml ReuseFactor: multiplications per multiplier (1 = fully parallel)
@@ -413,7 +429,7 @@ class SynthConfig(Section):
     latency_cutoff: Positive = 5.0  # da4ml delay units per stage at a 5 ns clock, scaled with hls.clock_period (not ns)
     simulator: Literal["verilator", "iverilog"] = "verilator"  # open-source route RTL simulation
     sim_jets: NonNeg = 1000  # test jets simulated on the RTL (0 = all)
-    family: Annotated[str, Field(min_length=1)] = "xcup"  # Yosys synth_xilinx family
+    family: Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")] = "xcup"  # Yosys synth_xilinx family (a name)
     # open-source route: Yosys synth_xilinx counts (false: da4ml's LUT estimate and pipeline register bits only, no
     # Yosys run; what `trigger-kd front` uses for its points; the RTL is still written and simulated)
     yosys: bool = True
@@ -451,6 +467,22 @@ class Config(Section):
             raise ValueError(f"{v!r} names the run directory: use letters, digits, '_', '.' and '-' only")
         return v
 
+    @model_validator(mode="after")
+    def _particles_stored(self, info: ValidationInfo) -> "Config":
+        """A network cannot read more constituents than the data keeps per jet (the rest would be zero padding
+        the loader never fills): both keys named, with where each came from."""
+        origins = (info.context or {}).get("origins") or {}
+        stored = self.data.max_constituents
+        for section in ("teacher", "student"):
+            n = getattr(self, section).n_particles
+            if n > stored:
+                raise ValueError(
+                    f"{section}.n_particles {n} ({origins.get(f'{section}.n_particles', 'default value')}) is above "
+                    f"data.max_constituents {stored} ({origins.get('data.max_constituents', 'default value')}): the "
+                    f"jets keep at most {stored} constituents; lower {section}.n_particles or raise "
+                    f"data.max_constituents (at most {MAX_CONSTITUENTS})")
+        return self
+
     def section(self, name: str) -> Any:
         return getattr(self, name)
 
@@ -477,6 +509,8 @@ def _model_at(cls: Any, loc: tuple) -> type[BaseModel] | None:
 
 def _message(root: type[BaseModel], err: dict, origins: Mapping[str, str], default: str) -> str:
     loc = err["loc"]
+    if not loc and err["type"] == "value_error":  # a rule across sections names its keys itself
+        return err["msg"].removeprefix("Value error, ")
     dotted = ".".join(str(p) for p in loc if isinstance(p, str)) + "".join(f"[{p}]" for p in loc if isinstance(p, int))
     origin = origins.get(".".join(str(p) for p in loc if isinstance(p, str)), default)
     if err["type"] == "extra_forbidden":

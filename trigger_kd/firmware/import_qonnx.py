@@ -157,8 +157,38 @@ def graph_reasons(clean, source) -> list[str]:
 
 
 def _on_grid(x: np.ndarray, fmt: FixedFormat) -> tuple[np.ndarray, int]:
-    q = np.clip(np.round(x * 2.0**fmt.frac_bits), fmt.int_min, fmt.int_max) * 2.0**-fmt.frac_bits
+    with np.errstate(over="ignore"):  # a huge value scales to inf and clips to the type's end like any other
+        q = np.clip(np.round(x * 2.0**fmt.frac_bits), fmt.int_min, fmt.int_max) * 2.0**-fmt.frac_bits
     return q, int(np.sum(q != x))
+
+
+MIN_DISTINCT_INPUTS = 10  # a verdict on fewer distinct inputs says little about the rest of the input space
+
+
+def input_caveats(given: np.ndarray | None, x: np.ndarray, fmt: FixedFormat) -> list[str]:
+    """What limits a verdict measured on ``x`` (the inputs on the firmware's grid; ``given``: as the user gave
+    them, None for random ones), each one line the verdict line and parity.json carry: given values outside the
+    input type's range (clipped to its ends: the comparison saw saturated inputs, not the values given), and a
+    degenerate input set (all rows equal, fewer than MIN_DISTINCT_INPUTS distinct rows on the grid)."""
+    caveats = []
+    if given is not None:
+        with np.errstate(over="ignore", invalid="ignore"):
+            scaled = np.round(np.asarray(given, dtype=np.float64) * 2.0**fmt.frac_bits)
+        out = (scaled < fmt.int_min) | (scaled > fmt.int_max)
+        if out.any():
+            rows = int(out.reshape(len(out), -1).any(1).sum())
+            lo, hi = fmt.int_min * 2.0**-fmt.frac_bits, fmt.int_max * 2.0**-fmt.frac_bits
+            caveats.append(f"{int(out.sum())} of {out.size} given input values ({100.0 * out.mean():.3g} %, in {rows} "
+                           f"of {len(out)} rows) lie outside the input type {fmt.hls} range [{lo:g}, {hi:g}] and "
+                           f"saturate: the comparison saw the clipped values, not the inputs given")
+    distinct = len(np.unique(x.reshape(len(x), -1), axis=0)) if len(x) else 0
+    if len(x) > 1 and distinct == 1:
+        caveats.append(f"all {len(x)} inputs are one and the same row on the input grid: the verdict covers that "
+                       f"one input only")
+    elif distinct < MIN_DISTINCT_INPUTS:
+        caveats.append(f"only {distinct} distinct input rows on the input grid (of {len(x)}; fewer than "
+                       f"{MIN_DISTINCT_INPUTS}): the verdict covers those only")
+    return caveats
 
 
 def _lsb(layer) -> float:
@@ -189,6 +219,7 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
     fmt, fmt_source, own_quantiser = input_type(clean, input_precision, model_path)
     clean_path, model_sha = _claim(run_dir, model_path, clean)
     x, input_source = _inputs(clean, fmt, own_quantiser, inputs, n, seed, to_last)
+    caveats = input_caveats(inputs, x, fmt)
     hls_model, rules = _build(model_path, clean_path, run_dir, settings, (fmt, fmt_source), fixes)
     result: dict = {"model": str(model_path), "n_jets": int(len(x)), "inputs": input_source,
                     "input_precision": fmt.hls, "input_precision_source": fmt_source,
@@ -196,10 +227,15 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
                     "compared_with": "qonnx execution of the cleaned graph", "hls_rules": rules}
     result.update(_compare(model_path, run_dir, clean, clean_path, hls_model, x))
     result.update(_verdict(result, model_path, clean, clean_path, hls_model, x))
+    result["input_caveats"] = caveats  # the verdict holds on these inputs only: said wherever it is
     result["model_sha256"] = model_sha
     _seal(run_dir, model_path, result)
-    info(f"[import-qonnx] {result['verdict']}: bit-exact on {result['bit_exact_fraction'] * 100:.3f} % of {len(x)} "
-         f"inputs (at {result['compared_at']}); report {run_dir / PARITY}")
+    line = (f"[import-qonnx] {result['verdict']}: bit-exact on {result['bit_exact_fraction'] * 100:.3f} % of "
+            f"{len(x)} inputs (at {result['compared_at']}); report {run_dir / PARITY}")
+    if caveats:
+        warn(f"{line}; but {'; and '.join(caveats)}")
+    else:
+        info(line)
     return result
 
 

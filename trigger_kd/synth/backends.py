@@ -162,7 +162,11 @@ def container_run_command(engine: str, image: str, host_dir: Path, argv: list[st
     Ownership: ``--user UID:GID`` (a root daemon, or rootful podman); rootless podman maps the
     caller to root inside, so there ``--userns=keep-id`` makes the container user the caller.
     """
-    cmd = [engine, "run", "--rm", "-v", f"{Path(host_dir).resolve()}:{inner_dir}", "-w", inner_dir]
+    host = Path(host_dir).resolve()
+    if ":" in str(host):  # -v splits source:target:options at ':' (no quoting exists)
+        raise BackendError(f"{host} cannot be mounted into the container: '{engine} run -v' takes no ':' in a "
+                           f"directory name; use a run directory without ':'")
+    cmd = [engine, "run", "--rm", "-v", f"{host}:{inner_dir}", "-w", inner_dir]
     if engine == "podman" and hasattr(os, "getuid") and os.getuid() != 0:
         cmd += ["--userns=keep-id"]
     elif hasattr(os, "getuid"):

@@ -78,7 +78,14 @@ def rtl_parity(reference: np.ndarray, got: np.ndarray, frac_bits: int, simulator
 
 def _simulate(model, traced, x_grid, simulator: str, log_dir: Path, progress: bool, notes: list[str]):
     """(outputs per jet, simulator name, measured latency or None)."""
-    if simulator == "verilator":
+    where = Path(model._path).resolve()
+    if simulator == "verilator" and any(c.isspace() for c in str(where)):  # verilated.mk refuses such a folder
+        msg = (f"Verilator simulation not possible: GNU Make, which builds Verilator's model, cannot build in "
+               f"{where} (a path with spaces); Icarus Verilog simulated the RTL instead (use a run directory "
+               f"without spaces for Verilator)")
+        warn(msg)
+        notes.append(msg)
+    elif simulator == "verilator":
         try:
             out = rtl_sim.simulate_verilator(model, x_grid, log_dir, jobs=min(2, os.cpu_count() or 1), progress=progress)
             return out, f"verilator {rtl_sim.verilator_version()} (da4ml binder)", None

@@ -12,9 +12,13 @@ figure. Rules and ranges:
   that is not a number is refused, naming the field;
 - range: resource counts (used and available) are finite, >= 0, whole (a Block RAM *tile* may be half: one RAMB18)
   and at most ``MAX_COUNT`` (1e9: 100x the largest FPGA, so only a damaged report gets there); clock periods are
-  in (0, ``MAX_CLOCK_NS``] ns; latencies and intervals are whole cycles >= 0 below 2^32 - 1 (HLS writes
+  in [``MIN_CLOCK_NS``, ``MAX_CLOCK_NS``] ns (10 GHz to 1 kHz, config.py), a clock uncertainty below its period;
+  units: a csynth section's ``<unit>`` scales its times (ps, ns, us, ms, s) and its cycle counts must be in clock
+  cycles, any other unit is refused; latencies and intervals are whole cycles >= 0 below 2^32 - 1 (HLS writes
   2^32 - 1 for "undefined"); times are finite and >= 0;
-- contradictions (two sources of the same fact disagree -> ``ReportError`` naming both): best-case above
+- contradictions (two sources of the same fact disagree -> ``ReportError`` naming both): the part or the top
+  function of two reports of one project (a ``vivado_synth.rpt`` and the C-synthesis reports below its folder:
+  :func:`check_same_design`); best-case above
   worst-case latency or interval; a report's RealTime latency against cycles x clock period (1 % + one period);
   a report's Util% against used / available (0.01 points + 0.1 %); a Vivado row against the sum of its sub-rows
   (LUT as Logic + LUT as Memory, Register as Flip Flop + Register as Latch, RAMB36/FIFO + RAMB18 / 2); the same
@@ -30,6 +34,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import MAX_CLOCK_NS, MIN_CLOCK_NS
 from ..console import warn
 from ..errors import TriggerKDError
 
@@ -37,7 +42,6 @@ RESOURCES = ("dsp", "lut", "ff", "bram_18k", "uram")
 KINDS = ("hls-estimate", "post-synthesis", "open-source-synthesis", "model-estimate", "da4ml-estimate")
 LABELS = {"lut": "LUT", "ff": "FF", "dsp": "DSP", "bram_18k": "BRAM_18K", "uram": "URAM"}
 MAX_COUNT = 1e9  # of any resource: the largest FPGAs hold ~1e7 LUTs; even an HLS over-estimate stays far below
-MAX_CLOCK_NS = 1e6  # 1 kHz: no FPGA design is clocked slower
 MAX_CYCLES = 2**32 - 1  # HLS counts cycles in 32 bits and writes 2^32 - 1 for "undefined"
 UTIL_TOL_POINTS = 0.01  # reports print Util% with two decimals
 LATENCY_REL_TOL = 0.01  # RealTime latencies are printed with 3-4 significant digits
@@ -139,6 +143,16 @@ def _check_time(value, what: str, where: str, positive: bool = False, limit: flo
     return value
 
 
+def _check_clock(value, what: str, where: str):
+    """A clock period in ns read from a report: None, or finite in [MIN_CLOCK_NS, MAX_CLOCK_NS]."""
+    value = _check_time(value, what, where, positive=True)
+    if value is not None and not MIN_CLOCK_NS <= value <= MAX_CLOCK_NS:
+        raise ReportError(f"{where}: {what} is {_show(value)} ns, outside [{MIN_CLOCK_NS:g}, {MAX_CLOCK_NS:g}] ns "
+                          f"(no FPGA is clocked at 10 GHz or above, or below 1 kHz); the report is damaged or its "
+                          f"unit is not ns")
+    return value
+
+
 def _check_counts(rec: "ResourceRecord", where: str) -> None:
     for key in RESOURCES:
         check_count(getattr(rec, key), f"{LABELS[key]} used", where)
@@ -170,8 +184,8 @@ def validate_record(rec: "ResourceRecord") -> "ResourceRecord":
             pct = f" ({100.0 * used / avail:.1f} %)" if avail else ""
             pending.append(f"{LABELS[key]} {_show(used)} of {_show(avail)} available{pct}: the design does not "
                            f"fit {rec.part or 'the part'}")
-    target = _check_time(rec.clock_target_ns, "target clock period", where, positive=True, limit=MAX_CLOCK_NS)
-    est = _check_time(rec.clock_estimated_ns, "estimated clock period", where, positive=True, limit=MAX_CLOCK_NS)
+    target = _check_clock(rec.clock_target_ns, "target clock period", where)
+    est = _check_clock(rec.clock_estimated_ns, "estimated clock period", where)
     if target is not None and est is not None and est > target:
         pending.append(f"estimated clock period {_show(est)} ns is above the target {_show(target)} ns: timing "
                        f"is not met")
@@ -292,10 +306,44 @@ def _xml_resource(node: ET.Element | None, tags: tuple[str, ...], what: str, whe
     return next(iter(found.values()), None)
 
 
-def parse_csynth_xml(path: str | Path) -> ResourceRecord:
-    """One Vivado/Vitis HLS C-synthesis XML report -> ResourceRecord (kind ``hls-estimate``), validated."""
-    path = Path(path)
-    where = str(path)
+def _xml_time_scale(root: ET.Element, section: str, where: str) -> float:
+    """What one of ``section``'s times is in ns, from its ``<unit>`` (absent: ns, as every HLS version writes);
+    a unit that is no time is refused."""
+    unit = _text(root, f"{section}/unit")
+    if unit is None or unit.strip() == "":
+        return 1.0
+    if unit.strip().lower() not in _TIME_UNITS:
+        raise ReportError(f"{where}: <{section}><unit> is {_show(unit)!r}, not a unit of time (ps, ns, us, ms, s); "
+                          f"the report is damaged")
+    return _TIME_UNITS[unit.strip().lower()]
+
+
+def _xml_clocks(root: ET.Element, where: str) -> tuple[float | None, float | None, float | None]:
+    """(target, estimated, uncertainty) clock in ns, each in its section's unit, each in range, the uncertainty
+    below the target (part of the period)."""
+    def clock(section: str, tag: str, scale: float) -> float | None:
+        value = _number(_text(root, f"{section}/{tag}"), tag, where)
+        return None if value is None else _check_clock(round(float(value) * scale, 9), tag, where)
+
+    user = _xml_time_scale(root, "UserAssignments", where)
+    target = clock("UserAssignments", "TargetClockPeriod", user)
+    est = clock("PerformanceEstimates/SummaryOfTimingAnalysis", "EstimatedClockPeriod",
+                _xml_time_scale(root, "PerformanceEstimates/SummaryOfTimingAnalysis", where))
+    unc = _number(_text(root, "UserAssignments/ClockUncertainty"), "ClockUncertainty", where)
+    if unc is not None:
+        unc = _check_time(round(float(unc) * user, 9), "ClockUncertainty", where, limit=MAX_CLOCK_NS)
+        if target is not None and unc >= target:
+            raise ReportError(f"{where}: ClockUncertainty {_show(unc)} ns is not below TargetClockPeriod "
+                              f"{_show(target)} ns (the uncertainty is a part of the period); the report is damaged")
+    lat_unit = _text(root, "PerformanceEstimates/SummaryOfOverallLatency/unit")
+    if lat_unit and lat_unit.strip().lower() not in ("clock cycles", "cycles"):
+        raise ReportError(f"{where}: <SummaryOfOverallLatency><unit> is {_show(lat_unit)!r}: its latencies and "
+                          f"intervals are read as clock cycles and no other unit is understood; the report is "
+                          f"damaged or of an unknown format")
+    return target, est, unc
+
+
+def _csynth_root(path: Path) -> ET.Element:
     try:
         root = ET.parse(path).getroot()
     except FileNotFoundError:
@@ -304,30 +352,31 @@ def parse_csynth_xml(path: str | Path) -> ResourceRecord:
         raise ReportError(f"{path} is a directory, not a csynth XML report") from None
     except ET.ParseError as exc:
         raise ReportError(f"{path} is not a readable csynth XML report ({exc}); is the HLS run complete?") from None
-    res = root.find("AreaEstimates/Resources")
-    if root.find("PerformanceEstimates") is None or res is None:
+    if root.find("PerformanceEstimates") is None or root.find("AreaEstimates/Resources") is None:
         raise ReportError(f"{path} has no PerformanceEstimates/AreaEstimates: not a csynth XML report")
+    return root
+
+
+def parse_csynth_xml(path: str | Path) -> ResourceRecord:
+    """One Vivado/Vitis HLS C-synthesis XML report -> ResourceRecord (kind ``hls-estimate``), validated."""
+    path = Path(path)
+    where = str(path)
+    root = _csynth_root(path)
+    res = root.find("AreaEstimates/Resources")
     avail_node = root.find("AreaEstimates/AvailableResources")
     tool = "Vivado HLS" if res.find("DSP48E") is not None else "Vitis HLS"
     version = _text(root, "ReportVersion/Version")
-    target = _number(_text(root, "UserAssignments/TargetClockPeriod"), "TargetClockPeriod", where)
+    target, est, unc = _xml_clocks(root, where)
     lat = root.find("PerformanceEstimates/SummaryOfOverallLatency")
 
     def num(node, tag):
         return _number(_text(node, tag), tag, where)
 
     rec = ResourceRecord(
-        part=_text(root, "UserAssignments/Part"),
-        tool=tool,
-        tool_version=version,
-        source=f"{tool} {version} csynth",
-        kind="hls-estimate",
-        clock_target_ns=_float(target),
-        clock_estimated_ns=_float(num(root, "PerformanceEstimates/SummaryOfTimingAnalysis/EstimatedClockPeriod")),
-        latency_min_cycles=num(lat, "Best-caseLatency"),
-        latency_max_cycles=num(lat, "Worst-caseLatency"),
-        interval_min=num(lat, "Interval-min"),
-        interval_max=num(lat, "Interval-max"),
+        part=_text(root, "UserAssignments/Part"), tool=tool, tool_version=version, source=f"{tool} {version} csynth",
+        kind="hls-estimate", clock_target_ns=target, clock_estimated_ns=est,
+        latency_min_cycles=num(lat, "Best-caseLatency"), latency_max_cycles=num(lat, "Worst-caseLatency"),
+        interval_min=num(lat, "Interval-min"), interval_max=num(lat, "Interval-max"),
     )
     rec.extra["report"] = where
     best_ns = _time_ns(_text(lat, "Best-caseRealTimeLatency"), "Best-caseRealTimeLatency", where)
@@ -336,7 +385,6 @@ def parse_csynth_xml(path: str | Path) -> ResourceRecord:
         rec.latency_min_ns, rec.latency_max_ns = best_ns, worst_ns
         rec.extra["latency_ns_from"] = "report (Best/Worst-caseRealTimeLatency)"
     elif rec.clock_target_ns is not None:
-        _check_time(rec.clock_target_ns, "TargetClockPeriod", where, positive=True, limit=MAX_CLOCK_NS)
         for tag, v in (("Best-caseLatency", rec.latency_min_cycles), ("Worst-caseLatency", rec.latency_max_cycles)):
             check_count(v, f"{tag} (cycles)", where, limit=MAX_CYCLES - 1)
         rec.latency_min_ns = _times(rec.latency_min_cycles, rec.clock_target_ns)
@@ -354,9 +402,8 @@ def parse_csynth_xml(path: str | Path) -> ResourceRecord:
         value = _text(root, tag)
         if value:
             rec.extra[key] = value
-    unc = num(root, "UserAssignments/ClockUncertainty")
     if unc is not None:
-        rec.extra["clock_uncertainty_ns"] = _check_time(float(unc), "ClockUncertainty", where, limit=MAX_CLOCK_NS)
+        rec.extra["clock_uncertainty_ns"] = unc
     avg = num(lat, "Average-caseLatency")
     if avg is not None:
         rec.extra["latency_average_cycles"] = check_count(avg, "Average-caseLatency (cycles)", where,
@@ -368,10 +415,6 @@ def parse_csynth_xml(path: str | Path) -> ResourceRecord:
         "Interval-max": rec.interval_max, "LUT": rec.lut, "FF": rec.ff, "DSP": rec.dsp, "BRAM_18K": rec.bram_18k,
         **_available_expected(rec, "AvailableResources")})
     return rec
-
-
-def _float(v):
-    return float(v) if v is not None else None
 
 
 def _times(cycles, clock):
@@ -581,6 +624,22 @@ def _top_csynth(report_dir: Path) -> Path | None:
                       f"(no csynth.xml and no <name>_prj folder); pass the *_csynth.xml file itself")
 
 
+def _part_key(part: str) -> str:
+    """A part name as compared: case and dashes aside (Vivado writes xc7z020clg400-1 for HLS's xc7z020-clg400-1)."""
+    return part.replace("-", "").replace("_", "").lower()
+
+
+def check_same_design(a: ResourceRecord, b: ResourceRecord) -> None:
+    """Two reports of one design (HLS C synthesis and Vivado synthesis of one project) state its part and its top
+    function each: where both give one, they must agree; else a ReportError naming both reports and both values."""
+    for what, va, vb, key in (("part", a.part, b.part, _part_key),
+                              ("top function", a.extra.get("top"), b.extra.get("top"), str)):
+        if va and vb and key(str(va)) != key(str(vb)):
+            raise ReportError(f"{_where(a)} and {_where(b)} are reports of one project but name two {what}s: "
+                              f"{_show(va)} and {_show(vb)}; one is left from another build: remove it or rebuild, "
+                              f"then pass each report file on its own")
+
+
 def find_reports(directory: Path) -> list[Path]:
     """Top-level csynth XML reports and ``vivado_synth.rpt`` files below ``directory``."""
     found = []
@@ -602,7 +661,13 @@ def parse_report(path: str | Path) -> list[ResourceRecord]:
                 f"no synthesis report found under {path}: looked for */syn/report/<top>_csynth.xml "
                 f"(Vivado/Vitis HLS C synthesis) and vivado_synth.rpt (Vivado logic synthesis); "
                 f"run the HLS build first or pass a report file")
-        return [parse_report(f)[0] for f in files]
+        records = [parse_report(f)[0] for f in files]
+        for rpt, post in zip(files, records):  # a vivado_synth.rpt and the C synthesis below its folder: one design
+            if post.kind == "post-synthesis":
+                for f, hls in zip(files, records):
+                    if hls.kind == "hls-estimate" and rpt.parent in f.parents:
+                        check_same_design(hls, post)
+        return records
     if not path.exists():
         raise ReportError(f"report not found: {path}")
     if path.suffix.lower() == ".xml":

@@ -8,12 +8,13 @@ understood). A violation is a ``ReportError`` naming the log.
 """
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from .reports import ReportError, check_count
-from .tools import require, run_logged, version_of
+from .tools import ToolError, require, run_logged, version_of
 
 INSTALL_HINT = ("install it with `make tools` (Debian/Ubuntu: `apt-get install yosys`), "
                 "or use a vendor route (synth.tool: vivado | vitis | docker)")
@@ -49,8 +50,24 @@ def verilog_sources(rtl_dir: Path) -> list[Path]:
     return files + sorted((src / "static").glob("*.v"))
 
 
-def script(files: list[Path], top: str, family: str) -> str:
-    names = " ".join(str(f) for f in files)
+def _quoted(path: Path, cwd: Path | None) -> str:
+    """``path`` as one token of a Yosys script: relative to the directory Yosys runs in (the run directory's own
+    name, spaces and all, is then not in it), in double quotes (Yosys keeps a quoted token whole, spaces, '#' and
+    ';' included). A double quote or a control character has no spelling there: refused, naming the path."""
+    text = os.path.relpath(path, cwd) if cwd is not None else str(path)
+    if '"' in text or any(ord(c) < 32 or ord(c) == 127 for c in text):
+        raise ToolError(f"Yosys cannot read {path!r}: a double quote or a control character in a path cannot be "
+                        f"written into its script; rename the directory")
+    return f'"{text}"'
+
+
+def script(files: list[Path], top: str, family: str, cwd: Path | None = None) -> str:
+    """The Yosys script: every source a quoted token relative to ``cwd`` (where Yosys runs), the top module and the
+    family names (identifiers: anything else would be read as more arguments)."""
+    for what, name in (("top module", top), ("family (synth.family)", family)):
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", str(name)):
+            raise ToolError(f"Yosys {what} {name!r} is not a name (letters, digits, '_'); fix it")
+    names = " ".join(_quoted(f, cwd) for f in files)
     return f"read_verilog -defer {names}\nsynth_xilinx -family {family} -flatten -top {top}\nstat\n"
 
 
@@ -95,7 +112,7 @@ def run_yosys(rtl_dir: Path, top: str, family: str, log_dir: Path, progress: boo
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
     ys = log_dir / "yosys.ys"
-    ys.write_text(script(files, top, family))
+    ys.write_text(script(files, top, family, cwd=log_dir))
     log = log_dir / "yosys.log"
 
     def step(line: str) -> str | None:
