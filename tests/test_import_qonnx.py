@@ -226,3 +226,8 @@ def test_verdict_on_saturated_copies_says_so(tmp_path, capsys):
     r = json.loads((tmp_path / "run" / "parity.json").read_text())
     assert rc == 0 and r["verdict"] == "exact" and len(r["input_caveats"]) == 2, (rc, r)
     assert "saturate" in err and "one and the same row" in err and "exact: bit-exact" in err, err
+    from trigger_kd.cli import main as cli
+
+    assert cli(["check-parity", str(tmp_path / "run")]) == 0  # the CI gate passes, and says what the inputs leave out
+    err = capsys.readouterr().err
+    assert "parity OK" in err and "parity holds on these inputs only" in err and "saturate" in err, err
