@@ -251,6 +251,12 @@ def test_synth_without_yosys_then_yosys_on_the_front(tmp_path):
     assert y["yosys_lut"] > 0 and 0 < y["yosys_ff"] <= r.ff  # Yosys may trim constant register bits
     assert json.loads((tmp_path / "point" / YOSYS_JSON).read_text())["synth_stamp"] == "s1"
     assert point_yosys(str(tmp_path / "point"), "xcup")["log"] == y["log"]  # cached
+    # a damaged cache of the same synth stamp is not used: Yosys runs again and its figures replace the damage
+    cached = json.loads((tmp_path / "point" / YOSYS_JSON).read_text())
+    (tmp_path / "point" / YOSYS_JSON).write_text(json.dumps({**cached, "yosys_lut": -7, "yosys_ff": "abc"}))
+    again = point_yosys(str(tmp_path / "point"), "xcup")
+    assert (again["yosys_lut"], again["yosys_ff"]) == (y["yosys_lut"], y["yosys_ff"])
+    assert json.loads((tmp_path / "point" / YOSYS_JSON).read_text())["yosys_lut"] == y["yosys_lut"]
 
 
 def test_k_class_points_rank_on_their_validation_accuracy():

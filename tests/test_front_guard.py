@@ -422,3 +422,160 @@ def test_probe_whose_lock_a_child_inherited_is_removed_once_its_writer_is_gone(t
         assert {p.name for p in cluster.remove_stale_probes(out)} == {probe.name}
     finally:
         os.kill(int(child), signal.SIGKILL)
+
+
+# ----------------------------------------------------------------------------- 6. the request, checked before any work
+def _refused_before_any_work(fake_front, capsys, out: Path, args: list[str], *, must: tuple[str, ...],
+                             watch: Path | None = None) -> str:
+    """``front`` with ``args`` exits 2 with one line naming each of ``must``; ``watch`` (``out``'s parent) is as
+    it was (no folder, lock or point made). The fake stages run if the request is not refused: a failure is quick."""
+    parent = watch or out.parent
+    before = _snapshot(parent)
+    rc = fake_front(["front", CFG, "--out", str(out), *args])
+    err = capsys.readouterr().err
+    assert rc == 2, (args, err)
+    line = _one_line_refusal(err)
+    assert all(m in line for m in must), (must, line)
+    assert _snapshot(parent) == before, args
+    return line
+
+
+BAD_BUDGETS = ["nan", "inf", "-inf", "-5", "0", "-0", "1e400"]
+
+
+@pytest.mark.parametrize("option", ["--max-lut", "--max-latency-ns"])
+@pytest.mark.parametrize("value", BAD_BUDGETS)
+def test_a_budget_that_no_design_can_meet_or_that_is_no_number_is_refused(option, value, fake_front, tmp_path, capsys):
+    _refused_before_any_work(fake_front, capsys, tmp_path / "sweep", [*POINTS, f"{option}={value}"],
+                             must=(option, "positive"))
+
+
+@pytest.mark.parametrize("user_set,axis", [
+    ("student.weight_bits=5", "bits"), ("student.act_bits=8", "bits"),
+    ("student.act_int_bits=8", "bits"),  # only the points whose activations are narrower than 8 bits set it
+    (" student.weight_bits =5", "bits"),  # as the config reads it
+])
+def test_a_set_of_a_key_the_sweep_sets_is_refused_naming_key_set_and_axis(user_set, axis, fake_front, tmp_path,
+                                                                         capsys):
+    key = user_set.partition("=")[0].strip()
+    _refused_before_any_work(fake_front, capsys, tmp_path / "sweep", [*POINTS, "--set", user_set],
+                             must=(f"--set {user_set}", key, f"--points {axis}="))
+
+
+def test_the_default_axes_count_too_and_hgq_has_its_own(fake_front, tmp_path, capsys):
+    """No --points: the knobs' default values still set their keys; a framework's own knob (hgq's beta) too."""
+    _refused_before_any_work(fake_front, capsys, tmp_path / "a", ["--set", "student.weight_bits=5"],
+                             must=("student.weight_bits", "--points bits="))
+    hgq = str(REPO / "hls_configs" / "mlp_kd_hgq.yml")
+    before = _snapshot(tmp_path)
+    assert fake_front(["front", hgq, "--out", str(tmp_path / "b"), "--set", "student.ebops_beta=1.0e-3"]) == 2
+    line = _one_line_refusal(capsys.readouterr().err)
+    assert "student.ebops_beta" in line and "--points beta=" in line and _snapshot(tmp_path) == before
+
+
+def test_a_set_of_the_synth_route_the_sweep_needs_is_refused_the_same_value_is_not(fake_front, tmp_path, capsys):
+    _refused_before_any_work(fake_front, capsys, tmp_path / "a", [*POINTS, "--set", "synth.tool=vivado"],
+                             must=("--set synth.tool=vivado", "open-source"))
+    assert fake_front(["front", CFG, *POINTS, "--out", str(tmp_path / "b"), "--set", "synth.tool=open-source",
+                       "--set", "student.max_epochs=3", "--max-lut", "5000"]) == 0, capsys.readouterr().err
+
+
+def test_the_widths_a_set_gives_are_the_base_the_width_axis_scales(fake_front, tmp_path, capsys):
+    """width is a scale of the config's widths: a --set of them is honoured (the fakes' LUT is 100 x width)."""
+    out = tmp_path / "sweep"
+    assert fake_front(["front", CFG, *POINTS, "--out", str(out), "--set", "student.mlp_hidden=[8,4]"]) == 0
+    rows = json.loads((out / "front.json").read_text())["points"]
+    assert sorted(r["id"] for r in rows) == ["w4-2_b3a6", "w8-4_b3a6"] and sorted(r["lut"] for r in rows) == [400, 800]
+    capsys.readouterr()
+
+
+def _in_the_way(path: Path, kind: str, elsewhere: Path) -> None:
+    """Something that is not a usable folder at ``path``."""
+    if kind == "file":
+        path.write_text("mine\n")
+    elif kind == "dangling symlink":
+        path.symlink_to(elsewhere / "gone")
+    elif kind == "symlink to a file":
+        (elsewhere / "a_file").write_text("mine\n")
+        path.symlink_to(elsewhere / "a_file")
+
+
+@pytest.mark.parametrize("where", ["points", "shared", "points/w16-8_b3a6"])
+@pytest.mark.parametrize("kind", ["file", "dangling symlink", "symlink to a file"])
+def test_something_not_a_folder_where_the_sweep_makes_one_is_refused_and_nothing_left(where, kind, fake_front,
+                                                                                       tmp_path, capsys):
+    out, elsewhere = tmp_path / "sweep", tmp_path / "elsewhere"
+    (out / "points" if "/" in where else out).mkdir(parents=True)
+    elsewhere.mkdir()
+    _in_the_way(out / where, kind, elsewhere)
+    _refused_before_any_work(fake_front, capsys, out, POINTS, must=(str(out / where), "nothing was replaced"))
+
+
+@pytest.mark.parametrize("kind", ["folder", "dangling symlink", "file of the user's"])
+def test_a_lock_file_name_taken_by_something_else_is_refused(kind, fake_front, tmp_path, capsys):
+    from trigger_kd.front.run import LOCK_FILE
+
+    out = tmp_path / "sweep"
+    out.mkdir()
+    lock = out / LOCK_FILE
+    if kind == "folder":
+        lock.mkdir()
+    elif kind == "dangling symlink":
+        lock.symlink_to(tmp_path / "gone")
+    else:
+        lock.write_text("my notes\n")
+    _refused_before_any_work(fake_front, capsys, out, POINTS, must=(LOCK_FILE, "nothing was replaced"))
+
+
+@pytest.mark.parametrize("kind", ["under a file", "under a dangling symlink", "in /proc", "a dangling symlink"])
+def test_a_sweep_directory_that_cannot_be_made_is_refused_in_one_line(kind, fake_front, tmp_path, capsys):
+    out = {"under a file": tmp_path / "f" / "sweep", "under a dangling symlink": tmp_path / "d" / "sweep",
+           "in /proc": Path("/proc") / "trigger-kd-front-test" / "sweep", "a dangling symlink": tmp_path / "sweep"}[kind]
+    if kind == "under a file":
+        (tmp_path / "f").write_text("mine\n")
+    elif kind == "under a dangling symlink":
+        (tmp_path / "d").symlink_to(tmp_path / "gone")
+    elif kind == "a dangling symlink":
+        out.symlink_to(tmp_path / "gone")
+    _refused_before_any_work(fake_front, capsys, out, POINTS, must=("front --out",), watch=tmp_path)
+    assert not (tmp_path / "gone").exists() and not Path("/proc/trigger-kd-front-test").exists()
+
+
+def test_the_sweep_after_a_refusal_runs(fake_front, tmp_path, capsys):
+    """The refusals leave a folder a corrected command uses at once."""
+    out = tmp_path / "sweep"
+    out.mkdir()
+    (out / "points").write_text("mine\n")
+    assert fake_front(["front", CFG, *POINTS, "--out", str(out), "--max-lut", "5000"]) == 2
+    (out / "points").unlink()
+    assert fake_front(["front", CFG, *POINTS, "--out", str(out), "--max-lut", "5000"]) == 0
+    assert json.loads((out / "front.json").read_text())["picked"]["id"] == "w32-16_b3a6"
+    capsys.readouterr()
+
+
+def test_yosys_figures_of_the_front_come_from_a_checked_record(fake_front, tmp_path, capsys):
+    """--yosys with a cached front_yosys.json per point: a good one is used; a damaged one (negative LUT, FF not a
+    number) is never stored in front.json: Yosys is run again (the fakes have no RTL, so that fails, naming the
+    point) and the command exits 2 saying so."""
+    from trigger_kd.front.yosys import YOSYS_JSON
+
+    out = tmp_path / "sweep"
+    assert fake_front(["front", CFG, *POINTS, "--out", str(out)]) == 0
+    good = {"synth_stamp": None, "family": "xcup", "yosys_lut": 1500, "yosys_ff": 20, "yosys_version": "0.33",
+            "yosys_cpu_s": 1.0, "log": "x"}
+    (out / "points" / "w16-8_b3a6" / YOSYS_JSON).write_text(json.dumps(good))
+    (out / "points" / "w32-16_b3a6" / YOSYS_JSON).write_text(json.dumps({**good, "yosys_lut": -7, "yosys_ff": "abc"}))
+    capsys.readouterr()
+    assert fake_front(["front", CFG, *POINTS, "--out", str(out), "--yosys"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "-7 LUT" not in err and "w32-16_b3a6" in err and "yosys_lut" in err
+    rows = {r["id"]: r for r in json.loads((out / "front.json").read_text())["points"]}
+    assert rows["w16-8_b3a6"]["yosys_lut"] == 1500 and rows["w32-16_b3a6"].get("yosys_lut") is None
+    assert "names no RTL" in rows["w32-16_b3a6"]["yosys_error"]
+
+
+@pytest.mark.parametrize("points", [["width=1e308"], ["width=nan"], ["width=inf"], ["width=-1"], ["width=0"],
+                                    ["width="], ["width=1e6"], ["bits=1"], ["bits=3.5"], ["bits=abc"], ["bits=3/0"],
+                                    ["bits=1000"], ["depth=2"], ["width=1", "width=2"], ["bits"]], ids=repr)
+def test_every_out_of_range_knob_value_is_refused_in_one_line(points, fake_front, tmp_path, capsys):
+    _refused_before_any_work(fake_front, capsys, tmp_path / "sweep", ["--points", *points], must=())

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from test_front_fakes import write_point
 from trigger_kd.front.record import FrontFileError, check_row, read_front
 
 GOOD = {"id": "w8_b3a6", "metric": "auc", "val_score": 0.94, "test_score": 0.93, "val_auc": 0.94, "test_auc": 0.93,
@@ -92,3 +93,110 @@ def test_a_sweep_point_with_impossible_figures_is_an_error_row_not_ranked(tmp_pa
     assert "impossible figures" in row["error"] and "val_score = 1.5 outside [0, 1]" in row["error"]
     write_point(tmp_path / "q", val_auc=0.9, lut=100.0)
     assert not point_task(lambda *a: None, None, str(tmp_path / "q")).get("error")
+
+
+# ----------------------------------------------------------------------------- front_yosys.json read back
+YOSYS_GOOD = {"synth_stamp": "s1", "family": "xcup", "yosys_lut": 620, "yosys_ff": 90, "yosys_version": "Yosys 0.33",
+              "yosys_cpu_s": 1.5, "log": "/x/yosys.log"}
+YOSYS_BAD = [*BAD_VALUES, -7, "abc", 1e15, 1.5, None]
+
+
+def _yosys_point(tmp_path, cached) -> "Path":
+    """A point's run directory whose synth stage (stamp s1) names no RTL, with ``cached`` as its front_yosys.json."""
+    from trigger_kd.front.yosys import YOSYS_JSON
+
+    point = tmp_path / "point"
+    (point / "synth").mkdir(parents=True)
+    (point / "synth" / "stamp.json").write_text(json.dumps({"stamp": "s1"}))
+    (point / YOSYS_JSON).write_text(cached if isinstance(cached, str) else json.dumps(cached, allow_nan=True))
+    return point
+
+
+def test_a_good_cached_yosys_record_is_used(tmp_path):
+    from trigger_kd.front.yosys import point_yosys
+
+    assert point_yosys(str(_yosys_point(tmp_path, YOSYS_GOOD)), "xcup")["yosys_lut"] == 620
+
+
+@pytest.mark.parametrize("key", ["yosys_lut", "yosys_ff", "yosys_cpu_s"])
+@pytest.mark.parametrize("value", YOSYS_BAD, ids=repr)
+def test_a_damaged_cached_yosys_record_is_never_used_and_says_why(tmp_path, key, value):
+    """Every impossible figure in the cache: the record is refused naming the file and the field, and the point's
+    Yosys is run again (here the synth stage names no RTL, so the rerun fails: the damaged figures never come back)."""
+    from trigger_kd.front.yosys import YOSYS_JSON, cached_yosys, point_yosys
+
+    if key == "yosys_cpu_s" and (value is None or value in (1e12, 1e15, 1.5)):
+        pytest.skip("a time needs no upper bound, and may be absent")
+    point = _yosys_point(tmp_path, {**YOSYS_GOOD, key: value})
+    record, why = cached_yosys(point / YOSYS_JSON, "s1", "xcup")
+    assert record is None and str(point / YOSYS_JSON) in why and key in why and "\n" not in why
+    with pytest.raises(FileNotFoundError, match="names no RTL"):
+        point_yosys(str(point), "xcup")
+
+
+@pytest.mark.parametrize("damage", ["not json", "a list", "empty", "no yosys_lut", "no family", "a folder"])
+def test_a_cached_yosys_file_that_is_no_record_is_refused(tmp_path, damage):
+    from trigger_kd.front.yosys import YOSYS_JSON, cached_yosys
+
+    text = {"not json": "{", "a list": "[620, 90]", "empty": "",
+            "no yosys_lut": json.dumps({k: v for k, v in YOSYS_GOOD.items() if k != "yosys_lut"}),
+            "no family": json.dumps({k: v for k, v in YOSYS_GOOD.items() if k != "family"}), "a folder": "{}"}[damage]
+    point = _yosys_point(tmp_path, text)
+    if damage == "a folder":
+        (point / YOSYS_JSON).unlink()
+        (point / YOSYS_JSON).mkdir()
+    record, why = cached_yosys(point / YOSYS_JSON, "s1", "xcup")
+    assert record is None and why and str(point / YOSYS_JSON) in why
+
+
+def test_an_outdated_or_absent_cached_yosys_record_is_redone_quietly(tmp_path):
+    from trigger_kd.front.yosys import YOSYS_JSON, cached_yosys
+
+    point = _yosys_point(tmp_path, YOSYS_GOOD)
+    assert cached_yosys(point / YOSYS_JSON, "s2", "xcup") == (None, None)  # the synth stage was redone
+    assert cached_yosys(point / YOSYS_JSON, "s1", "xc7") == (None, None)  # another family
+    assert cached_yosys(point / YOSYS_JSON, "s1", "xcup")[0]["yosys_ff"] == 90
+    (point / YOSYS_JSON).unlink()
+    assert cached_yosys(point / YOSYS_JSON, "s1", "xcup") == (None, None)
+
+
+@pytest.mark.parametrize("stamp", ["[1]", "3", "null", '"s"', "{"])
+def test_a_point_whose_stamp_file_is_no_record_still_gives_a_row(tmp_path, stamp):
+    """A stage's stamp.json that is JSON but no object (or no JSON): the row says no stamp, it does not crash."""
+    from trigger_kd.front.record import point_row
+
+    write_point(tmp_path / "p", val_auc=0.9, lut=100.0)
+    for stage in ("student", "firmware", "synth"):
+        (tmp_path / "p" / stage / "stamp.json").write_text(stamp)
+    row = point_row(tmp_path / "p")
+    assert row["stamps"] == {"student": None, "firmware": None, "synth": None} and row["lut"] == 100.0
+
+
+@pytest.mark.parametrize("value", [math.nan, math.inf, -0.1, 1.5, "0.9", True, [0.9], {"auc": 0.9}], ids=repr)
+def test_a_damaged_reference_line_is_left_out_with_a_warning_naming_it(tmp_path, value):
+    """The plot's teacher / baseline lines (record.py ``reference_lines``): an impossible value is not drawn nor
+    recorded; the problem names the file and the line (front.json carries it)."""
+    from trigger_kd.front.record import reference_lines
+
+    write_point(tmp_path / "p", val_auc=0.9, lut=100.0)
+    path = tmp_path / "p" / "student" / "metrics.json"
+    doc = json.loads(path.read_text())
+    doc["validation"]["teacher"]["auc"] = value
+    doc["baselines"] = {"jet_mass_inputs": {"val": {"auc": 0.7}}, "jet_mass_all": [1], "substructure": {"val": 3}}
+    path.write_text(json.dumps(doc, allow_nan=True))
+    problems: list[str] = []
+    assert reference_lines(tmp_path / "p", problems) == {"jet_mass_inputs": 0.7}
+    assert len(problems) == 1 and "teacher" in problems[0] and str(path) in problems[0]
+
+
+@pytest.mark.parametrize("value", ["abc", None, [0.9], {"x": 1}], ids=repr)
+def test_a_point_whose_student_figures_are_no_numbers_is_an_error_row_naming_the_field(tmp_path, value):
+    from trigger_kd.front.run import point_task
+
+    write_point(tmp_path / "p", val_auc=0.9, lut=100.0)
+    path = tmp_path / "p" / "student" / "metrics.json"
+    doc = json.loads(path.read_text())
+    doc["validation"]["student"] = {"auc": value, "accuracy": 0.8} if value is not None else [0.9]
+    path.write_text(json.dumps(doc))
+    row = point_task(lambda *a: None, None, str(tmp_path / "p"))
+    assert ("val_score" in row["error"] or "no val_auc" in row["error"]) and "Error:" not in row["error"], row["error"]

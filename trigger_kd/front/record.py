@@ -13,12 +13,29 @@ MASS_BASELINES = ("jet_mass_inputs", "jet_mass_all", "substructure")  # student/
 
 def ranking_metric(m: StudentMetrics | None) -> str:
     """What the front ranks on: the metric early stopping watched (binary: AUC; K classes: accuracy)."""
-    monitor = ((m.task or {}).get("monitor") if m is not None else None) or "val_auc"
-    return monitor.removeprefix("val_")
+    monitor = _dig(m.task, "monitor") if m is not None else None
+    return (monitor if isinstance(monitor, str) and monitor else "val_auc").removeprefix("val_")
+
+
+def _dig(d, *keys):
+    """``d[k1][k2]...``; None where a level is missing or not a mapping (a damaged record)."""
+    for key in keys:
+        if not isinstance(d, dict):
+            return None
+        d = d.get(key)
+    return d
+
+
+def stamp_of(stage_dir: Path) -> str | None:
+    """The stamp of a completed stage directory; None when it has none or its stamp.json is no stamp record."""
+    record = read_stamp(stage_dir)
+    stamp = record.get("stamp") if isinstance(record, dict) else None
+    return stamp if isinstance(stamp, str) else None
 
 
 def _f(x):
-    return None if x is None else float(x)
+    """A figure as a float; anything else as it is, for ``check_row`` to name (a damaged record)."""
+    return float(x) if isinstance(x, (int, float)) and not isinstance(x, bool) else x
 
 
 def point_row(run_dir: Path) -> dict:
@@ -29,8 +46,10 @@ def point_row(run_dir: Path) -> dict:
     m = StudentMetrics.read(run_dir / STUDENT / METRICS)
     res = Resources.read(run_dir / SYNTH / RESOURCES)
     par = Parity.read(run_dir / FIRMWARE / PARITY)
-    val = (m.validation.get("student") or {}) if m else {}
+    val = _dig(m.validation, "student") if m else None
+    val = val if isinstance(val, dict) else {}
     test = m.metrics("student") if m else {}
+    test = test if isinstance(test, dict) else {}
     prim = res.primary if res else {}
     extra = prim.get("extra") or {}
     metric = ranking_metric(m)
@@ -52,26 +71,32 @@ def point_row(run_dir: Path) -> dict:
         "parity_jets": None if par is None else par.n_jets,
         "rtl_parity_pct": (None if not res or not res.rtl_parity or res.rtl_parity.get("bit_exact_fraction") is None
                            else 100.0 * res.rtl_parity["bit_exact_fraction"]),
-        "stamps": {s: (read_stamp(run_dir / s) or {}).get("stamp") for s in (STUDENT, FIRMWARE, SYNTH)},
+        "stamps": {s: stamp_of(run_dir / s) for s in (STUDENT, FIRMWARE, SYNTH)},
     }
     return row
 
 
-def reference_lines(run_dir: Path) -> dict[str, float]:
+def reference_lines(run_dir: Path, problems: list[str] | None = None) -> dict[str, float]:
     """Horizontal lines of the plot, on the VALIDATION jets (the front's axis, ``ranking_metric``): the teacher and,
-    when the student's metrics carry them, the baselines."""
-    m = StudentMetrics.read(Path(run_dir) / STUDENT / METRICS)
+    when the student's metrics carry them, the baselines. A value that is not a fraction in [0, 1] is left out and
+    said in ``problems`` (front.json carries them)."""
+    path = Path(run_dir) / STUDENT / METRICS
+    m = StudentMetrics.read(path)
     if m is None:
         return {}
-    out = {}
     metric = ranking_metric(m)
-    teacher = (m.validation.get("teacher") or {}).get(metric)
-    if teacher is not None:
-        out["teacher"] = float(teacher)
-    for key in MASS_BASELINES:
-        auc = ((m.baselines.get(key) or {}).get("val") or {}).get(metric) if isinstance(m.baselines, dict) else None
-        if auc is not None:
-            out[key] = float(auc)
+    found = {"teacher": _dig(m.validation, "teacher", metric),
+             **{key: _dig(m.baselines, key, "val", metric) for key in MASS_BASELINES}}
+    out = {}
+    for name, value in found.items():
+        if value is None:
+            continue
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0.0 <= value <= 1.0:
+            if problems is not None:
+                problems.append(f"{path}: the {name} validation {metric} is {value!r}, not a fraction in [0, 1]; "
+                                "its reference line is left out")
+            continue
+        out[name] = float(value)
     return out
 
 

@@ -10,7 +10,6 @@ replaced, and how each invocation's outputs replace the previous one's: outputs.
 """
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import sys
@@ -27,6 +26,7 @@ from ..config import dump_config, load_config
 from ..console import info, warn
 from ..provenance import git_state
 from ..rundir import check_run_dir
+from .checks import check_budget, check_paths, check_sets, make_dirs, remove_made
 from .cluster import (SHARED_RULE, Expect, Session, WorkersRefused, check_workers, connect, probe_files,
                       scheduler_address, worker_view)
 from .outputs import FRONT_JSON, FRONT_PNG, PICKED_YML, TAG, check_out_dir, clear, picked_header
@@ -113,19 +113,23 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
     earlier invocation's outputs removed (outputs.py), so a refused request leaves them as they were and an
     accepted one leaves only its own."""
     req = _request(config, sets, profile, points, out, workers, scheduler, max_lut, max_latency_ns, yosys, command)
-    out_dir = req.out_dir
-    created = not out_dir.exists()
-    session = connect(req.n_workers, req.address)  # a scheduler that cannot be reached fails before anything is written
+    out_dir, cfg = req.out_dir, req.cfg
+    made = make_dirs(out_dir)  # the filesystem may still refuse: one line, nothing left
+    info(f"[front] {cfg.name} ({cfg.student.framework} {cfg.student.arch}): {len(req.grid)} points "
+         f"({', '.join(p.id for p in req.grid)}) -> {out_dir}")
     try:
-        out_dir.mkdir(parents=True, exist_ok=True)
+        session = connect(req.n_workers, req.address)
+    except BaseException:  # a scheduler that cannot be reached: nothing is left written
+        remove_made(made)
+        raise
+    try:
         with waiting_lock(out_dir / LOCK_FILE, f"the sweep directory {out_dir}"):
             check_out_dir(out_dir)  # again: another front may have written there while this one waited
             return _sweep(session, req, run_point, run_shared)
     except WorkersRefused:
-        if created:  # nothing was run: leave no folder behind either
+        if made:  # nothing was run: leave no folder behind either
             (out_dir / LOCK_FILE).unlink(missing_ok=True)
-            with contextlib.suppress(OSError):
-                out_dir.rmdir()
+            remove_made(made)
         raise
     finally:
         session.close()
@@ -133,26 +137,30 @@ def run_front(config: str, *, sets: list[str], profile: str | None, points: list
 
 def _request(config, sets, profile, points, out, workers, scheduler, max_lut, max_latency_ns, yosys,
              command) -> Request:
-    """The invocation checked: config, points, --workers against this machine, the scheduler address, the sweep
-    directory's files; nothing is written."""
+    """The invocation checked: the budget, config, points, the user's --set against the keys the sweep sets,
+    --workers against this machine, the scheduler address, the sweep directory's files and every path the sweep
+    makes under it (checks.py); nothing is written."""
     from .sweep import parse_points
 
+    check_budget(max_lut, max_latency_ns)
     config = str(Path(config).resolve())
     # the front is drawn on da4ml's LUT estimate, which the open-source synth route makes (after the user's --set);
     # Yosys runs only on the points on the front, with --yosys. The picked config keeps the user's synth.yosys.
     user_sets = [*sets, "synth.tool=open-source"]
-    sets = [*user_sets, "synth.yosys=false"]
-    cfg = load_config(config, sets, profile=profile)
+    cfg = load_config(config, [*user_sets, "synth.yosys=false"], profile=profile)
     grid = point_grid(cfg.student, parse_points(points, cfg.student.framework))
+    check_sets(sets, grid)  # the user's: none may set what the sweep sets
+    sets = [*user_sets, "synth.yosys=false"]
     configs = {p.id: load_config(config, [*sets, *p.overrides], profile=profile) for p in grid}
     address = scheduler_address(scheduler) if scheduler else None
     n_workers = None if address else check_workers(workers, len(grid))
-    out_dir = Path(out or Path("firmware") / f"{cfg.name}_front").resolve()
+    given = Path(out or Path("firmware") / f"{cfg.name}_front").absolute()  # as given: its symlinks are checked
+    check_paths(given, [given / SHARED_DIR, given / POINTS_DIR, *(given / POINTS_DIR / p.id for p in grid)],
+                given / LOCK_FILE)
+    out_dir = given.resolve()
     check_out_dir(out_dir)
     for run_dir in [out_dir / SHARED_DIR, *(out_dir / POINTS_DIR / p.id for p in grid)]:
         check_run_dir(run_dir)  # a folder of the user's where a point's run directory goes: refused now
-    info(f"[front] {cfg.name} ({cfg.student.framework} {cfg.student.arch}): {len(grid)} points "
-         f"({', '.join(p.id for p in grid)}) -> {out_dir}")
     return Request(config, cfg, grid, configs, sets, user_sets, profile, out_dir, n_workers, address, max_lut,
                    max_latency_ns, yosys, command)
 
@@ -165,7 +173,7 @@ def _sweep(session: Session, req: Request, run_point: Callable, run_shared: Call
     try:
         with probe_files(out_dir) as expect:
             views = session.probe(expect)  # every worker sees the sweep directory and the cache, same code
-            (out_dir / POINTS_DIR).mkdir(exist_ok=True)
+            make_dirs(out_dir / POINTS_DIR)
             removed = clear(out_dir)  # the earlier invocation's outputs: none of them may survive this one
             if removed:
                 info(f"[front] removed the earlier sweep's {', '.join(removed)} (this sweep writes its own)")
@@ -181,8 +189,14 @@ def _sweep(session: Session, req: Request, run_point: Callable, run_shared: Call
         session.interrupted(futures)
         raise
     session.close()  # the points are done: stop the embedded cluster's workers before the outputs are written
-    lines = next((found for r in rows if not r.get("error") and (found := reference_lines(Path(r["run_dir"])))), {})
+    notes: list[str] = []  # reference lines left out (a damaged record): warned, and carried by front.json
+    lines = next((found for r in rows if not r.get("error") and (found := reference_lines(Path(r["run_dir"]), notes))),
+                 {})
     result = _result(req, rows, front, lines, sorted(views), invocation)
+    for note in notes:
+        warn(f"[front] {note}")
+    if notes:
+        result["warnings"] = notes
     problem, picked_text = _verdict(req, rows, result, invocation)
     _publish(req, rows, front, lines, result, picked_text, invocation)
     if problem is not None:

@@ -36,6 +36,9 @@ def _widths(student: Any) -> dict[str, tuple[int, ...]]:
 
 
 def _scaled(widths: tuple[int, ...], scale: float) -> tuple[int, ...]:
+    if not all(math.isfinite(w * scale) for w in widths):
+        raise FrontError(f"--points width={scale:g}: scales the widths {list(widths)} beyond any number; give a "
+                         "scale such as 0.5, 1 or 2")
     return tuple(max(1, int(math.floor(w * scale + 0.5))) for w in widths)
 
 
@@ -83,10 +86,12 @@ class Axis:
     overrides: Callable[[Any, Any], list[str]]  # (cfg.student, value) -> ["student.key=value", ...]
     label: Callable[[Any, Any], str]  # (cfg.student, value) -> short text for the point id and the plot
     family: bool = True  # False: the axis runs along each family's curve (widths); True: it names the family
+    # True: its values scale the config's own (widths): a --set of those keys is the base it scales, not overridden
+    relative: bool = False
 
 
 WIDTH = Axis("width", "scale of every hidden layer width (0.5 halves them)", (0.5, 1.0, 2.0), _positive_float,
-             _width_overrides, _width_label, family=False)
+             _width_overrides, _width_label, family=False, relative=True)
 BITS = Axis("bits", "uniform weight/activation bits: 'W' (activations max(6, W+2)) or 'W/A'",
             ((3, 6), (4, 6), (6, 8)), _bits_pair, _bits_overrides, lambda s, v: f"b{v[0]}a{v[1]}")
 def _yaml_float(v: float) -> str:
@@ -169,6 +174,7 @@ class Point:
     family: str  # the curve it belongs to in the plot (the non-width knobs), e.g. "b4a6"
     knobs: dict = field(hash=False, compare=False)  # axis name -> value
     overrides: tuple[str, ...] = ()
+    by_axis: dict = field(default_factory=dict, hash=False, compare=False)  # axis name -> the overrides it gives
 
 
 def point_grid(student: Any, values: dict[str, tuple] | None = None) -> list[Point]:
@@ -181,7 +187,8 @@ def point_grid(student: Any, values: dict[str, tuple] | None = None) -> list[Poi
                          f"'{student.framework}' (its knobs: {', '.join(a.name for a in axes)})")
     points, seen = [], set()
     for combo in itertools.product(*(values.get(a.name, a.default) for a in axes)):
-        overrides = tuple(o for a, v in zip(axes, combo) for o in a.overrides(student, v))
+        by_axis = {a.name: tuple(a.overrides(student, v)) for a, v in zip(axes, combo)}
+        overrides = tuple(o for a in axes for o in by_axis[a.name])
         if overrides in seen:  # e.g. two width scales that round to the same widths
             continue
         seen.add(overrides)
@@ -189,7 +196,7 @@ def point_grid(student: Any, values: dict[str, tuple] | None = None) -> list[Poi
         family = "_".join(lab for a, lab in zip(axes, labels) if a.family and lab) or "all"
         points.append(Point(id="_".join(lab for lab in labels if lab), family=family,
                             knobs={a.name: (list(v) if isinstance(v, tuple) else v) for a, v in zip(axes, combo)},
-                            overrides=overrides))
+                            overrides=overrides, by_axis=by_axis))
     return points
 
 
