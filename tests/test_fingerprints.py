@@ -59,12 +59,12 @@ def test_the_runner_is_in_no_stage_fingerprint():
         mods = set(_modules(stage.name))
         assert not mods & fingerprint.RUNNER, (stage.name, sorted(mods & fingerprint.RUNNER))
         assert f"{PKG}.stages" not in mods  # the stage table is runner code
-    # the report's own modules, the validated resource reader (report/standing.py reads sibling runs' records) and
+    # the report's own modules (records: the checking readers of result files), the validated resource reader (report/standing.py reads sibling runs' records) and
     # the numerics pin every process runs with (trigger_kd/__init__.py)
     assert set(_modules("report")) <= {PKG, f"{PKG}.report", f"{PKG}.stages.report", f"{PKG}.numerics", f"{PKG}.synth",
                                        f"{PKG}.synth.reports"} | {
         f"{PKG}.report.{m}" for m in ("build", "binary", "generalisation", "hardware", "multiclass", "plots",
-                                      "quantisation", "standing", "tables")}
+                                      "quantisation", "records", "standing", "tables")}
 
 
 # ----------------------------------------------------------------------------- what is in one
