@@ -38,7 +38,7 @@ def _metrics(n: int = 200) -> dict:
 def _evaluation(n: int = 200) -> dict:
     """An evaluate/<name>.json as `trigger-kd evaluate` writes it (a hand-made run: no made_from to compare)."""
     return {"name": "z_vs_gluon", "task": "Z vs gluon", "n_jets": n, "n_left_out_training_jets": 3,
-            **{m: _metrics(n) for m in MODELS}, "source": f"{n} jets"}
+            **{m: _metrics(n) for m in MODELS}, "source": f"{n} jets", "warnings": ["12 jets have 1 constituent"]}
 
 
 def _diagnostics() -> dict:
@@ -74,7 +74,8 @@ EVALUATION_CASES = _cases(
     + [(("student", k), BAD_REJECTIONS) for k in ("rej30", "rej50")]
     + [(("teacher", "n_jets"), [*BAD_COUNTS, 199]),  # 199: contradicts the record's 200 jets
        (("student", "n_top"), [7])]  # top + QCD != all jets
-    + [((m,), ["x", [], None]) for m in MODELS])
+    + [((m,), ["x", [], None]) for m in MODELS]
+    + [(("warnings",), ["pT in MeV?", {"w": 1}, 3]), (("warnings", 0), ["", None, 5, ["nested"]])])
 
 
 def _write_evaluation(run: Path, name: str, text: str) -> None:
@@ -102,6 +103,15 @@ def test_a_damaged_evaluation_is_named_and_never_shown_as_a_figure(tmp_path, cap
     assert "- Left out, damaged: `evaluate/second.json` (" in md and "| second |" not in md and "| good |" in md
     assert "evaluate/second.json: damaged" in capsys.readouterr().err  # every tool that reads it says so
     assert list(current_evaluations(run)[0]) == ["good"]  # what `diagnose` records as "ood"
+
+
+def test_what_the_data_checks_found_borderline_is_shown_beside_the_figures(tmp_path):
+    run = _run_dir(tmp_path, "mlp_kd", 0.88, 0.7, with_synth=False)
+    _write_evaluation(run, "good", json.dumps(_evaluation()))
+    _write_evaluation(run, "quiet", json.dumps({**_evaluation(), "warnings": []}))
+    build_report(run, run / "report", "mlp_kd")
+    md = (run / "report" / "report.md").read_text()
+    assert "- `good`: 12 jets have 1 constituent" in md and "- `quiet`:" not in md
 
 
 @pytest.mark.parametrize("text", ["not json {", "[]", '"text"', "{}", "null", ""])

@@ -96,6 +96,8 @@ def generalisation_markdown(block: dict | None, out: Path) -> list[str]:
                  **{f"acc {m}": fmt((r.get(m) or {}).get("accuracy"), ".4f") for m in MODELS}}
                 for name, r in ood.items()]
         lines += ["### Other tasks' jets (`trigger-kd evaluate`)", "", md_table(rows), ""]
+        said = [f"- `{name}`: {w}" for name, r in ood.items() for w in r.get("warnings") or []]
+        lines += ["What the data checks found borderline in the scored jets:", "", *said, ""] if said else []
     cur = block.get("curvature") or {}
     rows = [{"model": m, "loss": c.get("loss"), "lambda_max": fmt(c.get("lambda_max"), ".4g"),
              "trace": f"{fmt(c.get('trace'), '.4g')} ± {fmt(c.get('trace_std_error'), '.2g')}",

@@ -126,6 +126,9 @@ def evaluation_problems(r: dict) -> list[str]:
     for m in MODELS:
         if p.section(r.get(m), m, required=True):
             check_metrics(p, r[m], m, n_jets=n)
+    if p.section(r.get("warnings"), "warnings", kind=list):
+        for i, w in enumerate(r["warnings"]):
+            p.text(w, f"warnings[{i}]", required=True)
     return p
 
 
