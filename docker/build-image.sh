@@ -13,6 +13,11 @@
 #                         .cache/container/wheels, reused while pyproject.toml is unchanged) and
 #                         install only from it: the build needs no PyPI access
 #   BUILD_FLAGS="..."     extra flags for `<engine> build` (e.g. --network host)
+#   KEEP_OLD_IMAGE=1      keep the image TAG named before this build (by default it is removed once
+#                         the new one is built, if no other tag names it and no container uses it:
+#                         each rebuild would otherwise leave a nameless multi-GB image behind)
+#   MIN_FREE_GB=6         free space a full build needs in the engine's storage; below it the build
+#                         is still tried (cached layers need little) and a failure says so
 set -euo pipefail
 tag="${1:-trigger-kd-vivado:latest}"
 here="$(cd "$(dirname "$0")/.." && pwd)"
@@ -44,5 +49,38 @@ fi
 [ -n "$wheels" ] && args+=(--build-context "wheels=$wheels")
 # shellcheck disable=SC2206
 args+=(${BUILD_FLAGS:-} "$here")
+
+# Free space where the engine keeps its layers: a full build writes the ~2.7 GB Python layer and a
+# copy of it when committing, and a full disk shows up only as an obscure "closed pipe" error.
+need_gb="${MIN_FREE_GB:-6}"
+store="$("$engine" info --format '{{.Store.GraphRoot}}' 2>/dev/null || "$engine" info --format '{{.DockerRootDir}}' 2>/dev/null || true)"
+free_gb=""
+if [ -n "$store" ] && [ -d "$store" ]; then
+    free_gb="$(df -Pk "$store" | awk 'NR == 2 { printf "%.1f", $4 / 1048576 }')"
+    if awk -v f="$free_gb" -v n="$need_gb" 'BEGIN { exit !(f < n) }'; then
+        echo "warning: only $free_gb GB free in $store; a build without cached layers needs about $need_gb GB" >&2
+    fi
+fi
+
+old="$("$engine" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
 echo "+ $engine ${args[*]}"
-exec "$engine" "${args[@]}"
+if ! "$engine" "${args[@]}"; then
+    echo "error: $engine build of $tag failed (messages above)." >&2
+    if [ -n "$free_gb" ] && awk -v f="$free_gb" -v n="$need_gb" 'BEGIN { exit !(f < n) }'; then
+        echo "  $store had only $free_gb GB free before the build (a full build needs about $need_gb GB): free space," \
+             "e.g. '$engine image prune' removes nameless images, then retry." >&2
+    fi
+    exit 1
+fi
+new="$("$engine" image inspect --format '{{.Id}}' "$tag")"
+if [ -n "$old" ] && [ "$old" != "$new" ] && [ "${KEEP_OLD_IMAGE:-0}" != 1 ]; then
+    # The image TAG named before: remove it when nothing else names or uses it (rmi refuses otherwise).
+    if [ -z "$("$engine" image inspect --format '{{join .RepoTags " "}}' "$old" 2>/dev/null | tr -d '[:space:]')" ]; then
+        if "$engine" rmi "$old" >/dev/null 2>&1; then
+            echo "removed the image $tag named before (${old:0:12}); KEEP_OLD_IMAGE=1 keeps it"
+        else
+            echo "kept the image $tag named before (${old:0:12}): a container or another image uses it"
+        fi
+    fi
+fi
+echo "built $tag (${new:0:12})"

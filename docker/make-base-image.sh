@@ -20,6 +20,9 @@ tarball="${BASE_TARBALL:-$here/.cache/container/debian12-python3.11.tar}"
 mirror="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 engine="${TRIGGER_KD_CONTAINER_ENGINE:-$(command -v podman >/dev/null && echo podman || echo docker)}"
 packages="python3,python3-venv,ca-certificates"
+# A fixed SOURCE_DATE_EPOCH makes mmdebstrap's tarball reproducible: the same Debian packages give the same bytes,
+# so a fresh clone (CI) imports nothing new and every image layer built on the base stays cached in the engine.
+export SOURCE_DATE_EPOCH="${SOURCE_DATE_EPOCH:-1735689600}"
 
 if [ ! -s "$tarball" ]; then
     mkdir -p "$(dirname "$tarball")"
@@ -53,8 +56,13 @@ sum="$(sha256sum "$tarball" | cut -c1-32)"
 if [ "$("$engine" image inspect --format '{{index .Config.Labels "trigger-kd.base-tarball"}}' "$tag" 2>/dev/null)" = "$sum" ]; then
     echo "$tag already holds $tarball"
 else
+    old="$("$engine" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
     "$engine" import --change 'CMD ["/bin/bash"]' --change 'ENV LANG=C.UTF-8' \
         --change "LABEL trigger-kd.base-tarball=$sum" "$tarball" "$tag" >/dev/null
+    # the base TAG named before, now nameless: removed unless images built on it still use it
+    if [ -n "$old" ] && ! "$engine" rmi "$old" >/dev/null 2>&1; then
+        echo "kept the base $tag named before (${old:0:12}): images built on it use it ('$engine image prune' removes it after them)"
+    fi
 fi
 "$engine" run --rm "$tag" python3 -c 'import sys, venv; print("base image", sys.argv[1], "Python", sys.version.split()[0])' "$tag" || {
     echo "error: $engine cannot run a container from $tag (message above). On nested or sandboxed hosts" \

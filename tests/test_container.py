@@ -89,10 +89,22 @@ def _build_image(tmp_path_factory) -> str:
         _logged([str(REPO / "docker" / "make-base-image.sh"), base], logs / "base.log", dict(env, BASE_TARBALL=str(tarball)))
         print(f"base image {base}: {time.time() - t0:.0f} s")
     t0 = time.time()
+    before = _image_id(TAG)
     _logged([str(REPO / "docker" / "build-image.sh"), TAG], logs / "build.log",
             dict(env, BASE_IMAGE=base, OFFLINE="1", PYTHON=sys.executable, WHEELHOUSE=str(CACHE / "wheels")))
     print(f"image {TAG} built from docker/Dockerfile: {time.time() - t0:.0f} s")
+    after = _image_id(TAG)
+    assert after, f"{TAG} does not exist after the build"
+    if before and before != after:
+        # a rebuild must not leave the replaced multi-GB image behind, nameless (a disk filled this way)
+        assert _image_id(before) is None, (f"the image {TAG} named before ({before[:12]}) is still there:\n"
+                                           + (logs / "build.log").read_text()[-2000:])
     return TAG
+
+
+def _image_id(ref: str) -> str | None:
+    proc = subprocess.run([ENGINE, "image", "inspect", "--format", "{{.Id}}", ref], capture_output=True, text=True)
+    return proc.stdout.strip() or None if proc.returncode == 0 else None
 
 
 def test_trigger_kd_in_the_image_then_synth_in_a_container(image, tmp_path, monkeypatch):
