@@ -96,7 +96,7 @@ bench-front:
 bench-multiclass:
 	$(PY) benchmarks/multiclass.py --profile $(BENCH_PROFILE) --out benchmarks/out/multiclass_$(BENCH_PROFILE).json
 
-## bench-faults: the run-directory fault sweep (issue 24): damaged outputs, retrained stages then every tool, run dirs over a user's folders, cache prune during a run, edited parity evidence; real CLI on a tiny run
+## bench-faults: the fault sweep on a tiny run through the real CLI. Issue 24: damaged outputs, retrained stages then every tool, run dirs over a user's folders, cache prune during a run, edited parity evidence. Issue 35 (every reader validates what it reads): a user's files in the cache folder, damaged cache times, prune after `mv` of a run, SIGKILL mid-stage then check-parity/report/rerun, front --out over a user's front.json/front.png/picked.yml, bad budgets/--set/scheduler/workers, a damaged front_yosys.json, a budget nothing fits after one that fits, damaged evaluate/diagnostics/report.json records, compare into a run's folder, degenerate jet files, unbounded sizes, impossible clocks and two parts in parse-report, saturating import inputs, a run dir with a space, config.resolved.yml rerun beside another jets.h5 (python benchmarks/fault_sweep.py --only GROUP[,GROUP]: --help lists the groups)
 bench-faults:
 	$(PY) benchmarks/fault_sweep.py --out benchmarks/out/fault_sweep.json
 

@@ -12,9 +12,13 @@ open-source synthesis route) and judges what came back:
 Kinds of cases: delete or edit each stage's outputs and rerun (the run must repair exactly that and say so, and
 the firmware gate must pass afterwards); retrain one stage and call every tool on the run (each must refuse or mark
 stale, never answer from the mixed run); a run directory over a user's folders; `cache prune` while a run is in
-its student stage; check-parity against edited evidence. JSON with the commit and the command.
+its student stage; check-parity against edited evidence. Issue 35's kinds (every reader validates what it reads:
+cache folders and records, interrupted stages, front sweep folders and budgets, result records, jet files, sizes,
+synthesis reports, import inputs, paths) are the groups of ``benchmarks/fault_cases_readers.py``. JSON with the
+commit and the command.
 
     python benchmarks/fault_sweep.py --out benchmarks/out/fault_sweep.json
+    python benchmarks/fault_sweep.py --only cache,front --work /tmp/fw --out /tmp/fw.json   # some groups
 """
 from __future__ import annotations
 
@@ -49,12 +53,13 @@ def sets(extra=()):
     return out
 
 
-def cli(*args, timeout=1800) -> dict:
+def cli(*args, timeout=1800, cwd=None) -> dict:
+    """`trigger-kd ARGS` as a user types it (in ``cwd``: default, where the sweep runs)."""
     t0 = time.time()
-    p = subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, check=False)
+    p = subprocess.run([CLI, *map(str, args)], capture_output=True, text=True, timeout=timeout, check=False, cwd=cwd)
     return {"args": [str(a) for a in args], "rc": p.returncode, "seconds": round(time.time() - t0, 1),
             "traceback": "Traceback (most recent call last)" in p.stderr, "stderr_tail": p.stderr[-600:],
-            "stderr": p.stderr}
+            "stderr": p.stderr, "stdout": p.stdout}
 
 
 def said(step: dict, text: str) -> bool:
@@ -207,11 +212,27 @@ def parity_evidence_cases(base: Path, work: Path) -> list[dict]:
     return cases
 
 
+def case_groups() -> dict:
+    """name -> cases(base, work): issue 24's groups, then issue 35's (benchmarks/fault_cases_readers.py)."""
+    from benchmarks.fault_cases_readers import GROUPS
+
+    return {"damage": damage_cases, "retrain": retrain_cases, "user-folder": user_folder_cases,
+            "prune-during-run": lambda base, work: [prune_during_run_case(work)],
+            "parity-evidence": parity_evidence_cases, **GROUPS}
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_options(ap, {"work": "working folder (default: a temporary one, removed afterwards)"},
                 out="benchmarks/out/fault_sweep.json", work=None)
+    groups = case_groups()
+    ap.add_argument("--only", metavar="GROUP[,GROUP]", help=f"run only these case groups: {', '.join(groups)} "
+                    "(the base run is always made)")
     args = ap.parse_args()
+    only = args.only.split(",") if args.only else list(groups)
+    unknown = [g for g in only if g not in groups]
+    if unknown:
+        ap.error(f"--only: no case group {', '.join(unknown)}; the groups: {', '.join(groups)}")
     t0 = time.time()
     work = Path(args.work) if args.work else Path(tempfile.mkdtemp(prefix="fault_sweep."))
     work.mkdir(parents=True, exist_ok=True)
@@ -223,16 +244,16 @@ def main() -> int:
         print(first["stderr_tail"], file=sys.stderr)
         return 1
     cases = []
-    for group in (lambda: damage_cases(base, work), lambda: retrain_cases(base, work),
-                  lambda: user_folder_cases(base, work), lambda: [prune_during_run_case(work)],
-                  lambda: parity_evidence_cases(base, work)):
-        cases += group()
+    for name in only:
+        print(f"[fault-sweep] {name}", flush=True)
+        cases += groups[name](base, work)
     counts = {v: sum(c["verdict"] == v for c in cases) for v in ("ok", "wrong", "traceback", "lost")}
     for c in cases:
         for st in c["steps"]:
             st.pop("stderr", None)
+            st.pop("stdout", None)
     result = {**provenance(), "base_run_seconds": first["seconds"], "wall_seconds": round(time.time() - t0, 1),
-              "counts": counts, "cases": cases}
+              "groups": only, "counts": counts, "cases": cases}
     write_record(args.out, result)
     print(f"[fault-sweep] {len(cases)} cases: {counts}; {args.out}")
     if not args.work:
