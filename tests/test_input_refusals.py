@@ -125,3 +125,40 @@ def test_a_run_made_with_a_profile_beside_its_config_can_be_read_back(tmp_path, 
     resolved.write_text(dump_config(cfg))
     again = load_config(resolved)
     assert again.profile == "mine" and again.student == cfg.student and again.data == cfg.data
+
+
+def _typed_options():
+    """(command, option, bad value) for every option of every subcommand that converts its value (int, float, a
+    choice): the parser itself, walked, so a new option is covered without a new test."""
+    import argparse
+
+    from trigger_kd.cli import build_parser
+
+    sub = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    for name, parser in sub.choices.items():
+        given = [next(iter(a.choices)) if a.choices else "somewhere" for a in parser._actions if not a.option_strings]
+        for action in parser._actions:
+            if not action.option_strings or action.nargs == 0:
+                continue
+            if action.type in (int, float) or action.choices:
+                yield pytest.param([name, *given], action.option_strings[-1], id=f"{name} {action.option_strings[-1]}")
+
+
+@pytest.mark.parametrize("given,option", list(_typed_options()))
+def test_a_bad_option_value_is_one_line_for_every_command(capsys, given, option):
+    command = given[0]
+    with pytest.raises(SystemExit) as exc:
+        cli([*given, option, "not-a-value"])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "usage:" not in err and option in err and f"trigger-kd {command} --help" in err, err
+
+
+@pytest.mark.parametrize("args", [[], ["no-such-command"], ["run"], ["check-parity"]])
+def test_a_missing_or_unknown_command_is_one_line(capsys, args):
+    with pytest.raises(SystemExit) as exc:
+        cli(args)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "usage:" not in err and "--help" in err, err

@@ -225,10 +225,17 @@ def cmd_report(args) -> int:
     return 0
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with a user's mistake in one line (argparse prints the whole usage block first), naming --help."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
     from .stages import STAGE_NAMES
 
-    p = argparse.ArgumentParser(prog="trigger-kd", description=__doc__)
+    p = _Parser(prog="trigger-kd", description=__doc__)
     sub = p.add_subparsers(dest="cmd", required=True)
     _add_run_commands(sub, STAGE_NAMES)
     _add_firmware_commands(sub)
