@@ -56,9 +56,14 @@ def test_every_setting_is_applied_once_for_any_front_end():
 
 
 def test_unknown_precision_key_is_refused_before_hls4ml_reads_the_model():
+    """Refused where the settings are made (the config's check); settings made without it are checked again."""
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=r"fc1 has unknown keys \['width'\]"):
+        HLSConfig(layer_precision={"fc1": {"width": "8"}})
     front = StandIn()
     with pytest.raises(TriggerKDError, match=r"fc1 has unknown keys \['width'\]"):
-        hls_config.hls_config(front, HLSConfig(layer_precision={"fc1": {"width": "8"}}))
+        hls_config.hls_config(front, HLSConfig.model_construct(layer_precision={"fc1": {"width": "8"}}))
     assert front.calls == []
 
 

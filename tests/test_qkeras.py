@@ -149,7 +149,7 @@ def test_unknown_layer_override_lists_names(students, tmp_path):
     with pytest.raises(TriggerKDError, match="fc9.*fc1.*relu1.*logits"):  # checked against the hls4ml model's layers
         convert_keras(students["mlp"], tmp_path / "prj", settings)
     with pytest.raises(TriggerKDError, match="unknown keys"):  # checked before hls4ml sees the model
-        hls_config_for_keras(students["mlp"], HLSConfig(layer_precision={"fc1": {"width": "8"}}))
+        hls_config_for_keras(students["mlp"], HLSConfig.model_construct(layer_precision={"fc1": {"width": "8"}}))
 
 
 def test_pool_precision_rule():

@@ -6,7 +6,7 @@ import json
 import sys
 from pathlib import Path
 
-from .errors import TriggerKDError
+from .errors import TriggerKDError, one_line
 from .rundir import DATA, FIRMWARE, PARITY, REPORT, REPORT_MD
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -71,6 +71,11 @@ def cmd_import_qonnx(args) -> int:
 
     if args.set and not args.config:
         raise TriggerKDError("import-qonnx: --set applies to a model YAML; give it with --config")
+    if args.inputs and (args.n is not None or args.seed is not None):
+        flags = " and ".join(f"--{k} {v}" for k, v in (("n", args.n), ("seed", args.seed)) if v is not None)
+        raise TriggerKDError(f"import-qonnx: {flags} shape(s) the random inputs, but --inputs {args.inputs} gives the "
+                             "inputs (it would be ignored): give one or the other")
+    args.n, args.seed = (1000 if args.n is None else args.n), (0 if args.seed is None else args.seed)
     if args.seed < 0:
         raise TriggerKDError(f"import-qonnx --seed {args.seed}: a seed is 0 or more")
     out = Path(args.run_dir)
@@ -91,8 +96,8 @@ def cmd_import_qonnx(args) -> int:
             raise TriggerKDError(f"--inputs {path}: expected an existing .npy array of model inputs (rows first)")
         try:
             inputs = np.load(path, allow_pickle=False)
-        except ValueError as exc:
-            raise TriggerKDError(f"--inputs {path}: not a plain numeric .npy array ({exc})") from exc
+        except (ValueError, EOFError, OSError) as exc:  # EOFError: an empty file
+            raise TriggerKDError(f"--inputs {path}: not a plain numeric .npy array ({one_line(exc)})") from exc
     check_inputs(inputs, args.n)
     settings = load_config(args.config, args.set or []).hls if args.config else HLSConfig()
     result = import_qonnx(Path(args.model), Path(args.run_dir), settings, inputs=inputs, n=args.n, seed=args.seed,
@@ -119,6 +124,13 @@ def cmd_cache(args) -> int:
 
     cache = cache_root()
     if args.action == "list":
+        prune_only = [f"--older-than {args.older_than:g}"] if args.older_than is not None else []
+        prune_only += [flag for flag, on in (("--unreferenced", args.unreferenced), ("--forget-missing",
+                                             args.forget_missing), ("--dry-run", args.dry_run)) if on]
+        if prune_only:
+            raise TriggerKDError(f"cache list shows every entry; {', '.join(prune_only)} belong(s) to `cache prune`: "
+                                 "to see what it would remove, trigger-kd cache prune --older-than DAYS and/or "
+                                 "--unreferenced --dry-run")
         entries = list_entries(cache)
         if args.json:  # the notes format_entries prints, on stderr beside the JSON
             from .cache import foreign_note
@@ -138,7 +150,9 @@ def cmd_cache(args) -> int:
     unsure = [e for e in list_entries(cache) if e.links == UNSURE] if args.unreferenced else []
     removed = prune(cache, args.older_than, args.unreferenced, args.dry_run, forget_missing=args.forget_missing)
     verb = "would remove" if args.dry_run else "removed"
-    for e in removed:
+    if args.json:
+        print(json.dumps({"dry_run": bool(args.dry_run), "removed": [e.to_dict() for e in removed]}, indent=2))
+    for e in removed if not args.json else ():
         print(f"{verb} {e.stage}/{e.path.name} ({e.size} bytes; {e.made_from})")
     info(f"{verb} {len(removed)} entries, {sum(e.size for e in removed)} bytes, from {cache}")
     gone = {e.path for e in removed}
@@ -278,11 +292,11 @@ def _add_firmware_commands(sub) -> None:
     iq.add_argument("model", help="QONNX .onnx file")
     iq.add_argument("--run-dir", required=True)
     iq.add_argument("--inputs", help=".npy array of inputs (default: random inputs on the input grid)")
-    iq.add_argument("--n", type=int, default=1000, help="number of random inputs")
+    iq.add_argument("--n", type=int, help="number of random inputs (default 1000; not with --inputs)")
     iq.add_argument("--input-precision", metavar="'fixed<W,I>'",
                     help="firmware input type for a model whose input no power-of-two Quant node reads "
                          "(default: hls4ml's fixed<16,6>); recorded in parity.json")
-    iq.add_argument("--seed", type=int, default=0, help="seed of the random inputs (default 0)")
+    iq.add_argument("--seed", type=int, help="seed of the random inputs (default 0; not with --inputs)")
     iq.add_argument("--config", help="take the hls: section from this model YAML")
     iq.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
                     help="override a key of the --config model YAML (repeatable)")
@@ -348,7 +362,8 @@ def _add_front(sub) -> None:
 def _add_cache(sub) -> None:
     ca = sub.add_parser("cache", help="list or prune the dataset/teacher cache ($TRIGGER_KD_CACHE)")
     ca.add_argument("action", choices=("list", "prune"))
-    ca.add_argument("--json", action="store_true", help="list: JSON instead of a table")
+    ca.add_argument("--json", action="store_true", help="JSON on stdout: list: the entries; prune: what it removed "
+                                                        "(or would remove)")
     ca.add_argument("--older-than", type=float, metavar="DAYS", help="prune: entries not used for DAYS days")
     ca.add_argument("--unreferenced", action="store_true",
                     help="prune: entries no run directory links to (jet pools no dataset names); entries whose "

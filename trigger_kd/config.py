@@ -404,6 +404,12 @@ class ExportConfig(Section):
     check_jets: Count = 512  # jets on which QONNX execution is compared with the student
 
 
+PRECISION_KEYS = ("result", "accum", "weight", "bias")  # what hls.layer_precision may set on a layer
+_MODES = r"(?:AP_)?(?:TRN|TRN_ZERO|RND|RND_ZERO|RND_INF|RND_MIN_INF|RND_CONV|WRAP|SAT|SAT_ZERO|SAT_SYM)"
+_HLS_TYPE = re.compile(rf"^\s*(?:auto|(?:ap_|ac_)?u?int<\s*[1-9]\d*\s*>|(?:ap_|ac_)?u?fixed<\s*[1-9]\d*\s*,\s*-?\d+\s*"
+                       rf"(?:,\s*(?:{_MODES}|true|false)\s*){{0,2}}(?:,\s*\d+\s*)?>)\s*$")
+
+
 class HLSConfig(Section):
     # what the firmware outputs and check-parity judges: the K logits (default), the class index (argmax: the first
     # highest logit, as numpy), or softmax values (refused unless proven exact: firmware/outputs.py)
@@ -416,6 +422,20 @@ class HLSConfig(Section):
     reuse_factor: Count = 1  # hls4ml ReuseFactor: multiplications per multiplier (1 = fully parallel)
     # per-layer overrides: {layer name: {"result": "fixed<16,6>", "accum": ..., "weight": ..., "bias": ...}}
     layer_precision: dict[str, dict[str, str]] = {}
+
+    @field_validator("layer_precision")
+    @classmethod
+    def _hls_types(cls, v: dict) -> dict:
+        """The keys and types are known at load time (the layer names only once hls4ml has built the model)."""
+        for layer, types in v.items():
+            bad = sorted(set(types) - set(PRECISION_KEYS))
+            if bad:
+                raise ValueError(f"hls.layer_precision.{layer} has unknown keys {bad}; use {', '.join(PRECISION_KEYS)}")
+            for key, text in types.items():
+                if not _HLS_TYPE.match(text):
+                    raise ValueError(f"hls.layer_precision.{layer}.{key}: {text!r} is not an hls4ml type such as "
+                                     "'fixed<16,6>', 'ufixed<8,3,RND_CONV,SAT>', 'int<8>' or 'auto'")
+        return v
 
 
 class SynthConfig(Section):
@@ -566,13 +586,54 @@ def _record(origins: dict, dotted: str, value: Any, origin: str) -> None:
             _record(origins, f"{dotted}.{k}", v, origin)
 
 
+class _KeyTwice(Exception):
+    """A mapping key written twice in one YAML mapping."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, except that a key written twice in one mapping is refused (PyYAML keeps the last value
+    without a word: two values of one setting, one silently lost). Keys a merge (``<<: *anchor``) brings in may be
+    overridden, as YAML says."""
+
+    def construct_mapping(self, node, deep=False):
+        if isinstance(node, yaml.MappingNode):
+            seen: dict = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key, line = self.construct_object(key_node, deep=deep), key_node.start_mark.line + 1
+                try:
+                    first = seen.get(key)
+                except TypeError:  # an unhashable key: the base constructor refuses it
+                    continue
+                if first is not None:
+                    raise _KeyTwice(f"the key '{key}' is written twice in one mapping (lines {first} and {line}): "
+                                    "one value would be lost without a word; keep one")
+                seen[key] = line
+        return super().construct_mapping(node, deep=deep)
+
+
+def _yaml(text: str):
+    """``text`` as YAML (``_UniqueKeyLoader``)."""
+    return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+
+
+def _yaml_problem(exc: yaml.YAMLError) -> str:
+    """A YAML error on one line: what is wrong and where."""
+    mark = getattr(exc, "problem_mark", None)
+    where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark is not None else ""
+    return f"{getattr(exc, 'problem', None) or str(exc).splitlines()[0]}{where}"
+
+
 def _read_yaml(path: Path) -> dict:
     if not path.is_file():
         raise ConfigError(f"config file not found: {path}")
     try:
-        data = yaml.safe_load(path.read_text())
+        data = _yaml(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+        raise ConfigError(f"{path} is not valid YAML: {_yaml_problem(exc)}") from None
+    except _KeyTwice as exc:
+        raise ConfigError(f"{path}: {exc}") from None
     if not data:
         raise ConfigError(f"{path} is empty: a model file names at least its student (see hls_configs/mlp_kd.yml)")
     if not isinstance(data, dict):
@@ -589,9 +650,11 @@ def parse_set(expr: str) -> tuple[list[str], Any]:
     if not parts:
         raise ConfigError(f"--set expects section.key=value, got '{expr}'")
     try:
-        value = yaml.safe_load(text) if text.strip() else ""
+        value = _yaml(text) if text.strip() else ""
     except yaml.YAMLError:
         value = text
+    except _KeyTwice as exc:
+        raise ConfigError(f"--set {expr}: {exc}") from None
     return parts, value
 
 
@@ -619,8 +682,10 @@ def load_config(
     path: str | Path,
     overrides: list[str] | tuple[str, ...] = (),
     profile: str | None = None,
+    _other_profiles: bool = True,
 ) -> Config:
-    """Load a model YAML with its profile overlay and ``--set`` overrides."""
+    """Load a model YAML with its profile overlay and ``--set`` overrides. The file's ``at_profile`` values for
+    the other profiles are checked too (with those profiles), so that a wrong one is found when the file is read."""
     path = Path(path)
     model = _read_yaml(path)
     at_profile = model.pop(AT_PROFILE, None)
@@ -633,12 +698,19 @@ def load_config(
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {expr}: '{p}' is not a section")
         node[parts[-1]] = value
+    if profile is not None and set_tree.get("profile") not in (None, profile):
+        raise ConfigError(f"--profile {profile} and --set profile={set_tree['profile']} name two profiles: give one")
     prof = profile or set_tree.get("profile") or model.get("profile") or "quick"
     if not isinstance(prof, str):
         raise ConfigError(f"'profile' must be a name, got {prof!r}")
     origins: dict[str, str] = {}
     raw: dict = {}
     from .rundir import RESOLVED_CONFIG
+
+    if path.name == RESOLVED_CONFIG and model.get("profile") not in (None, prof):
+        raise ConfigError(f"{path} is a run's resolved config: it holds the values of the profile "
+                          f"{model['profile']}, and profile {prof} would only rename them; give the model YAML "
+                          f"(e.g. hls_configs/{model.get('name', '<model>')}.yml) with --profile {prof}")
 
     if path.name != RESOLVED_CONFIG or profile is not None:  # a run's resolved config holds its profile's values
         prof_path = _profile_path(prof, path)
@@ -654,8 +726,12 @@ def load_config(
     if "source_file" in raw:
         raise ConfigError(f"unknown config key 'source_file' in {origins['source_file']}")
     raw = _absolute_paths(raw, origins, path)
-    return validated(Config, {**raw, "profile": prof, "name": raw.get("name", path.stem), "source_file": str(path)},
-                     origins)
+    cfg = validated(Config, {**raw, "profile": prof, "name": raw.get("name", path.stem), "source_file": str(path)},
+                    origins)
+    for other in (at_profile or {}) if _other_profiles else ():
+        if other != prof:
+            load_config(path, profile=other, _other_profiles=False)
+    return cfg
 
 
 AT_PROFILE = "at_profile"  # a model file's values for one profile only: {profile name: {section: {key: value}}}
@@ -676,9 +752,13 @@ def _profile_recipe(at_profile, prof: str, path: Path) -> dict:
     if not isinstance(at_profile, Mapping) or not all(isinstance(v, Mapping) for v in at_profile.values()):
         raise ConfigError(f"{path}: '{AT_PROFILE}' must map profile names to config sections, e.g. "
                           f"{AT_PROFILE}: {{quick: {{distill: {{transfer_jets_per_class: 20000}}}}}}")
-    for name in at_profile:
+    for name, values in at_profile.items():
         if not _profile_path(name, path).is_file():
             raise ConfigError(f"{path}: '{AT_PROFILE}.{name}': no profile named '{name}' (hls_configs/profiles/)")
+        for key in ("profile", AT_PROFILE):
+            if key in values:  # the profile is chosen before its values are read: it would be ignored
+                raise ConfigError(f"{path}: '{AT_PROFILE}.{name}.{key}': a profile's values cannot choose the "
+                                  "profile; set 'profile' at the top of the file or give --profile")
     return dict(at_profile.get(prof) or {})
 
 

@@ -35,18 +35,19 @@ Warnings are printed and collected in the ``report`` a caller passes to :func:`l
 """
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
 import shutil
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import h5py
 import numpy as np
 
 from ..console import info, warn
-from ..errors import TriggerKDError
+from ..errors import TriggerKDError, one_line
 from ..classes import JET_CLASSES, SIGNAL_CLASSES, Task
 
 LAYOUT = "E,px,py,pz GeV"
@@ -153,12 +154,23 @@ def require_file(path: Path, what: str) -> None:
         raise DataFormatError(f"{path}: not a regular file; {what}")
 
 
-def _open_h5(path: Path, what: str) -> h5py.File:
+@contextlib.contextmanager
+def _open_h5(path: Path, what: str) -> Iterator[h5py.File]:
+    """The HDF5 file at ``path``, open for reading; a file that cannot be opened, or whose data cannot be read
+    in the ``with`` block (a damaged chunk, a failed decompression: found only when read), is a DataFormatError."""
     require_file(path, what)
     try:
-        return h5py.File(path, "r")
+        f = h5py.File(path, "r")
     except OSError as exc:
-        raise DataFormatError(f"{path}: not a readable HDF5 file ({exc}); {what}") from None
+        raise DataFormatError(f"{path}: not a readable HDF5 file ({one_line(exc)}); {what}") from None
+    with f:
+        try:
+            yield f
+        except (OSError, KeyError, RuntimeError) as exc:  # h5py: KeyError / RuntimeError "Unable to ..." for a
+            if not isinstance(exc, OSError) and "Unable to" not in str(exc):  # damaged header or symbol table
+                raise
+            raise DataFormatError(f"{path}: its data cannot be read ({one_line(exc)}): the file is damaged; "
+                                  "regenerate or re-download it") from None
 
 
 def _check_finite(c: np.ndarray, path: Path, source: str) -> None:
@@ -306,17 +318,8 @@ def _read_canonical_checked(path: Path):
     with _open_h5(path, "run the data stage first (trigger-kd run <config> --to data) or fix data.paths") as f:
         label = _label_name(f)
         for name in ("constituents", label or LABEL):
-            if name not in f:
-                raise DataFormatError(
-                    f"{path}: no dataset '{name}' (found {sorted(f.keys())}); "
-                    "this is not a canonical jet file: convert it with data.source set to its format"
-                )
-        layout = f.attrs.get("layout")
-        layout = layout.decode(errors="replace") if isinstance(layout, bytes) else layout
-        if layout is not None and str(layout) != LAYOUT:
-            raise DataFormatError(f"{path}: its 'layout' attribute says {str(layout)[:60]!r}, the canonical layout "
-                                  f"is {LAYOUT!r}: convert the file (component order, units) before reading it")
-        raw_c = f["constituents"][...]
+            _require_dataset(f, path, name)
+        c = _canonical_constituents(f, path)
         y = _binary(f[label][...], path, f"'{label}'")
         if label == LABEL and LEGACY_LABEL in f:
             old = _binary(f[LEGACY_LABEL][...], path, f"'{LEGACY_LABEL}'")
@@ -326,9 +329,6 @@ def _read_canonical_checked(path: Path):
                                       f"disagree on {bad} of {len(y)} jets: the file is damaged; keep one of them")
         names = np.asarray(f["jet_class"][...]) if "jet_class" in f else None
         index = np.asarray(f[CLASS_LABEL][...]) if CLASS_LABEL in f else None
-    c = _constituents(raw_c, path, "canonical")
-    if c.ndim != 3 or c.shape[-1] != 4:
-        raise DataFormatError(f"{path}: 'constituents' must be (N, P, 4) E,px,py,pz, got shape {c.shape}")
     if y.shape != (c.shape[0],):
         raise DataFormatError(f"{path}: '{label}' must be ({c.shape[0]},) to match the constituents, got {y.shape}")
     if names is not None:
@@ -337,6 +337,27 @@ def _read_canonical_checked(path: Path):
     if index is not None:
         index = _numbers(index, path, f"'{CLASS_LABEL}'")
     return c, y, names, index
+
+
+def _require_dataset(f: h5py.File, path: Path, name: str) -> None:
+    if name not in f:
+        raise DataFormatError(f"{path}: no dataset '{name}' (found {sorted(f.keys())}); this is not a canonical jet "
+                              "file: convert it with data.source set to its format")
+
+
+def _canonical_constituents(f: h5py.File, path: Path) -> np.ndarray:
+    """A canonical file's constituents (N, P, 4) float32, labelled or not: the ``layout`` attribute, where present,
+    must be the canonical one; the values numbers, finite, within float32 (the one reader of this dataset)."""
+    _require_dataset(f, path, "constituents")
+    layout = f.attrs.get("layout")
+    layout = layout.decode(errors="replace") if isinstance(layout, bytes) else layout
+    if layout is not None and str(layout) != LAYOUT:
+        raise DataFormatError(f"{path}: its 'layout' attribute says {str(layout)[:60]!r}, the canonical layout "
+                              f"is {LAYOUT!r}: convert the file (component order, units) before reading it")
+    c = _constituents(f["constituents"][...], path, "canonical")
+    if c.ndim != 3 or c.shape[-1] != 4:
+        raise DataFormatError(f"{path}: 'constituents' must be (N, P, 4) E,px,py,pz, got shape {c.shape}")
+    return c
 
 
 def _class_names(raw, path: Path, n: int, label: str) -> np.ndarray:
@@ -450,17 +471,17 @@ def _read_toptagging(path: Path, ctx: _Read | None = None) -> tuple[np.ndarray, 
         raise DataFormatError(
             f"{path}: no pandas key 'table'; this is not a top tagging reference file (Zenodo 2603256)"
         ) from None
-    except (OSError, ValueError, TypeError, RuntimeError) as exc:  # tables' HDF5ExtError is a RuntimeError
-        raise DataFormatError(f"{path}: cannot read it as a pandas HDF5 table ({exc})") from None
+    except (OSError, ValueError, TypeError, RuntimeError, LookupError) as exc:  # tables: HDF5ExtError is a
+        # RuntimeError, NoSuchNodeError (a damaged table's missing node) a LookupError
+        raise DataFormatError(f"{path}: cannot read it as a pandas HDF5 table ({one_line(exc)}); the file is "
+                              "damaged or not a top tagging file: re-download it") from None
     missing = [c for c in ("E_0", "PX_0", "PY_0", "PZ_0", "is_signal_new") if c not in df.columns]
     if missing:
         raise DataFormatError(
             f"{path}: missing columns {missing}; expected the top tagging layout "
             "E_i, PX_i, PY_i, PZ_i (i = 0..199), truthE..., ttv, is_signal_new"
         )
-    n = 0
-    while all(f"{k}_{n}" in df.columns for k in ("E", "PX", "PY", "PZ")):
-        n += 1
+    n = _constituent_slots(df.columns, path)
     cols = [f"{k}_{i}" for i in range(n) for k in ("E", "PX", "PY", "PZ")]
     text = [c for c in cols + ["is_signal_new"] if df[c].dtype.kind not in "biuf"]
     if text:
@@ -473,6 +494,28 @@ def _read_toptagging(path: Path, ctx: _Read | None = None) -> tuple[np.ndarray, 
     return c, np.where(y == 1, "top", "qcd")
 
 
+def _constituent_slots(columns, path: Path) -> int:
+    """The number of constituent slots of a top tagging table: E_i, PX_i, PY_i and PZ_i for every i from 0 up to
+    the last slot any of them names (a gap would drop every constituent after it without a word)."""
+    import re
+
+    comps = ("E", "PX", "PY", "PZ")
+    found: dict[str, set[int]] = {k: set() for k in comps}
+    for col in map(str, columns):
+        m = re.fullmatch(r"(E|PX|PY|PZ)_(\d+)", col)
+        if m:
+            found[m[1]].add(int(m[2]))
+    n = max(max(s, default=-1) for s in found.values()) + 1
+    for i in range(n):
+        lacking = [f"{k}_{i}" for k in comps if i not in found[k]]
+        if lacking:
+            have = [f"{k}_{i}" for k in comps if i in found[k]]
+            raise DataFormatError(f"{path}: the constituent columns have a gap: slot {i} lacks {lacking}"
+                                  f"{' (it has ' + ', '.join(have) + ')' if have else ''} while columns up to slot "
+                                  f"{n - 1} exist; the file is truncated or damaged: re-download it")
+    return n
+
+
 def _truth_agrees(path: Path, truth, y: np.ndarray, ctx: _Read) -> None:
     """``is_signal_new`` and the truth top 4-momentum state one fact (is there a top?): zero for QCD jets, a top
     quark (mass in ``TOP_MASS_RANGE_GEV``) for top jets. Columns holding neither are reported and not used."""
@@ -483,7 +526,8 @@ def _truth_agrees(path: Path, truth, y: np.ndarray, ctx: _Read) -> None:
     if not len(t):
         return
     zero = ~np.any(t != 0.0, axis=1)
-    m2 = t[:, 0] ** 2 - (t[:, 1:] ** 2).sum(axis=1)
+    with np.errstate(over="ignore", invalid="ignore"):  # a damaged value beyond float64: not finite, not a top
+        m2 = t[:, 0] ** 2 - (t[:, 1:] ** 2).sum(axis=1)
     mass = np.sqrt(np.maximum(m2, 0.0))
     lo, hi = TOP_MASS_RANGE_GEV
     top = np.isfinite(m2) & (t[:, 0] > 0) & (mass >= lo) & (mass <= hi)
@@ -500,6 +544,19 @@ def _truth_agrees(path: Path, truth, y: np.ndarray, ctx: _Read) -> None:
             f"{path}: 'is_signal_new' and the truth top 4-momentum ({', '.join(_TRUTH)}) disagree on "
             f"{int(bad.sum())} of {len(y)} jets (first: jet {i}, is_signal_new {int(y[i])} with "
             f"{'a truth top' if top[i] else 'no truth top'}): the file is damaged; re-download it")
+
+
+def _names_describe(names: list[str], path: Path, what: str, data: str, n_columns: int) -> None:
+    """A list of feature names and the columns it names state one fact (which column holds what): one distinct
+    name per column, else a DataFormatError naming both datasets."""
+    if len(names) != n_columns:
+        raise DataFormatError(f"{path}: '{what}' names {len(names)} features, {data} has {n_columns} per "
+                              f"{'jet' if what.startswith('jet') else 'particle'}: the names do not describe the "
+                              "columns (which column holds which feature is unknown); the file is damaged")
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise DataFormatError(f"{path}: '{what}' names {twice[:4]} more than once ({data} has one column each): "
+                              "which column holds it is ambiguous; the file is damaged")
 
 
 _HLS4ML_LABELS = ("j_g", "j_q", "j_w", "j_z", "j_t")
@@ -526,6 +583,7 @@ def _read_hls4ml(path: Path, ctx: _Read | None = None) -> tuple[np.ndarray, np.n
         )
     undef = None
     if jet_names is not None:
+        _names_describe(jet_names, path, "jetFeatureNames", "'jets'", jets.shape[1])
         missing = [n for n in _HLS4ML_LABELS if n not in jet_names]
         if missing:
             raise DataFormatError(f"{path}: jetFeatureNames lacks the labels {missing}")
@@ -538,6 +596,7 @@ def _read_hls4ml(path: Path, ctx: _Read | None = None) -> tuple[np.ndarray, np.n
         undef = jets.shape[1] - 1
     wanted = ("j1_e", "j1_px", "j1_py", "j1_pz")
     if part_names is not None:
+        _names_describe(part_names, path, "particleFeatureNames", "'jetConstituentList'", parts.shape[2])
         missing = [n for n in wanted if n not in part_names]
         if missing:
             raise DataFormatError(f"{path}: particleFeatureNames lacks {missing}")
@@ -576,30 +635,44 @@ _JETCLASS_LABELS = {"label_Tbqq": "top", "label_QCD": "qcd", "label_Wqq": "w", "
 _JETCLASS_PARTS = ("part_energy", "part_px", "part_py", "part_pz")
 
 
-def _read_jetclass(path: Path, ctx: _Read | None = None) -> tuple[np.ndarray, np.ndarray]:
-    import awkward as ak
+def _jetclass_arrays(path: Path):
+    """(the JetClass branches read: awkward array, the label_* branch names, ["jet_nparticles"] or []); a file
+    that is not ROOT, is cut short or damaged (found only when its structure or baskets are read), or lacks the
+    tree or its branches is a DataFormatError on one line."""
     import uproot
 
-    ctx = ctx or _Read()
     require_file(path, "check data.paths (JetClass ROOT files)")
     try:
         f = uproot.open(path)
     except Exception as exc:  # uproot raises many types for a non-ROOT file
-        raise DataFormatError(f"{path}: not a readable ROOT file ({exc})") from None
-    with f:
-        if "tree" not in f:
-            raise DataFormatError(f"{path}: no TTree 'tree' (found {list(f.keys())}); expected a JetClass file")
-        tree = f["tree"]
-        keys = list(tree.keys())
-        missing = [b for b in _JETCLASS_BRANCHES if b not in keys]
-        if missing:
-            raise DataFormatError(f"{path}: tree 'tree' lacks the branches {missing}; expected the JetClass layout")
-        labels = [b for b in keys if b.startswith("label_")]  # every class of the file, ours or not
-        extra = ["jet_nparticles"] if "jet_nparticles" in keys else []
-        try:
-            arr = tree.arrays(list(_JETCLASS_PARTS) + labels + extra, library="ak")
-        except Exception as exc:  # a damaged basket, a branch of another type
-            raise DataFormatError(f"{path}: cannot read the branches of tree 'tree' ({exc})") from None
+        raise DataFormatError(f"{path}: not a readable ROOT file ({one_line(exc)})") from None
+    try:
+        with f:
+            if "tree" not in f:
+                raise DataFormatError(f"{path}: no TTree 'tree' (found {list(f.keys())}); expected a JetClass file")
+            tree = f["tree"]
+            keys = list(tree.keys())
+            missing = [b for b in _JETCLASS_BRANCHES if b not in keys]
+            if missing:
+                raise DataFormatError(f"{path}: tree 'tree' lacks the branches {missing}; expected the JetClass "
+                                      "layout")
+            labels = [b for b in keys if b.startswith("label_")]  # every class of the file, ours or not
+            extra = ["jet_nparticles"] if "jet_nparticles" in keys else []
+            try:
+                return tree.arrays(list(_JETCLASS_PARTS) + labels + extra, library="ak"), labels, extra
+            except Exception as exc:  # a damaged basket, a branch of another type
+                raise DataFormatError(f"{path}: cannot read the branches of tree 'tree' ({one_line(exc)})") from None
+    except DataFormatError:
+        raise
+    except Exception as exc:  # a file cut short: uproot finds it when it reads the directory or the tree
+        raise DataFormatError(f"{path}: a damaged or truncated ROOT file ({one_line(exc)}); re-download it") from None
+
+
+def _read_jetclass(path: Path, ctx: _Read | None = None) -> tuple[np.ndarray, np.ndarray]:
+    import awkward as ak
+
+    ctx = ctx or _Read()
+    arr, labels, extra = _jetclass_arrays(path)
     try:
         onehot = np.stack([_binary(ak.to_numpy(arr[b]), path, f"branch {b}", "0 or 1 (one-hot)") == 1
                            for b in labels], axis=1)
@@ -613,6 +686,10 @@ def _read_jetclass(path: Path, ctx: _Read | None = None) -> tuple[np.ndarray, np
         raise DataFormatError(f"{path}: {int((count != 1).sum())} of {len(count)} jets carry not exactly one of the "
                               f"label branches {labels} (first: jet {i}, {what}): labels that contradict each other "
                               "or are missing; the file is damaged")
+    for b in _JETCLASS_PARTS:
+        if arr[b].ndim != 2:
+            raise DataFormatError(f"{path}: branch {b} must hold a list per jet, one number per particle; found "
+                                  f"{arr[b].type.content} per jet: not the JetClass layout, or the file is damaged")
     counts = [ak.to_numpy(ak.num(arr[b])) for b in _JETCLASS_PARTS]
     for b, n in zip(_JETCLASS_PARTS[1:], counts[1:]):
         if (n != counts[0]).any():
@@ -732,13 +809,7 @@ def load_unlabelled(source: str, paths: list[Path], max_constituents: int) -> np
     for p in map(Path, paths):
         if source == "canonical":
             with _open_h5(p, "fix the file list") as f:
-                if "constituents" not in f:
-                    raise DataFormatError(f"{p}: no dataset 'constituents' (found {sorted(f.keys())}); "
-                                          "not a canonical jet file: set the format of the files")
-                raw = f["constituents"][...]
-            c = _constituents(raw, p, source)
-            if c.ndim != 3 or c.shape[-1] != 4:
-                raise DataFormatError(f"{p}: 'constituents' must be (N, P, 4) E,px,py,pz, got shape {c.shape}")
+                c = _canonical_constituents(f, p)
         else:
             c = _READERS[source](p, _Read())[0]
         _check_finite(c, p, source)

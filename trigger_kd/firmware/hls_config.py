@@ -35,7 +35,6 @@ from ..errors import TriggerKDError
 from ..fixedpoint import FixedFormat
 from .outputs import CLASS_OUTPUT, OUTPUTS, class_index, class_output_config, one_hot
 
-PRECISION_KEYS = ("result", "accum", "weight", "bias")
 PROJECT_NAME = "myproject"
 FLOW_PREFIX = "trigger_kd:exactness"  # one flow per front end: its own passes, then the overrides
 RULES_FILE, CONFIG_FILE = "hls_rules.json", "hls_config.json"
@@ -99,10 +98,11 @@ class KerasFrontEnd(FrontEnd):
 
 # ----------------------------------------------------------------------------- config rules shared by front ends
 def check_precision_keys(overrides: dict) -> None:
-    for name, prec in (overrides or {}).items():
-        bad = sorted(set(prec) - set(PRECISION_KEYS))
-        if bad:
-            raise TriggerKDError(f"hls.layer_precision.{name} has unknown keys {bad}; use {', '.join(PRECISION_KEYS)}")
+    """``hls.layer_precision`` as the config checks it (for settings built without validation)."""
+    try:
+        HLSConfig._hls_types(overrides or {})
+    except ValueError as exc:
+        raise TriggerKDError(str(exc)) from None
 
 
 def set_input_precision(layers: dict, name: str, hls_type: str, why: str) -> str:

@@ -22,7 +22,7 @@ import numpy as np
 from ..atomic import atomic_path, write_text_atomic
 from ..config import HLSConfig
 from ..console import info, warn
-from ..errors import TriggerKDError
+from ..errors import TriggerKDError, one_line as _one_line
 from ..fingerprint import sha256_file
 from ..manifest import write_manifest
 from ..rundir import HLS_PROJECT, IMPORT_CSIM, IMPORT_RECORD, IMPORT_REFERENCE, ONNX_CLEAN, PARITY
@@ -43,11 +43,6 @@ HLS4ML_DEFAULT_INPUT = "fixed<16,6>"  # hls4ml's default precision, which the co
 
 class ImportRefused(FirmwareError):
     """The model cannot be turned into firmware here; the message names the node/op or limit and why."""
-
-
-def _one_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return f"{type(exc).__name__}: {text[0][:300] if text else ''}"
 
 
 def check_inputs(inputs: np.ndarray | None, n: int) -> None:
@@ -77,6 +72,13 @@ def check_interface(mw, source: Path) -> None:
         raise ImportRefused(f"{source}: the model has {len(inputs)} inputs ({', '.join(inputs) or 'none'}) and "
                             f"{len(outputs)} outputs ({', '.join(outputs) or 'none'}); import-qonnx builds firmware "
                             "for a model with one input and one output")
+    dims = next(i for i in mw.graph.input if i.name == inputs[0]).type.tensor_type.shape.dim
+    shown = [d.dim_param or (d.dim_value if d.HasField("dim_value") else "?") for d in dims]
+    bad = [k for k, d in enumerate(dims) if k > 0 and not (d.HasField("dim_value") and d.dim_value > 0)]
+    if len(dims) < 2 or bad:
+        why = f"dimension {bad[0]} is {shown[bad[0]]!r}" if bad else "no feature dimension after the batch"
+        raise ImportRefused(f"{source}: the input {inputs[0]} has shape {shown}: {why}; firmware takes one fixed input "
+                            "shape: export the model with every dimension but the batch fixed to a positive size")
 
 
 def prepare(mw, source: Path) -> tuple[object, list[str], bool]:
@@ -112,10 +114,21 @@ def prepare(mw, source: Path) -> tuple[object, list[str], bool]:
 
 
 def input_type(clean, given: str | None, source: Path) -> tuple[FixedFormat, str, bool]:
-    """(firmware input type, where it comes from, from the model's own quantiser)."""
-    if given is not None:
-        return FixedFormat.from_hls(given), "--input-precision", False
+    """(firmware input type, where it comes from, from the model's own quantiser). ``given`` (--input-precision) is
+    for an input no power-of-two Quant node reads; against such a quantiser's own type it is refused (two types of
+    one input: the firmware would read another grid than the model), unless the two are the same type."""
     q0 = first_input_quant(clean)
+    if given is not None:
+        fmt = FixedFormat.from_hls(given)
+        try:
+            own = FixedFormat.from_quant(clean, q0) if q0 is not None else None
+        except NotFixedPoint:
+            own = None
+        if own is not None and own != fmt:
+            raise ImportRefused(f"{source}: --input-precision {fmt.hls} contradicts the model's input quantiser "
+                                f"{q0.name} ({own.hls}): the firmware would read another input grid than the model; "
+                                f"leave --input-precision out (the quantiser's type is used) or give {own.hls}")
+        return fmt, "--input-precision" + (f" (= input quantiser {q0.name})" if own else ""), own is not None
     if q0 is not None:
         try:
             return FixedFormat.from_quant(clean, q0), f"input quantiser {q0.name}", True
@@ -217,8 +230,8 @@ def _import(model_path, run_dir, settings, inputs, n, seed, input_precision) -> 
 
     clean, fixes, to_last = _load(model_path)
     fmt, fmt_source, own_quantiser = input_type(clean, input_precision, model_path)
+    x, input_source = _inputs(clean, fmt, own_quantiser, inputs, n, seed, to_last)  # refused before the claim
     clean_path, model_sha = _claim(run_dir, model_path, clean)
-    x, input_source = _inputs(clean, fmt, own_quantiser, inputs, n, seed, to_last)
     caveats = input_caveats(inputs, x, fmt)
     hls_model, rules = _build(model_path, clean_path, run_dir, settings, (fmt, fmt_source), fixes)
     result: dict = {"model": str(model_path), "n_jets": int(len(x)), "inputs": input_source,

@@ -24,7 +24,7 @@ import numpy as np
 
 from ..errors import TriggerKDError
 from ..rundir import DATA, EVALUATE_DIR, split_file
-from .inputs import unseen_mask
+from .inputs import refuse_k_classes, unseen_mask
 
 __all__ = ["RunData", "check_arguments", "evaluate_run", "resolve_jets", "unseen_mask"]
 
@@ -75,6 +75,9 @@ def resolve_jets(on: str, overrides: list[str], work_dir: Path, progress: bool =
         if run_data is None:
             raise TriggerKDError(f"--on {on}: a model YAML's jets come from its data stage, and nothing was given "
                                  "to run it; use `trigger-kd evaluate` (or pass run_data=trigger_kd.cli.run_data_stage)")
+        if cfg.data.task.multiclass:  # known from the config: refused before its data stage makes the jets
+            refuse_k_classes(cfg.data.task.outputs, path, "task", "a model YAML of a binary task (data.signal and "
+                             "data.background, no data.classes)")
         task = describe(cfg.data.signal, cfg.data.background)
         name = task.replace(" vs ", "_vs_")
         data = Path(run_data(cfg, work_dir / name, progress)).resolve()

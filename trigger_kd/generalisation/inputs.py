@@ -83,6 +83,14 @@ def check_multiplicity(c: np.ndarray, where: str, needs: int, reader: str) -> No
             f"{c.shape[1]} per jet); give the jets with all their constituents (at least {needs})")
 
 
+def refuse_k_classes(classes, where, kind: str, instead: str) -> None:
+    """Jets of a K-class task (``classes``; None: a binary one) are refused: evaluate scores a binary tagger's signal
+    score. ``where``/``kind`` name what holds them (a file, a model YAML's task); ``instead``: what to give."""
+    if classes:
+        raise TriggerKDError(f"{where}: a {len(classes)}-class {kind} ({', '.join(classes)}); evaluate scores a binary "
+                             f"tagger's signal score: give {instead}")
+
+
 def read_scored_jets(path: Path, needs: int, reader: str) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
     """(constituents, is_signal, jet class names, warnings) of a canonical file of a binary task, refused with one
     line where the data stage would refuse it or a model would read something else than jets (module docstring).
@@ -91,11 +99,8 @@ def read_scored_jets(path: Path, needs: int, reader: str) -> tuple[np.ndarray, n
     from ..data.sanity import check_empty_jets, check_physics
 
     path = Path(path)
+    refuse_k_classes(read_classes(path), path, "file", "a file of a binary task (is_signal, no 'label')")
     c, y = read_canonical(path)
-    classes = read_classes(path)
-    if classes is not None:
-        raise TriggerKDError(f"{path}: a {len(classes)}-class file ({', '.join(classes)}); evaluate scores a binary "
-                             "tagger's signal score: give a file of a binary task (is_signal, no 'label')")
     if len(c) == 0:
         raise TriggerKDError(f"{path}: holds no jets; give a file with signal and background jets")
     names = read_jet_classes(path)
