@@ -92,7 +92,15 @@ def first_output(stage_dir: Path) -> str:
 
 
 def damage_cases(base: Path, work: Path) -> list[dict]:
-    """Delete, then edit, the main output of each stage in a copy of the run; rerun; gate."""
+    """Delete, then edit, the main output of each stage in a copy of the run; rerun; gate. The copies share the
+    data, teacher and transfer stages through the cache, whose repair gives them a new finish time: so the damage is
+    done to a run of its own (another data seed, its own cache entries), and the base every other group copies stays
+    one consistent run."""
+    own, seed = work / "damage_base", "data.seed=11"
+    first = run(own, seed)
+    if first["rc"] != 0:
+        return [judge({"name": f"the damage group's own run ({seed})", "steps": [first]}, wrong=True)]
+    base = own
     cases = []
     for how in ("delete", "edit"):
         for stage in STAGES:
@@ -107,7 +115,7 @@ def damage_cases(base: Path, work: Path) -> list[dict]:
                 data = bytearray(f.read_bytes())
                 data[len(data) // 2] ^= 1
                 f.write_bytes(bytes(data))
-            steps = [run(rd)]
+            steps = [run(rd, seed)]
             said_why = said(steps[0], f"[{stage}] {stage}/{name} ")
             # repaired: the stage's outputs are whole again (a rebuilt file may get a new name: da4ml's .so)
             repaired = output_problem(target_dir, stage) is None
@@ -213,12 +221,13 @@ def parity_evidence_cases(base: Path, work: Path) -> list[dict]:
 
 
 def case_groups() -> dict:
-    """name -> cases(base, work): issue 24's groups, then issue 35's (benchmarks/fault_cases_readers.py)."""
+    """name -> cases(base, work): issue 24's groups and issue 35's (benchmarks/fault_cases_readers.py), in the order
+    they run: those that prune the shared cache or damage its entries last, so every group before them copies a
+    base that is one consistent run."""
     from benchmarks.fault_cases_readers import GROUPS
 
-    return {"damage": damage_cases, "retrain": retrain_cases, "user-folder": user_folder_cases,
-            "prune-during-run": lambda base, work: [prune_during_run_case(work)],
-            "parity-evidence": parity_evidence_cases, **GROUPS}
+    return {"retrain": retrain_cases, "user-folder": user_folder_cases, "parity-evidence": parity_evidence_cases,
+            **GROUPS, "prune-during-run": lambda base, work: [prune_during_run_case(work)], "damage": damage_cases}
 
 
 def main() -> int:
