@@ -64,6 +64,7 @@ def test_to_and_from(tmp_path, cfg):
         run_pipeline(cfg, _stages(calls), tmp_path / "run", to="nope")
     with pytest.raises(StageError, match="no output"):
         run_pipeline(cfg, _stages(calls), tmp_path / "other", start="b")
+    assert not (tmp_path / "other").exists()  # refused before the run directory is made: nothing left behind
 
 
 def test_failure_keeps_previous_result(tmp_path, cfg, repo):

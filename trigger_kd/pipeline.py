@@ -155,6 +155,9 @@ def run_pipeline(
     if first_forced is not None and first_forced > last:
         raise StageError(f"--from {start} comes after --to {to}")
     claim = check_run_dir(Path(run_dir), names)
+    for n in names[: first_forced or 0]:  # refused before the run directory is made: nothing left behind
+        if not (Path(run_dir) / n).exists():
+            raise StageError(f"--from {start}: stage '{n}' has no output in {run_dir}; run without --from first")
     run_dir = prepare_dir(Path(run_dir), "run directory", "choose another --run-dir")
     with waiting_lock(run_dir / RUN_LOCK, f"run directory {run_dir}") as waited, contextlib.ExitStack() as holds:
         if waited:
