@@ -162,3 +162,15 @@ def test_a_missing_or_unknown_command_is_one_line(capsys, args):
     assert exc.value.code == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "usage:" not in err and "--help" in err, err
+
+
+@pytest.mark.parametrize("stage", ["data", "teacher", "transfer", "student", "export", "synth", "report"])
+def test_check_parity_on_a_stage_folder_names_the_run(tmp_path, capsys, stage):
+    from trigger_kd.rundir import mark_run_dir
+
+    run = tmp_path / "run"
+    (run / stage).mkdir(parents=True)
+    mark_run_dir(run, "new")
+    err = _refused(capsys, ["check-parity", str(run / stage)], f"the {stage} folder of the run {run}",
+                   f"trigger-kd check-parity {run}")
+    assert "rerun" not in err  # not advice to rerun a stage: the wrong folder was given

@@ -52,12 +52,16 @@ def cmd_stages(args) -> int:
 
 def cmd_check_parity(args) -> int:
     from .firmware.check import check_parity
-    from .rundir import is_run_dir
+    from .rundir import is_import_dir, is_run_dir
 
     run_dir = Path(args.run_dir)
     if not run_dir.is_dir():
         raise TriggerKDError(f"check-parity: {run_dir} is not a directory; give a run directory")
     fw = run_dir / FIRMWARE if is_run_dir(run_dir) or (run_dir / FIRMWARE / PARITY).is_file() else run_dir
+    above = run_dir.absolute().parent
+    if fw is run_dir and run_dir.name != FIRMWARE and is_run_dir(above) and not is_import_dir(run_dir):
+        raise TriggerKDError(f"check-parity: {run_dir} is the {run_dir.name} folder of the run {above}, not its "
+                             f"firmware: give the run directory (trigger-kd check-parity {above})")
     return check_parity(fw)
 
 
