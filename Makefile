@@ -43,8 +43,8 @@ TEST_WORKERS ?= 2
 test:
 	$(PY) -m pytest $(if $(filter-out 0,$(TEST_WORKERS)),-n $(TEST_WORKERS) --dist loadgroup) --durations=25
 
-## test-fast: the unit tests only (-m "not slow": no g++/hls4ml builds, pipeline runs, training, docs build; 1,575 of
-## 1,707 tests on 2026-12-07: 2 min 33 s with `-n 2`, one process not re-measured)
+## test-fast: the unit tests only (-m "not slow": no g++/hls4ml builds, pipeline runs, training, docs build; 1,590 of
+## 1,707 tests on 2026-12-07 (15 skip without CUDA): 2 min 33 s with `-n 2`; one process not re-measured)
 test-fast:
 	$(PY) -m pytest -m "not slow" --durations=10
 
