@@ -426,16 +426,24 @@ class HLSConfig(Section):
     @field_validator("layer_precision")
     @classmethod
     def _hls_types(cls, v: dict) -> dict:
-        """The keys and types are known at load time (the layer names only once hls4ml has built the model)."""
-        for layer, types in v.items():
-            bad = sorted(set(types) - set(PRECISION_KEYS))
-            if bad:
-                raise ValueError(f"hls.layer_precision.{layer} has unknown keys {bad}; use {', '.join(PRECISION_KEYS)}")
-            for key, text in types.items():
-                if not _HLS_TYPE.match(text):
-                    raise ValueError(f"hls.layer_precision.{layer}.{key}: {text!r} is not an hls4ml type such as "
-                                     "'fixed<16,6>', 'ufixed<8,3,RND_CONV,SAT>', 'int<8>' or 'auto'")
+        problem = layer_precision_problem(v)
+        if problem:
+            raise ValueError(problem)
         return v
+
+
+def layer_precision_problem(overrides: dict) -> str | None:
+    """What is wrong with ``hls.layer_precision`` (None: nothing). Its keys and types are known at load time (the
+    layer names only once hls4ml has built the model)."""
+    for layer, types in overrides.items():
+        bad = sorted(set(types) - set(PRECISION_KEYS))
+        if bad:
+            return f"hls.layer_precision.{layer} has unknown keys {bad}; use {', '.join(PRECISION_KEYS)}"
+        for key, text in types.items():
+            if not _HLS_TYPE.match(text):
+                return (f"hls.layer_precision.{layer}.{key}: {text!r} is not an hls4ml type such as 'fixed<16,6>', "
+                        "'ufixed<8,3,RND_CONV,SAT>', 'int<8>' or 'auto'")
+    return None
 
 
 class SynthConfig(Section):

@@ -157,7 +157,7 @@ def run_pipeline(
     claim = check_run_dir(Path(run_dir), names)
     for n in names[: first_forced or 0]:  # refused before the run directory is made: nothing left behind
         if not (Path(run_dir) / n).exists():
-            raise StageError(f"--from {start}: stage '{n}' has no output in {run_dir}; run without --from first")
+            raise _no_output(start, n, run_dir)
     run_dir = prepare_dir(Path(run_dir), "run directory", "choose another --run-dir")
     with waiting_lock(run_dir / RUN_LOCK, f"run directory {run_dir}") as waited, contextlib.ExitStack() as holds:
         if waited:
@@ -187,11 +187,15 @@ def _why_rerun(stage: Stage, final: Path, stamp: str, ctx: RunContext, where: st
     return None
 
 
+def _no_output(start: str, stage: str, run_dir: Path) -> StageError:
+    return StageError(f"--from {start}: stage '{stage}' has no output in {run_dir}; run without --from first")
+
+
 def _forced_earlier(stage: Stage, final: Path, stamp: str, ctx: RunContext, start: str) -> None:
     """A stage before ``--from``: used as it is, if it is complete."""
     existing = read_stamp(final)
     if existing is None:
-        raise StageError(f"--from {start}: stage '{stage.name}' has no output in {ctx.run_dir}; run without --from first")
+        raise _no_output(start, stage.name, ctx.run_dir)
     problem = output_problem(final, stage.name)
     if problem:
         raise StageError(f"--from {start}: {problem}; run without --from (it reruns that stage) first")

@@ -30,7 +30,7 @@ import numpy as np
 from hls4ml.model.optimizer import OptimizerPass
 
 from ..atomic import write_text_atomic
-from ..config import HLSConfig
+from ..config import HLSConfig, layer_precision_problem
 from ..errors import TriggerKDError
 from ..fixedpoint import FixedFormat
 from .outputs import CLASS_OUTPUT, OUTPUTS, class_index, class_output_config, one_hot
@@ -99,10 +99,9 @@ class KerasFrontEnd(FrontEnd):
 # ----------------------------------------------------------------------------- config rules shared by front ends
 def check_precision_keys(overrides: dict) -> None:
     """``hls.layer_precision`` as the config checks it (for settings built without validation)."""
-    try:
-        HLSConfig._hls_types(overrides or {})
-    except ValueError as exc:
-        raise TriggerKDError(str(exc)) from None
+    problem = layer_precision_problem(overrides or {})
+    if problem:
+        raise TriggerKDError(problem)
 
 
 def set_input_precision(layers: dict, name: str, hls_type: str, why: str) -> str:
