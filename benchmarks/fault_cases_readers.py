@@ -35,7 +35,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from benchmarks.fault_sweep import CLI, CONFIG, REPO, cli, judge, run, sets, snapshot
+from benchmarks.fault_sweep import CLI, CONFIG, REPO, changed, cli, judge, run, sets, snapshot
 
 REPORTS = REPO / "tests" / "fixtures" / "reports"
 POINT = ["--points", "width=1", "bits=3"]  # one point: mlp_hidden [8], 3-bit weights
@@ -53,11 +53,6 @@ def cache_at(path: Path):
             os.environ.pop("TRIGGER_KD_CACHE", None)
         else:
             os.environ["TRIGGER_KD_CACHE"] = old
-
-
-def changed(before: dict, root: Path) -> list[str]:
-    """Files of ``before`` (a snapshot of ``root``) gone or changed now."""
-    return [k for k, v in before.items() if not (root / k).is_file() or (root / k).read_bytes() != v]
 
 
 def touched(before: dict, root: Path) -> list[str]:

@@ -74,6 +74,11 @@ def snapshot(path: Path) -> dict[str, bytes]:
     return {str(p.relative_to(path)): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
 
 
+def changed(before: dict, root: Path) -> list[str]:
+    """Files of ``before`` (a snapshot of ``root``) gone or changed now."""
+    return [k for k, v in before.items() if not (root / k).is_file() or (root / k).read_bytes() != v]
+
+
 def judge(case: dict, wrong: bool = False, lost: list | None = None) -> dict:
     steps = case["steps"]
     case["traceback"] = any(s["traceback"] for s in steps)
@@ -162,7 +167,7 @@ def user_folder_cases(base: Path, work: Path) -> list[dict]:
     shutil.copy(base / "data" / "test.h5", home / "data" / "myjets.h5")
     before = snapshot(home)
     steps = [run(home, to="data")]
-    lost = [k for k, v in before.items() if not (home / k).is_file() or (home / k).read_bytes() != v]
+    lost = changed(before, home)
     cases.append(judge({"name": "run --run-dir over a folder with firmware/other_run/notes.txt and data/myjets.h5",
                         "steps": steps}, wrong=steps[0]["rc"] == 0, lost=lost))
     steps = [cli("import-qonnx", base / "export" / "model_clean.onnx", "--run-dir", base / "firmware")]
