@@ -427,7 +427,8 @@ def test_a_resolved_config_keeps_its_profile(repo, tmp_path, profile, sets):
     path.write_text(dump_config(load_config(repo / "hls_configs/mlp_kd.yml")))
     with pytest.raises(ConfigError) as exc:
         load_config(path, sets, profile=profile)
-    assert "quick" in str(exc.value) and "study" in str(exc.value) or "paper" in str(exc.value), str(exc.value)
+    msg = str(exc.value)
+    assert "quick" in msg and ("study" in msg or "paper" in msg), msg
     assert load_config(path, profile="quick").profile == "quick"
     assert load_config(path).profile == "quick"
 
