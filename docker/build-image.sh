@@ -54,10 +54,11 @@ args+=(${BUILD_FLAGS:-} "$here")
 # copy of it when committing, and a full disk shows up only as an obscure "closed pipe" error.
 need_gb="${MIN_FREE_GB:-6}"
 store="$("$engine" info --format '{{.Store.GraphRoot}}' 2>/dev/null || "$engine" info --format '{{.DockerRootDir}}' 2>/dev/null || true)"
-free_gb=""
+free_gb="" low=0
 if [ -n "$store" ] && [ -d "$store" ]; then
     free_gb="$(df -Pk "$store" | awk 'NR == 2 { printf "%.1f", $4 / 1048576 }')"
-    if awk -v f="$free_gb" -v n="$need_gb" 'BEGIN { exit !(f < n) }'; then
+    awk -v f="$free_gb" -v n="$need_gb" 'BEGIN { exit !(f < n) }' && low=1
+    if [ "$low" = 1 ]; then
         echo "warning: only $free_gb GB free in $store; a build without cached layers needs about $need_gb GB" >&2
     fi
 fi
@@ -66,7 +67,7 @@ old="$("$engine" image inspect --format '{{.Id}}' "$tag" 2>/dev/null || true)"
 echo "+ $engine ${args[*]}"
 if ! "$engine" "${args[@]}"; then
     echo "error: $engine build of $tag failed (messages above)." >&2
-    if [ -n "$free_gb" ] && awk -v f="$free_gb" -v n="$need_gb" 'BEGIN { exit !(f < n) }'; then
+    if [ "$low" = 1 ]; then
         echo "  $store had only $free_gb GB free before the build (a full build needs about $need_gb GB): free space," \
              "e.g. '$engine image prune' removes nameless images, then retry." >&2
     fi
